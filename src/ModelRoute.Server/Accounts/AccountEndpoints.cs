@@ -1,0 +1,204 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Billing;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Http;
+using ModelRoute.Server.Storage;
+
+namespace ModelRoute.Server.Accounts;
+
+public sealed record AccountView(string Id, string Object, string? Name, string Balance, string Held, string Available, string Currency, string CreatedAt)
+{
+    public static AccountView From(Account a) =>
+        new(a.Id, "account", a.Name, Money.Format(a.BalanceMicros), Money.Format(a.HeldMicros), Money.Format(a.AvailableMicros), "usd", ExecutionView.Timestamp(a.CreatedAt));
+}
+
+public sealed record ApiKeyView(string Id, string Object, string AccountId, string? Name, string Key, string Prefix, string CreatedAt);
+
+public sealed record BalanceView(string Object, string Balance, string Held, string Available, string Currency);
+
+public sealed record LedgerEntryView(string Id, string Object, string Kind, string Amount, string Balance, string Held, string? ExecutionId, string? Reference, string CreatedAt)
+{
+    public static LedgerEntryView From(LedgerEntry e) =>
+        new(e.Id, "ledger_entry", e.Kind, Money.Format(e.AmountMicros), Money.Format(e.BalanceMicros), Money.Format(e.HeldMicros), e.ExecutionId, e.Reference, ExecutionView.Timestamp(e.CreatedAt));
+}
+
+public sealed record CreateAccountRequest(string? Name);
+
+public sealed record CreditRequest(string AmountUsd, string? Reference);
+
+/// <summary>The operator's endpoints (admin key) and an account's own money.</summary>
+public static class AccountEndpoints
+{
+    public static void MapAdminEndpoints(this RouteGroupBuilder admin)
+    {
+        admin.MapPost("/accounts", CreateAccountAsync).Accepts<CreateAccountRequest>("application/json").Produces<AccountView>(201);
+        admin.MapGet("/accounts/{id}", GetAccountAsync);
+        admin.MapPost("/accounts/{id}/api-keys", CreateApiKeyAsync).Accepts<CreateAccountRequest>("application/json").Produces<ApiKeyView>(201);
+        admin.MapPost("/accounts/{id}/credits", CreditAsync).Accepts<CreditRequest>("application/json").Produces<LedgerEntryView>(201);
+    }
+
+    public static void MapBalanceEndpoints(this RouteGroupBuilder v1)
+    {
+        v1.MapGet("/balance", GetBalanceAsync);
+        v1.MapGet("/ledger", ListLedgerAsync);
+    }
+
+    private static async Task<IResult> CreateAccountAsync(HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+    {
+        var (name, problem) = await ReadNameAsync(request, options.Value, cancellationToken);
+        if (problem is not null)
+        {
+            return problem.ToResult();
+        }
+
+        var account = await accounts.CreateAccountAsync(ids.New("acct"), name, time.GetUtcNow(), cancellationToken);
+        return TypedResults.Created($"/v1/admin/accounts/{account.Id}", AccountView.From(account));
+    }
+
+    private static async Task<Results<Ok<AccountView>, ProblemHttpResult>> GetAccountAsync(string id, IAccountStore accounts, CancellationToken cancellationToken) =>
+        await accounts.GetAccountAsync(id, cancellationToken) is { } account
+            ? TypedResults.Ok(AccountView.From(account))
+            : (ProblemHttpResult)Problem.NotFound("The account").ToResult();
+
+    private static async Task<IResult> CreateApiKeyAsync(string id, HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+    {
+        var (name, problem) = await ReadNameAsync(request, options.Value, cancellationToken);
+        if (problem is not null)
+        {
+            return problem.ToResult();
+        }
+
+        if (await accounts.GetAccountAsync(id, cancellationToken) is null)
+        {
+            return Problem.NotFound("The account").ToResult();
+        }
+
+        var key = ApiKeys.NewKey();
+        var record = await accounts.CreateApiKeyAsync(new ApiKeyRecord(ids.New("key"), id, ApiKeys.Display(key), name, time.GetUtcNow()), ApiKeys.Hash(key), cancellationToken);
+        return TypedResults.Created(
+            $"/v1/admin/accounts/{id}/api-keys/{record.Id}",
+            new ApiKeyView(record.Id, "api_key", id, name, key, record.Prefix, ExecutionView.Timestamp(record.CreatedAt)));
+    }
+
+    private static async Task<IResult> CreditAsync(string id, HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+    {
+        var (document, problem) = await JsonBody.ReadAsync(request, options.Value.Limits.MaxRequestBytes, cancellationToken);
+        using (document)
+        {
+            if (problem is not null)
+            {
+                return problem.ToResult();
+            }
+
+            var root = document!.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return Problem.Validation("body", "Send {\"amount_usd\": \"10.00\", \"reference\": \"…\"}.").ToResult();
+            }
+
+            foreach (var property in root.EnumerateObject())
+            {
+                if (property.Name is not ("amount_usd" or "reference"))
+                {
+                    return Problem.Validation(property.Name.Length > 64 ? property.Name[..64] : property.Name, "Unknown field; send amount_usd and an optional reference.").ToResult();
+                }
+            }
+
+            var amountText = root.TryGetProperty("amount_usd", out var amount)
+                ? amount.ValueKind switch { JsonValueKind.String => amount.GetString(), JsonValueKind.Number => amount.GetRawText(), _ => null }
+                : null;
+            if (amountText is null || !Money.TryParseUsd(amountText, out var micros) || micros <= 0 || micros > 1_000_000 * Money.MicrosPerDollar)
+            {
+                return Problem.Validation("amount_usd", "'amount_usd' must be a positive USD amount up to 1000000 with at most six decimals, e.g. \"10.00\".").ToResult();
+            }
+
+            string? reference = null;
+            if (root.TryGetProperty("reference", out var referenceElement) && referenceElement.ValueKind != JsonValueKind.Null)
+            {
+                if (referenceElement.ValueKind != JsonValueKind.String || referenceElement.GetString() is not { Length: >= 1 and <= 255 } r || SubmissionParser.HasHostileCharacters(r))
+                {
+                    return Problem.Validation("reference", "'reference' must be 1 to 255 printable characters.").ToResult();
+                }
+
+                reference = r;
+            }
+
+            var outcome = await accounts.CreditAsync(ids.New("txn"), id, micros, reference, time.GetUtcNow(), cancellationToken);
+            if (outcome is null)
+            {
+                return Problem.NotFound("The account").ToResult();
+            }
+
+            if (outcome.Replayed && outcome.Entry.AmountMicros != micros)
+            {
+                return new Problem(422, ErrorCodes.IdempotencyKeyReused, "This reference was already used for a credit of another amount.", "reference").ToResult();
+            }
+
+            var view = LedgerEntryView.From(outcome.Entry);
+            return outcome.Replayed ? TypedResults.Ok(view) : TypedResults.Created($"/v1/ledger/{view.Id}", view);
+        }
+    }
+
+    private static async Task<IResult> GetBalanceAsync(HttpContext context, IAccountStore accounts, CancellationToken cancellationToken)
+    {
+        var account = await accounts.GetAccountAsync(context.User.AccountId(), cancellationToken);
+        return account is null
+            ? Problem.NotFound("The account").ToResult()
+            : TypedResults.Ok(new BalanceView("balance", Money.Format(account.BalanceMicros), Money.Format(account.HeldMicros), Money.Format(account.AvailableMicros), "usd"));
+    }
+
+    private static async Task<IResult> ListLedgerAsync(HttpContext context, IAccountStore accounts, int? limit, string? cursor, CancellationToken cancellationToken)
+    {
+        if (Paging.Parse(limit, cursor, "txn") is { Problem: { } problem })
+        {
+            return problem.ToResult();
+        }
+
+        var take = limit ?? Paging.DefaultLimit;
+        var entries = await accounts.ListLedgerAsync(context.User.AccountId(), Paging.Decode(cursor), take + 1, cancellationToken);
+        return TypedResults.Ok(Paging.Page(entries, take, e => e.Id, LedgerEntryView.From));
+    }
+
+    private static async Task<(string? Name, Problem? Problem)> ReadNameAsync(HttpRequest request, ModelRouteOptions options, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength is 0 || (request.ContentLength is null && !request.Headers.ContainsKey("Transfer-Encoding")))
+        {
+            return (null, null);
+        }
+
+        var (document, problem) = await JsonBody.ReadAsync(request, options.Limits.MaxRequestBytes, cancellationToken);
+        using (document)
+        {
+            if (problem is not null)
+            {
+                return (null, problem);
+            }
+
+            var root = document!.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return (null, Problem.Validation("body", "Send a JSON object, e.g. {\"name\": \"acme\"}."));
+            }
+
+            foreach (var property in root.EnumerateObject())
+            {
+                if (property.Name != "name")
+                {
+                    return (null, Problem.Validation(property.Name.Length > 64 ? property.Name[..64] : property.Name, "Unknown field; only 'name' is accepted."));
+                }
+            }
+
+            if (!root.TryGetProperty("name", out var name) || name.ValueKind == JsonValueKind.Null)
+            {
+                return (null, null);
+            }
+
+            return name.ValueKind == JsonValueKind.String && name.GetString() is { Length: >= 1 and <= 200 } n && !SubmissionParser.HasHostileCharacters(n)
+                ? (n, null)
+                : (null, Problem.Validation("name", "'name' must be 1 to 200 printable characters."));
+        }
+    }
+}

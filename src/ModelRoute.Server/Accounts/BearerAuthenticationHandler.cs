@@ -1,0 +1,80 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Http;
+using ModelRoute.Server.Storage;
+
+namespace ModelRoute.Server.Accounts;
+
+/// <summary>
+/// <c>Authorization: Bearer …</c> with either an account's API key or the operator's admin key.
+/// Failures answer as problems; no key material is ever logged or echoed.
+/// </summary>
+public sealed class BearerAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
+    ILoggerFactory loggerFactory,
+    UrlEncoder encoder,
+    IAccountStore accounts,
+    IOptions<ModelRouteOptions> options) : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
+{
+    public const string SchemeName = "Bearer";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var header = Request.Headers.Authorization.ToString();
+        if (header.Length == 0)
+        {
+            return AuthenticateResult.NoResult();
+        }
+
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return AuthenticateResult.Fail("Not a bearer token.");
+        }
+
+        var token = header["Bearer ".Length..].Trim();
+        if (options.Value.AdminKey is { Length: > 0 } adminKey && FixedTimeEquals(token, adminKey))
+        {
+            return Success(new Claim(ClaimTypes.Role, Claims.AdminRole));
+        }
+
+        if (ApiKeys.LooksLikeKey(token) && await accounts.FindApiKeyAsync(ApiKeys.Hash(token), Context.RequestAborted) is { } key)
+        {
+            return Success(new Claim(Claims.AccountIdType, key.AccountId), new Claim(Claims.ApiKeyIdType, key.KeyId));
+        }
+
+        return AuthenticateResult.Fail("Unknown key.");
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.Headers.WWWAuthenticate = "Bearer";
+        var detail = Request.Headers.Authorization.Count == 0
+            ? "Send an API key: 'Authorization: Bearer mr_…'."
+            : "The API key is not valid.";
+        return new Problem(401, ErrorCodes.Unauthenticated, detail).WriteAsync(Context);
+    }
+
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        var detail = string.IsNullOrEmpty(options.Value.AdminKey)
+            ? "Admin endpoints are disabled: the operator has not set ModelRoute:AdminKey."
+            : "This endpoint needs the admin key.";
+        return new Problem(403, ErrorCodes.Forbidden, detail).WriteAsync(Context);
+    }
+
+    private AuthenticateResult Success(params Claim[] claims) =>
+        AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));
+
+    private static bool FixedTimeEquals(string a, string b)
+    {
+        // Compare hashes so the length of the admin key does not leak through timing.
+        var left = SHA256.HashData(Encoding.UTF8.GetBytes(a));
+        var right = SHA256.HashData(Encoding.UTF8.GetBytes(b));
+        return CryptographicOperations.FixedTimeEquals(left, right);
+    }
+}

@@ -1,0 +1,52 @@
+using System.Text.Json.Serialization;
+
+namespace ModelRoute.Server.Billing;
+
+/// <summary>
+/// A model's price in micro-dollars per unit. Token prices are per million tokens, so
+/// tokens × price is in pico-dollars (1e-12 USD); every component is summed in pico-dollars
+/// and rounded half-up to the micro-dollar once, so no rounding error accumulates.
+/// </summary>
+public sealed record Price(
+    [property: JsonPropertyName("input_per_mtok")] long InputPerMTok = 0,
+    [property: JsonPropertyName("output_per_mtok")] long OutputPerMTok = 0,
+    [property: JsonPropertyName("cached_input_per_mtok")] long? CachedInputPerMTok = null,
+    [property: JsonPropertyName("per_image")] long PerImage = 0,
+    [property: JsonPropertyName("per_second")] long PerSecond = 0,
+    [property: JsonPropertyName("per_request")] long PerRequest = 0)
+{
+    public static readonly IReadOnlyDictionary<string, string> KeyNames = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["InputPerMTok"] = nameof(InputPerMTok),
+        ["OutputPerMTok"] = nameof(OutputPerMTok),
+        ["CachedInputPerMTok"] = nameof(CachedInputPerMTok),
+        ["PerImage"] = nameof(PerImage),
+        ["PerSecond"] = nameof(PerSecond),
+        ["PerRequest"] = nameof(PerRequest),
+    };
+
+    /// <summary>The cost of <paramref name="usage"/> in micro-dollars.</summary>
+    public long CostOf(Usage usage)
+    {
+        const long PicoPerMicro = 1_000_000;
+        var pico = (usage.InputTokens * InputPerMTok)
+            + (usage.CachedInputTokens * (CachedInputPerMTok ?? InputPerMTok))
+            + (usage.OutputTokens * OutputPerMTok)
+            + (usage.Images * PerImage * PicoPerMicro)
+            + (usage.DurationMilliseconds * PerSecond * 1_000)
+            + (usage.Requests * PerRequest * PicoPerMicro);
+        return (pico + (PicoPerMicro / 2)) / PicoPerMicro;
+    }
+}
+
+/// <summary>
+/// Normalized usage. <see cref="InputTokens"/> excludes cached input, which is counted in
+/// <see cref="CachedInputTokens"/>; adapters translate each provider's convention.
+/// </summary>
+public sealed record Usage(
+    [property: JsonPropertyName("input_tokens")] long InputTokens = 0,
+    [property: JsonPropertyName("output_tokens")] long OutputTokens = 0,
+    [property: JsonPropertyName("cached_input_tokens")] long CachedInputTokens = 0,
+    [property: JsonPropertyName("images")] long Images = 0,
+    [property: JsonPropertyName("duration_ms")] long DurationMilliseconds = 0,
+    [property: JsonPropertyName("requests")] long Requests = 1);

@@ -1,0 +1,142 @@
+using System.Text.Json.Serialization;
+using ModelRoute.Server.Billing;
+
+namespace ModelRoute.Server.Executions;
+
+public enum ExecutionStatus
+{
+    Pending,
+    Processing,
+    AwaitingWebhook,
+    Completed,
+    Failed,
+    Cancelled,
+    Expired,
+}
+
+public static class ExecutionStatuses
+{
+    public static readonly ExecutionStatus[] NonTerminal = [ExecutionStatus.Pending, ExecutionStatus.Processing, ExecutionStatus.AwaitingWebhook];
+
+    public static bool IsTerminal(this ExecutionStatus status) => status >= ExecutionStatus.Completed;
+
+    public static string ToWire(this ExecutionStatus status) => status switch
+    {
+        ExecutionStatus.Pending => "PENDING",
+        ExecutionStatus.Processing => "PROCESSING",
+        ExecutionStatus.AwaitingWebhook => "AWAITING_WEBHOOK",
+        ExecutionStatus.Completed => "COMPLETED",
+        ExecutionStatus.Failed => "FAILED",
+        ExecutionStatus.Cancelled => "CANCELLED",
+        _ => "EXPIRED",
+    };
+
+    public static ExecutionStatus? FromWire(string? value) => value?.ToUpperInvariant() switch
+    {
+        "PENDING" => ExecutionStatus.Pending,
+        "PROCESSING" => ExecutionStatus.Processing,
+        "AWAITING_WEBHOOK" => ExecutionStatus.AwaitingWebhook,
+        "COMPLETED" => ExecutionStatus.Completed,
+        "FAILED" => ExecutionStatus.Failed,
+        "CANCELLED" => ExecutionStatus.Cancelled,
+        "EXPIRED" => ExecutionStatus.Expired,
+        _ => null,
+    };
+
+    /// <summary>The event type recorded when an execution enters <paramref name="status"/>.</summary>
+    public static string EventType(this ExecutionStatus status) => status switch
+    {
+        ExecutionStatus.Pending => "execution.pending",
+        ExecutionStatus.Processing => "execution.processing",
+        ExecutionStatus.AwaitingWebhook => "execution.awaiting_webhook",
+        ExecutionStatus.Completed => "execution.completed",
+        ExecutionStatus.Failed => "execution.failed",
+        ExecutionStatus.Cancelled => "execution.cancelled",
+        _ => "execution.expired",
+    };
+}
+
+/// <summary>The normalized error of SPEC §6.</summary>
+public sealed record ExecutionError(
+    [property: JsonPropertyName("code")] string Code,
+    [property: JsonPropertyName("message")] string Message,
+    [property: JsonPropertyName("retryable")] bool Retryable,
+    [property: JsonPropertyName("provider")] string? Provider = null,
+    [property: JsonPropertyName("provider_status")] int? ProviderStatus = null);
+
+public static class ExecutionErrorCodes
+{
+    public const string InvalidInput = "INVALID_INPUT";
+    public const string ContentPolicyViolation = "CONTENT_POLICY_VIOLATION";
+    public const string ContextLengthExceeded = "CONTEXT_LENGTH_EXCEEDED";
+    public const string ProviderAuthFailed = "PROVIDER_AUTH_FAILED";
+    public const string ProviderRateLimited = "PROVIDER_RATE_LIMITED";
+    public const string ProviderTimeout = "PROVIDER_TIMEOUT";
+    public const string ProviderUnavailable = "PROVIDER_UNAVAILABLE";
+    public const string ProviderError = "PROVIDER_ERROR";
+    public const string NoProviderAvailable = "NO_PROVIDER_AVAILABLE";
+    public const string DeadlineExceeded = "DEADLINE_EXCEEDED";
+    public const string InternalError = "INTERNAL_ERROR";
+}
+
+public sealed record Artifact(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("content_type")] string ContentType,
+    [property: JsonPropertyName("size_bytes")] long SizeBytes);
+
+/// <summary>One provider attempt, kept on the execution for the record.</summary>
+public sealed record AttemptRecord(
+    [property: JsonPropertyName("number")] int Number,
+    [property: JsonPropertyName("provider")] string Provider,
+    [property: JsonPropertyName("provider_model")] string ProviderModel,
+    [property: JsonPropertyName("outcome")] string Outcome,
+    [property: JsonPropertyName("started_at")] DateTimeOffset StartedAt,
+    [property: JsonPropertyName("latency_ms")] long LatencyMs,
+    [property: JsonPropertyName("error")] ExecutionError? Error = null);
+
+/// <summary>An execution as stored. JSON-valued fields stay as JSON text.</summary>
+public sealed record Execution
+{
+    public required string Id { get; init; }
+    public required string AccountId { get; init; }
+    public required string Model { get; init; }
+    public required ExecutionStatus Status { get; init; }
+    public required string IdempotencyKey { get; init; }
+    public required string RequestHash { get; init; }
+    public required string Input { get; init; }
+    public string? Output { get; init; }
+    public IReadOnlyList<Artifact> Artifacts { get; init; } = [];
+    public ExecutionError? Error { get; init; }
+    public string? Provider { get; init; }
+    public string? ProviderModel { get; init; }
+    public string? ProviderJobId { get; init; }
+    public int Attempts { get; init; }
+    public IReadOnlyList<AttemptRecord> AttemptLog { get; init; } = [];
+    public required long EstimatedMicros { get; init; }
+    public required long HeldMicros { get; init; }
+    public long? ActualMicros { get; init; }
+    public long OverageMicros { get; init; }
+    public Usage? Usage { get; init; }
+    public required Price Price { get; init; }
+    public string? WebhookUrl { get; init; }
+    public string? WebhookEvents { get; init; }
+    public string? Metadata { get; init; }
+    public required int TimeoutSeconds { get; init; }
+    public long? MaxCostMicros { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public required DateTimeOffset UpdatedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? CompletedAt { get; init; }
+    public required DateTimeOffset ExpiresAt { get; init; }
+    public required DateTimeOffset NextAttemptAt { get; init; }
+    public string? LeaseOwner { get; init; }
+    public DateTimeOffset? LeaseExpiresAt { get; init; }
+    public string? CallbackTokenHash { get; init; }
+    public DateTimeOffset? NextPollAt { get; init; }
+
+    /// <summary>What was charged: the actual cost capped at the hold (SPEC §3).</summary>
+    public long? ChargedMicros => ActualMicros is { } actual ? Math.Min(actual, HeldMicros) : null;
+}
+
+/// <summary>A status change as recorded in the outbox, in order.</summary>
+public sealed record ExecutionEvent(long Sequence, string Id, string ExecutionId, string AccountId, string Type, ExecutionStatus Status, DateTimeOffset CreatedAt);

@@ -1,0 +1,65 @@
+using System.Collections.Concurrent;
+
+namespace ModelRoute.Server.Executions;
+
+/// <summary>
+/// In-process news of committed changes: wakes long-polls and event streams waiting on an
+/// execution, and wakes the dispatcher when work becomes due. Stores publish after commit.
+/// Waiters also re-read on a timeout, so a change made by another node is seen regardless.
+/// </summary>
+public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
+{
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiters = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _workAvailable = new(0, 1);
+
+    public void Published(Execution execution)
+    {
+        metrics.Entered(execution.Status);
+        if (_waiters.TryRemove(execution.Id, out var waiter))
+        {
+            waiter.TrySetResult();
+        }
+
+        if (execution.Status == ExecutionStatus.Pending)
+        {
+            SignalWork();
+        }
+    }
+
+    public void SignalWork()
+    {
+        try
+        {
+            if (_workAvailable.CurrentCount == 0)
+            {
+                _workAvailable.Release();
+            }
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled: one wake-up is enough.
+        }
+    }
+
+    /// <summary>Completes when new work may be due, or after <paramref name="timeout"/>.</summary>
+    public async Task WaitForWorkAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await _workAvailable.WaitAsync(cts.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Timed out: look for due work anyway.
+        }
+    }
+
+    /// <summary>
+    /// A task that completes at the execution's next committed change on this node. Take it
+    /// before reading the execution, so a change between the read and the wait is not missed.
+    /// </summary>
+    public Task WhenChanged(string executionId) =>
+        _waiters.GetOrAdd(executionId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+}

@@ -1,0 +1,329 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Accounts;
+using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Http;
+using ModelRoute.Server.Providers;
+using ModelRoute.Server.Routing;
+using ModelRoute.Server.Storage;
+using ModelRoute.Server.Storage.Artifacts;
+
+namespace ModelRoute.Server.Executions;
+
+public sealed record SubmitExecutionRequest(
+    string Model,
+    JsonElement Input,
+    string IdempotencyKey,
+    string? WebhookUrl,
+    string[]? WebhookEvents,
+    Dictionary<string, JsonElement>? Metadata,
+    int? TimeoutSeconds,
+    string? MaxCostUsd);
+
+public sealed record BatchSubmitRequest(IReadOnlyList<SubmitExecutionRequest> Executions);
+
+public sealed record BatchItemView(int Index, int Status, ExecutionView? Execution, Microsoft.AspNetCore.Mvc.ProblemDetails? Error);
+
+public sealed record BatchView(string Object, IReadOnlyList<BatchItemView> Data);
+
+public static class ExecutionEndpoints
+{
+    public const string PollingPolicy = "polling";
+
+    public static void MapExecutionEndpoints(this RouteGroupBuilder v1)
+    {
+        var executions = v1.MapGroup("/executions").WithTags("Executions");
+        executions.MapPost("/", SubmitAsync)
+            .Accepts<SubmitExecutionRequest>("application/json")
+            .Produces<ExecutionView>(202).Produces<ExecutionView>(200).ProducesProblem(400).ProducesProblem(402).ProducesProblem(413).ProducesProblem(422);
+        executions.MapPost("/batch", SubmitBatchAsync)
+            .Accepts<BatchSubmitRequest>("application/json")
+            .Produces<BatchView>(200).ProducesProblem(400).ProducesProblem(413);
+        executions.MapPost("/{id}/cancel", CancelAsync).Produces<ExecutionView>(202).ProducesProblem(404).ProducesProblem(409);
+
+        var reads = executions.MapGroup("").RequireRateLimiting(PollingPolicy);
+        reads.MapGet("/", ListAsync).Produces<ListView<ExecutionView>>(200).ProducesProblem(400);
+        reads.MapGet("/{id}", GetAsync).Produces<ExecutionView>(200).ProducesProblem(404).ProducesProblem(429);
+        reads.MapGet("/{id}/events", StreamEventsAsync).Produces(200, contentType: "text/event-stream").ProducesProblem(404);
+        reads.MapGet("/{id}/artifacts/{name}", GetArtifactAsync).Produces(200, contentType: "application/octet-stream").ProducesProblem(404);
+    }
+
+    private static async Task<IResult> SubmitAsync(
+        HttpContext context, ModelCatalog catalog, ExecutionSubmitter submitter, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+    {
+        var limits = options.Value.Limits;
+        var (document, problem) = await JsonBody.ReadAsync(context.Request, limits.MaxRequestBytes, cancellationToken);
+        using (document)
+        {
+            if (problem is not null)
+            {
+                return problem.ToResult();
+            }
+
+            var (submission, invalid) = SubmissionParser.Parse(document!.RootElement, catalog, limits);
+            if (invalid is not null)
+            {
+                return invalid.ToResult();
+            }
+
+            var result = await submitter.SubmitAsync(context.User.AccountId(), submission!, "", cancellationToken);
+            if (result.Problem is not null)
+            {
+                return result.Problem.ToResult();
+            }
+
+            var view = ExecutionView.From(result.Execution!);
+            if (result.Replayed)
+            {
+                context.Response.Headers["Idempotent-Replayed"] = "true";
+                return TypedResults.Ok(view);
+            }
+
+            return TypedResults.Accepted($"/v1/executions/{view.Id}", view);
+        }
+    }
+
+    private static async Task<IResult> SubmitBatchAsync(
+        HttpContext context, ModelCatalog catalog, ExecutionSubmitter submitter, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+    {
+        var limits = options.Value.Limits;
+        var (document, problem) = await JsonBody.ReadAsync(context.Request, limits.MaxBatchRequestBytes, cancellationToken);
+        using (document)
+        {
+            if (problem is not null)
+            {
+                return problem.ToResult();
+            }
+
+            var root = document!.RootElement;
+            JsonElement items;
+            if (root.ValueKind == JsonValueKind.Array)
+            {
+                items = root;
+            }
+            else if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("executions", out var list) && list.ValueKind == JsonValueKind.Array
+                && root.EnumerateObject().Count() == 1)
+            {
+                items = list;
+            }
+            else
+            {
+                return Problem.Validation("executions", "Send {\"executions\": [ … ]}: an array of submissions, each with its own idempotency_key.").ToResult();
+            }
+
+            var count = items.GetArrayLength();
+            if (count == 0 || count > limits.MaxBatchSize)
+            {
+                return Problem.Validation("executions", $"A batch holds 1 to {limits.MaxBatchSize} submissions.").ToResult();
+            }
+
+            var accountId = context.User.AccountId();
+            var results = new List<BatchItemView>(count);
+            var index = 0;
+            foreach (var item in items.EnumerateArray())
+            {
+                var prefix = $"executions[{index}].";
+                var (submission, invalid) = SubmissionParser.Parse(item, catalog, limits, prefix);
+                var result = invalid is null
+                    ? await submitter.SubmitAsync(accountId, submission!, prefix, cancellationToken)
+                    : new SubmissionResult(null, false, invalid);
+                results.Add(result.Problem is { } p
+                    ? new BatchItemView(index, p.Status, null, p.ToProblemDetails())
+                    : new BatchItemView(index, result.Replayed ? 200 : 202, ExecutionView.From(result.Execution!), null));
+                index++;
+            }
+
+            return TypedResults.Ok(new BatchView("batch", results));
+        }
+    }
+
+    private static async Task<IResult> GetAsync(
+        string id, string? wait, HttpContext context, IExecutionStore store, ExecutionChanges changes, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+    {
+        var maxWait = (int)options.Value.Limits.MaxWait.TotalSeconds;
+        var waitSeconds = 0;
+        if (wait is not null && (!int.TryParse(wait, NumberStyles.None, CultureInfo.InvariantCulture, out waitSeconds) || waitSeconds > maxWait))
+        {
+            return Problem.Validation("wait", $"'wait' must be a whole number of seconds from 0 to {maxWait}.").ToResult();
+        }
+
+        var accountId = context.User.AccountId();
+        var deadline = time.GetUtcNow().AddSeconds(waitSeconds);
+        while (true)
+        {
+            var changed = changes.WhenChanged(id);
+            var execution = await store.GetAsync(id, accountId, cancellationToken);
+            if (execution is null)
+            {
+                return Problem.NotFound("The execution").ToResult();
+            }
+
+            var remaining = deadline - time.GetUtcNow();
+            if (execution.Status.IsTerminal() || remaining <= TimeSpan.Zero)
+            {
+                return TypedResults.Ok(ExecutionView.From(execution));
+            }
+
+            // Re-read at least every second: the change may be made by another node.
+            await WaitQuietlyAsync(changed, remaining < TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1), time, cancellationToken);
+        }
+    }
+
+    private static async Task<IResult> ListAsync(
+        HttpContext context, IExecutionStore store, string? status, string? model, string? created_after, string? limit, string? cursor, CancellationToken cancellationToken)
+    {
+        ExecutionStatus? statusFilter = null;
+        if (status is not null && (statusFilter = ExecutionStatuses.FromWire(status)) is null)
+        {
+            return Problem.Validation("status", "'status' must be one of PENDING, PROCESSING, AWAITING_WEBHOOK, COMPLETED, FAILED, CANCELLED, EXPIRED.").ToResult();
+        }
+
+        DateTimeOffset? createdAfter = null;
+        if (created_after is not null)
+        {
+            if (long.TryParse(created_after, NumberStyles.None, CultureInfo.InvariantCulture, out var unix) && unix < 100_000_000_000)
+            {
+                createdAfter = DateTimeOffset.FromUnixTimeSeconds(unix);
+            }
+            else if (DateTimeOffset.TryParse(created_after, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
+            {
+                createdAfter = parsed;
+            }
+            else
+            {
+                return Problem.Validation("created_after", "'created_after' must be an RFC 3339 time or unix seconds.").ToResult();
+            }
+        }
+
+        int? take = null;
+        if (limit is not null)
+        {
+            if (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out var l))
+            {
+                return Problem.Validation("limit", "'limit' must be from 1 to 100.").ToResult();
+            }
+
+            take = l;
+        }
+
+        if (Paging.Parse(take, cursor, "exe") is { Problem: { } problem })
+        {
+            return problem.ToResult();
+        }
+
+        var size = take ?? Paging.DefaultLimit;
+        var rows = await store.ListAsync(
+            context.User.AccountId(),
+            new ExecutionQuery(statusFilter, model, createdAfter, Paging.Decode(cursor), size + 1),
+            cancellationToken);
+        return TypedResults.Ok(Paging.Page(rows, size, e => e.Id, ExecutionView.From));
+    }
+
+    private static async Task<IResult> CancelAsync(
+        string id, HttpContext context, IExecutionStore store, InFlightExecutions inFlight, ProviderCancellation providerCancellation, CancellationToken cancellationToken)
+    {
+        var accountId = context.User.AccountId();
+        while (true)
+        {
+            if (await store.TransitionAsync(Executions.ExecutionTransition.Cancel(id, accountId), cancellationToken) is { } cancelled)
+            {
+                inFlight.Stop(id);
+                providerCancellation.Request(cancelled);
+                return TypedResults.Accepted($"/v1/executions/{id}", ExecutionView.From(cancelled));
+            }
+
+            var current = await store.GetAsync(id, accountId, cancellationToken);
+            if (current is null)
+            {
+                return Problem.NotFound("The execution").ToResult();
+            }
+
+            if (current.Status.IsTerminal())
+            {
+                return new Problem(409, ErrorCodes.InvalidState, $"The execution is already {current.Status.ToWire()} and cannot be cancelled.").ToResult();
+            }
+
+            // It moved between our write and our read; try again against its new state.
+        }
+    }
+
+    private static async Task StreamEventsAsync(
+        string id, HttpContext context, IExecutionStore store, ExecutionChanges changes, TimeProvider time, IOptions<JsonOptions> json, CancellationToken cancellationToken)
+    {
+        var accountId = context.User.AccountId();
+        if (await store.GetAsync(id, accountId, cancellationToken) is null)
+        {
+            await Problem.NotFound("The execution").WriteAsync(context);
+            return;
+        }
+
+        var response = context.Response;
+        response.Headers.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        long after = long.TryParse(context.Request.Headers["Last-Event-ID"], NumberStyles.None, CultureInfo.InvariantCulture, out var last) ? last : 0;
+        var options = json.Value.SerializerOptions;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var changed = changes.WhenChanged(id);
+                foreach (var e in await store.ListEventsAsync(id, after, cancellationToken))
+                {
+                    after = e.Sequence;
+                    object data = new { id = e.ExecutionId, @object = "execution", status = e.Status.ToWire() };
+                    if (e.Status.IsTerminal() && await store.GetAsync(id, accountId, cancellationToken) is { } final)
+                    {
+                        data = ExecutionView.From(final);
+                    }
+
+                    var payload = JsonSerializer.Serialize(new { id = e.Id, type = e.Type, created_at = ExecutionView.Timestamp(e.CreatedAt), data }, options);
+                    await response.WriteAsync($"id: {e.Sequence}\nevent: {e.Type}\ndata: {payload}\n\n", cancellationToken);
+                    if (e.Status.IsTerminal())
+                    {
+                        await response.Body.FlushAsync(cancellationToken);
+                        return;
+                    }
+                }
+
+                await response.Body.FlushAsync(cancellationToken);
+                if (!await WaitQuietlyAsync(changed, TimeSpan.FromSeconds(15), time, cancellationToken))
+                {
+                    await response.WriteAsync(": keep-alive\n\n", cancellationToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+    }
+
+    private static async Task<IResult> GetArtifactAsync(string id, string name, HttpContext context, IExecutionStore store, IArtifactStore artifacts, CancellationToken cancellationToken)
+    {
+        var execution = await store.GetAsync(id, context.User.AccountId(), cancellationToken);
+        var artifact = execution?.Artifacts.FirstOrDefault(a => a.Name == name);
+        if (artifact is null || await artifacts.OpenAsync(id, name, cancellationToken) is not { } stream)
+        {
+            return Problem.NotFound("The artifact").ToResult();
+        }
+
+        return TypedResults.Stream(stream, artifact.ContentType, fileDownloadName: null, enableRangeProcessing: true);
+    }
+
+    /// <summary>Waits for <paramref name="changed"/> up to <paramref name="timeout"/>; true if it changed.</summary>
+    private static async Task<bool> WaitQuietlyAsync(Task changed, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await changed.WaitAsync(timeout, time, cancellationToken);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+}

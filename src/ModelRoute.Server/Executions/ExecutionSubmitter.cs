@@ -1,0 +1,66 @@
+using ModelRoute.Server.Billing;
+using ModelRoute.Server.Http;
+using ModelRoute.Server.Storage;
+
+namespace ModelRoute.Server.Executions;
+
+public sealed record SubmissionResult(Execution? Execution, bool Replayed, Problem? Problem);
+
+/// <summary>Prices a validated submission, places its hold and stores it, all or nothing (SPEC §3–4).</summary>
+public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, Operations.GatewayMetrics metrics, TimeProvider time)
+{
+    public async Task<SubmissionResult> SubmitAsync(string accountId, ParsedSubmission submission, string fieldPrefix, CancellationToken cancellationToken)
+    {
+        var hold = Money.HoldFor(submission.EstimatedMicros);
+        if (submission.MaxCostMicros is { } cap && hold > cap)
+        {
+            return new(null, false, new Problem(
+                422,
+                ErrorCodes.CostCapExceeded,
+                $"The hold for this execution would be {Money.Format(hold)} USD, above max_cost_usd {Money.Format(cap)}.",
+                fieldPrefix + "max_cost_usd"));
+        }
+
+        var now = time.GetUtcNow();
+        var outcome = await store.SubmitAsync(
+            new NewExecution(
+                ids.New("exe"),
+                accountId,
+                submission.Model.Name,
+                submission.IdempotencyKey,
+                submission.RequestHash,
+                submission.Input,
+                submission.EstimatedMicros,
+                hold,
+                submission.Model.Price,
+                submission.WebhookUrl,
+                submission.WebhookEvents,
+                submission.Metadata,
+                submission.TimeoutSeconds,
+                submission.MaxCostMicros,
+                now,
+                now.AddSeconds(submission.TimeoutSeconds)),
+            cancellationToken);
+
+        return outcome.Result switch
+        {
+            SubmitResult.Created => Created(outcome.Execution!),
+            SubmitResult.Replayed => new(outcome.Execution, true, null),
+            SubmitResult.KeyReused => new(null, false, new Problem(
+                422,
+                ErrorCodes.IdempotencyKeyReused,
+                "This idempotency_key was already used for a different request.",
+                fieldPrefix + "idempotency_key")),
+            _ => new(null, false, new Problem(
+                402,
+                ErrorCodes.InsufficientBalance,
+                $"The available balance does not cover the hold of {Money.Format(hold)} USD for this execution.")),
+        };
+    }
+
+    private SubmissionResult Created(Execution execution)
+    {
+        metrics.Submitted();
+        return new(execution, false, null);
+    }
+}

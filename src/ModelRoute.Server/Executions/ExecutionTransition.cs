@@ -1,0 +1,83 @@
+using ModelRoute.Server.Billing;
+
+namespace ModelRoute.Server.Executions;
+
+/// <summary>
+/// A conditional move of one execution: the store applies it only if the execution is in one of
+/// <see cref="From"/> (and, where set, leased by <see cref="LeaseOwner"/> or owned by
+/// <see cref="AccountId"/>). Terminal moves settle money in the same transaction.
+/// </summary>
+public sealed record ExecutionTransition(string ExecutionId, ExecutionStatus To, IReadOnlyCollection<ExecutionStatus> From)
+{
+    public string? LeaseOwner { get; init; }
+    public string? AccountId { get; init; }
+    public string? Output { get; init; }
+    public IReadOnlyList<Artifact>? Artifacts { get; init; }
+    public ExecutionError? Error { get; init; }
+    public Usage? Usage { get; init; }
+    public long? ActualMicros { get; init; }
+    public string? Provider { get; init; }
+    public string? ProviderModel { get; init; }
+    public string? ProviderJobId { get; init; }
+    public string? CallbackTokenHash { get; init; }
+    public DateTimeOffset? NextAttemptAt { get; init; }
+    public DateTimeOffset? NextPollAt { get; init; }
+    public DateTimeOffset? LeaseExpiresAt { get; init; }
+    public AttemptRecord? Attempt { get; init; }
+    public bool IncrementAttempts { get; init; }
+
+    /// <summary>Only if the current lease ran out by then: taking work from a worker that stopped renewing.</summary>
+    public DateTimeOffset? LeaseExpiredBy { get; init; }
+
+    public static ExecutionTransition StartAttempt(string id, string owner, DateTimeOffset leaseUntil, string provider, string providerModel, string callbackTokenHash) =>
+        new(id, ExecutionStatus.Processing, [ExecutionStatus.Pending])
+        {
+            LeaseOwner = owner,
+            LeaseExpiresAt = leaseUntil,
+            Provider = provider,
+            ProviderModel = providerModel,
+            CallbackTokenHash = callbackTokenHash,
+            IncrementAttempts = true,
+        };
+
+    public static ExecutionTransition AwaitCallback(string id, string owner, string providerJobId, DateTimeOffset nextPollAt, AttemptRecord attempt) =>
+        new(id, ExecutionStatus.AwaitingWebhook, [ExecutionStatus.Processing])
+        {
+            LeaseOwner = owner,
+            ProviderJobId = providerJobId,
+            NextPollAt = nextPollAt,
+            Attempt = attempt,
+        };
+
+    public static ExecutionTransition Retry(string id, IReadOnlyCollection<ExecutionStatus> from, DateTimeOffset nextAttemptAt, ExecutionError? error, AttemptRecord? attempt, string? owner = null) =>
+        new(id, ExecutionStatus.Pending, from)
+        {
+            LeaseOwner = owner,
+            NextAttemptAt = nextAttemptAt,
+            Error = error,
+            Attempt = attempt,
+        };
+
+    public static ExecutionTransition Complete(string id, IReadOnlyCollection<ExecutionStatus> from, string output, IReadOnlyList<Artifact> artifacts, Usage usage, long actualMicros, AttemptRecord? attempt, string? owner = null) =>
+        new(id, ExecutionStatus.Completed, from)
+        {
+            LeaseOwner = owner,
+            Output = output,
+            Artifacts = artifacts,
+            Usage = usage,
+            ActualMicros = actualMicros,
+            Attempt = attempt,
+        };
+
+    public static ExecutionTransition Fail(string id, IReadOnlyCollection<ExecutionStatus> from, ExecutionError error, AttemptRecord? attempt, string? owner = null) =>
+        new(id, ExecutionStatus.Failed, from) { LeaseOwner = owner, Error = error, Attempt = attempt };
+
+    public static ExecutionTransition Cancel(string id, string accountId) =>
+        new(id, ExecutionStatus.Cancelled, ExecutionStatuses.NonTerminal) { AccountId = accountId };
+
+    public static ExecutionTransition Expire(string id) =>
+        new(id, ExecutionStatus.Expired, ExecutionStatuses.NonTerminal)
+        {
+            Error = new ExecutionError(ExecutionErrorCodes.DeadlineExceeded, "The execution's deadline passed before it finished.", Retryable: false),
+        };
+}

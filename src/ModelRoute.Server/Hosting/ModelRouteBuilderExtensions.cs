@@ -1,0 +1,204 @@
+using System.Text.Json;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Configuration.Memory;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Accounts;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Http;
+using ModelRoute.Server.Operations;
+using ModelRoute.Server.Providers;
+using ModelRoute.Server.Providers.Simulator;
+using ModelRoute.Server.Routing;
+using ModelRoute.Server.Storage;
+using ModelRoute.Server.Storage.Artifacts;
+using ModelRoute.Server.Storage.Sqlite;
+
+namespace ModelRoute.Server.Hosting;
+
+public static class ModelRouteBuilderExtensions
+{
+    /// <summary>Registers the whole gateway: configuration, store, providers, workers and HTTP pieces.</summary>
+    public static WebApplicationBuilder AddModelRoute(this WebApplicationBuilder builder)
+    {
+        // The simulator models are defaults beneath every other source, so the gateway works out of the box.
+        builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = BuiltInDefaults });
+
+        var services = builder.Services;
+        services.AddOptions<ModelRouteOptions>().Bind(builder.Configuration.GetSection(ModelRouteOptions.SectionName));
+        services.AddSingleton<IValidateOptions<ModelRouteOptions>, ModelRouteOptionsValidator>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<IdGenerator>();
+        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<ExecutionChanges>();
+        services.AddSingleton<NodeIdentity>();
+        services.AddSingleton<InFlightExecutions>();
+        services.AddSingleton(sp => ModelCatalog.Build(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value).Catalog!);
+
+        // Storage: the embedded SQLite store. Migrations run first among the hosted services.
+        services.AddSingleton(sp => new SqliteDatabase(ConnectionString(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value)));
+        services.AddSingleton<IExecutionStore, SqliteExecutionStore>();
+        services.AddSingleton<SqliteAccountStore>();
+        services.AddSingleton<IAccountStore>(sp => sp.GetRequiredService<SqliteAccountStore>());
+        services.AddSingleton<IStoreHealth>(sp => sp.GetRequiredService<SqliteAccountStore>());
+        services.AddHostedService<StoreMigrator>();
+        services.AddSingleton<IArtifactStore>(sp =>
+            new FileArtifactStore(Path.Combine(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value.DataDirectory, "artifacts")));
+
+        // Providers and dispatch.
+        services.AddHttpClient(nameof(SimulatorAdapter));
+        services.AddSingleton<IProviderAdapterFactory, SimulatorAdapterFactory>();
+        services.AddSingleton<ProviderRegistry>();
+        services.AddSingleton<ProviderCallbacks>();
+        services.AddSingleton<ProviderCancellation>();
+        services.AddSingleton<ExecutionOutcomes>();
+        services.AddSingleton<ExecutionSubmitter>();
+        services.AddHostedService<Dispatcher>();
+        services.AddHostedService<ExecutionSweeper>();
+
+        // HTTP: auth, rate limits, JSON, problems, OpenAPI.
+        services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(Policies.Account, p => p.RequireClaim(Claims.AccountIdType))
+            .AddPolicy(Policies.Admin, p => p.RequireRole(Claims.AdminRole));
+        services.AddRateLimiter(ConfigureRateLimits);
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+            o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
+        });
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+        {
+            var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
+            context.ProblemDetails.Extensions.TryAdd("code", Problem.CodeFor(status));
+            if (status >= 500)
+            {
+                context.ProblemDetails.Detail = "An unexpected error occurred; it has been logged.";
+            }
+        });
+        services.AddOpenApi();
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 64 * 1024 * 1024);
+        return builder;
+    }
+
+    /// <summary>
+    /// Reads and validates the configuration now, so that a mistake stops the start with one line
+    /// naming the setting instead of a stack trace at the first request.
+    /// </summary>
+    public static bool TryValidateModelRouteConfiguration(this WebApplication app, TextWriter errors)
+    {
+        try
+        {
+            _ = app.Services.GetRequiredService<IOptions<ModelRouteOptions>>().Value;
+            return true;
+        }
+        catch (OptionsValidationException ex)
+        {
+            errors.WriteLine($"modelroute: configuration error: {string.Join("; ", ex.Failures)}");
+        }
+        catch (InvalidOperationException ex)
+        {
+            // The binder's message names the key and the value it could not convert.
+            errors.WriteLine($"modelroute: configuration error: {ex.Message}");
+        }
+
+        return false;
+    }
+
+    public static WebApplication MapModelRoute(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseRateLimiter();
+
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapOperationsEndpoints();
+
+        var v1 = app.MapGroup("/v1");
+        v1.MapProviderCallbacks();
+
+        var account = v1.MapGroup("").RequireAuthorization(Policies.Account);
+        account.MapExecutionEndpoints();
+        account.MapBalanceEndpoints();
+        account.MapModelEndpoints();
+
+        v1.MapGroup("/admin").RequireAuthorization(Policies.Admin).WithTags("Admin").MapAdminEndpoints();
+        return app;
+    }
+
+    private static void ConfigureRateLimits(RateLimiterOptions limiter)
+    {
+        limiter.AddPolicy(ExecutionEndpoints.PollingPolicy, context =>
+        {
+            var polling = context.RequestServices.GetRequiredService<IOptions<ModelRouteOptions>>().Value.Polling;
+            return RateLimitPartition.GetTokenBucketLimiter(context.User.ApiKeyId(), _ => new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = polling.Burst,
+                TokensPerPeriod = polling.PermitsPerSecond,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            });
+        });
+        limiter.OnRejected = (context, _) =>
+        {
+            var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)) : 1;
+            context.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return new ValueTask(new Problem(429, ErrorCodes.RateLimited, $"Polling is limited per API key; retry after {retryAfter} s, or use ?wait= or the events stream.")
+                .WriteAsync(context.HttpContext));
+        };
+    }
+
+    private static string ConnectionString(ModelRouteOptions options) =>
+        string.IsNullOrWhiteSpace(options.Store.ConnectionString)
+            ? $"Data Source={Path.Combine(options.DataDirectory, "modelroute.db")}"
+            : options.Store.ConnectionString;
+
+    private static readonly Dictionary<string, string?> BuiltInDefaults = new()
+    {
+        ["Logging:LogLevel:Default"] = "Information",
+        ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        ["ModelRoute:Providers:sim:Kind"] = "simulator",
+        ["ModelRoute:Providers:sim:MaxConcurrency"] = "256",
+        ["ModelRoute:Providers:sim:Timeout"] = "00:01:00",
+        ["ModelRoute:Models:sim/text:Modality"] = "text",
+        ["ModelRoute:Models:sim/text:Pricing:InputPerMTok"] = "1.00",
+        ["ModelRoute:Models:sim/text:Pricing:OutputPerMTok"] = "2.00",
+        ["ModelRoute:Models:sim/text:DefaultTimeout"] = "00:05:00",
+        ["ModelRoute:Models:sim/text:MaxTimeout"] = "01:00:00",
+        ["ModelRoute:Models:sim/text:Routes:0:Provider"] = "sim",
+        ["ModelRoute:Models:sim/text:Routes:0:Model"] = "text",
+        ["ModelRoute:Models:sim/image:Modality"] = "image",
+        ["ModelRoute:Models:sim/image:Pricing:PerImage"] = "0.02",
+        ["ModelRoute:Models:sim/image:DefaultTimeout"] = "00:05:00",
+        ["ModelRoute:Models:sim/image:MaxTimeout"] = "01:00:00",
+        ["ModelRoute:Models:sim/image:Routes:0:Provider"] = "sim",
+        ["ModelRoute:Models:sim/image:Routes:0:Model"] = "image",
+        ["ModelRoute:Models:sim/video:Modality"] = "video",
+        ["ModelRoute:Models:sim/video:Pricing:PerSecond"] = "0.05",
+        ["ModelRoute:Models:sim/video:DefaultTimeout"] = "00:10:00",
+        ["ModelRoute:Models:sim/video:MaxTimeout"] = "01:00:00",
+        ["ModelRoute:Models:sim/video:Routes:0:Provider"] = "sim",
+        ["ModelRoute:Models:sim/video:Routes:0:Model"] = "video",
+    };
+}
+
+public static class Policies
+{
+    public const string Account = "account";
+    public const string Admin = "admin";
+}
+
+/// <summary>Applies the store's schema migrations before any worker starts.</summary>
+public sealed class StoreMigrator(SqliteDatabase database) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => database.MigrateAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

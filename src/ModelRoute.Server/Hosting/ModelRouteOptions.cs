@@ -1,0 +1,121 @@
+namespace ModelRoute.Server.Hosting;
+
+/// <summary>The <c>ModelRoute</c> configuration section (SPEC §10). Names are the contract.</summary>
+public sealed class ModelRouteOptions
+{
+    public const string SectionName = "ModelRoute";
+
+    /// <summary>Operator token for <c>/v1/admin</c>; admin endpoints are disabled when unset.</summary>
+    public string? AdminKey { get; set; }
+
+    /// <summary>Holds the SQLite file (unless the connection string says otherwise) and artifacts.</summary>
+    public string DataDirectory { get; set; } = "data";
+
+    /// <summary>
+    /// The address providers use to call back (e.g. <c>https://gateway.example.com</c>). When unset the
+    /// first address the server listens on is used, which suits a single host.
+    /// </summary>
+    public string? PublicBaseUrl { get; set; }
+
+    public StoreOptions Store { get; set; } = new();
+
+    public Dictionary<string, ProviderOptions> Providers { get; set; } = new(StringComparer.Ordinal);
+
+    public Dictionary<string, ModelOptions> Models { get; set; } = new(StringComparer.Ordinal);
+
+    public WebhookOptions Webhooks { get; set; } = new();
+
+    public PollingOptions Polling { get; set; } = new();
+
+    public DispatchOptions Dispatch { get; set; } = new();
+
+    public LimitsOptions Limits { get; set; } = new();
+}
+
+public sealed class StoreOptions
+{
+    /// <summary><c>sqlite</c> (embedded, default) or <c>postgres</c>.</summary>
+    public string Kind { get; set; } = "sqlite";
+
+    /// <summary>When empty, <c>Data Source={DataDirectory}/modelroute.db</c>.</summary>
+    public string? ConnectionString { get; set; }
+}
+
+public sealed class ProviderOptions
+{
+    public string Kind { get; set; } = "";
+    public string? BaseUrl { get; set; }
+    public string? ApiKey { get; set; }
+    public int MaxConcurrency { get; set; } = 64;
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(2);
+}
+
+public sealed class ModelOptions
+{
+    public string Modality { get; set; } = "";
+    public Dictionary<string, string> Pricing { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromMinutes(10);
+    public TimeSpan MaxTimeout { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Output tokens assumed for the hold when a text request gives no <c>max_tokens</c>.</summary>
+    public int DefaultMaxOutputTokens { get; set; } = 1024;
+
+    /// <summary>Seconds assumed for the hold when a video or audio request gives no duration.</summary>
+    public int DefaultDurationSeconds { get; set; } = 5;
+
+    public List<RouteOptions> Routes { get; set; } = [];
+}
+
+public sealed class RouteOptions
+{
+    public string Provider { get; set; } = "";
+    public string Model { get; set; } = "";
+    public int Priority { get; set; }
+    public int Weight { get; set; } = 1;
+}
+
+public sealed class WebhookOptions
+{
+    public List<TimeSpan> RetrySchedule { get; set; } = [];
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
+    public bool AllowPrivateNetworks { get; set; }
+}
+
+public sealed class PollingOptions
+{
+    public int PermitsPerSecond { get; set; } = 10;
+    public int Burst { get; set; } = 20;
+}
+
+public sealed class DispatchOptions
+{
+    /// <summary>How long a claim on an execution lasts before another worker may take it over.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often idle workers look for due work that no in-process signal announced.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Attempts in all (first try included) before a retryable failure becomes final.</summary>
+    public int MaxAttempts { get; set; } = 5;
+
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often the gateway asks an async provider for a result whose callback has not come.</summary>
+    public TimeSpan CallbackPollInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the expiry and lease sweeper runs.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Executions in flight on one node, all providers together.</summary>
+    public int MaxInFlight { get; set; } = 256;
+}
+
+public sealed class LimitsOptions
+{
+    public long MaxRequestBytes { get; set; } = 1024 * 1024;
+    public long MaxBatchRequestBytes { get; set; } = 32 * 1024 * 1024;
+    public int MaxInputBytes { get; set; } = 1024 * 1024;
+    public int MaxBatchSize { get; set; } = 1000;
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(60);
+}

@@ -1,0 +1,83 @@
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Providers;
+using ModelRoute.Server.Routing;
+
+namespace ModelRoute.Server.Hosting;
+
+/// <summary>Checks the whole configuration at start-up so that a mistake names its setting at once.</summary>
+public sealed class ModelRouteOptionsValidator : IValidateOptions<ModelRouteOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ModelRouteOptions options)
+    {
+        var errors = new List<string>();
+        if (options.Store.Kind is not ("sqlite" or "postgres"))
+        {
+            errors.Add($"ModelRoute:Store:Kind '{options.Store.Kind}' must be 'sqlite' or 'postgres'");
+        }
+
+        if (options.Store.Kind == "postgres" && string.IsNullOrWhiteSpace(options.Store.ConnectionString))
+        {
+            errors.Add("ModelRoute:Store:ConnectionString is required when Store:Kind is 'postgres'");
+        }
+
+        foreach (var (provider, p) in options.Providers)
+        {
+            var key = $"ModelRoute:Providers:{provider}";
+            if (!ProviderKinds.All.Contains(p.Kind))
+            {
+                errors.Add($"{key}:Kind '{p.Kind}' is not one of {string.Join(", ", ProviderKinds.All)}");
+                continue;
+            }
+
+            if (ProviderKinds.NeedsApiKey(p.Kind) && string.IsNullOrWhiteSpace(p.ApiKey))
+            {
+                errors.Add($"{key}:ApiKey is required for a '{p.Kind}' provider");
+            }
+
+            if (p.MaxConcurrency < 1)
+            {
+                errors.Add($"{key}:MaxConcurrency must be at least 1");
+            }
+
+            if (p.Timeout <= TimeSpan.Zero)
+            {
+                errors.Add($"{key}:Timeout must be positive");
+            }
+
+            if (p.BaseUrl is { Length: > 0 } url && !Uri.TryCreate(url, UriKind.Absolute, out _))
+            {
+                errors.Add($"{key}:BaseUrl '{url}' is not an absolute URL");
+            }
+        }
+
+        errors.AddRange(ModelCatalog.Build(options).Errors);
+
+        var d = options.Dispatch;
+        if (d.LeaseDuration <= TimeSpan.Zero || d.PollInterval <= TimeSpan.Zero || d.SweepInterval <= TimeSpan.Zero || d.CallbackPollInterval <= TimeSpan.Zero)
+        {
+            errors.Add("ModelRoute:Dispatch intervals (LeaseDuration, PollInterval, SweepInterval, CallbackPollInterval) must be positive");
+        }
+
+        if (d.MaxAttempts < 1 || d.MaxInFlight < 1)
+        {
+            errors.Add("ModelRoute:Dispatch:MaxAttempts and MaxInFlight must be at least 1");
+        }
+
+        if (options.Polling.PermitsPerSecond < 1 || options.Polling.Burst < 1)
+        {
+            errors.Add("ModelRoute:Polling:PermitsPerSecond and Burst must be at least 1");
+        }
+
+        if (options.PublicBaseUrl is { Length: > 0 } baseUrl && !Uri.TryCreate(baseUrl, UriKind.Absolute, out _))
+        {
+            errors.Add($"ModelRoute:PublicBaseUrl '{baseUrl}' is not an absolute URL");
+        }
+
+        if (options.AdminKey is { Length: > 0 and < 16 })
+        {
+            errors.Add("ModelRoute:AdminKey must be at least 16 characters");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

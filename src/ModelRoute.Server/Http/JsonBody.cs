@@ -1,0 +1,75 @@
+using System.Buffers;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace ModelRoute.Server.Http;
+
+/// <summary>
+/// Reads a request body as JSON ourselves, so that every way a body can be wrong (too big,
+/// not JSON, too deep, wrong content type) becomes one of our problems rather than a framework 400.
+/// </summary>
+public static class JsonBody
+{
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+
+    public static async Task<(JsonDocument? Document, Problem? Problem)> ReadAsync(HttpRequest request, long maxBytes, CancellationToken cancellationToken)
+    {
+        if (request.ContentType is { Length: > 0 } contentType && !contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, new Problem(415, ErrorCodes.UnsupportedMediaType, "The body must be JSON (Content-Type: application/json)."));
+        }
+
+        if (request.ContentLength > maxBytes)
+        {
+            return (null, TooLarge(maxBytes));
+        }
+
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = maxBytes;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        try
+        {
+            while (true)
+            {
+                var memory = buffer.GetMemory(16 * 1024);
+                var read = await request.Body.ReadAsync(memory, cancellationToken);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                buffer.Advance(read);
+                if (buffer.WrittenCount > maxBytes)
+                {
+                    return (null, TooLarge(maxBytes));
+                }
+            }
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, TooLarge(maxBytes));
+        }
+
+        if (buffer.WrittenCount == 0)
+        {
+            return (null, Problem.Validation("body", "The request body is empty; a JSON object is required."));
+        }
+
+        try
+        {
+            return (JsonDocument.Parse(buffer.WrittenMemory, DocumentOptions), null);
+        }
+        catch (JsonException ex)
+        {
+            return (null, Problem.Validation("body", $"The body is not valid JSON: {Sanitize(ex.Message)}"));
+        }
+    }
+
+    private static Problem TooLarge(long maxBytes) => Problem.TooLarge($"The request body exceeds {maxBytes} bytes.");
+
+    // JsonException messages quote path and position only, never body content; keep them short anyway.
+    private static string Sanitize(string message) => message.Length > 200 ? message[..200] : message;
+}

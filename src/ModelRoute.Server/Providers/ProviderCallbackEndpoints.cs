@@ -1,0 +1,86 @@
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Http;
+using ModelRoute.Server.Routing;
+using ModelRoute.Server.Storage;
+
+namespace ModelRoute.Server.Providers;
+
+public sealed record CallbackReceipt(bool Received, bool Changed, string Status);
+
+/// <summary>
+/// <c>POST /v1/provider-callbacks/{provider}/{execution_id}</c>: results from async providers,
+/// accepted only with the attempt's secret token. A callback for an execution that already
+/// ended is acknowledged and changes nothing (SPEC §2).
+/// </summary>
+public static class ProviderCallbackEndpoints
+{
+    public static void MapProviderCallbacks(this RouteGroupBuilder v1) =>
+        v1.MapPost("/provider-callbacks/{provider}/{executionId}", ReceiveAsync)
+            .WithTags("Provider callbacks")
+            .AllowAnonymous()
+            .Produces<CallbackReceipt>(200).ProducesProblem(401).ProducesProblem(404);
+
+    private static async Task<IResult> ReceiveAsync(
+        string provider,
+        string executionId,
+        string? token,
+        HttpRequest request,
+        IExecutionStore store,
+        ProviderRegistry providers,
+        ExecutionOutcomes outcomes,
+        TimeProvider time,
+        IOptions<ModelRouteOptions> options,
+        CancellationToken cancellationToken)
+    {
+        var execution = await store.GetAsync(executionId, null, cancellationToken);
+        if (execution is null || execution.Provider != provider)
+        {
+            return Problem.NotFound("The execution").ToResult();
+        }
+
+        if (!ProviderCallbacks.Matches(token, execution.CallbackTokenHash))
+        {
+            return new Problem(401, ErrorCodes.Unauthenticated, "The callback token is not valid for this execution.").ToResult();
+        }
+
+        if (execution.Status.IsTerminal())
+        {
+            return TypedResults.Ok(new CallbackReceipt(true, false, execution.Status.ToWire()));
+        }
+
+        var (document, problem) = await JsonBody.ReadAsync(request, options.Value.Limits.MaxBatchRequestBytes, cancellationToken);
+        using (document)
+        {
+            if (problem is not null)
+            {
+                return problem.ToResult();
+            }
+
+            if (providers.CallFor(execution) is not (_, { } call))
+            {
+                return Problem.NotFound("The execution's route").ToResult();
+            }
+
+            var outcome = providers.Find(provider)!.Adapter.ReadCallback(call, document!.RootElement);
+            if (outcome is ProviderOutcome.Running)
+            {
+                return TypedResults.Ok(new CallbackReceipt(true, false, execution.Status.ToWire()));
+            }
+
+            var attempt = new AttemptRecord(
+                execution.Attempts,
+                provider,
+                execution.ProviderModel ?? "",
+                "callback_" + ExecutionOutcomes.OutcomeName(outcome),
+                time.GetUtcNow(),
+                (long)(time.GetUtcNow() - execution.UpdatedAt).TotalMilliseconds,
+                (outcome as ProviderOutcome.Failed)?.Error);
+            var changed = await outcomes.ApplyAsync(
+                execution, outcome, [ExecutionStatus.Processing, ExecutionStatus.AwaitingWebhook], attempt, null, cancellationToken);
+            var status = changed?.Status ?? (await store.GetAsync(executionId, null, cancellationToken))?.Status ?? execution.Status;
+            return TypedResults.Ok(new CallbackReceipt(true, changed is not null, status.ToWire()));
+        }
+    }
+}

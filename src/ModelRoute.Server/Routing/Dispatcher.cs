@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Providers;
+using ModelRoute.Server.Storage;
+
+namespace ModelRoute.Server.Routing;
+
+/// <summary>
+/// Claims due PENDING executions under a lease, holds each back until its provider has a free
+/// slot, calls the provider, and records what came back. A crashed node's leases run out and
+/// any node resumes the work.
+/// </summary>
+public sealed partial class Dispatcher(
+    IExecutionStore store,
+    ExecutionChanges changes,
+    ProviderRegistry providers,
+    ModelCatalog catalog,
+    ExecutionOutcomes outcomes,
+    ProviderCallbacks callbacks,
+    InFlightExecutions inFlight,
+    NodeIdentity node,
+    IOptions<ModelRouteOptions> options,
+    TimeProvider time,
+    ILogger<Dispatcher> logger) : BackgroundService
+{
+    private static readonly TimeSpan SlotBusyDelay = TimeSpan.FromMilliseconds(100);
+    private readonly DispatchOptions _options = options.Value.Dispatch;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var slots = new SemaphoreSlim(_options.MaxInFlight, _options.MaxInFlight);
+        var running = new HashSet<Task>();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await slots.WaitAsync(stoppingToken);
+                slots.Release();
+                var now = time.GetUtcNow();
+                var claimed = await store.ClaimDueAsync(node.Id, Math.Min(slots.CurrentCount, 64), now, now + _options.LeaseDuration, stoppingToken);
+                foreach (var execution in claimed)
+                {
+                    await slots.WaitAsync(stoppingToken);
+                    var task = RunGuardedAsync(execution, slots, stoppingToken);
+                    lock (running)
+                    {
+                        running.Add(task);
+                    }
+
+                    _ = task.ContinueWith(t => { lock (running) { running.Remove(t); } }, TaskScheduler.Default);
+                }
+
+                if (claimed.Count == 0)
+                {
+                    await changes.WaitForWorkAsync(_options.PollInterval, time, stoppingToken);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                LogLoopFailed(logger, ex);
+                await Task.Delay(_options.PollInterval, time, CancellationToken.None);
+            }
+        }
+
+        Task[] remaining;
+        lock (running)
+        {
+            remaining = [.. running];
+        }
+
+        await Task.WhenAll(remaining);
+    }
+
+    private async Task RunGuardedAsync(Execution execution, SemaphoreSlim slots, CancellationToken stoppingToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await RunAsync(execution, stoppingToken);
+        }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The lease runs out and the sweeper hands the execution back; nothing is lost.
+            LogRunFailed(logger, execution.Id, ex);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+        finally
+        {
+            slots.Release();
+        }
+    }
+
+    private async Task RunAsync(Execution execution, CancellationToken stoppingToken)
+    {
+        var model = catalog.Find(execution.Model);
+        if (model is null)
+        {
+            var error = new ExecutionError(ExecutionErrorCodes.NoProviderAvailable, $"The model '{execution.Model}' is no longer configured.", false);
+            await store.TransitionAsync(ExecutionTransition.Fail(execution.Id, [ExecutionStatus.Pending], error, null, node.Id), stoppingToken);
+            return;
+        }
+
+        var route = RouteSelector.Pick(model, Random.Shared.NextDouble());
+        var provider = providers.Find(route.Provider)!;
+        if (!provider.TryAcquire())
+        {
+            // The provider is at its concurrency limit: hold the work back rather than overload it.
+            await store.ReleaseClaimAsync(execution.Id, node.Id, time.GetUtcNow() + SlotBusyDelay, stoppingToken);
+            return;
+        }
+
+        try
+        {
+            await CallProviderAsync(execution, model, route, provider, stoppingToken);
+        }
+        finally
+        {
+            provider.Release();
+            changes.SignalWork(); // Work held back for this provider may go now.
+        }
+    }
+
+    private async Task CallProviderAsync(Execution claimed, ModelDefinition model, RouteDefinition route, ProviderEndpoint provider, CancellationToken stoppingToken)
+    {
+        var token = ProviderCallbacks.NewToken();
+        var startedAt = time.GetUtcNow();
+        var execution = await store.TransitionAsync(
+            ExecutionTransition.StartAttempt(claimed.Id, node.Id, startedAt + _options.LeaseDuration, route.Provider, route.ProviderModel, ProviderCallbacks.Hash(token)),
+            stoppingToken);
+        if (execution is null)
+        {
+            return; // Cancelled or expired since the claim.
+        }
+
+        var remaining = execution.ExpiresAt - startedAt;
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        using var deadline = new CancellationTokenSource(remaining < provider.Options.Timeout ? remaining : provider.Options.Timeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation.Token, deadline.Token);
+        inFlight.Register(execution.Id, cancellation);
+        using var heartbeat = new CancellationTokenSource();
+        var renewing = RenewLeaseAsync(execution.Id, heartbeat.Token);
+        var call = new ProviderCall(execution, model, route, execution.Attempts, callbacks.UrlFor(route.Provider, execution.Id, token));
+        var stopwatch = Stopwatch.StartNew();
+        ProviderOutcome outcome;
+        try
+        {
+            outcome = await provider.Adapter.ExecuteAsync(call, linked.Token);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Shutting down: hand the execution back now rather than wait for the lease to run out.
+            await StopHeartbeatAsync(heartbeat, renewing);
+            await store.TransitionAsync(ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], time.GetUtcNow(), null, null, node.Id), CancellationToken.None);
+            return;
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            return; // Cancelled or expired: the store already has the final state.
+        }
+        catch (OperationCanceledException)
+        {
+            outcome = new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderTimeout, "The provider did not answer in time.", true, route.Provider));
+        }
+        catch (HttpRequestException ex)
+        {
+            outcome = new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderUnavailable, $"Could not reach the provider ({ex.HttpRequestError}).", true, route.Provider));
+        }
+        finally
+        {
+            inFlight.Unregister(execution.Id);
+            await StopHeartbeatAsync(heartbeat, renewing);
+        }
+
+        var error = (outcome as ProviderOutcome.Failed)?.Error;
+        var attempt = new AttemptRecord(execution.Attempts, route.Provider, route.ProviderModel, ExecutionOutcomes.OutcomeName(outcome), startedAt, stopwatch.ElapsedMilliseconds, error);
+        await outcomes.ApplyAsync(execution, outcome, [ExecutionStatus.Processing], attempt, node.Id, CancellationToken.None);
+    }
+
+    private async Task RenewLeaseAsync(string executionId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_options.LeaseDuration / 3, time, cancellationToken);
+                if (!await store.RenewLeaseAsync(executionId, node.Id, time.GetUtcNow() + _options.LeaseDuration, cancellationToken))
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The call ended.
+        }
+    }
+
+    private static async Task StopHeartbeatAsync(CancellationTokenSource heartbeat, Task renewing)
+    {
+        if (!heartbeat.IsCancellationRequested)
+        {
+            await heartbeat.CancelAsync();
+        }
+
+        await renewing;
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The dispatch loop failed; retrying")]
+    private static partial void LogLoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Dispatching {ExecutionId} failed; its lease will run out and it will be retried")]
+    private static partial void LogRunFailed(ILogger logger, string executionId, Exception exception);
+}

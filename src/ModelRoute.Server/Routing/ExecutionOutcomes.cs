@@ -1,0 +1,71 @@
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Providers;
+using ModelRoute.Server.Storage;
+using ModelRoute.Server.Storage.Artifacts;
+
+namespace ModelRoute.Server.Routing;
+
+/// <summary>
+/// Turns a provider's answer into the execution's next state: completion with cost, a wait for a
+/// callback, a retry with backoff, or failure. Dispatch, polls and callbacks all go through here.
+/// </summary>
+public sealed class ExecutionOutcomes(IExecutionStore store, IArtifactStore artifacts, IOptions<ModelRouteOptions> options, TimeProvider time)
+{
+    public async Task<Execution?> ApplyAsync(
+        Execution execution,
+        ProviderOutcome outcome,
+        IReadOnlyCollection<ExecutionStatus> from,
+        AttemptRecord? attempt,
+        string? leaseOwner,
+        CancellationToken cancellationToken)
+    {
+        var dispatch = options.Value.Dispatch;
+        switch (outcome)
+        {
+            case ProviderOutcome.Completed completed:
+                foreach (var artifact in completed.Artifacts)
+                {
+                    await artifacts.SaveAsync(execution.Id, artifact.Name, artifact.Data, cancellationToken);
+                }
+
+                var stored = completed.Artifacts.Select(a => new Artifact(a.Name, a.ContentType, a.Data.Length)).ToList();
+                var cost = execution.Price.CostOf(completed.Usage);
+                return await store.TransitionAsync(
+                    ExecutionTransition.Complete(execution.Id, from, completed.Output, stored, completed.Usage, cost, attempt, leaseOwner),
+                    cancellationToken);
+
+            case ProviderOutcome.Accepted accepted:
+                return await store.TransitionAsync(
+                    ExecutionTransition.AwaitCallback(execution.Id, leaseOwner!, accepted.JobId, time.GetUtcNow() + dispatch.CallbackPollInterval, attempt!),
+                    cancellationToken);
+
+            case ProviderOutcome.Failed failed:
+                var now = time.GetUtcNow();
+                if (failed.Error.Retryable && execution.Attempts < dispatch.MaxAttempts)
+                {
+                    var delay = RetryBackoff.Delay(execution.Attempts, dispatch.RetryBaseDelay, dispatch.RetryMaxDelay, failed.RetryAfter, Random.Shared.NextDouble());
+                    if (now + delay < execution.ExpiresAt)
+                    {
+                        return await store.TransitionAsync(
+                            ExecutionTransition.Retry(execution.Id, from, now + delay, failed.Error, attempt, leaseOwner),
+                            cancellationToken);
+                    }
+                }
+
+                return await store.TransitionAsync(ExecutionTransition.Fail(execution.Id, from, failed.Error, attempt, leaseOwner), cancellationToken);
+
+            default:
+                return null;
+        }
+    }
+
+    public static string OutcomeName(ProviderOutcome outcome) => outcome switch
+    {
+        ProviderOutcome.Completed => "completed",
+        ProviderOutcome.Accepted => "accepted",
+        ProviderOutcome.Failed => "failed",
+        _ => "running",
+    };
+}

@@ -1,0 +1,109 @@
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Providers;
+using ModelRoute.Server.Storage;
+
+namespace ModelRoute.Server.Routing;
+
+/// <summary>
+/// The periodic jobs: expire what is past its deadline, hand back work whose worker's lease ran
+/// out, and poll async providers whose callback is late. Each step is a conditional write, so
+/// any number of nodes may run it at once.
+/// </summary>
+public sealed partial class ExecutionSweeper(
+    IExecutionStore store,
+    ProviderRegistry providers,
+    ExecutionOutcomes outcomes,
+    InFlightExecutions inFlight,
+    ProviderCancellation providerCancellation,
+    IOptions<ModelRouteOptions> options,
+    TimeProvider time,
+    ILogger<ExecutionSweeper> logger) : BackgroundService
+{
+    private const int BatchSize = 200;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = options.Value.Dispatch.SweepInterval;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await SweepOnceAsync(stoppingToken);
+                await Task.Delay(interval, time, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                LogSweepFailed(logger, ex);
+                await Task.Delay(interval, time, CancellationToken.None);
+            }
+        }
+    }
+
+    public async Task SweepOnceAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        foreach (var id in await store.ListExpiredAsync(now, BatchSize, cancellationToken))
+        {
+            if (await store.TransitionAsync(ExecutionTransition.Expire(id), cancellationToken) is { } expired)
+            {
+                inFlight.Stop(id);
+                providerCancellation.Request(expired);
+            }
+        }
+
+        foreach (var abandoned in await store.ListAbandonedAsync(now, BatchSize, cancellationToken))
+        {
+            var handBack = ExecutionTransition.Retry(abandoned.Id, [ExecutionStatus.Processing], now, null, null) with { LeaseExpiredBy = now };
+            if (await store.TransitionAsync(handBack, cancellationToken) is not null)
+            {
+                LogHandedBack(logger, abandoned.Id, abandoned.LeaseOwner ?? "?");
+            }
+        }
+
+        var polls = await store.ClaimDuePollsAsync(BatchSize, now, now + options.Value.Dispatch.CallbackPollInterval, cancellationToken);
+        foreach (var awaiting in polls)
+        {
+            await PollAsync(awaiting, cancellationToken);
+        }
+    }
+
+    /// <summary>Asks the provider itself, since its callback has not come.</summary>
+    private async Task PollAsync(Execution execution, CancellationToken cancellationToken)
+    {
+        if (providers.CallFor(execution) is not ({ } provider, { } call))
+        {
+            return;
+        }
+
+        try
+        {
+            var outcome = await provider.Adapter.PollAsync(call, cancellationToken);
+            if (outcome is ProviderOutcome.Running)
+            {
+                return;
+            }
+
+            var attempt = new AttemptRecord(execution.Attempts, call.Route.Provider, call.Route.ProviderModel, "polled_" + ExecutionOutcomes.OutcomeName(outcome), time.GetUtcNow(), 0, (outcome as ProviderOutcome.Failed)?.Error);
+            await outcomes.ApplyAsync(execution, outcome, [ExecutionStatus.AwaitingWebhook], attempt, null, cancellationToken);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            LogPollFailed(logger, execution.Id, ex.GetType().Name);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The sweep failed; retrying")]
+    private static partial void LogSweepFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Handed back {ExecutionId}: the lease of {Owner} ran out")]
+    private static partial void LogHandedBack(ILogger logger, string executionId, string owner);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Asking the provider about {ExecutionId} failed ({Error}); will try again")]
+    private static partial void LogPollFailed(ILogger logger, string executionId, string error);
+}

@@ -1,0 +1,24 @@
+namespace ModelRoute.Server.Routing;
+
+/// <summary>Picks a route: the best priority first, weighted among equals (SPEC §8).</summary>
+public static class RouteSelector
+{
+    /// <param name="roll">A value in [0, 1) that decides among routes of equal priority.</param>
+    public static RouteDefinition Pick(ModelDefinition model, double roll)
+    {
+        var best = model.Routes[0].Priority;
+        var candidates = model.Routes.TakeWhile(r => r.Priority == best).ToList();
+        var total = candidates.Sum(r => r.Weight);
+        var target = roll * total;
+        foreach (var route in candidates)
+        {
+            target -= route.Weight;
+            if (target < 0)
+            {
+                return route;
+            }
+        }
+
+        return candidates[^1];
+    }
+}

@@ -1,0 +1,75 @@
+using ModelRoute.Server.Billing;
+using ModelRoute.Server.Executions;
+
+namespace ModelRoute.Server.Storage;
+
+/// <summary>A submission ready to store: validated, priced, and with its hold computed.</summary>
+public sealed record NewExecution(
+    string Id,
+    string AccountId,
+    string Model,
+    string IdempotencyKey,
+    string RequestHash,
+    string Input,
+    long EstimatedMicros,
+    long HoldMicros,
+    Price Price,
+    string? WebhookUrl,
+    string? WebhookEvents,
+    string? Metadata,
+    int TimeoutSeconds,
+    long? MaxCostMicros,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset ExpiresAt);
+
+public enum SubmitResult
+{
+    Created,
+    Replayed,
+    KeyReused,
+    InsufficientBalance,
+}
+
+public sealed record SubmitOutcome(SubmitResult Result, Execution? Execution);
+
+public sealed record ExecutionQuery(ExecutionStatus? Status, string? Model, DateTimeOffset? CreatedAfter, string? Before, int Limit);
+
+/// <summary>
+/// Durable executions: insert with a hold, conditional state moves that settle money, leases for
+/// dispatch. Every write is atomic; no method lets a terminal execution change.
+/// </summary>
+public interface IExecutionStore
+{
+    /// <summary>Inserts the execution and places its hold in one transaction, or answers why not.</summary>
+    Task<SubmitOutcome> SubmitAsync(NewExecution execution, CancellationToken cancellationToken);
+
+    /// <summary>The execution; <paramref name="accountId"/> null means any account (internal callers).</summary>
+    Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken);
+
+    /// <summary>Newest first; <see cref="ExecutionQuery.Before"/> is the id to continue after.</summary>
+    Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken);
+
+    /// <summary>Applies the move if the execution is still where the transition expects it; null when it is not.</summary>
+    Task<Execution?> TransitionAsync(ExecutionTransition transition, CancellationToken cancellationToken);
+
+    /// <summary>Leases up to <paramref name="max"/> due PENDING executions to <paramref name="owner"/>.</summary>
+    Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken);
+
+    /// <summary>Gives a leased PENDING execution back without an attempt, to be retried at <paramref name="notBefore"/>.</summary>
+    Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken);
+
+    /// <summary>Extends a live worker's lease; false when the lease is no longer its own.</summary>
+    Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken);
+
+    /// <summary>Takes AWAITING_WEBHOOK executions whose poll is due, pushing their next poll to <paramref name="nextPollAt"/>.</summary>
+    Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken);
+
+    /// <summary>Ids of non-terminal executions whose deadline has passed.</summary>
+    Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken);
+
+    /// <summary>PROCESSING executions whose worker's lease ran out (a crashed or stopped node).</summary>
+    Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken);
+
+    /// <summary>Status-change events of one execution after <paramref name="afterSequence"/>, in order.</summary>
+    Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken);
+}

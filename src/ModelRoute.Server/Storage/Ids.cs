@@ -1,0 +1,53 @@
+using System.Security.Cryptography;
+
+namespace ModelRoute.Server.Storage;
+
+/// <summary>
+/// Prefixed ids that sort by creation time: a 48-bit millisecond timestamp and 80 random bits
+/// in Crockford base32 (the ULID layout), kept monotonic within a millisecond.
+/// </summary>
+public sealed class IdGenerator(TimeProvider time)
+{
+    private const string Alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
+    private readonly Lock _gate = new();
+    private long _lastMs;
+    private UInt128 _lastRandom;
+
+    public string New(string prefix)
+    {
+        Span<byte> random = stackalloc byte[10];
+        long ms;
+        UInt128 value;
+        lock (_gate)
+        {
+            ms = Math.Max(time.GetUtcNow().ToUnixTimeMilliseconds(), _lastMs);
+            if (ms == _lastMs)
+            {
+                value = _lastRandom + 1;
+            }
+            else
+            {
+                RandomNumberGenerator.Fill(random);
+                value = 0;
+                foreach (var b in random)
+                {
+                    value = (value << 8) | b;
+                }
+            }
+
+            _lastMs = ms;
+            _lastRandom = value & ((UInt128.One << 80) - 1);
+            value = _lastRandom;
+        }
+
+        var combined = ((UInt128)(ulong)ms << 80) | value;
+        Span<char> chars = stackalloc char[26];
+        for (var i = 25; i >= 0; i--)
+        {
+            chars[i] = Alphabet[(int)(combined & 31)];
+            combined >>= 5;
+        }
+
+        return string.Concat(prefix, "_", chars);
+    }
+}

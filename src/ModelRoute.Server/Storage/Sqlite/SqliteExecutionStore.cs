@@ -1,0 +1,307 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+using ModelRoute.Server.Executions;
+
+namespace ModelRoute.Server.Storage.Sqlite;
+
+/// <summary>Executions, holds and the outbox on SQLite. Every state move is one conditional UPDATE.</summary>
+public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, ExecutionChanges changes, TimeProvider time) : IExecutionStore
+{
+    private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
+
+    public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
+    {
+        var outcome = await db.WriteAsync<SubmitOutcome>(async (c, tx) =>
+        {
+            var existing = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+                "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
+                new { x.AccountId, x.IdempotencyKey },
+                tx);
+            if (existing is not null)
+            {
+                var result = existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused;
+                return (new SubmitOutcome(result, existing.ToExecution()), false);
+            }
+
+            var account = await c.QueryFirstOrDefaultAsync<(long Balance, long Held)>(
+                """
+                UPDATE accounts SET held_micros = held_micros + @HoldMicros
+                WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros
+                RETURNING balance_micros, held_micros
+                """,
+                new { x.AccountId, x.HoldMicros },
+                tx);
+            if (account == default)
+            {
+                return (new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+            }
+
+            var now = x.CreatedAt.ToUnixTimeMilliseconds();
+            await c.ExecuteAsync(
+                """
+                INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
+                    estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
+                    max_cost_micros, created_at, updated_at, expires_at, next_attempt_at)
+                VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
+                    @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
+                    @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now)
+                """,
+                new
+                {
+                    x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
+                    Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
+                    x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
+                },
+                tx);
+            await InsertLedgerAsync(c, tx, x.AccountId, x.Id, "hold", x.HoldMicros, account.Balance, account.Held, now);
+            await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
+            var created = await c.QuerySingleAsync<ExecutionRow>("SELECT * FROM executions WHERE id = @Id", new { x.Id }, tx);
+            return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
+        }, cancellationToken);
+
+        if (outcome.Result == SubmitResult.Created)
+        {
+            changes.Published(outcome.Execution!);
+        }
+
+        return outcome;
+    }
+
+    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c =>
+        {
+            var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+                "SELECT * FROM executions WHERE id = @id AND (@accountId IS NULL OR account_id = @accountId)",
+                new { id, accountId });
+            return row?.ToExecution();
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<Execution>>(async c =>
+        {
+            var rows = await c.QueryAsync<ExecutionRow>(
+                """
+                SELECT * FROM executions
+                WHERE account_id = @accountId
+                  AND (@Status IS NULL OR status = @Status)
+                  AND (@Model IS NULL OR model = @Model)
+                  AND (@CreatedAfter IS NULL OR created_at > @CreatedAfter)
+                  AND (@Before IS NULL OR id < @Before)
+                ORDER BY id DESC
+                LIMIT @Limit
+                """,
+                new
+                {
+                    accountId,
+                    Status = query.Status?.ToWire(),
+                    query.Model,
+                    CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
+                    query.Before,
+                    query.Limit,
+                });
+            return [.. rows.Select(r => r.ToExecution())];
+        }, cancellationToken);
+
+    public async Task<Execution?> TransitionAsync(ExecutionTransition t, CancellationToken cancellationToken)
+    {
+        var execution = await db.WriteAsync<Execution?>(async (c, tx) =>
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var terminal = t.To.IsTerminal();
+            var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+                $"""
+                UPDATE executions SET
+                    status = @To,
+                    updated_at = @Now,
+                    output = COALESCE(@Output, output),
+                    artifacts = COALESCE(@Artifacts, artifacts),
+                    error = CASE WHEN @ClearError THEN NULL ELSE COALESCE(@Error, error) END,
+                    provider = COALESCE(@Provider, provider),
+                    provider_model = COALESCE(@ProviderModel, provider_model),
+                    provider_job_id = COALESCE(@ProviderJobId, provider_job_id),
+                    callback_token_hash = COALESCE(@CallbackTokenHash, callback_token_hash),
+                    attempts = attempts + @AttemptIncrement,
+                    attempt_log = CASE WHEN @Attempt IS NULL THEN attempt_log ELSE json_insert(attempt_log, '$[#]', json(@Attempt)) END,
+                    usage = COALESCE(@Usage, usage),
+                    actual_micros = COALESCE(@ActualMicros, actual_micros),
+                    overage_micros = CASE WHEN @ActualMicros IS NULL THEN overage_micros ELSE MAX(0, @ActualMicros - held_micros) END,
+                    started_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(started_at, @Now) ELSE started_at END,
+                    completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
+                    next_attempt_at = COALESCE(@NextAttemptAt, next_attempt_at),
+                    next_poll_at = @NextPollAt,
+                    lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
+                    lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt, lease_expires_at) ELSE NULL END
+                WHERE id = @Id
+                  AND status IN @From
+                  AND (@LeaseOwner IS NULL OR lease_owner = @LeaseOwner)
+                  AND (@AccountId IS NULL OR account_id = @AccountId)
+                  AND (@LeaseExpiredBy IS NULL OR lease_expires_at <= @LeaseExpiredBy)
+                RETURNING *
+                """,
+                new
+                {
+                    Id = t.ExecutionId,
+                    To = t.To.ToWire(),
+                    From = t.From.Select(s => s.ToWire()).ToArray(),
+                    Now = now,
+                    Terminal = terminal,
+                    t.Output,
+                    Artifacts = t.Artifacts is null ? null : StoreJson.Serialize(t.Artifacts),
+                    ClearError = t.To == ExecutionStatus.Completed,
+                    Error = t.Error is null ? null : StoreJson.Serialize(t.Error),
+                    t.Provider,
+                    t.ProviderModel,
+                    t.ProviderJobId,
+                    t.CallbackTokenHash,
+                    AttemptIncrement = t.IncrementAttempts ? 1 : 0,
+                    Attempt = t.Attempt is null ? null : StoreJson.Serialize(t.Attempt),
+                    Usage = t.Usage is null ? null : StoreJson.Serialize(t.Usage),
+                    t.ActualMicros,
+                    NextAttemptAt = t.NextAttemptAt?.ToUnixTimeMilliseconds(),
+                    NextPollAt = t.NextPollAt?.ToUnixTimeMilliseconds(),
+                    LeaseExpiresAt = t.LeaseExpiresAt?.ToUnixTimeMilliseconds(),
+                    t.LeaseOwner,
+                    t.AccountId,
+                    LeaseExpiredBy = t.LeaseExpiredBy?.ToUnixTimeMilliseconds(),
+                },
+                tx);
+            if (row is null)
+            {
+                return (null, false);
+            }
+
+            if (terminal)
+            {
+                await SettleAsync(c, tx, row, now);
+            }
+
+            await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
+            return (row.ToExecution(), true);
+        }, cancellationToken);
+
+        if (execution is not null)
+        {
+            changes.Published(execution);
+        }
+
+        return execution;
+    }
+
+    /// <summary>Ends the hold: release it all, then charge the actual cost capped at the hold (SPEC §3).</summary>
+    private async Task SettleAsync(SqliteConnection c, SqliteTransaction tx, ExecutionRow row, long now)
+    {
+        var charge = row.Status == "COMPLETED" ? Math.Min(row.ActualMicros ?? 0, row.HeldMicros) : 0;
+        var account = await c.QuerySingleAsync<(long Balance, long Held)>(
+            """
+            UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
+            WHERE id = @AccountId
+            RETURNING balance_micros, held_micros
+            """,
+            new { Held = row.HeldMicros, Charge = charge, row.AccountId },
+            tx);
+        await InsertLedgerAsync(c, tx, row.AccountId, row.Id, "release", row.HeldMicros, account.Balance + charge, account.Held, now);
+        if (charge > 0)
+        {
+            await InsertLedgerAsync(c, tx, row.AccountId, row.Id, "charge", charge, account.Balance, account.Held, now);
+        }
+    }
+
+    public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
+        {
+            var rows = await c.QueryAsync<ExecutionRow>(
+                """
+                UPDATE executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil
+                WHERE id IN (
+                    SELECT id FROM executions
+                    WHERE status = 'PENDING' AND next_attempt_at <= @Now
+                      AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
+                    ORDER BY next_attempt_at
+                    LIMIT @max)
+                RETURNING *
+                """,
+                new { owner, max, Now = now.ToUnixTimeMilliseconds(), LeaseUntil = leaseUntil.ToUnixTimeMilliseconds() },
+                tx);
+            return ([.. rows.Select(r => r.ToExecution())], true);
+        }, cancellationToken);
+
+    public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            var n = await c.ExecuteAsync(
+                """
+                UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = @NotBefore
+                WHERE id = @id AND status = 'PENDING' AND lease_owner = @owner
+                """,
+                new { id, owner, NotBefore = notBefore.ToUnixTimeMilliseconds() },
+                tx);
+            return (n, true);
+        }, cancellationToken);
+
+    public Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            var n = await c.ExecuteAsync(
+                "UPDATE executions SET lease_expires_at = @Until WHERE id = @id AND lease_owner = @owner AND status IN ('PENDING', 'PROCESSING')",
+                new { id, owner, Until = leaseUntil.ToUnixTimeMilliseconds() },
+                tx);
+            return (n == 1, true);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
+        db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
+        {
+            var rows = await c.QueryAsync<ExecutionRow>(
+                """
+                UPDATE executions SET next_poll_at = @Next
+                WHERE id IN (
+                    SELECT id FROM executions
+                    WHERE status = 'AWAITING_WEBHOOK' AND next_poll_at <= @Now
+                    ORDER BY next_poll_at
+                    LIMIT @max)
+                RETURNING *
+                """,
+                new { max, Now = now.ToUnixTimeMilliseconds(), Next = nextPollAt.ToUnixTimeMilliseconds() },
+                tx);
+            return ([.. rows.Select(r => r.ToExecution())], true);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<string>>(async c =>
+            [.. await c.QueryAsync<string>(
+                $"SELECT id FROM executions WHERE status IN {NonTerminalList} AND expires_at <= @Now ORDER BY expires_at LIMIT @max",
+                new { Now = now.ToUnixTimeMilliseconds(), max })],
+            cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<Execution>>(async c =>
+            [.. (await c.QueryAsync<ExecutionRow>(
+                "SELECT * FROM executions WHERE status = 'PROCESSING' AND lease_expires_at <= @Now ORDER BY lease_expires_at LIMIT @max",
+                new { Now = now.ToUnixTimeMilliseconds(), max })).Select(r => r.ToExecution())],
+            cancellationToken);
+
+    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<ExecutionEvent>>(async c =>
+            [.. (await c.QueryAsync<EventRow>(
+                "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq",
+                new { executionId, afterSequence })).Select(r => r.ToEvent())],
+            cancellationToken);
+
+    private async Task InsertLedgerAsync(SqliteConnection c, SqliteTransaction tx, string accountId, string executionId, string kind, long amount, long balance, long held, long now) =>
+        await c.ExecuteAsync(
+            """
+            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
+            VALUES (@Id, @accountId, @executionId, @kind, @amount, @balance, @held, @now)
+            """,
+            new { Id = ids.New("txn"), accountId, executionId, kind, amount, balance, held, now },
+            tx);
+
+    private async Task InsertEventAsync(SqliteConnection c, SqliteTransaction tx, string executionId, string accountId, ExecutionStatus status, long now) =>
+        await c.ExecuteAsync(
+            """
+            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
+            VALUES (@Id, @executionId, @accountId, @Type, @Status, @now)
+            """,
+            new { Id = ids.New("evt"), executionId, accountId, Type = status.EventType(), Status = status.ToWire(), now },
+            tx);
+}
