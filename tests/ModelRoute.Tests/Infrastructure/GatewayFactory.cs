@@ -1,0 +1,111 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using ModelRoute.Server.Providers.Simulator;
+
+namespace ModelRoute.Tests.Infrastructure;
+
+/// <summary>
+/// The real gateway on a real loopback socket (Kestrel), with its own SQLite file in a fresh
+/// directory and the background workers tuned to test speed.
+/// </summary>
+public sealed class GatewayFactory : WebApplicationFactory<Program>
+{
+    public const string AdminKey = "test-admin-key-0123456789";
+
+    private readonly Dictionary<string, string?> _settings;
+
+    public GatewayFactory(IDictionary<string, string?>? settings = null)
+    {
+        DataDirectory = TestPaths.NewTempDirectory("gateway");
+        _settings = new Dictionary<string, string?>
+        {
+            ["ModelRoute:AdminKey"] = AdminKey,
+            ["ModelRoute:DataDirectory"] = DataDirectory,
+            ["ModelRoute:Dispatch:PollInterval"] = "00:00:00.020",
+            ["ModelRoute:Dispatch:SweepInterval"] = "00:00:00.050",
+            ["ModelRoute:Dispatch:RetryBaseDelay"] = "00:00:00.010",
+            ["ModelRoute:Dispatch:RetryMaxDelay"] = "00:00:00.100",
+            ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:00:05",
+            ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:03",
+            ["ModelRoute:Polling:PermitsPerSecond"] = "100000",
+            ["ModelRoute:Polling:Burst"] = "100000",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            _settings[key] = value;
+        }
+
+        UseKestrel(0);
+    }
+
+    public string DataDirectory { get; }
+
+    /// <summary>Every simulator callback the gateway sent to itself, with the status it was answered.</summary>
+    public ConcurrentQueue<(Uri Url, int Status, string Body)> SimulatorCallbacks { get; } = new();
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        builder.ConfigureAppConfiguration(configuration => configuration.AddInMemoryCollection(_settings));
+        builder.ConfigureServices(services =>
+            services.AddHttpClient(nameof(SimulatorAdapter)).AddHttpMessageHandler(() => new RecordingHandler(SimulatorCallbacks)));
+    }
+
+    public HttpClient Anonymous()
+    {
+        StartServer();
+        return CreateClient();
+    }
+
+    public HttpClient Admin() => WithBearer(AdminKey);
+
+    public HttpClient WithBearer(string token)
+    {
+        var client = Anonymous();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    /// <summary>Creates an account through the admin API, gives it a key and credits it.</summary>
+    public async Task<TestAccount> CreateAccountAsync(string creditUsd = "10.00")
+    {
+        using var admin = Admin();
+        var account = await admin.PostJsonAsync("/v1/admin/accounts", """{"name":"test"}""");
+        account.Status.ShouldBe(201);
+        var id = account.Json.GetProperty("id").GetString()!;
+        var key = await admin.PostJsonAsync($"/v1/admin/accounts/{id}/api-keys", "{}");
+        key.Status.ShouldBe(201);
+        if (creditUsd != "0")
+        {
+            var credit = await admin.PostJsonAsync($"/v1/admin/accounts/{id}/credits", $$"""{"amount_usd":"{{creditUsd}}","reference":"setup"}""");
+            credit.Status.ShouldBe(201);
+        }
+
+        return new TestAccount(id, key.Json.GetProperty("key").GetString()!, WithBearer(key.Json.GetProperty("key").GetString()!));
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        TestPaths.TryDelete(DataDirectory);
+    }
+
+    private sealed class RecordingHandler(ConcurrentQueue<(Uri, int, string)> log) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            log.Enqueue((request.RequestUri!, (int)response.StatusCode, await response.Content.ReadAsStringAsync(cancellationToken)));
+            return response;
+        }
+    }
+}
+
+public sealed record TestAccount(string Id, string Key, HttpClient Client) : IDisposable
+{
+    public void Dispose() => Client.Dispose();
+}
