@@ -1,0 +1,40 @@
+using ModelRoute.Tests.Infrastructure;
+
+namespace ModelRoute.Tests.Hosting;
+
+/// <summary>SPEC §10: a configuration error stops the start with one clear line naming the setting.</summary>
+public sealed class StartupTests : IDisposable
+{
+    private readonly string _directory = TestPaths.NewTempDirectory("startup");
+
+    [Theory]
+    [InlineData("--ModelRoute:Models:bad/model:Pricing:InputPerMTok=abc", "ModelRoute:Models:bad/model:Pricing:InputPerMTok")]
+    [InlineData("--ModelRoute:Models:bad/model:Routes:0:Provider=nowhere", "ModelRoute:Models:bad/model:Routes:0:Provider")]
+    [InlineData("--ModelRoute:Providers:x:Kind=carrier-pigeon", "ModelRoute:Providers:x:Kind")]
+    [InlineData("--ModelRoute:Dispatch:LeaseDuration=soon", "ModelRoute:Dispatch:LeaseDuration")]
+    public async Task A_configuration_error_stops_the_start_with_one_line_naming_the_setting(string setting, string named)
+    {
+        string[] arguments = setting.Contains("bad/model", StringComparison.Ordinal)
+            ? [setting, "--ModelRoute:Models:bad/model:Modality=text", "--ModelRoute:Models:bad/model:Routes:0:Provider=sim", "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"]
+            : [setting, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"];
+        if (setting.Contains("Routes:0:Provider=nowhere", StringComparison.Ordinal))
+        {
+            arguments = [.. arguments.Where(a => a != "--ModelRoute:Models:bad/model:Routes:0:Provider=sim")];
+        }
+
+        using var process = GatewayProcess.Launch(_directory, arguments, new Dictionary<string, string>());
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+
+        process.ExitCode.ShouldBe(1);
+        var errors = (await stderr).Trim();
+        errors.ShouldStartWith("modelroute: configuration error:");
+        errors.ShouldContain(named);
+        errors.Split('\n').Length.ShouldBe(1, errors);
+        (await stdout).ShouldNotContain("   at ");
+    }
+
+    public void Dispose() => TestPaths.TryDelete(_directory);
+}
