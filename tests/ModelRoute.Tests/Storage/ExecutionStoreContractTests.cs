@@ -1,0 +1,1155 @@
+using System.Collections.Concurrent;
+using ModelRoute.Server.Billing;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Operations;
+using ModelRoute.Server.Storage;
+using ModelRoute.Server.Storage.Sqlite;
+using ModelRoute.Tests.Infrastructure;
+
+namespace ModelRoute.Tests.Storage;
+
+/// <summary>
+/// The behaviour every execution store must have (SPEC §2, §3, §4, §9), written only against
+/// <see cref="IExecutionStore"/> and <see cref="IAccountStore"/> so that each store runs the same
+/// tests: subclass it and build the stores on a fresh, empty database.
+/// </summary>
+public abstract class ExecutionStoreContract : IAsyncLifetime
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+
+    protected ExecutionStoreContract()
+    {
+        Ids = new IdGenerator(Time);
+    }
+
+    protected ManualTimeProvider Time { get; } = new();
+
+    protected IdGenerator Ids { get; }
+
+    protected IExecutionStore Executions { get; private set; } = null!;
+
+    protected IAccountStore Accounts { get; private set; } = null!;
+
+    /// <summary>Both stores on one fresh, migrated database whose clock is <paramref name="time"/>.</summary>
+    protected abstract Task<(IExecutionStore Executions, IAccountStore Accounts)> CreateStoresAsync(TimeProvider time);
+
+    /// <summary>Releases what <see cref="CreateStoresAsync"/> made.</summary>
+    protected abstract Task DisposeStoresAsync();
+
+    public async Task InitializeAsync() => (Executions, Accounts) = await CreateStoresAsync(Time);
+
+    public Task DisposeAsync() => DisposeStoresAsync();
+
+    private DateTimeOffset Now => Time.GetUtcNow();
+
+    private static CancellationToken None => CancellationToken.None;
+
+    // ---------------------------------------------------------------- helpers
+
+    private async Task<string> NewAccountAsync(long creditMicros)
+    {
+        var id = Ids.New("acct");
+        await Accounts.CreateAccountAsync(id, "contract", Now, None);
+        if (creditMicros > 0)
+        {
+            var credit = await Accounts.CreditAsync(Ids.New("txn"), id, creditMicros, "setup-" + id, Now, None);
+            credit.ShouldNotBeNull();
+        }
+
+        return id;
+    }
+
+    private NewExecution NewExecution(string accountId, long holdMicros, string? key = null, string hash = "hash-1", TimeSpan? timeout = null)
+    {
+        var created = Now;
+        var limit = timeout ?? TimeSpan.FromMinutes(5);
+        return new NewExecution(
+            Id: Ids.New("exe"),
+            AccountId: accountId,
+            Model: "sim/text",
+            IdempotencyKey: key ?? Guid.NewGuid().ToString("N"),
+            RequestHash: hash,
+            Input: """{"messages":[{"role":"user","content":"hello"}]}""",
+            EstimatedMicros: holdMicros * 5 / 6,
+            HoldMicros: holdMicros,
+            Price: new Price(InputPerMTok: 1_000_000, OutputPerMTok: 2_000_000),
+            WebhookUrl: null,
+            WebhookEvents: null,
+            Metadata: """{"case":"contract"}""",
+            TimeoutSeconds: (int)limit.TotalSeconds,
+            MaxCostMicros: null,
+            CreatedAt: created,
+            ExpiresAt: created + limit);
+    }
+
+    private async Task<Execution> SubmitAsync(string accountId, long holdMicros, TimeSpan? timeout = null)
+    {
+        var outcome = await Executions.SubmitAsync(NewExecution(accountId, holdMicros, timeout: timeout), None);
+        outcome.Result.ShouldBe(SubmitResult.Created);
+        return outcome.Execution!;
+    }
+
+    private async Task<Execution> ClaimOneAsync(string id, string owner)
+    {
+        var claimed = await Executions.ClaimDueAsync(owner, 100, Now, Now + Lease, None);
+        return claimed.ShouldHaveSingleItem().Id == id ? claimed[0] : throw new ShouldAssertException($"claimed {claimed[0].Id}, expected {id}");
+    }
+
+    /// <summary>Submits, claims and starts an attempt: the execution is PROCESSING, leased to <paramref name="owner"/>.</summary>
+    private async Task<Execution> ProcessingAsync(string accountId, long holdMicros, string owner = "node-a", TimeSpan? timeout = null)
+    {
+        var submitted = await SubmitAsync(accountId, holdMicros, timeout);
+        await ClaimOneAsync(submitted.Id, owner);
+        var started = await Executions.TransitionAsync(StartAttempt(submitted.Id, owner), None);
+        started.ShouldNotBeNull();
+        started.Status.ShouldBe(ExecutionStatus.Processing);
+        return started;
+    }
+
+    private ExecutionTransition StartAttempt(string id, string owner) =>
+        ExecutionTransition.StartAttempt(id, owner, Now + Lease, "sim", "text", "token-hash");
+
+    private AttemptRecord Attempt(int number, string outcome) => new(number, "sim", "text", outcome, Now, 12);
+
+    private ExecutionTransition Complete(string id, long actualMicros, string? owner = "node-a") =>
+        ExecutionTransition.Complete(
+            id,
+            [ExecutionStatus.Processing, ExecutionStatus.AwaitingWebhook],
+            """{"text":"hi"}""",
+            [],
+            new Usage(InputTokens: 10, OutputTokens: 5),
+            actualMicros,
+            Attempt(1, "completed"),
+            owner);
+
+    private static readonly ExecutionError Timeout = new(ExecutionErrorCodes.ProviderTimeout, "The provider did not answer in time.", Retryable: true, Provider: "sim");
+
+    private async Task<List<LedgerEntry>> LedgerAsync(string accountId)
+    {
+        var all = new List<LedgerEntry>();
+        string? before = null;
+        while (true)
+        {
+            var page = await Accounts.ListLedgerAsync(accountId, before, 50, None);
+            all.AddRange(page);
+            if (page.Count < 50)
+            {
+                return all;
+            }
+
+            before = page[^1].Id;
+        }
+    }
+
+    private async Task<Account> AccountAsync(string accountId) => (await Accounts.GetAccountAsync(accountId, None)).ShouldNotBeNull();
+
+    /// <summary>
+    /// SPEC §3: balance = credits − charges, held = holds − releases, available ≥ 0, and every
+    /// execution has one hold that is released exactly once when (and only when) it has ended.
+    /// </summary>
+    private async Task AssertLedgerBalancedAsync(string accountId)
+    {
+        var entries = await LedgerAsync(accountId);
+        var account = await AccountAsync(accountId);
+        long Sum(string kind) => entries.Where(e => e.Kind == kind).Sum(e => e.AmountMicros);
+
+        entries.ShouldAllBe(e => e.AccountId == accountId);
+        entries.ShouldAllBe(e => e.AmountMicros >= 0);
+        entries.Select(e => e.Id).Distinct().Count().ShouldBe(entries.Count, "ledger ids are unique");
+        account.BalanceMicros.ShouldBe(Sum(LedgerKinds.Credit) - Sum(LedgerKinds.Charge), "balance = credits − charges");
+        account.HeldMicros.ShouldBe(Sum(LedgerKinds.Hold) - Sum(LedgerKinds.Release), "held = holds − releases");
+        account.AvailableMicros.ShouldBeGreaterThanOrEqualTo(0);
+
+        foreach (var group in entries.Where(e => e.ExecutionId is not null).GroupBy(e => e.ExecutionId!))
+        {
+            var execution = (await Executions.GetAsync(group.Key, null, None)).ShouldNotBeNull($"the ledger names {group.Key}");
+            var holds = group.Where(e => e.Kind == LedgerKinds.Hold).ToList();
+            var releases = group.Where(e => e.Kind == LedgerKinds.Release).ToList();
+            var charges = group.Where(e => e.Kind == LedgerKinds.Charge).ToList();
+            holds.Count.ShouldBe(1, $"one hold for {group.Key}");
+            holds[0].AmountMicros.ShouldBe(execution.HeldMicros);
+            releases.Count.ShouldBe(execution.Status.IsTerminal() ? 1 : 0, $"{group.Key} is {execution.Status}");
+            if (releases.Count == 1)
+            {
+                releases[0].AmountMicros.ShouldBe(holds[0].AmountMicros, "the whole hold is released");
+            }
+
+            var charged = charges.Sum(c => c.AmountMicros);
+            charges.Count.ShouldBeLessThanOrEqualTo(1);
+            charged.ShouldBe(execution.Status == ExecutionStatus.Completed ? execution.ChargedMicros ?? 0 : 0, $"charge of {group.Key} ({execution.Status})");
+            charged.ShouldBeLessThanOrEqualTo(holds[0].AmountMicros, "a charge never exceeds its hold");
+        }
+    }
+
+    // ---------------------------------------------------------------- submit and holds
+
+    [Fact]
+    public async Task Submit_stores_the_execution_and_places_its_hold_in_one_step()
+    {
+        var account = await NewAccountAsync(1_000_000);
+
+        var x = NewExecution(account, 120_000, key: "key-1");
+        var outcome = await Executions.SubmitAsync(x, None);
+
+        outcome.Result.ShouldBe(SubmitResult.Created);
+        var created = outcome.Execution.ShouldNotBeNull();
+        created.Id.ShouldBe(x.Id);
+        created.Status.ShouldBe(ExecutionStatus.Pending);
+        created.AccountId.ShouldBe(account);
+        created.IdempotencyKey.ShouldBe("key-1");
+        created.HeldMicros.ShouldBe(120_000);
+        created.EstimatedMicros.ShouldBe(100_000);
+        created.Price.ShouldBe(x.Price);
+        created.Metadata.ShouldBe(x.Metadata);
+        created.CreatedAt.ShouldBe(x.CreatedAt);
+        created.ExpiresAt.ShouldBe(x.ExpiresAt);
+        created.NextAttemptAt.ShouldBeLessThanOrEqualTo(x.CreatedAt);
+        created.Attempts.ShouldBe(0);
+        created.LeaseOwner.ShouldBeNull();
+
+        var stored = (await Executions.GetAsync(x.Id, account, None)).ShouldNotBeNull();
+        stored.Status.ShouldBe(ExecutionStatus.Pending);
+        var balance = await AccountAsync(account);
+        balance.BalanceMicros.ShouldBe(1_000_000);
+        balance.HeldMicros.ShouldBe(120_000);
+        balance.AvailableMicros.ShouldBe(880_000);
+        var hold = (await LedgerAsync(account)).Where(e => e.Kind == LedgerKinds.Hold).ShouldHaveSingleItem();
+        hold.ExecutionId.ShouldBe(x.Id);
+        hold.AmountMicros.ShouldBe(120_000);
+        hold.HeldMicros.ShouldBe(120_000);
+        hold.BalanceMicros.ShouldBe(1_000_000);
+        (await Executions.ListEventsAsync(x.Id, 0, None)).ShouldHaveSingleItem().Status.ShouldBe(ExecutionStatus.Pending);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Submit_is_refused_for_insufficient_balance_and_stores_nothing()
+    {
+        var account = await NewAccountAsync(50_000);
+        await SubmitAsync(account, 30_000);
+        var ledgerBefore = await LedgerAsync(account);
+
+        var refused = NewExecution(account, 30_000, key: "too-much");
+        var outcome = await Executions.SubmitAsync(refused, None);
+
+        outcome.Result.ShouldBe(SubmitResult.InsufficientBalance);
+        outcome.Execution.ShouldBeNull();
+        (await Executions.GetAsync(refused.Id, null, None)).ShouldBeNull();
+        (await Executions.ListEventsAsync(refused.Id, 0, None)).ShouldBeEmpty();
+        (await Executions.ListAsync(account, new ExecutionQuery(null, null, null, null, 100), None)).Count.ShouldBe(1);
+        (await LedgerAsync(account)).Count.ShouldBe(ledgerBefore.Count);
+        var balance = await AccountAsync(account);
+        balance.HeldMicros.ShouldBe(30_000);
+        balance.BalanceMicros.ShouldBe(50_000);
+
+        // Nothing was stored under the key either: once there is money, the same key is a new submission.
+        await Accounts.CreditAsync(Ids.New("txn"), account, 100_000, "top-up", Now, None);
+        var retried = await Executions.SubmitAsync(NewExecution(account, 30_000, key: "too-much"), None);
+        retried.Result.ShouldBe(SubmitResult.Created);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task A_hold_that_uses_exactly_the_available_balance_is_accepted()
+    {
+        var account = await NewAccountAsync(30_000);
+
+        (await Executions.SubmitAsync(NewExecution(account, 30_000), None)).Result.ShouldBe(SubmitResult.Created);
+        (await Executions.SubmitAsync(NewExecution(account, 1), None)).Result.ShouldBe(SubmitResult.InsufficientBalance);
+
+        (await AccountAsync(account)).AvailableMicros.ShouldBe(0);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Submit_to_an_account_that_does_not_exist_stores_nothing()
+    {
+        var x = NewExecution("acct_missing", 10_000);
+
+        var outcome = await Executions.SubmitAsync(x, None);
+
+        outcome.Result.ShouldNotBe(SubmitResult.Created);
+        (await Executions.GetAsync(x.Id, null, None)).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task The_same_key_and_request_replays_the_original_without_a_new_hold()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var first = await Executions.SubmitAsync(NewExecution(account, 100_000, key: "k", hash: "h1"), None);
+
+        var again = await Executions.SubmitAsync(NewExecution(account, 100_000, key: "k", hash: "h1"), None);
+
+        again.Result.ShouldBe(SubmitResult.Replayed);
+        again.Execution.ShouldNotBeNull().Id.ShouldBe(first.Execution!.Id);
+        (await AccountAsync(account)).HeldMicros.ShouldBe(100_000);
+        (await LedgerAsync(account)).Count(e => e.Kind == LedgerKinds.Hold).ShouldBe(1);
+        (await Executions.ListAsync(account, new ExecutionQuery(null, null, null, null, 100), None)).Count.ShouldBe(1);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task The_same_key_with_another_request_is_refused_as_reused()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var first = await Executions.SubmitAsync(NewExecution(account, 100_000, key: "k", hash: "h1"), None);
+
+        var other = NewExecution(account, 100_000, key: "k", hash: "h2");
+        var outcome = await Executions.SubmitAsync(other, None);
+
+        outcome.Result.ShouldBe(SubmitResult.KeyReused);
+        outcome.Execution?.Id.ShouldBe(first.Execution!.Id);
+        (await Executions.GetAsync(other.Id, null, None)).ShouldBeNull();
+        (await AccountAsync(account)).HeldMicros.ShouldBe(100_000);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task A_replay_returns_the_execution_as_it_is_now_even_when_it_has_ended_and_the_money_is_gone()
+    {
+        var account = await NewAccountAsync(10_000);
+        var first = await Executions.SubmitAsync(NewExecution(account, 10_000, key: "k", hash: "h1"), None);
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(first.Execution!.Id, account), None)).ShouldNotBeNull();
+        await Accounts.CreditAsync(Ids.New("txn"), account, 0, null, Now, None);
+
+        var fill = await Executions.SubmitAsync(NewExecution(account, 10_000, key: "fill"), None);
+        fill.Result.ShouldBe(SubmitResult.Created);
+        var replay = await Executions.SubmitAsync(NewExecution(account, 10_000, key: "k", hash: "h1"), None);
+
+        replay.Result.ShouldBe(SubmitResult.Replayed);
+        replay.Execution.ShouldNotBeNull().Status.ShouldBe(ExecutionStatus.Cancelled);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Idempotency_keys_are_per_account()
+    {
+        var a = await NewAccountAsync(100_000);
+        var b = await NewAccountAsync(100_000);
+
+        (await Executions.SubmitAsync(NewExecution(a, 10_000, key: "shared"), None)).Result.ShouldBe(SubmitResult.Created);
+        (await Executions.SubmitAsync(NewExecution(b, 10_000, key: "shared"), None)).Result.ShouldBe(SubmitResult.Created);
+
+        (await AccountAsync(a)).HeldMicros.ShouldBe(10_000);
+        (await AccountAsync(b)).HeldMicros.ShouldBe(10_000);
+    }
+
+    [Fact]
+    public async Task An_account_cannot_read_another_accounts_execution()
+    {
+        var owner = await NewAccountAsync(100_000);
+        var stranger = await NewAccountAsync(100_000);
+        var execution = await SubmitAsync(owner, 10_000);
+
+        (await Executions.GetAsync(execution.Id, stranger, None)).ShouldBeNull();
+        (await Executions.GetAsync(execution.Id, owner, None)).ShouldNotBeNull();
+        (await Executions.ListAsync(stranger, new ExecutionQuery(null, null, null, null, 100), None)).ShouldBeEmpty();
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(execution.Id, stranger), None)).ShouldBeNull();
+        (await Executions.GetAsync(execution.Id, null, None))!.Status.ShouldBe(ExecutionStatus.Pending);
+    }
+
+    [Fact]
+    public async Task Parallel_submissions_never_hold_more_than_the_balance()
+    {
+        var account = await NewAccountAsync(20 * 10_000);
+        var submissions = Enumerable.Range(0, 50).Select(_ => NewExecution(account, 10_000)).ToList();
+
+        var outcomes = await Task.WhenAll(submissions.Select(x => Task.Run(() => Executions.SubmitAsync(x, None))));
+
+        outcomes.Count(o => o.Result == SubmitResult.Created).ShouldBe(20);
+        outcomes.Count(o => o.Result == SubmitResult.InsufficientBalance).ShouldBe(30);
+        var balance = await AccountAsync(account);
+        balance.HeldMicros.ShouldBe(200_000);
+        balance.AvailableMicros.ShouldBe(0);
+        (await Executions.ListAsync(account, new ExecutionQuery(null, null, null, null, 100), None)).Count.ShouldBe(20);
+        (await LedgerAsync(account)).Count(e => e.Kind == LedgerKinds.Hold).ShouldBe(20);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Parallel_submissions_with_one_key_make_exactly_one_execution_and_one_hold()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submissions = Enumerable.Range(0, 20).Select(_ => NewExecution(account, 10_000, key: "same", hash: "h")).ToList();
+
+        var outcomes = await Task.WhenAll(submissions.Select(x => Task.Run(() => Executions.SubmitAsync(x, None))));
+
+        outcomes.Count(o => o.Result == SubmitResult.Created).ShouldBe(1);
+        outcomes.Count(o => o.Result == SubmitResult.Replayed).ShouldBe(19);
+        outcomes.Select(o => o.Execution!.Id).Distinct().ShouldHaveSingleItem();
+        (await AccountAsync(account)).HeldMicros.ShouldBe(10_000);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    // ---------------------------------------------------------------- claiming and leases
+
+    [Fact]
+    public async Task Claiming_leases_due_pending_executions_to_the_owner()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submitted = await SubmitAsync(account, 10_000);
+
+        var claimed = await Executions.ClaimDueAsync("node-a", 10, Now, Now + Lease, None);
+
+        var execution = claimed.ShouldHaveSingleItem();
+        execution.Id.ShouldBe(submitted.Id);
+        execution.Status.ShouldBe(ExecutionStatus.Pending);
+        execution.LeaseOwner.ShouldBe("node-a");
+        execution.LeaseExpiresAt.ShouldBe(Now + Lease);
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty();
+        (await Executions.ListEventsAsync(submitted.Id, 0, None)).Count.ShouldBe(1, "a claim is not a status change");
+    }
+
+    [Fact]
+    public async Task Claiming_takes_no_more_than_asked()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        for (var i = 0; i < 5; i++)
+        {
+            await SubmitAsync(account, 10_000);
+        }
+
+        (await Executions.ClaimDueAsync("node-a", 2, Now, Now + Lease, None)).Count.ShouldBe(2);
+        (await Executions.ClaimDueAsync("node-a", 2, Now, Now + Lease, None)).Count.ShouldBe(2);
+        (await Executions.ClaimDueAsync("node-a", 2, Now, Now + Lease, None)).Count.ShouldBe(1);
+        (await Executions.ClaimDueAsync("node-a", 2, Now, Now + Lease, None)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Concurrent_claimers_never_get_the_same_execution()
+    {
+        var account = await NewAccountAsync(10_000_000);
+        var submitted = new List<string>();
+        for (var i = 0; i < 40; i++)
+        {
+            submitted.Add((await SubmitAsync(account, 10_000)).Id);
+        }
+
+        var claims = new ConcurrentBag<(string Owner, string Id)>();
+        async Task ClaimAllAsync(string owner)
+        {
+            while (true)
+            {
+                var batch = await Executions.ClaimDueAsync(owner, 3, Now, Now + Lease, None);
+                if (batch.Count == 0)
+                {
+                    return;
+                }
+
+                foreach (var e in batch)
+                {
+                    e.LeaseOwner.ShouldBe(owner);
+                    claims.Add((owner, e.Id));
+                }
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(n => Task.Run(() => ClaimAllAsync($"node-{n}"))));
+
+        claims.Count.ShouldBe(40, "each execution is claimed exactly once");
+        claims.Select(c => c.Id).Distinct().Count().ShouldBe(40);
+        claims.Select(c => c.Id).ShouldBe(submitted, ignoreOrder: true);
+        foreach (var (owner, id) in claims)
+        {
+            (await Executions.GetAsync(id, null, None))!.LeaseOwner.ShouldBe(owner);
+        }
+    }
+
+    [Fact]
+    public async Task An_execution_given_back_with_a_later_time_is_not_offered_before_then()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submitted = await SubmitAsync(account, 10_000);
+        await ClaimOneAsync(submitted.Id, "node-a");
+
+        await Executions.ReleaseClaimAsync(submitted.Id, "node-a", Now + TimeSpan.FromSeconds(5), None);
+
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty();
+        Time.Advance(TimeSpan.FromSeconds(4));
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty();
+        Time.Advance(TimeSpan.FromSeconds(1));
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldHaveSingleItem().LeaseOwner.ShouldBe("node-b");
+    }
+
+    [Fact]
+    public async Task Only_the_lease_owner_can_give_a_claim_back()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submitted = await SubmitAsync(account, 10_000);
+        await ClaimOneAsync(submitted.Id, "node-a");
+
+        await Executions.ReleaseClaimAsync(submitted.Id, "node-b", Now, None);
+
+        var stored = (await Executions.GetAsync(submitted.Id, null, None))!;
+        stored.LeaseOwner.ShouldBe("node-a");
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task A_claim_whose_lease_ran_out_is_offered_again()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submitted = await SubmitAsync(account, 10_000);
+        await ClaimOneAsync(submitted.Id, "node-a");
+
+        Time.Advance(Lease - TimeSpan.FromMilliseconds(1));
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty("the lease is still live");
+        Time.Advance(TimeSpan.FromMilliseconds(1));
+        var retaken = (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldHaveSingleItem();
+
+        retaken.Id.ShouldBe(submitted.Id);
+        retaken.LeaseOwner.ShouldBe("node-b");
+        (await Executions.TransitionAsync(StartAttempt(submitted.Id, "node-a"), None)).ShouldBeNull("node-a lost its lease");
+        (await Executions.RenewLeaseAsync(submitted.Id, "node-a", Now + Lease, None)).ShouldBeFalse();
+        (await Executions.TransitionAsync(StartAttempt(submitted.Id, "node-b"), None)).ShouldNotBeNull();
+    }
+
+    [Fact]
+    public async Task Renewing_a_lease_keeps_others_from_taking_the_work()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submitted = await SubmitAsync(account, 10_000);
+        await ClaimOneAsync(submitted.Id, "node-a");
+
+        Time.Advance(TimeSpan.FromSeconds(20));
+        (await Executions.RenewLeaseAsync(submitted.Id, "node-a", Now + Lease, None)).ShouldBeTrue();
+        (await Executions.RenewLeaseAsync(submitted.Id, "node-b", Now + Lease + Lease, None)).ShouldBeFalse();
+        Time.Advance(TimeSpan.FromSeconds(20));
+
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Executions_that_are_not_pending_are_never_claimed()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var processing = await ProcessingAsync(account, 10_000);
+        var cancelled = await SubmitAsync(account, 10_000);
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(cancelled.Id, account), None)).ShouldNotBeNull();
+
+        Time.Advance(TimeSpan.FromMinutes(1)); // past every lease
+
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty();
+        (await Executions.GetAsync(processing.Id, null, None))!.Status.ShouldBe(ExecutionStatus.Processing);
+    }
+
+    // ---------------------------------------------------------------- transitions
+
+    [Fact]
+    public async Task Starting_an_attempt_needs_the_lease()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submitted = await SubmitAsync(account, 10_000);
+
+        (await Executions.TransitionAsync(StartAttempt(submitted.Id, "node-a"), None)).ShouldBeNull("not claimed by anyone");
+        await ClaimOneAsync(submitted.Id, "node-a");
+        (await Executions.TransitionAsync(StartAttempt(submitted.Id, "node-b"), None)).ShouldBeNull("claimed by another node");
+        (await Executions.GetAsync(submitted.Id, null, None))!.Status.ShouldBe(ExecutionStatus.Pending);
+
+        var started = (await Executions.TransitionAsync(StartAttempt(submitted.Id, "node-a"), None)).ShouldNotBeNull();
+
+        started.Status.ShouldBe(ExecutionStatus.Processing);
+        started.Attempts.ShouldBe(1);
+        started.Provider.ShouldBe("sim");
+        started.ProviderModel.ShouldBe("text");
+        started.CallbackTokenHash.ShouldBe("token-hash");
+        started.LeaseOwner.ShouldBe("node-a");
+        started.LeaseExpiresAt.ShouldBe(Now + Lease);
+        started.StartedAt.ShouldBe(Now);
+        (await Executions.TransitionAsync(StartAttempt(submitted.Id, "node-a"), None)).ShouldBeNull("already processing");
+    }
+
+    [Fact]
+    public async Task Completing_settles_the_actual_cost_and_releases_the_hold()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+        Time.Advance(TimeSpan.FromSeconds(2));
+
+        var completed = (await Executions.TransitionAsync(Complete(execution.Id, 50_000), None)).ShouldNotBeNull();
+
+        completed.Status.ShouldBe(ExecutionStatus.Completed);
+        completed.ActualMicros.ShouldBe(50_000);
+        completed.ChargedMicros.ShouldBe(50_000);
+        completed.OverageMicros.ShouldBe(0);
+        completed.Output.ShouldBe("""{"text":"hi"}""");
+        completed.Usage.ShouldBe(new Usage(InputTokens: 10, OutputTokens: 5));
+        completed.CompletedAt.ShouldBe(Now);
+        completed.LeaseOwner.ShouldBeNull();
+        completed.AttemptLog.ShouldHaveSingleItem().Outcome.ShouldBe("completed");
+        var balance = await AccountAsync(account);
+        balance.HeldMicros.ShouldBe(0);
+        balance.BalanceMicros.ShouldBe(950_000);
+        var ledger = (await LedgerAsync(account)).Where(e => e.ExecutionId == execution.Id).ToList();
+        ledger.Where(e => e.Kind == LedgerKinds.Release).ShouldHaveSingleItem().AmountMicros.ShouldBe(120_000);
+        var charge = ledger.Where(e => e.Kind == LedgerKinds.Charge).ShouldHaveSingleItem();
+        charge.AmountMicros.ShouldBe(50_000);
+        charge.BalanceMicros.ShouldBe(950_000);
+        charge.HeldMicros.ShouldBe(0);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Completing_above_the_hold_charges_the_hold_and_records_the_overage()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+
+        var completed = (await Executions.TransitionAsync(Complete(execution.Id, 200_000), None)).ShouldNotBeNull();
+
+        completed.ActualMicros.ShouldBe(200_000);
+        completed.ChargedMicros.ShouldBe(120_000);
+        completed.OverageMicros.ShouldBe(80_000);
+        var balance = await AccountAsync(account);
+        balance.BalanceMicros.ShouldBe(880_000);
+        balance.HeldMicros.ShouldBe(0);
+        (await LedgerAsync(account)).Where(e => e.Kind == LedgerKinds.Charge).ShouldHaveSingleItem().AmountMicros.ShouldBe(120_000);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Completing_at_no_cost_releases_the_hold_and_charges_nothing()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+
+        (await Executions.TransitionAsync(Complete(execution.Id, 0), None)).ShouldNotBeNull().ChargedMicros.ShouldBe(0);
+
+        var balance = await AccountAsync(account);
+        balance.BalanceMicros.ShouldBe(1_000_000);
+        balance.HeldMicros.ShouldBe(0);
+        (await LedgerAsync(account)).Where(e => e.Kind == LedgerKinds.Charge).Sum(e => e.AmountMicros).ShouldBe(0);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task A_negative_actual_cost_never_adds_money()
+    {
+        // Defence in depth: a wrapped or bogus cost must not settle as a negative charge that
+        // raises the balance without a ledger entry (balance = credits − charges, SPEC §3).
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+
+        var result = await Executions.TransitionAsync(Complete(execution.Id, -5_000), None);
+
+        var balance = await AccountAsync(account);
+        balance.BalanceMicros.ShouldBeLessThanOrEqualTo(1_000_000, "settling created money");
+        balance.HeldMicros.ShouldBe(result is null ? 120_000 : 0);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Settling_one_execution_leaves_the_other_holds_alone()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var first = await ProcessingAsync(account, 100_000);
+        await SubmitAsync(account, 70_000);
+
+        (await Executions.TransitionAsync(Complete(first.Id, 30_000), None)).ShouldNotBeNull();
+
+        var balance = await AccountAsync(account);
+        balance.HeldMicros.ShouldBe(70_000);
+        balance.BalanceMicros.ShouldBe(970_000);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Completing_needs_the_lease_owner_when_one_is_named()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 100_000, owner: "node-a");
+
+        (await Executions.TransitionAsync(Complete(execution.Id, 10_000, owner: "node-b"), None)).ShouldBeNull();
+
+        (await Executions.GetAsync(execution.Id, null, None))!.Status.ShouldBe(ExecutionStatus.Processing);
+        (await AccountAsync(account)).HeldMicros.ShouldBe(100_000);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    public enum Ending
+    {
+        Fail,
+        Cancel,
+        Expire,
+    }
+
+    private ExecutionTransition End(Ending ending, string id, string account) => ending switch
+    {
+        Ending.Fail => ExecutionTransition.Fail(id, [ExecutionStatus.Processing], new ExecutionError(ExecutionErrorCodes.ContentPolicyViolation, "refused", false), Attempt(1, "failed"), "node-a"),
+        Ending.Cancel => ExecutionTransition.Cancel(id, account),
+        _ => ExecutionTransition.Expire(id),
+    };
+
+    [Theory]
+    [InlineData(Ending.Fail, ExecutionStatus.Failed)]
+    [InlineData(Ending.Cancel, ExecutionStatus.Cancelled)]
+    [InlineData(Ending.Expire, ExecutionStatus.Expired)]
+    public async Task Failing_cancelling_and_expiring_release_the_hold_and_charge_nothing(Ending ending, ExecutionStatus expected)
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+
+        var ended = (await Executions.TransitionAsync(End(ending, execution.Id, account), None)).ShouldNotBeNull();
+
+        ended.Status.ShouldBe(expected);
+        ended.CompletedAt.ShouldBe(Now);
+        ended.LeaseOwner.ShouldBeNull();
+        ended.ChargedMicros.GetValueOrDefault().ShouldBe(0);
+        var balance = await AccountAsync(account);
+        balance.BalanceMicros.ShouldBe(1_000_000);
+        balance.HeldMicros.ShouldBe(0);
+        var ledger = (await LedgerAsync(account)).Where(e => e.ExecutionId == execution.Id).ToList();
+        ledger.Where(e => e.Kind == LedgerKinds.Release).ShouldHaveSingleItem().AmountMicros.ShouldBe(120_000);
+        ledger.ShouldNotContain(e => e.Kind == LedgerKinds.Charge && e.AmountMicros > 0);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Expiring_records_the_deadline_error()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submitted = await SubmitAsync(account, 10_000);
+
+        var expired = (await Executions.TransitionAsync(ExecutionTransition.Expire(submitted.Id), None)).ShouldNotBeNull();
+
+        expired.Status.ShouldBe(ExecutionStatus.Expired);
+        expired.Error.ShouldNotBeNull().Code.ShouldBe(ExecutionErrorCodes.DeadlineExceeded);
+        expired.Error.Retryable.ShouldBeFalse();
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_pending_execution_releases_its_hold_and_it_is_never_claimed()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var submitted = await SubmitAsync(account, 40_000);
+
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(submitted.Id, account), None)).ShouldNotBeNull().Status.ShouldBe(ExecutionStatus.Cancelled);
+
+        (await Executions.ClaimDueAsync("node-a", 10, Now, Now + Lease, None)).ShouldBeEmpty();
+        (await AccountAsync(account)).HeldMicros.ShouldBe(0);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Complete_after_cancel_changes_nothing()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(execution.Id, account), None)).ShouldNotBeNull();
+        var ledgerBefore = await LedgerAsync(account);
+        var eventsBefore = await Executions.ListEventsAsync(execution.Id, 0, None);
+
+        (await Executions.TransitionAsync(Complete(execution.Id, 50_000, owner: null), None)).ShouldBeNull();
+        (await Executions.TransitionAsync(Complete(execution.Id, 50_000, owner: "node-a"), None)).ShouldBeNull();
+
+        var stored = (await Executions.GetAsync(execution.Id, null, None))!;
+        stored.Status.ShouldBe(ExecutionStatus.Cancelled);
+        stored.ActualMicros.ShouldBeNull();
+        stored.Output.ShouldBeNull();
+        (await LedgerAsync(account)).Select(e => e.Id).ShouldBe(ledgerBefore.Select(e => e.Id));
+        (await Executions.ListEventsAsync(execution.Id, 0, None)).Count.ShouldBe(eventsBefore.Count);
+        (await AccountAsync(account)).BalanceMicros.ShouldBe(1_000_000);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Cancel_after_complete_changes_nothing()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+        (await Executions.TransitionAsync(Complete(execution.Id, 50_000), None)).ShouldNotBeNull();
+        var ledgerBefore = await LedgerAsync(account);
+
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(execution.Id, account), None)).ShouldBeNull();
+        (await Executions.TransitionAsync(ExecutionTransition.Expire(execution.Id), None)).ShouldBeNull();
+        (await Executions.TransitionAsync(End(Ending.Fail, execution.Id, account), None)).ShouldBeNull();
+
+        (await Executions.GetAsync(execution.Id, null, None))!.Status.ShouldBe(ExecutionStatus.Completed);
+        (await LedgerAsync(account)).Select(e => e.Id).ShouldBe(ledgerBefore.Select(e => e.Id));
+        (await AccountAsync(account)).BalanceMicros.ShouldBe(950_000);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Theory]
+    [InlineData(ExecutionStatus.Completed)]
+    [InlineData(ExecutionStatus.Failed)]
+    [InlineData(ExecutionStatus.Cancelled)]
+    [InlineData(ExecutionStatus.Expired)]
+    public async Task A_terminal_execution_never_changes_even_when_a_transition_names_its_status(ExecutionStatus terminal)
+    {
+        // SPEC §2: "a terminal execution never changes again, enforced by the store itself".
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+        var ended = terminal switch
+        {
+            ExecutionStatus.Completed => Complete(execution.Id, 50_000),
+            ExecutionStatus.Failed => End(Ending.Fail, execution.Id, account),
+            ExecutionStatus.Cancelled => End(Ending.Cancel, execution.Id, account),
+            _ => End(Ending.Expire, execution.Id, account),
+        };
+        (await Executions.TransitionAsync(ended, None)).ShouldNotBeNull().Status.ShouldBe(terminal);
+        var ledgerBefore = await LedgerAsync(account);
+
+        var revived = await Executions.TransitionAsync(
+            ExecutionTransition.Retry(execution.Id, [terminal], Now, null, null),
+            None);
+
+        revived.ShouldBeNull($"a {terminal} execution was moved back to PENDING");
+        (await Executions.GetAsync(execution.Id, null, None))!.Status.ShouldBe(terminal);
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty();
+        (await LedgerAsync(account)).Count.ShouldBe(ledgerBefore.Count);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task A_terminal_execution_is_never_settled_twice_even_when_a_transition_names_its_status()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var cancelled = await ProcessingAsync(account, 120_000);
+        await SubmitAsync(account, 200_000); // another open hold, which a second release would eat into
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(cancelled.Id, account), None)).ShouldNotBeNull();
+        var ledgerBefore = await LedgerAsync(account);
+
+        var completeAfterCancel = ExecutionTransition.Complete(
+            cancelled.Id, [ExecutionStatus.Processing, ExecutionStatus.Cancelled], "{}", [], new Usage(), 50_000, null);
+        Execution? result = null;
+        Exception? error = null;
+        try
+        {
+            result = await Executions.TransitionAsync(completeAfterCancel, None);
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+        }
+
+        error.ShouldBeNull("the store answers null rather than failing");
+        result.ShouldBeNull("a CANCELLED execution was completed");
+        (await Executions.GetAsync(cancelled.Id, null, None))!.Status.ShouldBe(ExecutionStatus.Cancelled);
+        var balance = await AccountAsync(account);
+        balance.HeldMicros.ShouldBe(200_000);
+        balance.BalanceMicros.ShouldBe(1_000_000);
+        (await LedgerAsync(account)).Count.ShouldBe(ledgerBefore.Count);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Concurrent_cancel_and_complete_have_exactly_one_winner_and_a_consistent_ledger()
+    {
+        var account = await NewAccountAsync(10_000_000);
+        var executions = new List<Execution>();
+        for (var i = 0; i < 16; i++)
+        {
+            executions.Add(await ProcessingAsync(account, 100_000));
+        }
+
+        foreach (var execution in executions)
+        {
+            var cancel = Task.Run(() => Executions.TransitionAsync(ExecutionTransition.Cancel(execution.Id, account), None));
+            var complete = Task.Run(() => Executions.TransitionAsync(Complete(execution.Id, 30_000), None));
+            var results = await Task.WhenAll(cancel, complete);
+
+            results.Count(r => r is not null).ShouldBe(1, $"exactly one of cancel and complete wins for {execution.Id}");
+            var winner = results.Single(r => r is not null)!;
+            (await Executions.GetAsync(execution.Id, null, None))!.Status.ShouldBe(winner.Status);
+        }
+
+        var completedCount = 0;
+        foreach (var execution in executions)
+        {
+            if ((await Executions.GetAsync(execution.Id, null, None))!.Status == ExecutionStatus.Completed)
+            {
+                completedCount++;
+            }
+        }
+
+        var balance = await AccountAsync(account);
+        balance.HeldMicros.ShouldBe(0);
+        balance.BalanceMicros.ShouldBe(10_000_000 - (completedCount * 30_000));
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task A_retry_moves_processing_back_to_pending_until_its_time_and_clears_the_lease()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 100_000);
+        var retryAt = Now + TimeSpan.FromSeconds(5);
+
+        var retried = (await Executions.TransitionAsync(
+            ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], retryAt, Timeout, Attempt(1, "failed"), "node-a"),
+            None)).ShouldNotBeNull();
+
+        retried.Status.ShouldBe(ExecutionStatus.Pending);
+        retried.NextAttemptAt.ShouldBe(retryAt);
+        retried.LeaseOwner.ShouldBeNull();
+        retried.LeaseExpiresAt.ShouldBeNull();
+        retried.Error.ShouldBe(Timeout);
+        retried.Attempts.ShouldBe(1);
+        retried.AttemptLog.ShouldHaveSingleItem().Outcome.ShouldBe("failed");
+        retried.HeldMicros.ShouldBe(100_000);
+        (await AccountAsync(account)).HeldMicros.ShouldBe(100_000, "a retry keeps the hold");
+
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty("not due yet");
+        Time.Advance(TimeSpan.FromSeconds(5));
+        await ClaimOneAsync(execution.Id, "node-b");
+        var second = (await Executions.TransitionAsync(StartAttempt(execution.Id, "node-b"), None)).ShouldNotBeNull();
+        second.Attempts.ShouldBe(2);
+
+        var completed = (await Executions.TransitionAsync(Complete(execution.Id, 20_000, owner: "node-b"), None)).ShouldNotBeNull();
+        completed.Error.ShouldBeNull("a completed execution carries no error");
+        completed.AttemptLog.Count.ShouldBe(2);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task A_retry_by_a_node_that_lost_the_lease_is_refused()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 100_000, owner: "node-a");
+
+        (await Executions.TransitionAsync(
+            ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], Now, Timeout, null, "node-b"),
+            None)).ShouldBeNull();
+
+        (await Executions.GetAsync(execution.Id, null, None))!.Status.ShouldBe(ExecutionStatus.Processing);
+    }
+
+    [Fact]
+    public async Task Waiting_for_a_callback_is_polled_only_when_due()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 100_000);
+
+        var awaiting = (await Executions.TransitionAsync(
+            ExecutionTransition.AwaitCallback(execution.Id, "node-a", "job-1", Now + TimeSpan.FromSeconds(30), Attempt(1, "accepted")),
+            None)).ShouldNotBeNull();
+
+        awaiting.Status.ShouldBe(ExecutionStatus.AwaitingWebhook);
+        awaiting.ProviderJobId.ShouldBe("job-1");
+        awaiting.LeaseOwner.ShouldBeNull();
+        (await Executions.ClaimDuePollsAsync(10, Now, Now + TimeSpan.FromSeconds(30), None)).ShouldBeEmpty();
+        Time.Advance(TimeSpan.FromSeconds(30));
+        (await Executions.ClaimDuePollsAsync(10, Now, Now + TimeSpan.FromSeconds(30), None)).ShouldHaveSingleItem().Id.ShouldBe(execution.Id);
+        (await Executions.ClaimDuePollsAsync(10, Now, Now + TimeSpan.FromSeconds(30), None)).ShouldBeEmpty("the next poll was pushed back");
+
+        // The callback completes it without a lease.
+        (await Executions.TransitionAsync(Complete(execution.Id, 10_000, owner: null), None)).ShouldNotBeNull();
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    // ---------------------------------------------------------------- sweeping
+
+    [Fact]
+    public async Task Expired_lists_only_unfinished_executions_past_their_deadline()
+    {
+        var account = await NewAccountAsync(10_000_000);
+        var processingLate = await ProcessingAsync(account, 10_000, timeout: TimeSpan.FromSeconds(10));
+        var completedLate = await ProcessingAsync(account, 10_000, owner: "node-c", timeout: TimeSpan.FromSeconds(10));
+        (await Executions.TransitionAsync(Complete(completedLate.Id, 1_000, owner: "node-c"), None)).ShouldNotBeNull();
+        var pendingLate = await SubmitAsync(account, 10_000, timeout: TimeSpan.FromSeconds(10));
+        var pendingInTime = await SubmitAsync(account, 10_000, timeout: TimeSpan.FromSeconds(60));
+        var cancelledLate = await SubmitAsync(account, 10_000, timeout: TimeSpan.FromSeconds(10));
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(cancelledLate.Id, account), None)).ShouldNotBeNull();
+
+        (await Executions.ListExpiredAsync(Now, 100, None)).ShouldBeEmpty();
+        Time.Advance(TimeSpan.FromSeconds(11));
+
+        var expired = await Executions.ListExpiredAsync(Now, 100, None);
+
+        expired.ShouldBe([pendingLate.Id, processingLate.Id], ignoreOrder: true);
+        expired.ShouldNotContain(pendingInTime.Id);
+        (await Executions.ListExpiredAsync(Now, 1, None)).Count.ShouldBe(1);
+        foreach (var id in expired)
+        {
+            (await Executions.TransitionAsync(ExecutionTransition.Expire(id), None)).ShouldNotBeNull();
+        }
+
+        (await Executions.ListExpiredAsync(Now, 100, None)).ShouldBeEmpty();
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Abandoned_lists_processing_executions_whose_lease_ran_out_and_they_can_be_taken_back()
+    {
+        var account = await NewAccountAsync(10_000_000);
+        var stale = await ProcessingAsync(account, 10_000, owner: "node-dead");
+        var claimedOnly = await SubmitAsync(account, 10_000);
+        await ClaimOneAsync(claimedOnly.Id, "node-dead"); // PENDING under a lease: not abandoned, just re-offered
+        Time.Advance(TimeSpan.FromSeconds(20));
+        var live = await ProcessingAsync(account, 10_000, owner: "node-live");
+
+        (await Executions.ListAbandonedAsync(Now, 100, None)).ShouldBeEmpty();
+        Time.Advance(TimeSpan.FromSeconds(11)); // node-dead's leases ran out 1 s ago; node-live's has 19 s left
+
+        var abandoned = await Executions.ListAbandonedAsync(Now, 100, None);
+
+        abandoned.ShouldHaveSingleItem().Id.ShouldBe(stale.Id);
+        abandoned[0].LeaseOwner.ShouldBe("node-dead");
+
+        var handBack = ExecutionTransition.Retry(stale.Id, [ExecutionStatus.Processing], Now, null, null) with { LeaseExpiredBy = Now };
+        (await Executions.TransitionAsync(handBack, None)).ShouldNotBeNull().Status.ShouldBe(ExecutionStatus.Pending);
+        var liveHandBack = ExecutionTransition.Retry(live.Id, [ExecutionStatus.Processing], Now, null, null) with { LeaseExpiredBy = Now };
+        (await Executions.TransitionAsync(liveHandBack, None)).ShouldBeNull("node-live still holds its lease");
+        (await Executions.TransitionAsync(Complete(stale.Id, 1_000, owner: "node-dead"), None)).ShouldBeNull("the dead node no longer owns it");
+        (await Executions.ListAbandonedAsync(Now, 100, None)).ShouldBeEmpty();
+
+        var reclaimed = await Executions.ClaimDueAsync("node-live", 10, Now, Now + Lease, None);
+        reclaimed.Select(e => e.Id).ShouldBe([stale.Id, claimedOnly.Id], ignoreOrder: true);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    // ---------------------------------------------------------------- events
+
+    [Fact]
+    public async Task Events_record_each_status_change_once_in_order()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 100_000);
+        (await Executions.TransitionAsync(
+            ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], Now, Timeout, Attempt(1, "failed"), "node-a"), None)).ShouldNotBeNull();
+        await ClaimOneAsync(execution.Id, "node-a");
+        (await Executions.TransitionAsync(StartAttempt(execution.Id, "node-a"), None)).ShouldNotBeNull();
+        (await Executions.TransitionAsync(
+            ExecutionTransition.AwaitCallback(execution.Id, "node-a", "job-9", Now + Lease, Attempt(2, "accepted")), None)).ShouldNotBeNull();
+        (await Executions.TransitionAsync(StartAttempt(execution.Id, "node-a"), None)).ShouldBeNull(); // refused: no event
+        (await Executions.TransitionAsync(Complete(execution.Id, 5_000, owner: null), None)).ShouldNotBeNull();
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(execution.Id, account), None)).ShouldBeNull(); // refused: no event
+
+        var events = await Executions.ListEventsAsync(execution.Id, 0, None);
+
+        events.Select(e => e.Status).ShouldBe(
+        [
+            ExecutionStatus.Pending,
+            ExecutionStatus.Processing,
+            ExecutionStatus.Pending,
+            ExecutionStatus.Processing,
+            ExecutionStatus.AwaitingWebhook,
+            ExecutionStatus.Completed,
+        ]);
+        events.Select(e => e.Type).ShouldBe(events.Select(e => e.Status.EventType()));
+        events.ShouldAllBe(e => e.ExecutionId == execution.Id && e.AccountId == account);
+        events.Select(e => e.Sequence).ShouldBe(events.Select(e => e.Sequence).Order(), "in order");
+        events.Select(e => e.Sequence).Distinct().Count().ShouldBe(events.Count);
+        events.Select(e => e.Id).Distinct().Count().ShouldBe(events.Count);
+
+        var later = await Executions.ListEventsAsync(execution.Id, events[3].Sequence, None);
+        later.Select(e => e.Status).ShouldBe([ExecutionStatus.AwaitingWebhook, ExecutionStatus.Completed]);
+        (await Executions.ListEventsAsync(execution.Id, events[^1].Sequence, None)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Events_of_one_execution_do_not_include_another_executions()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var first = await SubmitAsync(account, 10_000);
+        var second = await SubmitAsync(account, 10_000);
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(second.Id, account), None)).ShouldNotBeNull();
+
+        (await Executions.ListEventsAsync(first.Id, 0, None)).ShouldHaveSingleItem().Status.ShouldBe(ExecutionStatus.Pending);
+        (await Executions.ListEventsAsync(second.Id, 0, None)).Count.ShouldBe(2);
+    }
+
+    // ---------------------------------------------------------------- credits
+
+    [Fact]
+    public async Task A_credit_with_a_repeated_reference_replays_without_adding_money()
+    {
+        var account = await NewAccountAsync(0);
+
+        var first = (await Accounts.CreditAsync(Ids.New("txn"), account, 500_000, "invoice-7", Now, None)).ShouldNotBeNull();
+        var again = (await Accounts.CreditAsync(Ids.New("txn"), account, 500_000, "invoice-7", Now, None)).ShouldNotBeNull();
+        var different = (await Accounts.CreditAsync(Ids.New("txn"), account, 999_000, "invoice-7", Now, None)).ShouldNotBeNull();
+
+        first.Replayed.ShouldBeFalse();
+        first.Entry.Kind.ShouldBe(LedgerKinds.Credit);
+        first.Entry.AmountMicros.ShouldBe(500_000);
+        first.Entry.BalanceMicros.ShouldBe(500_000);
+        again.Replayed.ShouldBeTrue();
+        again.Entry.Id.ShouldBe(first.Entry.Id);
+        different.Replayed.ShouldBeTrue();
+        different.Entry.AmountMicros.ShouldBe(500_000);
+        (await AccountAsync(account)).BalanceMicros.ShouldBe(500_000);
+        (await LedgerAsync(account)).ShouldHaveSingleItem();
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task Credits_without_a_reference_always_add_and_references_are_per_account()
+    {
+        var a = await NewAccountAsync(0);
+        var b = await NewAccountAsync(0);
+
+        (await Accounts.CreditAsync(Ids.New("txn"), a, 100_000, null, Now, None))!.Replayed.ShouldBeFalse();
+        (await Accounts.CreditAsync(Ids.New("txn"), a, 100_000, null, Now, None))!.Replayed.ShouldBeFalse();
+        (await Accounts.CreditAsync(Ids.New("txn"), a, 1_000, "ref", Now, None))!.Replayed.ShouldBeFalse();
+        (await Accounts.CreditAsync(Ids.New("txn"), b, 1_000, "ref", Now, None))!.Replayed.ShouldBeFalse();
+
+        (await AccountAsync(a)).BalanceMicros.ShouldBe(201_000);
+        (await AccountAsync(b)).BalanceMicros.ShouldBe(1_000);
+        await AssertLedgerBalancedAsync(a);
+        await AssertLedgerBalancedAsync(b);
+    }
+
+    [Fact]
+    public async Task Concurrent_credits_with_one_reference_add_the_money_once()
+    {
+        var account = await NewAccountAsync(0);
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ =>
+            Task.Run(() => Accounts.CreditAsync(Ids.New("txn"), account, 250_000, "wire-1", Now, None))));
+
+        outcomes.Count(o => o is { Replayed: false }).ShouldBe(1);
+        outcomes.Count(o => o is { Replayed: true }).ShouldBe(9);
+        outcomes.Select(o => o!.Entry.Id).Distinct().ShouldHaveSingleItem();
+        (await AccountAsync(account)).BalanceMicros.ShouldBe(250_000);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
+    public async Task A_credit_to_an_unknown_account_is_refused()
+    {
+        (await Accounts.CreditAsync(Ids.New("txn"), "acct_missing", 1_000, "x", Now, None)).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task Credited_money_becomes_available_for_holds_at_once()
+    {
+        var account = await NewAccountAsync(5_000);
+        (await Executions.SubmitAsync(NewExecution(account, 10_000), None)).Result.ShouldBe(SubmitResult.InsufficientBalance);
+
+        await Accounts.CreditAsync(Ids.New("txn"), account, 5_000, "more", Now, None);
+
+        (await Executions.SubmitAsync(NewExecution(account, 10_000), None)).Result.ShouldBe(SubmitResult.Created);
+        await AssertLedgerBalancedAsync(account);
+    }
+}
+
+/// <summary>The contract on the embedded store: a new SQLite file in its own temporary directory.</summary>
+public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
+{
+    private string? _directory;
+    private SqliteDatabase? _database;
+
+    protected override async Task<(IExecutionStore Executions, IAccountStore Accounts)> CreateStoresAsync(TimeProvider time)
+    {
+        _directory = TestPaths.NewTempDirectory("store-contract");
+        _database = new SqliteDatabase($"Data Source={Path.Combine(_directory, "modelroute.db")}");
+        await _database.MigrateAsync(CancellationToken.None);
+        var ids = new IdGenerator(time);
+        var executions = new SqliteExecutionStore(_database, ids, new ExecutionChanges(new GatewayMetrics()), time);
+        return (executions, new SqliteAccountStore(_database));
+    }
+
+    protected override Task DisposeStoresAsync()
+    {
+        _database?.Dispose();
+        if (_directory is not null)
+        {
+            TestPaths.TryDelete(_directory);
+        }
+
+        return Task.CompletedTask;
+    }
+}
