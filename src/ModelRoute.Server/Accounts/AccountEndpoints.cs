@@ -150,14 +150,14 @@ public static class AccountEndpoints
             : TypedResults.Ok(new BalanceView("balance", Money.Format(account.BalanceMicros), Money.Format(account.HeldMicros), Money.Format(account.AvailableMicros), "usd"));
     }
 
-    private static async Task<IResult> ListLedgerAsync(HttpContext context, IAccountStore accounts, int? limit, string? cursor, CancellationToken cancellationToken)
+    private static async Task<IResult> ListLedgerAsync(HttpContext context, IAccountStore accounts, string? limit, string? cursor, CancellationToken cancellationToken)
     {
-        if (Paging.Parse(limit, cursor, "txn") is { Problem: { } problem })
+        var (take, problem) = Paging.Parse(limit, cursor, "txn");
+        if (problem is not null)
         {
             return problem.ToResult();
         }
 
-        var take = limit ?? Paging.DefaultLimit;
         var entries = await accounts.ListLedgerAsync(context.User.AccountId(), Paging.Decode(cursor), take + 1, cancellationToken);
         return TypedResults.Ok(Paging.Page(entries, take, e => e.Id, LedgerEntryView.From));
     }

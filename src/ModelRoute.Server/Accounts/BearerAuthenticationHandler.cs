@@ -61,9 +61,11 @@ public sealed class BearerAuthenticationHandler(
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
     {
-        var detail = string.IsNullOrEmpty(options.Value.AdminKey)
-            ? "Admin endpoints are disabled: the operator has not set ModelRoute:AdminKey."
-            : "This endpoint needs the admin key.";
+        var detail = Context.User.IsInRole(Claims.AdminRole)
+            ? "This endpoint needs an account's API key; the admin key acts on accounts through /v1/admin."
+            : string.IsNullOrEmpty(options.Value.AdminKey)
+                ? "Admin endpoints are disabled: the operator has not set ModelRoute:AdminKey."
+                : "This endpoint needs the admin key.";
         return new Problem(403, ErrorCodes.Forbidden, detail).WriteAsync(Context);
     }
 

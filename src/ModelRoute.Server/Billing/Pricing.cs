@@ -28,14 +28,16 @@ public sealed record Price(
     /// <summary>The cost of <paramref name="usage"/> in micro-dollars.</summary>
     public long CostOf(Usage usage)
     {
+        // 128-bit so that no usage a provider (or a hostile simulate.usage) reports can wrap around.
         const long PicoPerMicro = 1_000_000;
-        var pico = (usage.InputTokens * InputPerMTok)
-            + (usage.CachedInputTokens * (CachedInputPerMTok ?? InputPerMTok))
-            + (usage.OutputTokens * OutputPerMTok)
-            + (usage.Images * PerImage * PicoPerMicro)
-            + (usage.DurationMilliseconds * PerSecond * 1_000)
-            + (usage.Requests * PerRequest * PicoPerMicro);
-        return (pico + (PicoPerMicro / 2)) / PicoPerMicro;
+        var pico = ((Int128)Math.Max(0, usage.InputTokens) * InputPerMTok)
+            + ((Int128)Math.Max(0, usage.CachedInputTokens) * (CachedInputPerMTok ?? InputPerMTok))
+            + ((Int128)Math.Max(0, usage.OutputTokens) * OutputPerMTok)
+            + ((Int128)Math.Max(0, usage.Images) * PerImage * PicoPerMicro)
+            + ((Int128)Math.Max(0, usage.DurationMilliseconds) * PerSecond * 1_000)
+            + ((Int128)Math.Max(0, usage.Requests) * PerRequest * PicoPerMicro);
+        var micros = (pico + (PicoPerMicro / 2)) / PicoPerMicro;
+        return micros > long.MaxValue ? long.MaxValue : (long)micros;
     }
 }
 

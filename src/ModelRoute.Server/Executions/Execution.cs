@@ -135,7 +135,7 @@ public sealed record Execution
     public DateTimeOffset? NextPollAt { get; init; }
 
     /// <summary>What was charged: the actual cost capped at the hold (SPEC §3).</summary>
-    public long? ChargedMicros => ActualMicros is { } actual ? Math.Min(actual, HeldMicros) : null;
+    public long? ChargedMicros => ActualMicros is { } actual ? Math.Clamp(actual, 0, HeldMicros) : null;
 }
 
 /// <summary>A status change as recorded in the outbox, in order.</summary>

@@ -197,23 +197,12 @@ public static class ExecutionEndpoints
             }
         }
 
-        int? take = null;
-        if (limit is not null)
-        {
-            if (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out var l))
-            {
-                return Problem.Validation("limit", "'limit' must be from 1 to 100.").ToResult();
-            }
-
-            take = l;
-        }
-
-        if (Paging.Parse(take, cursor, "exe") is { Problem: { } problem })
+        var (size, problem) = Paging.Parse(limit, cursor, "exe");
+        if (problem is not null)
         {
             return problem.ToResult();
         }
 
-        var size = take ?? Paging.DefaultLimit;
         var rows = await store.ListAsync(
             context.User.AccountId(),
             new ExecutionQuery(statusFilter, model, createdAfter, Paging.Decode(cursor), size + 1),

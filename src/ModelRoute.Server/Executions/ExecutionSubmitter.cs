@@ -12,15 +12,6 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, O
     public async Task<SubmissionResult> SubmitAsync(string accountId, ParsedSubmission submission, string fieldPrefix, CancellationToken cancellationToken)
     {
         var hold = Money.HoldFor(submission.EstimatedMicros);
-        if (submission.MaxCostMicros is { } cap && hold > cap)
-        {
-            return new(null, false, new Problem(
-                422,
-                ErrorCodes.CostCapExceeded,
-                $"The hold for this execution would be {Money.Format(hold)} USD, above max_cost_usd {Money.Format(cap)}.",
-                fieldPrefix + "max_cost_usd"));
-        }
-
         var now = time.GetUtcNow();
         var outcome = await store.SubmitAsync(
             new NewExecution(
@@ -51,6 +42,11 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, O
                 ErrorCodes.IdempotencyKeyReused,
                 "This idempotency_key was already used for a different request.",
                 fieldPrefix + "idempotency_key")),
+            SubmitResult.CostCapExceeded => new(null, false, new Problem(
+                422,
+                ErrorCodes.CostCapExceeded,
+                $"The hold for this execution would be {Money.Format(hold)} USD, above max_cost_usd {Money.Format(submission.MaxCostMicros ?? 0)}.",
+                fieldPrefix + "max_cost_usd")),
             _ => new(null, false, new Problem(
                 402,
                 ErrorCodes.InsufficientBalance,

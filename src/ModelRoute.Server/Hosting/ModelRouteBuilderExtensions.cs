@@ -93,6 +93,7 @@ public static class ModelRouteBuilderExtensions
     {
         try
         {
+            BindStrictly(app.Configuration.GetSection(ModelRouteOptions.SectionName));
             _ = app.Services.GetRequiredService<IOptions<ModelRouteOptions>>().Value;
             return true;
         }
@@ -107,6 +108,48 @@ public static class ModelRouteBuilderExtensions
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// The binder silently drops a dictionary or list entry it cannot convert (a provider with
+    /// <c>MaxConcurrency=lots</c> would just vanish), so each entry is bound on its own, strictly.
+    /// </summary>
+    private static void BindStrictly(IConfigurationSection section)
+    {
+        static void Bind<T>(IConfigurationSection s)
+        {
+            try
+            {
+                s.Get<T>(b => b.ErrorOnUnknownConfiguration = true);
+            }
+            catch (InvalidOperationException ex) when (!ex.Message.Contains(s.Path, StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"{s.Path}: {ex.Message}", ex);
+            }
+        }
+
+        foreach (var provider in section.GetSection("Providers").GetChildren())
+        {
+            Bind<ProviderOptions>(provider);
+        }
+
+        foreach (var model in section.GetSection("Models").GetChildren())
+        {
+            foreach (var route in model.GetSection("Routes").GetChildren())
+            {
+                Bind<RouteOptions>(route);
+            }
+
+            Bind<ModelOptions>(model);
+        }
+
+        foreach (var delay in section.GetSection("Webhooks:RetrySchedule").GetChildren())
+        {
+            Bind<TimeSpan>(delay);
+        }
+
+        // Last, so that a bad entry above is reported by its own path rather than as a failure of the whole.
+        Bind<ModelRouteOptions>(section);
     }
 
     public static WebApplication MapModelRoute(this WebApplication app)

@@ -58,14 +58,51 @@ public static class JsonBody
             return (null, Problem.Validation("body", "The request body is empty; a JSON object is required."));
         }
 
+        if (!System.Text.Unicode.Utf8.IsValid(buffer.WrittenSpan))
+        {
+            return (null, Problem.Validation("body", "The body is not valid UTF-8."));
+        }
+
         try
         {
-            return (JsonDocument.Parse(buffer.WrittenMemory, DocumentOptions), null);
+            var document = JsonDocument.Parse(buffer.WrittenMemory, DocumentOptions);
+            if (HasUnpairedSurrogates(buffer.WrittenSpan))
+            {
+                document.Dispose();
+                return (null, Problem.Validation("body", "The body contains an escaped unpaired surrogate (invalid Unicode)."));
+            }
+
+            return (document, null);
         }
         catch (JsonException ex)
         {
             return (null, Problem.Validation("body", $"The body is not valid JSON: {Sanitize(ex.Message)}"));
         }
+    }
+
+    /// <summary>
+    /// JSON allows escapes such as <c>"\ud800"</c> that decode to no valid string; the parser accepts
+    /// them and reading the value later throws. Only escaped strings can hold one (raw UTF-8 was checked).
+    /// </summary>
+    private static bool HasUnpairedSurrogates(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = DocumentOptions.MaxDepth });
+        while (reader.Read())
+        {
+            if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped)
+            {
+                try
+                {
+                    reader.GetString();
+                }
+                catch (InvalidOperationException)
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
     }
 
     private static Problem TooLarge(long maxBytes) => Problem.TooLarge($"The request body exceeds {maxBytes} bytes.");

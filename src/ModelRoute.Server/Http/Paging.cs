@@ -8,24 +8,26 @@ public static class Paging
 {
     public const int DefaultLimit = 20;
 
-    public static (bool Ok, Problem? Problem) Parse(int? limit, string? cursor, string idPrefix)
+    /// <summary>The page size (default 20), or the problem with <c>limit</c> or <c>cursor</c>.</summary>
+    public static (int Limit, Problem? Problem) Parse(string? limit, string? cursor, string idPrefix)
     {
-        if (limit is < 1 or > 100)
+        var size = DefaultLimit;
+        if (limit is not null && (!int.TryParse(limit, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out size) || size is < 1 or > 100))
         {
-            return (false, Problem.Validation("limit", "'limit' must be from 1 to 100."));
+            return (0, Problem.Validation("limit", "'limit' must be a whole number from 1 to 100."));
         }
 
         if (cursor is not null && Decode(cursor) is not { } id)
         {
-            return (false, Problem.Validation("cursor", "'cursor' is not a cursor this API gave out."));
+            return (0, Problem.Validation("cursor", "'cursor' is not a cursor this API gave out."));
         }
 
         if (cursor is not null && !Decode(cursor)!.StartsWith(idPrefix + "_", StringComparison.Ordinal))
         {
-            return (false, Problem.Validation("cursor", "'cursor' belongs to another list."));
+            return (0, Problem.Validation("cursor", "'cursor' belongs to another list."));
         }
 
-        return (true, null);
+        return (size, null);
     }
 
     public static string Encode(string id) => Convert.ToBase64String(Encoding.UTF8.GetBytes(id)).TrimEnd('=').Replace('+', '-').Replace('/', '_');

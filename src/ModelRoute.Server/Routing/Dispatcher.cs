@@ -166,6 +166,12 @@ public sealed partial class Dispatcher(
         {
             return; // Cancelled or expired: the store already has the final state.
         }
+        catch (OperationCanceledException) when (time.GetUtcNow() >= execution.ExpiresAt)
+        {
+            // The execution's own deadline cut the call short: it expires, it did not fail.
+            await store.TransitionAsync(ExecutionTransition.Expire(execution.Id), CancellationToken.None);
+            return;
+        }
         catch (OperationCanceledException)
         {
             outcome = new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderTimeout, "The provider did not answer in time.", true, route.Provider));

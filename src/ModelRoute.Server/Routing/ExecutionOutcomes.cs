@@ -43,6 +43,11 @@ public sealed class ExecutionOutcomes(IExecutionStore store, IArtifactStore arti
 
             case ProviderOutcome.Failed failed:
                 var now = time.GetUtcNow();
+                if (now >= execution.ExpiresAt)
+                {
+                    return await store.TransitionAsync(ExecutionTransition.Expire(execution.Id) with { From = from, Attempt = attempt }, cancellationToken);
+                }
+
                 if (failed.Error.Retryable && execution.Attempts < dispatch.MaxAttempts)
                 {
                     var delay = RetryBackoff.Delay(execution.Attempts, dispatch.RetryBaseDelay, dispatch.RetryMaxDelay, failed.RetryAfter, Random.Shared.NextDouble());

@@ -27,6 +27,7 @@ public enum SubmitResult
     Created,
     Replayed,
     KeyReused,
+    CostCapExceeded,
     InsufficientBalance,
 }
 
@@ -40,7 +41,10 @@ public sealed record ExecutionQuery(ExecutionStatus? Status, string? Model, Date
 /// </summary>
 public interface IExecutionStore
 {
-    /// <summary>Inserts the execution and places its hold in one transaction, or answers why not.</summary>
+    /// <summary>
+    /// Inserts the execution and places its hold in one transaction, or answers why not. An existing
+    /// execution with the same key is answered first (replay or reuse), then the cost cap, then the balance.
+    /// </summary>
     Task<SubmitOutcome> SubmitAsync(NewExecution execution, CancellationToken cancellationToken);
 
     /// <summary>The execution; <paramref name="accountId"/> null means any account (internal callers).</summary>

@@ -9,6 +9,7 @@ namespace ModelRoute.Server.Storage;
 public sealed class IdGenerator(TimeProvider time)
 {
     private const string Alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
+    private static readonly UInt128 MaxRandom = (UInt128.One << 80) - 1;
     private readonly Lock _gate = new();
     private long _lastMs;
     private UInt128 _lastRandom;
@@ -21,12 +22,14 @@ public sealed class IdGenerator(TimeProvider time)
         lock (_gate)
         {
             ms = Math.Max(time.GetUtcNow().ToUnixTimeMilliseconds(), _lastMs);
-            if (ms == _lastMs)
+            if (ms == _lastMs && _lastRandom < MaxRandom)
             {
                 value = _lastRandom + 1;
             }
             else
             {
+                // A new millisecond, or this one's random space is used up: borrow the next one to stay monotonic.
+                ms = ms == _lastMs ? ms + 1 : ms;
                 RandomNumberGenerator.Fill(random);
                 value = 0;
                 foreach (var b in random)
@@ -36,8 +39,7 @@ public sealed class IdGenerator(TimeProvider time)
             }
 
             _lastMs = ms;
-            _lastRandom = value & ((UInt128.One << 80) - 1);
-            value = _lastRandom;
+            _lastRandom = value;
         }
 
         var combined = ((UInt128)(ulong)ms << 80) | value;

@@ -23,6 +23,11 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 return (new SubmitOutcome(result, existing.ToExecution()), false);
             }
 
+            if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
+            {
+                return (new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
+            }
+
             var account = await c.QueryFirstOrDefaultAsync<(long Balance, long Held)>(
                 """
                 UPDATE accounts SET held_micros = held_micros + @HoldMicros
@@ -133,6 +138,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                     lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt, lease_expires_at) ELSE NULL END
                 WHERE id = @Id
                   AND status IN @From
+                  AND status IN {NonTerminalList}
                   AND (@LeaseOwner IS NULL OR lease_owner = @LeaseOwner)
                   AND (@AccountId IS NULL OR account_id = @AccountId)
                   AND (@LeaseExpiredBy IS NULL OR lease_expires_at <= @LeaseExpiredBy)
@@ -190,7 +196,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     /// <summary>Ends the hold: release it all, then charge the actual cost capped at the hold (SPEC §3).</summary>
     private async Task SettleAsync(SqliteConnection c, SqliteTransaction tx, ExecutionRow row, long now)
     {
-        var charge = row.Status == "COMPLETED" ? Math.Min(row.ActualMicros ?? 0, row.HeldMicros) : 0;
+        var charge = row.Status == "COMPLETED" ? Math.Clamp(row.ActualMicros ?? 0, 0, row.HeldMicros) : 0;
         var account = await c.QuerySingleAsync<(long Balance, long Held)>(
             """
             UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
@@ -214,7 +220,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 UPDATE executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil
                 WHERE id IN (
                     SELECT id FROM executions
-                    WHERE status = 'PENDING' AND next_attempt_at <= @Now
+                    WHERE status = 'PENDING' AND next_attempt_at <= @Now AND expires_at > @Now
                       AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
                     ORDER BY next_attempt_at
                     LIMIT @max)
