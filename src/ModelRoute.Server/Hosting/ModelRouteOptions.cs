@@ -19,6 +19,9 @@ public sealed class ModelRouteOptions
 
     public StoreOptions Store { get; set; } = new();
 
+    /// <summary>How long an ended execution (and so its idempotency key and artifacts) is kept.</summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
+
     public Dictionary<string, ProviderOptions> Providers { get; set; } = new(StringComparer.Ordinal);
 
     public Dictionary<string, ModelOptions> Models { get; set; } = new(StringComparer.Ordinal);

@@ -73,6 +73,11 @@ public sealed class ModelRouteOptionsValidator : IValidateOptions<ModelRouteOpti
             errors.Add($"ModelRoute:PublicBaseUrl '{baseUrl}' is not an absolute URL");
         }
 
+        if (options.Retention < TimeSpan.FromMinutes(1))
+        {
+            errors.Add("ModelRoute:Retention must be at least one minute");
+        }
+
         if (options.AdminKey is { Length: > 0 and < 16 })
         {
             errors.Add("ModelRoute:AdminKey must be at least 16 characters");

@@ -3,6 +3,7 @@ using ModelRoute.Server.Executions;
 using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Storage;
+using ModelRoute.Server.Storage.Artifacts;
 
 namespace ModelRoute.Server.Routing;
 
@@ -17,11 +18,14 @@ public sealed partial class ExecutionSweeper(
     ExecutionOutcomes outcomes,
     InFlightExecutions inFlight,
     ProviderCancellation providerCancellation,
+    IArtifactStore artifacts,
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
     ILogger<ExecutionSweeper> logger) : BackgroundService
 {
     private const int BatchSize = 200;
+    private static readonly TimeSpan PurgeInterval = TimeSpan.FromMinutes(10);
+    private DateTimeOffset _nextPurge = DateTimeOffset.MinValue;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -66,11 +70,32 @@ public sealed partial class ExecutionSweeper(
             }
         }
 
+        if (now >= _nextPurge)
+        {
+            _nextPurge = now + PurgeInterval;
+            await PurgeAsync(now - options.Value.Retention, cancellationToken);
+        }
+
         var polls = await store.ClaimDuePollsAsync(BatchSize, now, now + options.Value.Dispatch.CallbackPollInterval, cancellationToken);
         foreach (var awaiting in polls)
         {
             await PollAsync(awaiting, cancellationToken);
         }
+    }
+
+    /// <summary>Forgets ended executions past the retention period, a batch at a time.</summary>
+    public async Task PurgeAsync(DateTimeOffset endedBefore, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<string> purged;
+        do
+        {
+            purged = await store.PurgeAsync(endedBefore, BatchSize, cancellationToken);
+            foreach (var id in purged)
+            {
+                await artifacts.DeleteAllAsync(id, cancellationToken);
+            }
+        }
+        while (purged.Count == BatchSize);
     }
 
     /// <summary>Asks the provider itself, since its callback has not come.</summary>

@@ -74,6 +74,12 @@ public interface IExecutionStore
     /// <summary>PROCESSING executions whose worker's lease ran out (a crashed or stopped node).</summary>
     Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Deletes up to <paramref name="max"/> executions that ended before <paramref name="endedBefore"/>,
+    /// with their events; their idempotency keys are free again. Ledger entries stay. Returns the ids.
+    /// </summary>
+    Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken);
+
     /// <summary>Status-change events of one execution after <paramref name="afterSequence"/>, in order.</summary>
     Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken);
 }

@@ -560,6 +560,31 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Purging_forgets_only_executions_that_ended_before_the_cutoff_and_frees_their_keys()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var old = await SubmitAsync(account, 10_000);
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(old.Id, account), None)).ShouldNotBeNull();
+        var running = await SubmitAsync(account, 10_000);
+        Time.Advance(TimeSpan.FromDays(31));
+        var recent = await SubmitAsync(account, 10_000);
+        (await Executions.TransitionAsync(ExecutionTransition.Cancel(recent.Id, account), None)).ShouldNotBeNull();
+
+        var purged = await Executions.PurgeAsync(Now - TimeSpan.FromDays(30), 100, None);
+
+        purged.ShouldBe([old.Id]);
+        (await Executions.GetAsync(old.Id, account, None)).ShouldBeNull();
+        (await Executions.ListEventsAsync(old.Id, 0, None)).ShouldBeEmpty();
+        (await Executions.GetAsync(running.Id, account, None)).ShouldNotBeNull();
+        (await Executions.GetAsync(recent.Id, account, None)).ShouldNotBeNull();
+        var again = await Executions.SubmitAsync(NewExecution(account, 10_000, key: old.IdempotencyKey), None);
+        again.Result.ShouldBe(SubmitResult.Created);
+        var money = await AccountAsync(account);
+        money.BalanceMicros.ShouldBe(1_000_000, "purging moves no money");
+        money.HeldMicros.ShouldBe(20_000, "the running execution's hold and the new one's");
+    }
+
+    [Fact]
     public async Task Completing_settles_the_actual_cost_and_releases_the_hold()
     {
         var account = await NewAccountAsync(1_000_000);

@@ -9,6 +9,9 @@ public interface IArtifactStore
 
     /// <summary>The artifact's bytes, or null when it is not there.</summary>
     Task<Stream?> OpenAsync(string executionId, string name, CancellationToken cancellationToken);
+
+    /// <summary>Removes every artifact of the execution (retention).</summary>
+    Task DeleteAllAsync(string executionId, CancellationToken cancellationToken);
 }
 
 public static partial class ArtifactNames
@@ -37,6 +40,17 @@ public sealed class FileArtifactStore(string root) : IArtifactStore
     {
         var path = PathFor(executionId, name);
         return Task.FromResult<Stream?>(File.Exists(path) ? File.OpenRead(path) : null);
+    }
+
+    public Task DeleteAllAsync(string executionId, CancellationToken cancellationToken)
+    {
+        var directory = Path.Combine(root, ArtifactNames.IsValid(executionId) ? executionId : throw new ArgumentException("Invalid execution id.", nameof(executionId)));
+        if (Directory.Exists(directory))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        return Task.CompletedTask;
     }
 
     private string PathFor(string executionId, string name)

@@ -286,6 +286,22 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 new { Now = now.ToUnixTimeMilliseconds(), max })).Select(r => r.ToExecution())],
             cancellationToken);
 
+    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
+        db.WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
+        {
+            var ids = (await c.QueryAsync<string>(
+                "SELECT id FROM executions WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND completed_at < @Before LIMIT @max",
+                new { Before = endedBefore.ToUnixTimeMilliseconds(), max },
+                tx)).ToArray();
+            if (ids.Length > 0)
+            {
+                await c.ExecuteAsync("DELETE FROM execution_events WHERE execution_id IN @ids", new { ids }, tx);
+                await c.ExecuteAsync("DELETE FROM executions WHERE id IN @ids", new { ids }, tx);
+            }
+
+            return (ids, true);
+        }, cancellationToken);
+
     public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
         db.ReadAsync<IReadOnlyList<ExecutionEvent>>(async c =>
             [.. (await c.QueryAsync<EventRow>(
