@@ -44,15 +44,16 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     /// <summary>Completes when new work may be due, or after <paramref name="timeout"/>.</summary>
     public async Task WaitForWorkAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(timeout);
+        using var timer = new CancellationTokenSource(timeout, time);
+        using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
         try
         {
-            await _workAvailable.WaitAsync(cts.Token);
+            // The wait must be cancelled, not abandoned: an abandoned waiter would swallow a later signal.
+            await _workAvailable.WaitAsync(both.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            // Timed out: look for due work anyway.
+            // Look for due work anyway: retries come due without anyone signalling.
         }
     }
 
