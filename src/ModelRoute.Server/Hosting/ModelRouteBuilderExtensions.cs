@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics;
@@ -65,12 +64,7 @@ public static class ModelRouteBuilderExtensions
             .AddPolicy(Policies.Account, p => p.RequireClaim(Claims.AccountIdType))
             .AddPolicy(Policies.Admin, p => p.RequireRole(Claims.AdminRole));
         services.AddRateLimiter(ConfigureRateLimits);
-        services.ConfigureHttpJsonOptions(o =>
-        {
-            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
-            o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
-            o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
-        });
+        services.ConfigureHttpJsonOptions(o => ApiJson.Configure(o.SerializerOptions));
         services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
         {
             var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;

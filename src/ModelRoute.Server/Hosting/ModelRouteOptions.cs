@@ -79,9 +79,34 @@ public sealed class RouteOptions
 
 public sealed class WebhookOptions
 {
+    /// <summary>The delay before each attempt, the first included (SPEC §7 default when empty).</summary>
     public List<TimeSpan> RetrySchedule { get; set; } = [];
+
+    /// <summary>A delivery succeeds only on a 2xx within this time.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Allow webhook URLs on loopback and private networks (the development profile does).</summary>
     public bool AllowPrivateNetworks { get; set; }
+
+    /// <summary>Allow plain-http webhook URLs (the development profile does); otherwise https only.</summary>
+    public bool AllowHttp { get; set; }
+
+    /// <summary>An endpoint whose every delivery has failed for this long is disabled.</summary>
+    public TimeSpan DisableAfter { get; set; } = TimeSpan.FromDays(5);
+
+    /// <summary>How long a rotated-out secret keeps signing beside the new one.</summary>
+    public TimeSpan RotationOverlap { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Deliveries in flight on one node.</summary>
+    public int MaxInFlight { get; set; } = 64;
+
+    public static readonly IReadOnlyList<TimeSpan> DefaultSchedule =
+    [
+        TimeSpan.Zero, TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(30),
+        TimeSpan.FromHours(2), TimeSpan.FromHours(5), TimeSpan.FromHours(10), TimeSpan.FromHours(10),
+    ];
+
+    public IReadOnlyList<TimeSpan> Schedule => RetrySchedule.Count > 0 ? RetrySchedule : DefaultSchedule;
 }
 
 public sealed class PollingOptions

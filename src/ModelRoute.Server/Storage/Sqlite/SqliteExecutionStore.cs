@@ -181,8 +181,10 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 await SettleAsync(c, tx, row, now);
             }
 
-            await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
-            return (row.ToExecution(), true);
+            var changed = row.ToExecution();
+            var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
+            await SqliteWebhookStore.EnqueueAsync(c, tx, ids, changed, eventId, t.To.EventType(), now);
+            return (changed, true);
         }, cancellationToken);
 
         if (execution is not null)
@@ -318,12 +320,16 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
             new { Id = ids.New("txn"), accountId, executionId, kind, amount, balance, held, now },
             tx);
 
-    private async Task InsertEventAsync(SqliteConnection c, SqliteTransaction tx, string executionId, string accountId, ExecutionStatus status, long now) =>
+    private async Task<string> InsertEventAsync(SqliteConnection c, SqliteTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
+    {
+        var id = ids.New("evt");
         await c.ExecuteAsync(
             """
             INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
-            VALUES (@Id, @executionId, @accountId, @Type, @Status, @now)
+            VALUES (@id, @executionId, @accountId, @Type, @Status, @now)
             """,
-            new { Id = ids.New("evt"), executionId, accountId, Type = status.EventType(), Status = status.ToWire(), now },
+            new { id, executionId, accountId, Type = status.EventType(), Status = status.ToWire(), now },
             tx);
+        return id;
+    }
 }

@@ -1,0 +1,274 @@
+using System.Text.Json;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Webhooks;
+
+namespace ModelRoute.Server.Storage.Sqlite;
+
+public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWebhookStore
+{
+    /// <summary>
+    /// Writes the deliveries of one event inside the caller's transaction (the outbox): to the
+    /// submission's webhook_url if it wants the event, and to every enabled endpoint subscribed to it.
+    /// </summary>
+    internal static async Task EnqueueAsync(SqliteConnection c, SqliteTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now)
+    {
+        if (!WebhookEventTypes.All.Contains(type))
+        {
+            return;
+        }
+
+        var destinations = new List<(string? EndpointId, string Url, bool Thin)>();
+        if (WebhookPayloads.WantedBySubmission(execution, type))
+        {
+            destinations.Add((null, execution.WebhookUrl!, false));
+        }
+
+        var endpoints = await c.QueryAsync<(string Id, string Url, string Events, long Thin)>(
+            "SELECT id, url, events, thin FROM webhook_endpoints WHERE account_id = @AccountId AND status = 'enabled'",
+            new { execution.AccountId },
+            tx);
+        foreach (var endpoint in endpoints)
+        {
+            if (JsonSerializer.Deserialize<string[]>(endpoint.Events)!.Contains(type))
+            {
+                destinations.Add((endpoint.Id, endpoint.Url, endpoint.Thin != 0));
+            }
+        }
+
+        string? full = null, thin = null;
+        foreach (var (endpointId, url, isThin) in destinations)
+        {
+            var payload = isThin
+                ? thin ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: true)
+                : full ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: false);
+            await c.ExecuteAsync(
+                """
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
+                VALUES (@Id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @now, @now, @now)
+                """,
+                new { Id = ids.New("whd"), eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now },
+                tx);
+        }
+    }
+
+    public Task<string?> GetDefaultSecretAsync(string accountId, CancellationToken cancellationToken) =>
+        db.WriteAsync<string?>(async (c, tx) =>
+        {
+            var secret = await c.QueryFirstOrDefaultAsync<string?>(
+                "UPDATE accounts SET webhook_secret = COALESCE(webhook_secret, @New) WHERE id = @accountId RETURNING webhook_secret",
+                new { accountId, New = WebhookSigner.NewSecret() },
+                tx);
+            return (secret, true);
+        }, cancellationToken);
+
+    public Task CreateEndpointAsync(WebhookEndpoint e, string secret, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            await c.ExecuteAsync(
+                """
+                INSERT INTO webhook_endpoints (id, account_id, url, events, thin, description, secret, status, created_at)
+                VALUES (@Id, @AccountId, @Url, @Events, @Thin, @Description, @secret, 'enabled', @CreatedAt)
+                """,
+                new { e.Id, e.AccountId, e.Url, Events = JsonSerializer.Serialize(e.Events), e.Thin, e.Description, secret, CreatedAt = e.CreatedAt.ToUnixTimeMilliseconds() },
+                tx);
+            return (0, true);
+        }, cancellationToken);
+
+    public Task<WebhookEndpoint?> GetEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<EndpointRow>(
+            "SELECT * FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }))?.ToEndpoint(), cancellationToken);
+
+    public Task<IReadOnlyList<WebhookEndpoint>> ListEndpointsAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<WebhookEndpoint>>(async c =>
+            [.. (await c.QueryAsync<EndpointRow>(
+                "SELECT * FROM webhook_endpoints WHERE account_id = @accountId AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
+                new { accountId, before, limit })).Select(r => r.ToEndpoint())],
+            cancellationToken);
+
+    public Task<bool> DeleteEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+            (await c.ExecuteAsync("DELETE FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }, tx) == 1, true),
+            cancellationToken);
+
+    public Task<WebhookEndpoint?> RotateSecretAsync(string accountId, string id, string secret, DateTimeOffset previousExpiresAt, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
+                """
+                UPDATE webhook_endpoints
+                SET previous_secret = secret, previous_secret_expires_at = @Expires, secret = @secret
+                WHERE id = @id AND account_id = @accountId
+                RETURNING *
+                """,
+                new { id, accountId, secret, Expires = previousExpiresAt.ToUnixTimeMilliseconds() },
+                tx);
+            return (row?.ToEndpoint(), row is not null);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        db.WriteAsync<IReadOnlyList<WebhookDelivery>>(async (c, tx) =>
+        {
+            var rows = await c.QueryAsync<DeliveryRow>(
+                """
+                UPDATE webhook_deliveries SET lease_owner = @owner, lease_expires_at = @Until
+                WHERE id IN (
+                    SELECT id FROM webhook_deliveries
+                    WHERE status = 'pending' AND next_attempt_at <= @Now
+                      AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
+                    ORDER BY next_attempt_at
+                    LIMIT @max)
+                RETURNING *
+                """,
+                new { owner, max, Now = now.ToUnixTimeMilliseconds(), Until = leaseUntil.ToUnixTimeMilliseconds() },
+                tx);
+            return ([.. rows.Select(r => r.ToDelivery())], true);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken) =>
+        delivery.EndpointId is null
+            ? GetDefaultSecretAsync(delivery.AccountId, cancellationToken).ContinueWith<IReadOnlyList<string>?>(t => t.Result is { } s ? [s] : null, cancellationToken, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default)
+            : db.ReadAsync<IReadOnlyList<string>?>(async c =>
+            {
+                var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
+                    "SELECT * FROM webhook_endpoints WHERE id = @EndpointId AND status = 'enabled'", new { delivery.EndpointId });
+                if (row is null)
+                {
+                    return null;
+                }
+
+                return row.PreviousSecret is { } previous && row.PreviousSecretExpiresAt > now.ToUnixTimeMilliseconds()
+                    ? [row.Secret, previous]
+                    : [row.Secret];
+            }, cancellationToken);
+
+    public Task RecordAttemptAsync(AttemptResult r, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            var now = r.AttemptedAt.ToUnixTimeMilliseconds();
+            var status = r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
+            var endpointId = await c.QueryFirstOrDefaultAsync<(string Id, string? EndpointId)>(
+                """
+                UPDATE webhook_deliveries SET
+                    status = @status, attempts = attempts + 1, updated_at = @now,
+                    next_attempt_at = COALESCE(@Next, next_attempt_at),
+                    last_status_code = @StatusCode, last_error = @Error,
+                    completed_at = CASE WHEN @status = 'pending' THEN NULL ELSE @now END,
+                    lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = @DeliveryId AND lease_owner = @Owner AND status = 'pending'
+                RETURNING id, endpoint_id
+                """,
+                new { status, now, Next = r.NextAttemptAt?.ToUnixTimeMilliseconds(), r.StatusCode, r.Error, r.DeliveryId, r.Owner },
+                tx);
+            if (endpointId.Id is null)
+            {
+                return (0, false); // Another worker took it over: its own attempt counts.
+            }
+
+            await c.ExecuteAsync(
+                "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error) VALUES (@Id, @DeliveryId, @now, @StatusCode, @LatencyMs, @Error)",
+                new { Id = ids.New("wha"), r.DeliveryId, now, r.StatusCode, r.LatencyMs, r.Error },
+                tx);
+            if (endpointId.EndpointId is { } endpoint)
+            {
+                await c.ExecuteAsync(
+                    r.Succeeded
+                        ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @endpoint"
+                        : r.DisableEndpointReason is not null
+                            ? "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @Reason WHERE id = @endpoint"
+                            : "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, @now) WHERE id = @endpoint",
+                    new { endpoint, now, Reason = r.DisableEndpointReason },
+                    tx);
+            }
+
+            return (0, true);
+        }, cancellationToken);
+
+    public Task<WebhookDelivery?> GetDeliveryAsync(string accountId, string id, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<DeliveryRow>(
+            "SELECT * FROM webhook_deliveries WHERE id = @id AND account_id = @accountId", new { id, accountId }))?.ToDelivery(), cancellationToken);
+
+    public Task<IReadOnlyList<WebhookDelivery>> ListDeliveriesAsync(string accountId, string? endpointId, string? executionId, string? before, int limit, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<WebhookDelivery>>(async c =>
+            [.. (await c.QueryAsync<DeliveryRow>(
+                """
+                SELECT * FROM webhook_deliveries
+                WHERE account_id = @accountId
+                  AND (@endpointId IS NULL OR endpoint_id = @endpointId)
+                  AND (@executionId IS NULL OR execution_id = @executionId)
+                  AND (@before IS NULL OR id < @before)
+                ORDER BY id DESC LIMIT @limit
+                """,
+                new { accountId, endpointId, executionId, before, limit })).Select(r => r.ToDelivery())],
+            cancellationToken);
+
+    public Task<IReadOnlyList<WebhookAttempt>> ListAttemptsAsync(IReadOnlyCollection<string> deliveryIds, CancellationToken cancellationToken) =>
+        deliveryIds.Count == 0
+            ? Task.FromResult<IReadOnlyList<WebhookAttempt>>([])
+            : db.ReadAsync<IReadOnlyList<WebhookAttempt>>(async c =>
+                [.. (await c.QueryAsync<(string Id, string DeliveryId, long AttemptedAt, long? StatusCode, long LatencyMs, string? Error)>(
+                    "SELECT id, delivery_id, attempted_at, status_code, latency_ms, error FROM webhook_attempts WHERE delivery_id IN @deliveryIds ORDER BY id",
+                    new { deliveryIds })).Select(a => new WebhookAttempt(a.Id, a.DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(a.AttemptedAt), (int?)a.StatusCode, a.LatencyMs, a.Error))],
+                cancellationToken);
+
+    public Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            var row = await c.QueryFirstOrDefaultAsync<DeliveryRow>(
+                """
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
+                SELECT @newId, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, 'pending', @Now, @Now, @Now
+                FROM webhook_deliveries WHERE id = @deliveryId AND account_id = @accountId
+                RETURNING *
+                """,
+                new { newId, deliveryId, accountId, Now = now.ToUnixTimeMilliseconds() },
+                tx);
+            return (row?.ToDelivery(), row is not null);
+        }, cancellationToken);
+
+    private sealed class EndpointRow
+    {
+        public string Id { get; set; } = "";
+        public string AccountId { get; set; } = "";
+        public string Url { get; set; } = "";
+        public string Events { get; set; } = "[]";
+        public long Thin { get; set; }
+        public string? Description { get; set; }
+        public string Secret { get; set; } = "";
+        public string? PreviousSecret { get; set; }
+        public long? PreviousSecretExpiresAt { get; set; }
+        public string Status { get; set; } = "";
+        public string? DisabledReason { get; set; }
+        public long? FailingSince { get; set; }
+        public long CreatedAt { get; set; }
+
+        public WebhookEndpoint ToEndpoint() => new(
+            Id, AccountId, Url, JsonSerializer.Deserialize<string[]>(Events)!, Thin != 0, Description, Status, DisabledReason,
+            ExecutionRow.FromMs(FailingSince), ExecutionRow.FromMs(PreviousSecretExpiresAt), ExecutionRow.FromMs(CreatedAt));
+    }
+
+    private sealed class DeliveryRow
+    {
+        public string Id { get; set; } = "";
+        public string EventId { get; set; } = "";
+        public string AccountId { get; set; } = "";
+        public string? ExecutionId { get; set; }
+        public string? EndpointId { get; set; }
+        public string Url { get; set; } = "";
+        public string EventType { get; set; } = "";
+        public string Payload { get; set; } = "";
+        public string Status { get; set; } = "";
+        public long Attempts { get; set; }
+        public long NextAttemptAt { get; set; }
+        public long? LastStatusCode { get; set; }
+        public string? LastError { get; set; }
+        public long CreatedAt { get; set; }
+        public long UpdatedAt { get; set; }
+        public long? CompletedAt { get; set; }
+
+        public WebhookDelivery ToDelivery() => new(
+            Id, EventId, AccountId, ExecutionId, EndpointId, Url, EventType, Payload, Status, (int)Attempts, ExecutionRow.FromMs(NextAttemptAt),
+            (int?)LastStatusCode, LastError, ExecutionRow.FromMs(CreatedAt), ExecutionRow.FromMs(UpdatedAt), ExecutionRow.FromMs(CompletedAt));
+    }
+}

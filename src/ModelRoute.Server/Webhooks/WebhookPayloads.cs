@@ -1,0 +1,34 @@
+using System.Text.Json;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Http;
+
+namespace ModelRoute.Server.Webhooks;
+
+/// <summary>
+/// The body of an event, fixed when the event is written so that every retry sends the same
+/// bytes: <c>{"id": "evt_…", "type": …, "created_at": …, "data": &lt;execution&gt;}</c> (SPEC §7).
+/// A thin payload carries only the execution's id and status, for receivers with small body limits.
+/// </summary>
+public static class WebhookPayloads
+{
+    public static string Build(string eventId, string type, DateTimeOffset createdAt, Execution execution, bool thin) =>
+        JsonSerializer.Serialize(
+            new EventBody(eventId, "event", type, createdAt, thin ? new ThinExecution(execution.Id, "execution", execution.Status.ToWire()) : ExecutionView.From(execution)),
+            ApiJson.Options);
+
+    /// <summary>The destinations an event goes to, given the execution's own settings.</summary>
+    public static bool WantedBySubmission(Execution execution, string type)
+    {
+        if (execution.WebhookUrl is null)
+        {
+            return false;
+        }
+
+        var events = execution.WebhookEvents is null ? null : JsonSerializer.Deserialize<string[]>(execution.WebhookEvents);
+        return (events ?? WebhookEventTypes.Default).Contains(type);
+    }
+
+    private sealed record EventBody(string Id, string Object, string Type, DateTimeOffset CreatedAt, object Data);
+
+    private sealed record ThinExecution(string Id, string Object, string Status);
+}

@@ -1,0 +1,26 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace ModelRoute.Server.Webhooks;
+
+/// <summary>
+/// Standard Webhooks signatures: <c>v1,</c> + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")),
+/// where the key is the base64 part of a <c>whsec_</c> secret (SPEC §7).
+/// </summary>
+public static class WebhookSigner
+{
+    public const string SecretPrefix = "whsec_";
+
+    public static string NewSecret() => SecretPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(24));
+
+    public static string Sign(string secret, string messageId, long timestamp, string body)
+    {
+        var key = Convert.FromBase64String(secret.StartsWith(SecretPrefix, StringComparison.Ordinal) ? secret[SecretPrefix.Length..] : secret);
+        var signed = Encoding.UTF8.GetBytes($"{messageId}.{timestamp}.{body}");
+        return "v1," + Convert.ToBase64String(HMACSHA256.HashData(key, signed));
+    }
+
+    /// <summary>The <c>webhook-signature</c> header: one signature per live secret, space-separated.</summary>
+    public static string Header(IEnumerable<string> secrets, string messageId, long timestamp, string body) =>
+        string.Join(' ', secrets.Select(s => Sign(s, messageId, timestamp, body)));
+}

@@ -1,0 +1,101 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Hosting;
+
+namespace ModelRoute.Server.Webhooks;
+
+/// <summary>Resolves host names; a seam so that tests can make a DNS answer change between checks.</summary>
+public interface IHostResolver
+{
+    Task<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken);
+}
+
+public sealed class DnsHostResolver : IHostResolver
+{
+    public Task<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken) => Dns.GetHostAddressesAsync(host, cancellationToken);
+}
+
+/// <summary>
+/// Where webhooks may go (SPEC §7): http(s) only, https unless allowed, and never to loopback,
+/// private, link-local, unique-local or metadata addresses unless the operator allows private
+/// networks. Checked at submission and again when connecting, against the address actually used.
+/// </summary>
+public sealed class WebhookUrlPolicy(IHostResolver resolver, IOptions<ModelRouteOptions> options)
+{
+    public async Task<string?> RefusalAsync(Uri url, CancellationToken cancellationToken)
+    {
+        var webhooks = options.Value.Webhooks;
+        if (url.Scheme != Uri.UriSchemeHttps && !(url.Scheme == Uri.UriSchemeHttp && webhooks.AllowHttp))
+        {
+            return webhooks.AllowHttp ? "Webhook URLs must use http or https." : "Webhook URLs must use https.";
+        }
+
+        if (!string.IsNullOrEmpty(url.UserInfo))
+        {
+            return "Webhook URLs must not carry credentials.";
+        }
+
+        if (webhooks.AllowPrivateNetworks)
+        {
+            return null;
+        }
+
+        IPAddress[] addresses;
+        try
+        {
+            addresses = IPAddress.TryParse(url.IdnHost.Trim('[', ']'), out var literal) ? [literal] : await resolver.ResolveAsync(url.IdnHost, cancellationToken);
+        }
+        catch (SocketException)
+        {
+            return $"The webhook host '{url.IdnHost}' does not resolve.";
+        }
+
+        return addresses.Length == 0 ? $"The webhook host '{url.IdnHost}' does not resolve."
+            : addresses.Any(IsPrivate) ? "Webhook URLs must not point at loopback, private, link-local or metadata addresses."
+            : null;
+    }
+
+    /// <summary>Whether a connection to this address is allowed now (the connect-time check).</summary>
+    public bool MayConnect(IPAddress address) => options.Value.Webhooks.AllowPrivateNetworks || !IsPrivate(address);
+
+    public static bool IsPrivate(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            var b = address.GetAddressBytes();
+            return b[0] switch
+            {
+                0 or 10 or 127 => true,
+                100 => b[1] is >= 64 and <= 127,          // carrier-grade NAT
+                169 => b[1] == 254,                        // link-local, cloud metadata
+                172 => b[1] is >= 16 and <= 31,
+                192 => (b[1] == 168) || (b[1] == 0 && b[2] is 0 or 2),
+                198 => b[1] is 18 or 19 || (b[1] == 51 && b[2] == 100),
+                203 => b[1] == 0 && b[2] == 113,
+                >= 224 => true,                            // multicast, reserved, broadcast
+                _ => false,
+            };
+        }
+
+        if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.IPv6Any) || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal
+            || address.IsIPv6Multicast || address.IsIPv6UniqueLocal)
+        {
+            return true;
+        }
+
+        var bytes = address.GetAddressBytes();
+        // 64:ff9b::/96 (NAT64) carries an IPv4 address: judge that one.
+        if (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xff && bytes[3] == 0x9b && bytes[4..12].All(x => x == 0))
+        {
+            return IsPrivate(new IPAddress(bytes[12..]));
+        }
+
+        return bytes[0] == 0x20 && bytes[1] == 0x01 && bytes[2] == 0x0d && bytes[3] == 0xb8; // documentation
+    }
+}
