@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test and ends with one line: "N passed, N failed, N skipped".
+# Extra arguments go to `dotnet test`, e.g. ./test.sh --filter "FullyQualifiedName~MoneyTests".
+# Exits non-zero if the build or any test failed, or if no test results were produced.
+set -uo pipefail
+cd "$(dirname "$0")"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+dotnet test ModelRoute.slnx --logger "trx;LogFilePrefix=results" --results-directory "$results" "$@"
+status=$?
+
+# The value of attribute $1 in the <Counters …> element of file $2 (0 when absent).
+counter() {
+  local value
+  value=$(grep -o '<Counters [^>]*>' "$2" | head -n 1 | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p")
+  echo "${value:-0}"
+}
+
+passed=0 failed=0 skipped=0 files=0
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  files=$((files + 1))
+  passed=$((passed + $(counter passed "$trx")))
+  failed=$((failed + $(counter failed "$trx")))
+  skipped=$((skipped + $(counter total "$trx") - $(counter executed "$trx")))
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$files" -gt 0 ]
