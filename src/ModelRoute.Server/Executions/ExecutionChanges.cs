@@ -11,6 +11,7 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
 {
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiters = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _workAvailable = new(0, 1);
+    private readonly SemaphoreSlim _webhooksAvailable = new(0, 1);
 
     public void Published(Execution execution)
     {
@@ -24,15 +25,27 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
         {
             SignalWork();
         }
+        else if (execution.Status.IsTerminal() || execution.Status == ExecutionStatus.Processing)
+        {
+            SignalWebhooks();
+        }
     }
 
-    public void SignalWork()
+    /// <summary>New deliveries may be in the outbox.</summary>
+    public void SignalWebhooks() => Signal(_webhooksAvailable);
+
+    public Task WaitForWebhooksAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken) =>
+        WaitAsync(_webhooksAvailable, timeout, time, cancellationToken);
+
+    public void SignalWork() => Signal(_workAvailable);
+
+    private static void Signal(SemaphoreSlim signal)
     {
         try
         {
-            if (_workAvailable.CurrentCount == 0)
+            if (signal.CurrentCount == 0)
             {
-                _workAvailable.Release();
+                signal.Release();
             }
         }
         catch (SemaphoreFullException)
@@ -42,14 +55,17 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     }
 
     /// <summary>Completes when new work may be due, or after <paramref name="timeout"/>.</summary>
-    public async Task WaitForWorkAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    public Task WaitForWorkAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken) =>
+        WaitAsync(_workAvailable, timeout, time, cancellationToken);
+
+    private static async Task WaitAsync(SemaphoreSlim signal, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
     {
         using var timer = new CancellationTokenSource(timeout, time);
         using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
         try
         {
             // The wait must be cancelled, not abandoned: an abandoned waiter would swallow a later signal.
-            await _workAvailable.WaitAsync(both.Token);
+            await signal.WaitAsync(both.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

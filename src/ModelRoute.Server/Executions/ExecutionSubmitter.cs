@@ -7,10 +7,15 @@ namespace ModelRoute.Server.Executions;
 public sealed record SubmissionResult(Execution? Execution, bool Replayed, Problem? Problem);
 
 /// <summary>Prices a validated submission, places its hold and stores it, all or nothing (SPEC §3–4).</summary>
-public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, Operations.GatewayMetrics metrics, TimeProvider time)
+public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, Webhooks.WebhookUrlPolicy webhookUrls, Operations.GatewayMetrics metrics, TimeProvider time)
 {
     public async Task<SubmissionResult> SubmitAsync(string accountId, ParsedSubmission submission, string fieldPrefix, CancellationToken cancellationToken)
     {
+        if (submission.WebhookUrl is { } url && await webhookUrls.RefusalAsync(new Uri(url), cancellationToken) is { } refusal)
+        {
+            return new(null, false, new Problem(422, ErrorCodes.WebhookUrlNotAllowed, refusal, fieldPrefix + "webhook_url"));
+        }
+
         var hold = Money.HoldFor(submission.EstimatedMicros);
         var now = time.GetUtcNow();
         var outcome = await store.SubmitAsync(

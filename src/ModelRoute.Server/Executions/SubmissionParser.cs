@@ -26,11 +26,6 @@ public sealed record ParsedSubmission(
 /// </summary>
 public static class SubmissionParser
 {
-    public static readonly IReadOnlySet<string> EventTypes = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "execution.completed", "execution.failed", "execution.cancelled", "execution.expired", "execution.processing",
-    };
-
     private static readonly HashSet<string> EnvelopeFields = new(StringComparer.Ordinal)
     {
         "model", "input", "idempotency_key", "webhook_url", "webhook_events", "metadata", "timeout_seconds", "max_cost_usd",
@@ -110,9 +105,7 @@ public static class SubmissionParser
         string? webhookUrl = null;
         if (root.TryGetProperty("webhook_url", out var urlElement) && urlElement.ValueKind != JsonValueKind.Null)
         {
-            if (urlElement.ValueKind != JsonValueKind.String || urlElement.GetString() is not { Length: > 0 and <= 2048 } url
-                || HasHostileCharacters(url)
-                || !Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
+            if (urlElement.ValueKind != JsonValueKind.String || ParseWebhookUrl(urlElement.GetString()!) is not { } uri)
             {
                 return Fail(fieldPrefix + "webhook_url", "'webhook_url' must be an absolute http or https URL of at most 2048 characters.");
             }
@@ -131,9 +124,9 @@ public static class SubmissionParser
 
             foreach (var item in eventsElement.EnumerateArray())
             {
-                if (item.ValueKind != JsonValueKind.String || !EventTypes.Contains(item.GetString()!))
+                if (item.ValueKind != JsonValueKind.String || !Webhooks.WebhookEventTypes.All.Contains(item.GetString()!))
                 {
-                    return Fail(fieldPrefix + "webhook_events", $"'webhook_events' items must be among: {string.Join(", ", EventTypes.Order(StringComparer.Ordinal))}.");
+                    return Fail(fieldPrefix + "webhook_events", $"'webhook_events' items must be among: {string.Join(", ", Webhooks.WebhookEventTypes.All.Order(StringComparer.Ordinal))}.");
                 }
             }
 
@@ -204,6 +197,13 @@ public static class SubmissionParser
 
         return (new ParsedSubmission(model, key, inputJson, CostEstimator.Estimate(model, input), hash, webhookUrl, webhookEvents, metadata, timeoutSeconds, maxCost), null);
     }
+
+    /// <summary>An absolute http(s) URL with a host, or null. Where it may point is the URL policy's business.</summary>
+    public static Uri? ParseWebhookUrl(string url) =>
+        url.Length is > 0 and <= 2048 && !HasHostileCharacters(url)
+        && Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && !string.IsNullOrEmpty(uri.Host)
+            ? uri
+            : null;
 
     /// <summary>Control, format (e.g. bidirectional overrides), surrogate, private-use and unassigned characters.</summary>
     public static bool HasHostileCharacters(string value)

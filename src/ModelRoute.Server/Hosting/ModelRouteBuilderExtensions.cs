@@ -14,6 +14,7 @@ using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Artifacts;
 using ModelRoute.Server.Storage.Sqlite;
+using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Server.Hosting;
 
@@ -56,6 +57,15 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<ExecutionSubmitter>();
         services.AddHostedService<Dispatcher>();
         services.AddHostedService<ExecutionSweeper>();
+
+        // Webhooks: the outbox store, the URL policy (checked again at connect time) and the delivery worker.
+        services.AddSingleton<IWebhookStore, SqliteWebhookStore>();
+        services.AddSingleton<IHostResolver, DnsHostResolver>();
+        services.AddSingleton<WebhookUrlPolicy>();
+        services.AddHttpClient(WebhookDeliveryWorker.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(sp => WebhookDeliveryWorker.CreateHandler(sp.GetRequiredService<WebhookUrlPolicy>(), sp.GetRequiredService<IHostResolver>()))
+            .ConfigureHttpClient(c => c.Timeout = Timeout.InfiniteTimeSpan);
+        services.AddHostedService<WebhookDeliveryWorker>();
 
         // HTTP: auth, rate limits, JSON, problems, OpenAPI.
         services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
@@ -164,6 +174,7 @@ public static class ModelRouteBuilderExtensions
         account.MapExecutionEndpoints();
         account.MapBalanceEndpoints();
         account.MapModelEndpoints();
+        account.MapWebhookEndpoints();
 
         v1.MapGroup("/admin").RequireAuthorization(Policies.Admin).WithTags("Admin").MapAdminEndpoints();
         return app;

@@ -10,14 +10,10 @@ public sealed class ModelRouteOptionsValidator : IValidateOptions<ModelRouteOpti
     public ValidateOptionsResult Validate(string? name, ModelRouteOptions options)
     {
         var errors = new List<string>();
-        if (options.Store.Kind is not ("sqlite" or "postgres"))
+        if (options.Store.Kind != "sqlite")
         {
-            errors.Add($"ModelRoute:Store:Kind '{options.Store.Kind}' must be 'sqlite' or 'postgres'");
-        }
-
-        if (options.Store.Kind == "postgres" && string.IsNullOrWhiteSpace(options.Store.ConnectionString))
-        {
-            errors.Add("ModelRoute:Store:ConnectionString is required when Store:Kind is 'postgres'");
+            // PostgreSQL is specified (SPEC §9) but not built yet: refuse it clearly rather than fall back to SQLite.
+            errors.Add($"ModelRoute:Store:Kind '{options.Store.Kind}' is not available in this build; use 'sqlite'");
         }
 
         foreach (var (provider, p) in options.Providers)

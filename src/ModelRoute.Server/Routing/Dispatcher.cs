@@ -142,6 +142,12 @@ public sealed partial class Dispatcher(
         }
 
         var remaining = execution.ExpiresAt - startedAt;
+        if (remaining <= TimeSpan.Zero)
+        {
+            await store.TransitionAsync(ExecutionTransition.Expire(execution.Id), CancellationToken.None);
+            return;
+        }
+
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         using var deadline = new CancellationTokenSource(remaining < provider.Options.Timeout ? remaining : provider.Options.Timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation.Token, deadline.Token);

@@ -33,6 +33,9 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
             ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:03",
             ["ModelRoute:Polling:PermitsPerSecond"] = "100000",
             ["ModelRoute:Polling:Burst"] = "100000",
+            // Test receivers listen on loopback over plain http; the SSRF tests turn these off.
+            ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
+            ["ModelRoute:Webhooks:AllowHttp"] = "true",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {

@@ -1,0 +1,201 @@
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Accounts;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Http;
+using ModelRoute.Server.Storage;
+
+namespace ModelRoute.Server.Webhooks;
+
+public sealed record WebhookEndpointView(
+    string Id, string Object, string Url, IReadOnlyList<string> Events, bool Thin, string? Description, string Status,
+    string? DisabledReason, string? Secret, string? PreviousSecretExpiresAt, string CreatedAt)
+{
+    public static WebhookEndpointView From(WebhookEndpoint e, string? secret = null) => new(
+        e.Id, "webhook_endpoint", e.Url, e.Events, e.Thin, e.Description, e.Status, e.DisabledReason, secret,
+        ExecutionView.Timestamp(e.PreviousSecretExpiresAt), ExecutionView.Timestamp(e.CreatedAt));
+}
+
+public sealed record WebhookAttemptView(string Id, string AttemptedAt, int? StatusCode, long LatencyMs, string? Error);
+
+public sealed record WebhookDeliveryView(
+    string Id, string Object, string EventId, string EventType, string? ExecutionId, string? EndpointId, string Url, string Status,
+    int Attempts, string? NextAttemptAt, int? LastStatusCode, string? LastError, string CreatedAt, string? CompletedAt, IReadOnlyList<WebhookAttemptView> AttemptLog)
+{
+    public static WebhookDeliveryView From(WebhookDelivery d, IEnumerable<WebhookAttempt> attempts) => new(
+        d.Id, "webhook_delivery", d.EventId, d.EventType, d.ExecutionId, d.EndpointId, d.Url, d.Status, d.Attempts,
+        d.Status == DeliveryStatuses.Pending ? ExecutionView.Timestamp(d.NextAttemptAt) : null, d.LastStatusCode, d.LastError,
+        ExecutionView.Timestamp(d.CreatedAt), ExecutionView.Timestamp(d.CompletedAt),
+        [.. attempts.Select(a => new WebhookAttemptView(a.Id, ExecutionView.Timestamp(a.AttemptedAt), a.StatusCode, a.LatencyMs, a.Error))]);
+}
+
+public sealed record CreateWebhookEndpointRequest(string Url, string[]? Events, bool? Thin, string? Description);
+
+/// <summary>Webhook endpoints, their secrets and their deliveries (SPEC §5, §7).</summary>
+public static class WebhookEndpoints
+{
+    public static void MapWebhookEndpoints(this RouteGroupBuilder v1)
+    {
+        var group = v1.MapGroup("").WithTags("Webhooks");
+        group.MapGet("/webhooks/default-secret", async (HttpContext context, IWebhookStore store, CancellationToken ct) =>
+            await store.GetDefaultSecretAsync(context.User.AccountId(), ct) is { } secret
+                ? Results.Ok(new { @object = "webhook_secret", secret })
+                : Problem.NotFound("The account").ToResult());
+        group.MapPost("/webhook-endpoints", CreateAsync).Accepts<CreateWebhookEndpointRequest>("application/json").Produces<WebhookEndpointView>(201);
+        group.MapGet("/webhook-endpoints", ListAsync).Produces<ListView<WebhookEndpointView>>(200);
+        group.MapGet("/webhook-endpoints/{id}", async (string id, HttpContext context, IWebhookStore store, CancellationToken ct) =>
+            await store.GetEndpointAsync(context.User.AccountId(), id, ct) is { } endpoint
+                ? Results.Ok(WebhookEndpointView.From(endpoint))
+                : Problem.NotFound("The webhook endpoint").ToResult());
+        group.MapDelete("/webhook-endpoints/{id}", async (string id, HttpContext context, IWebhookStore store, CancellationToken ct) =>
+            await store.DeleteEndpointAsync(context.User.AccountId(), id, ct)
+                ? Results.Ok(new { id, @object = "webhook_endpoint", deleted = true })
+                : Problem.NotFound("The webhook endpoint").ToResult());
+        group.MapPost("/webhook-endpoints/{id}/rotate-secret", RotateAsync).Produces<WebhookEndpointView>(200);
+        group.MapGet("/webhook-endpoints/{id}/deliveries", ListEndpointDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200);
+        group.MapGet("/executions/{id}/webhook-deliveries", ListExecutionDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200);
+        group.MapPost("/webhook-deliveries/{id}/redeliver", RedeliverAsync).Produces<WebhookDeliveryView>(202);
+    }
+
+    private static async Task<IResult> CreateAsync(
+        HttpContext context, IWebhookStore store, WebhookUrlPolicy policy, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken ct)
+    {
+        var (document, problem) = await JsonBody.ReadAsync(context.Request, options.Value.Limits.MaxRequestBytes, ct);
+        using (document)
+        {
+            if (problem is not null)
+            {
+                return problem.ToResult();
+            }
+
+            var root = document!.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return Problem.Validation("body", "Send {\"url\": \"https://…\", \"events\": [\"execution.completed\", …]}.").ToResult();
+            }
+
+            foreach (var property in root.EnumerateObject())
+            {
+                if (property.Name is not ("url" or "events" or "thin" or "description"))
+                {
+                    return Problem.Validation(property.Name.Length > 64 ? property.Name[..64] : property.Name, "Unknown field; send url, events, thin and description.").ToResult();
+                }
+            }
+
+            if (!root.TryGetProperty("url", out var urlElement) || urlElement.ValueKind != JsonValueKind.String
+                || SubmissionParser.ParseWebhookUrl(urlElement.GetString()!) is not { } url)
+            {
+                return Problem.Validation("url", "'url' must be an absolute http or https URL of at most 2048 characters.").ToResult();
+            }
+
+            if (await policy.RefusalAsync(url, ct) is { } refusal)
+            {
+                return new Problem(422, ErrorCodes.WebhookUrlNotAllowed, refusal, "url").ToResult();
+            }
+
+            IReadOnlyList<string> events = WebhookEventTypes.Default;
+            if (root.TryGetProperty("events", out var eventsElement) && eventsElement.ValueKind != JsonValueKind.Null)
+            {
+                if (eventsElement.ValueKind != JsonValueKind.Array || eventsElement.GetArrayLength() == 0
+                    || eventsElement.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String || !WebhookEventTypes.All.Contains(e.GetString()!)))
+                {
+                    return Problem.Validation("events", $"'events' must be a non-empty array of: {string.Join(", ", WebhookEventTypes.All.Order(StringComparer.Ordinal))}.").ToResult();
+                }
+
+                events = [.. eventsElement.EnumerateArray().Select(e => e.GetString()!).Distinct(StringComparer.Ordinal)];
+            }
+
+            var thin = false;
+            if (root.TryGetProperty("thin", out var thinElement) && thinElement.ValueKind != JsonValueKind.Null)
+            {
+                if (thinElement.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                {
+                    return Problem.Validation("thin", "'thin' must be true or false.").ToResult();
+                }
+
+                thin = thinElement.GetBoolean();
+            }
+
+            string? description = null;
+            if (root.TryGetProperty("description", out var descriptionElement) && descriptionElement.ValueKind != JsonValueKind.Null)
+            {
+                if (descriptionElement.ValueKind != JsonValueKind.String || descriptionElement.GetString() is not { Length: <= 500 } d || SubmissionParser.HasHostileCharacters(d))
+                {
+                    return Problem.Validation("description", "'description' must be at most 500 printable characters.").ToResult();
+                }
+
+                description = d;
+            }
+
+            var secret = WebhookSigner.NewSecret();
+            var endpoint = new WebhookEndpoint(ids.New("we"), context.User.AccountId(), url.AbsoluteUri, events, thin, description, "enabled", null, null, null, time.GetUtcNow());
+            await store.CreateEndpointAsync(endpoint, secret, ct);
+            return TypedResults.Created($"/v1/webhook-endpoints/{endpoint.Id}", WebhookEndpointView.From(endpoint, secret));
+        }
+    }
+
+    private static async Task<IResult> ListAsync(HttpContext context, IWebhookStore store, string? limit, string? cursor, CancellationToken ct)
+    {
+        var (take, problem) = Paging.Parse(limit, cursor, "we");
+        if (problem is not null)
+        {
+            return problem.ToResult();
+        }
+
+        var rows = await store.ListEndpointsAsync(context.User.AccountId(), Paging.Decode(cursor), take + 1, ct);
+        return TypedResults.Ok(Paging.Page(rows, take, e => e.Id, e => WebhookEndpointView.From(e)));
+    }
+
+    private static async Task<IResult> RotateAsync(string id, HttpContext context, IWebhookStore store, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken ct)
+    {
+        var secret = WebhookSigner.NewSecret();
+        var rotated = await store.RotateSecretAsync(context.User.AccountId(), id, secret, time.GetUtcNow() + options.Value.Webhooks.RotationOverlap, ct);
+        return rotated is null ? Problem.NotFound("The webhook endpoint").ToResult() : TypedResults.Ok(WebhookEndpointView.From(rotated, secret));
+    }
+
+    private static async Task<IResult> ListEndpointDeliveriesAsync(string id, HttpContext context, IWebhookStore store, string? limit, string? cursor, CancellationToken ct)
+    {
+        if (await store.GetEndpointAsync(context.User.AccountId(), id, ct) is null)
+        {
+            return Problem.NotFound("The webhook endpoint").ToResult();
+        }
+
+        return await ListDeliveriesAsync(context.User.AccountId(), id, null, store, limit, cursor, ct);
+    }
+
+    private static async Task<IResult> ListExecutionDeliveriesAsync(string id, HttpContext context, IWebhookStore store, IExecutionStore executions, string? limit, string? cursor, CancellationToken ct)
+    {
+        if (await executions.GetAsync(id, context.User.AccountId(), ct) is null)
+        {
+            return Problem.NotFound("The execution").ToResult();
+        }
+
+        return await ListDeliveriesAsync(context.User.AccountId(), null, id, store, limit, cursor, ct);
+    }
+
+    private static async Task<IResult> ListDeliveriesAsync(string accountId, string? endpointId, string? executionId, IWebhookStore store, string? limit, string? cursor, CancellationToken ct)
+    {
+        var (take, problem) = Paging.Parse(limit, cursor, "whd");
+        if (problem is not null)
+        {
+            return problem.ToResult();
+        }
+
+        var rows = await store.ListDeliveriesAsync(accountId, endpointId, executionId, Paging.Decode(cursor), take + 1, ct);
+        var attempts = (await store.ListAttemptsAsync([.. rows.Take(take).Select(r => r.Id)], ct)).ToLookup(a => a.DeliveryId);
+        return TypedResults.Ok(Paging.Page(rows, take, d => d.Id, d => WebhookDeliveryView.From(d, attempts[d.Id])));
+    }
+
+    private static async Task<IResult> RedeliverAsync(string id, HttpContext context, IWebhookStore store, IdGenerator ids, ExecutionChanges changes, TimeProvider time, CancellationToken ct)
+    {
+        var delivery = await store.RedeliverAsync(context.User.AccountId(), id, ids.New("whd"), time.GetUtcNow(), ct);
+        if (delivery is null)
+        {
+            return Problem.NotFound("The webhook delivery").ToResult();
+        }
+
+        changes.SignalWebhooks();
+        return TypedResults.Accepted($"/v1/webhook-deliveries/{delivery.Id}", WebhookDeliveryView.From(delivery, []));
+    }
+}
