@@ -100,6 +100,44 @@ public sealed class CrashRecoveryTests : IDisposable
         await Ledger.AssertBalancedAsync(restarted);
     }
 
+    [Fact]
+    public async Task A_gateway_killed_after_a_state_change_and_before_delivery_delivers_the_event_after_restart()
+    {
+        var settings = new Dictionary<string, string>(Settings)
+        {
+            ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
+            ["ModelRoute:Webhooks:AllowHttp"] = "true",
+            ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:03", // the first attempt waits: the kill comes before it
+            ["ModelRoute:Webhooks:RetrySchedule:1"] = "00:00:00.200",
+        };
+        await using var receiver = await WebhookReceiver.StartAsync();
+        string key;
+        var ids = new List<string>();
+        await using (var first = await GatewayProcess.StartAsync(_dataDirectory, settings))
+        {
+            key = await CreateFundedAccountAsync(first, "1.00");
+            using var client = first.Client(key);
+            for (var i = 0; i < 5; i++)
+            {
+                ids.Add((await client.SubmitTextAsync(simulate: """{"latency_ms":0}""", extra: $",\"webhook_url\":\"{receiver.Url()}\"")).Json.GetProperty("id").GetString()!);
+            }
+
+            foreach (var id in ids)
+            {
+                (await client.WaitForTerminalAsync(id)).GetProperty("status").GetString().ShouldBe("COMPLETED");
+            }
+
+            first.Kill();
+        }
+
+        receiver.Received.ShouldBeEmpty("the kill came before the first attempt was due");
+        await using var second = await GatewayProcess.StartAsync(_dataDirectory, settings);
+
+        await Eventually.HoldsAsync(() => receiver.Received.Count >= ids.Count, "every event was delivered after the restart", seconds: 60);
+        receiver.Received.Select(w => w.Json.GetProperty("data").GetProperty("id").GetString()).Distinct().Order().ShouldBe(ids.Order());
+        receiver.Received.ShouldAllBe(w => w.Json.GetProperty("type").GetString() == "execution.completed");
+    }
+
     private static async Task<string> CreateFundedAccountAsync(GatewayProcess gateway, string credit)
     {
         using var admin = gateway.Client(GatewayFactory.AdminKey);

@@ -1163,7 +1163,7 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
         _database = new SqliteDatabase($"Data Source={Path.Combine(_directory, "modelroute.db")}");
         await _database.MigrateAsync(CancellationToken.None);
         var ids = new IdGenerator(time);
-        var executions = new SqliteExecutionStore(_database, ids, new ExecutionChanges(new GatewayMetrics()), time);
+        var executions = new SqliteExecutionStore(_database, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
         return (executions, new SqliteAccountStore(_database));
     }
 

@@ -1,11 +1,13 @@
 using Dapper;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Hosting;
 using Microsoft.Data.Sqlite;
 using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Storage.Sqlite;
 
 /// <summary>Executions, holds and the outbox on SQLite. Every state move is one conditional UPDATE.</summary>
-public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, ExecutionChanges changes, TimeProvider time) : IExecutionStore
+public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, ExecutionChanges changes, IOptions<ModelRouteOptions> options, TimeProvider time) : IExecutionStore
 {
     private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
 
@@ -183,7 +185,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
 
             var changed = row.ToExecution();
             var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
-            await SqliteWebhookStore.EnqueueAsync(c, tx, ids, changed, eventId, t.To.EventType(), now);
+            await SqliteWebhookStore.EnqueueAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
             return (changed, true);
         }, cancellationToken);
 

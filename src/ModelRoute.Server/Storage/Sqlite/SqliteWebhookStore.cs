@@ -12,7 +12,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     /// Writes the deliveries of one event inside the caller's transaction (the outbox): to the
     /// submission's webhook_url if it wants the event, and to every enabled endpoint subscribed to it.
     /// </summary>
-    internal static async Task EnqueueAsync(SqliteConnection c, SqliteTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now)
+    internal static async Task EnqueueAsync(SqliteConnection c, SqliteTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay)
     {
         if (!WebhookEventTypes.All.Contains(type))
         {
@@ -46,9 +46,9 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
             await c.ExecuteAsync(
                 """
                 INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
-                VALUES (@Id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @now, @now, @now)
+                VALUES (@Id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @due, @now, @now)
                 """,
-                new { Id = ids.New("whd"), eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now },
+                new { Id = ids.New("whd"), eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now, due = now + (long)firstDelay.TotalMilliseconds },
                 tx);
         }
     }
