@@ -158,7 +158,9 @@ public sealed partial class WebhookDeliveryWorker(
 
         if (!succeeded && disable is null && delivery.EndpointId is not null && await FailingTooLongAsync(delivery, attemptedAt, cancellationToken))
         {
-            disable = $"Every delivery has failed for {webhooks.DisableAfter.TotalDays:0.#} days.";
+            disable = webhooks.DisableAfter >= TimeSpan.FromDays(1)
+                ? $"Every delivery has failed for {webhooks.DisableAfter.TotalDays:0.#} days."
+                : $"Every delivery has failed for {webhooks.DisableAfter.TotalSeconds:0.#} seconds.";
             next = null;
         }
 
