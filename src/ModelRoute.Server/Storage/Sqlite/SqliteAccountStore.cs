@@ -8,8 +8,8 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
         db.WriteAsync(async (c, tx) =>
         {
             await c.ExecuteAsync(
-                "INSERT INTO accounts (id, name, created_at) VALUES (@id, @name, @Now)",
-                new { id, name, Now = now.ToUnixTimeMilliseconds() },
+                "INSERT INTO accounts (id, name, created_at, webhook_secret) VALUES (@id, @name, @Now, @Secret)",
+                new { id, name, Now = now.ToUnixTimeMilliseconds(), Secret = Webhooks.WebhookSigner.NewSecret() },
                 tx);
             return (new Account(id, name, 0, 0, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds())), true);
         }, cancellationToken);

@@ -126,10 +126,18 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
             return ([.. rows.Select(r => r.ToDelivery())], true);
         }, cancellationToken);
 
-    public Task<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken) =>
-        delivery.EndpointId is null
-            ? GetDefaultSecretAsync(delivery.AccountId, cancellationToken).ContinueWith<IReadOnlyList<string>?>(t => t.Result is { } s ? [s] : null, cancellationToken, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default)
-            : db.ReadAsync<IReadOnlyList<string>?>(async c =>
+    public async Task<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (delivery.EndpointId is null)
+        {
+            // Accounts get their secret at creation; only accounts older than webhooks need the write.
+            var secret = await db.ReadAsync(
+                c => c.QueryFirstOrDefaultAsync<string?>("SELECT webhook_secret FROM accounts WHERE id = @AccountId", new { delivery.AccountId }),
+                cancellationToken) ?? await GetDefaultSecretAsync(delivery.AccountId, cancellationToken);
+            return secret is null ? null : [secret];
+        }
+
+        return await db.ReadAsync<IReadOnlyList<string>?>(async c =>
             {
                 var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
                     "SELECT * FROM webhook_endpoints WHERE id = @EndpointId AND status = 'enabled'", new { delivery.EndpointId });
@@ -142,6 +150,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
                     ? [row.Secret, previous]
                     : [row.Secret];
             }, cancellationToken);
+    }
 
     public Task RecordAttemptAsync(AttemptResult r, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
