@@ -46,12 +46,13 @@ public sealed class WebhookUrlPolicy(IHostResolver resolver, IOptions<ModelRoute
         {
             addresses = IPAddress.TryParse(url.IdnHost.Trim('[', ']'), out var literal) ? [literal] : await resolver.ResolveAsync(url.IdnHost, cancellationToken);
         }
-        catch (SocketException)
+        catch (Exception ex) when (ex is SocketException or ArgumentException)
         {
-            return $"The webhook host '{url.IdnHost}' does not resolve.";
+            // ArgumentException: a name DNS cannot even ask for (say, over 255 characters).
+            return "The webhook host does not resolve.";
         }
 
-        return addresses.Length == 0 ? $"The webhook host '{url.IdnHost}' does not resolve."
+        return addresses.Length == 0 ? "The webhook host does not resolve."
             : addresses.Any(IsPrivate) ? "Webhook URLs must not point at loopback, private, link-local or metadata addresses."
             : null;
     }
@@ -90,10 +91,25 @@ public sealed class WebhookUrlPolicy(IHostResolver resolver, IOptions<ModelRoute
         }
 
         var bytes = address.GetAddressBytes();
-        // 64:ff9b::/96 (NAT64) carries an IPv4 address: judge that one.
+        // Forms that carry an IPv4 address are judged by it: NAT64 (64:ff9b::/96), IPv4-compatible (::/96), 6to4 (2002::/16).
         if (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xff && bytes[3] == 0x9b && bytes[4..12].All(x => x == 0))
         {
             return IsPrivate(new IPAddress(bytes[12..]));
+        }
+
+        if (bytes[..12].All(x => x == 0))
+        {
+            return IsPrivate(new IPAddress(bytes[12..]));
+        }
+
+        if (bytes[0] == 0x20 && bytes[1] == 0x02)
+        {
+            return IsPrivate(new IPAddress(bytes[2..6]));
+        }
+
+        if (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xff && bytes[3] == 0x9b && bytes[4] == 0x00 && bytes[5] == 0x01)
+        {
+            return true; // 64:ff9b:1::/48, local-use NAT64
         }
 
         return bytes[0] == 0x20 && bytes[1] == 0x01 && bytes[2] == 0x0d && bytes[3] == 0xb8; // documentation

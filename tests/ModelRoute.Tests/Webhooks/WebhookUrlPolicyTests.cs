@@ -262,3 +262,21 @@ public sealed class WebhookUrlPolicyTests
             Webhooks = new WebhookOptions { AllowHttp = allowHttp, AllowPrivateNetworks = allowPrivateNetworks },
         }));
 }
+
+public sealed class EmbeddedIPv4PolicyTests
+{
+    [Theory]
+    [InlineData("::127.0.0.1")]
+    [InlineData("::10.0.0.1")]
+    [InlineData("2002:7f00:1::1")]
+    [InlineData("2002:a9fe:a9fe::1")]
+    [InlineData("64:ff9b:1::7f00:1")]
+    public void IPv6_forms_that_carry_a_private_IPv4_address_are_private(string address) =>
+        ModelRoute.Server.Webhooks.WebhookUrlPolicy.IsPrivate(System.Net.IPAddress.Parse(address)).ShouldBeTrue();
+
+    [Theory]
+    [InlineData("2002:808:808::1")]
+    [InlineData("::8.8.8.8")]
+    public void IPv6_forms_that_carry_a_public_IPv4_address_are_public(string address) =>
+        ModelRoute.Server.Webhooks.WebhookUrlPolicy.IsPrivate(System.Net.IPAddress.Parse(address)).ShouldBeFalse();
+}
