@@ -49,11 +49,17 @@ public static class ModelRouteBuilderExtensions
 
         // Providers and dispatch.
         services.AddHttpClient(nameof(SimulatorAdapter));
-        services.AddSingleton<IProviderAdapterFactory, SimulatorAdapterFactory>();
+        foreach (var factory in ProviderKinds.FactoryTypes())
+        {
+            services.AddSingleton(typeof(IProviderAdapterFactory), factory);
+        }
+
         services.AddSingleton<ProviderRegistry>();
         services.AddSingleton<ProviderCallbacks>();
         services.AddSingleton<ProviderCancellation>();
         services.AddSingleton<ExecutionOutcomes>();
+        services.AddSingleton<ArtifactDownloader>();
+        services.AddHttpClient(ArtifactDownloader.HttpClientName, c => c.Timeout = TimeSpan.FromMinutes(5));
         services.AddSingleton<ExecutionSubmitter>();
         services.AddHostedService<Dispatcher>();
         services.AddHostedService<ExecutionSweeper>();

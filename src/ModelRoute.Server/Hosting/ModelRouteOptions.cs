@@ -144,6 +144,9 @@ public sealed class LimitsOptions
     public long MaxRequestBytes { get; set; } = 1024 * 1024;
     public long MaxBatchRequestBytes { get; set; } = 32 * 1024 * 1024;
     public int MaxInputBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>The largest binary output copied from a provider.</summary>
+    public long MaxArtifactBytes { get; set; } = 256L * 1024 * 1024;
     public int MaxBatchSize { get; set; } = 1000;
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(60);
 }

@@ -5,8 +5,15 @@ using ModelRoute.Server.Routing;
 namespace ModelRoute.Server.Hosting;
 
 /// <summary>Checks the whole configuration at start-up so that a mistake names its setting at once.</summary>
-public sealed class ModelRouteOptionsValidator : IValidateOptions<ModelRouteOptions>
+public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IValidateOptions<ModelRouteOptions>
 {
+    /// <summary>Validates against the kinds whose adapters are registered.</summary>
+    [ActivatorUtilitiesConstructor]
+    public ModelRouteOptionsValidator(IEnumerable<IProviderAdapterFactory> factories)
+        : this(factories.Select(f => f.Kind).ToHashSet(StringComparer.Ordinal))
+    {
+    }
+
     public ValidateOptionsResult Validate(string? name, ModelRouteOptions options)
     {
         var errors = new List<string>();
@@ -19,9 +26,9 @@ public sealed class ModelRouteOptionsValidator : IValidateOptions<ModelRouteOpti
         foreach (var (provider, p) in options.Providers)
         {
             var key = $"ModelRoute:Providers:{provider}";
-            if (!ProviderKinds.All.Contains(p.Kind))
+            if (!kinds.Contains(p.Kind))
             {
-                errors.Add($"{key}:Kind '{p.Kind}' is not one of {string.Join(", ", ProviderKinds.All)}");
+                errors.Add($"{key}:Kind '{p.Kind}' is not one of {string.Join(", ", kinds.Order(StringComparer.Ordinal))}");
                 continue;
             }
 

@@ -14,14 +14,21 @@ public static class JsonBody
 
     public static async Task<(JsonDocument? Document, Problem? Problem)> ReadAsync(HttpRequest request, long maxBytes, CancellationToken cancellationToken)
     {
+        var (document, problem, _) = await ReadWithRawAsync(request, maxBytes, cancellationToken);
+        return (document, problem);
+    }
+
+    /// <summary>As <see cref="ReadAsync"/>, also giving the body's exact bytes (for signature checks).</summary>
+    public static async Task<(JsonDocument? Document, Problem? Problem, ReadOnlyMemory<byte> Raw)> ReadWithRawAsync(HttpRequest request, long maxBytes, CancellationToken cancellationToken)
+    {
         if (request.ContentType is { Length: > 0 } contentType && !contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
         {
-            return (null, new Problem(415, ErrorCodes.UnsupportedMediaType, "The body must be JSON (Content-Type: application/json)."));
+            return (null, new Problem(415, ErrorCodes.UnsupportedMediaType, "The body must be JSON (Content-Type: application/json)."), default);
         }
 
         if (request.ContentLength > maxBytes)
         {
-            return (null, TooLarge(maxBytes));
+            return (null, TooLarge(maxBytes), default);
         }
 
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
@@ -44,23 +51,23 @@ public static class JsonBody
                 buffer.Advance(read);
                 if (buffer.WrittenCount > maxBytes)
                 {
-                    return (null, TooLarge(maxBytes));
+                    return (null, TooLarge(maxBytes), default);
                 }
             }
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return (null, TooLarge(maxBytes));
+            return (null, TooLarge(maxBytes), default);
         }
 
         if (buffer.WrittenCount == 0)
         {
-            return (null, Problem.Validation("body", "The request body is empty; a JSON object is required."));
+            return (null, Problem.Validation("body", "The request body is empty; a JSON object is required."), default);
         }
 
         if (!System.Text.Unicode.Utf8.IsValid(buffer.WrittenSpan))
         {
-            return (null, Problem.Validation("body", "The body is not valid UTF-8."));
+            return (null, Problem.Validation("body", "The body is not valid UTF-8."), default);
         }
 
         try
@@ -69,14 +76,14 @@ public static class JsonBody
             if (HasUnpairedSurrogates(buffer.WrittenSpan))
             {
                 document.Dispose();
-                return (null, Problem.Validation("body", "The body contains an escaped unpaired surrogate (invalid Unicode)."));
+                return (null, Problem.Validation("body", "The body contains an escaped unpaired surrogate (invalid Unicode)."), default);
             }
 
-            return (document, null);
+            return (document, null, buffer.WrittenMemory);
         }
         catch (JsonException ex)
         {
-            return (null, Problem.Validation("body", $"The body is not valid JSON: {Sanitize(ex.Message)}"));
+            return (null, Problem.Validation("body", $"The body is not valid JSON: {Sanitize(ex.Message)}"), default);
         }
     }
 

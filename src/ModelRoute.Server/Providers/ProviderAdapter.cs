@@ -8,12 +8,18 @@ namespace ModelRoute.Server.Providers;
 
 public static class ProviderKinds
 {
+    public const string OpenAI = "openai";
+    public const string Anthropic = "anthropic";
+    public const string Gemini = "gemini";
+    public const string Replicate = "replicate";
+    public const string Fal = "fal";
     public const string Simulator = "simulator";
 
-    /// <summary>The kinds this build has adapters for.</summary>
-    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { Simulator };
-
     public static bool NeedsApiKey(string kind) => kind != Simulator;
+
+    /// <summary>Every adapter factory in this assembly: adding an adapter needs no registration elsewhere.</summary>
+    public static IEnumerable<Type> FactoryTypes() =>
+        typeof(ProviderKinds).Assembly.GetTypes().Where(t => t is { IsClass: true, IsAbstract: false } && typeof(IProviderAdapterFactory).IsAssignableFrom(t));
 }
 
 /// <summary>One provider call: the execution, where it is routed, and how the provider may call back.</summary>
@@ -38,7 +44,14 @@ public abstract record ProviderOutcome
     public sealed record Failed(ExecutionError Error, TimeSpan? RetryAfter = null) : ProviderOutcome;
 }
 
-public sealed record ArtifactContent(string Name, string ContentType, byte[] Data);
+/// <summary>
+/// A binary output: its bytes (decoded from base64, say), or the provider's URL to copy it from
+/// before the URL expires. <see cref="ContentType"/> may be null for a URL: the download's is used.
+/// </summary>
+public sealed record ArtifactContent(string Name, string? ContentType, byte[]? Data, Uri? Source = null);
+
+/// <summary>A provider's callback as it arrived: parsed body, raw body (for signatures) and headers.</summary>
+public sealed record ProviderCallback(JsonElement Body, string RawBody, IReadOnlyDictionary<string, string> Headers);
 
 /// <summary>Translates canonical executions to one provider's protocol and its answers back.</summary>
 public interface IProviderAdapter
@@ -51,8 +64,14 @@ public interface IProviderAdapter
     /// <summary>Best effort: asks the provider to stop an accepted job.</summary>
     Task CancelAsync(ProviderCall call, CancellationToken cancellationToken);
 
-    /// <summary>Reads a callback whose authenticity the gateway has already checked.</summary>
-    ProviderOutcome ReadCallback(ProviderCall call, JsonElement body);
+    /// <summary>
+    /// Checks the provider's own signature on a callback, where it has one. The per-attempt token in
+    /// the callback URL has already been checked by the gateway; adapters without a scheme return true.
+    /// </summary>
+    bool VerifyCallback(ProviderCall call, ProviderCallback callback);
+
+    /// <summary>Reads a verified callback: the result, a failure, or <see cref="ProviderOutcome.Running"/> for progress news.</summary>
+    ProviderOutcome ReadCallback(ProviderCall call, ProviderCallback callback);
 }
 
 /// <summary>A configured provider: its adapter and its concurrency limit on this node.</summary>

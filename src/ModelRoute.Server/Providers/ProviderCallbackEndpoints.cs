@@ -50,7 +50,7 @@ public static class ProviderCallbackEndpoints
             return TypedResults.Ok(new CallbackReceipt(true, false, execution.Status.ToWire()));
         }
 
-        var (document, problem) = await JsonBody.ReadAsync(request, options.Value.Limits.MaxBatchRequestBytes, cancellationToken);
+        var (document, problem, raw) = await JsonBody.ReadWithRawAsync(request, options.Value.Limits.MaxBatchRequestBytes, cancellationToken);
         using (document)
         {
             if (problem is not null)
@@ -63,7 +63,17 @@ public static class ProviderCallbackEndpoints
                 return Problem.NotFound("The execution's route").ToResult();
             }
 
-            var outcome = providers.Find(provider)!.Adapter.ReadCallback(call, document!.RootElement);
+            var adapter = providers.Find(provider)!.Adapter;
+            var callback = new ProviderCallback(
+                document!.RootElement,
+                System.Text.Encoding.UTF8.GetString(raw.Span),
+                request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString(), StringComparer.Ordinal));
+            if (!adapter.VerifyCallback(call, callback))
+            {
+                return new Problem(401, ErrorCodes.Unauthenticated, "The callback's signature does not verify.").ToResult();
+            }
+
+            var outcome = adapter.ReadCallback(call, callback);
             if (outcome is ProviderOutcome.Running)
             {
                 return TypedResults.Ok(new CallbackReceipt(true, false, execution.Status.ToWire()));

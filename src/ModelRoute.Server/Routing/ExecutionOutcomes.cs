@@ -11,7 +11,7 @@ namespace ModelRoute.Server.Routing;
 /// Turns a provider's answer into the execution's next state: completion with cost, a wait for a
 /// callback, a retry with backoff, or failure. Dispatch, polls and callbacks all go through here.
 /// </summary>
-public sealed class ExecutionOutcomes(IExecutionStore store, IArtifactStore artifacts, IOptions<ModelRouteOptions> options, TimeProvider time)
+public sealed class ExecutionOutcomes(IExecutionStore store, IArtifactStore artifacts, ArtifactDownloader downloader, IOptions<ModelRouteOptions> options, TimeProvider time)
 {
     public async Task<Execution?> ApplyAsync(
         Execution execution,
@@ -25,12 +25,21 @@ public sealed class ExecutionOutcomes(IExecutionStore store, IArtifactStore arti
         switch (outcome)
         {
             case ProviderOutcome.Completed completed:
+                var stored = new List<Artifact>();
                 foreach (var artifact in completed.Artifacts)
                 {
-                    await artifacts.SaveAsync(execution.Id, artifact.Name, artifact.Data, cancellationToken);
+                    var (data, contentType, error) = await downloader.FetchAsync(artifact, cancellationToken);
+                    if (data is null)
+                    {
+                        // The result exists but its output could not be kept: try again rather than lose it.
+                        var failed = new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderUnavailable, error!, true, execution.Provider));
+                        return await ApplyAsync(execution, failed, from, attempt, leaseOwner, cancellationToken);
+                    }
+
+                    await artifacts.SaveAsync(execution.Id, artifact.Name, data, cancellationToken);
+                    stored.Add(new Artifact(artifact.Name, contentType, data.Length));
                 }
 
-                var stored = completed.Artifacts.Select(a => new Artifact(a.Name, a.ContentType, a.Data.Length)).ToList();
                 var cost = execution.Price.CostOf(completed.Usage);
                 return await store.TransitionAsync(
                     ExecutionTransition.Complete(execution.Id, from, completed.Output, stored, completed.Usage, cost, attempt, leaseOwner),

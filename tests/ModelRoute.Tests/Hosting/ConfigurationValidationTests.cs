@@ -25,7 +25,7 @@ public sealed class ConfigurationValidationTests
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var options = new ModelRouteOptions();
         configuration.GetSection(ModelRouteOptions.SectionName).Bind(options);
-        return new ModelRouteOptionsValidator().Validate(Options.DefaultName, options);
+        return new ModelRouteOptionsValidator(new HashSet<string> { "simulator" }).Validate(Options.DefaultName, options);
     }
 
     private static ValidateOptionsResult ValidateWith(string key, string? value)

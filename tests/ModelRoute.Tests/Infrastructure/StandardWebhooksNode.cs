@@ -22,8 +22,6 @@ public sealed class StandardWebhooksNode : IAsyncDisposable
     /// <summary>A published version (npm view standardwebhooks versions: 1.0.0, 1.1.0, 1.1.1).</summary>
     public const string LibraryVersion = "1.1.1";
 
-    private static readonly SemaphoreSlim InstallGate = new(1, 1);
-    private static readonly TimeSpan InstallTimeout = TimeSpan.FromMinutes(5);
 
     // CommonJS: the package's "main" is dist/index.js with "type": "commonjs".
     private const string Script = """
@@ -123,7 +121,7 @@ public sealed class StandardWebhooksNode : IAsyncDisposable
     }
 
     /// <summary>The cached folder holding node_modules/standardwebhooks and the receiver script.</summary>
-    public static string CacheDirectory { get; } = Path.Combine(Path.GetTempPath(), "modelroute-npm-standardwebhooks");
+    public static string CacheDirectory { get; private set; } = "";
 
     /// <summary>Starts a receiver that verifies with every one of <paramref name="secrets"/> (at least one).</summary>
     public static Task<StandardWebhooksNode> StartAsync(params string[] secrets)
@@ -185,109 +183,12 @@ public sealed class StandardWebhooksNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Installs standardwebhooks once into the cache folder (under a lock across tests and processes) and writes the script; returns the script's path.</summary>
+    /// <summary>Installs standardwebhooks (once, see <see cref="NpmPackages"/>) and writes the receiver script; returns the script's path.</summary>
     public static async Task<string> EnsureInstalledAsync()
     {
-        await InstallGate.WaitAsync();
-        try
-        {
-            Directory.CreateDirectory(CacheDirectory);
-            using var fileLock = await AcquireFileLockAsync(Path.Combine(CacheDirectory, ".install.lock"));
-            var marker = Path.Combine(CacheDirectory, $".installed-standardwebhooks-{LibraryVersion}");
-            var package = Path.Combine(CacheDirectory, "node_modules", "standardwebhooks", "package.json");
-            if (!File.Exists(marker) || !File.Exists(package))
-            {
-                // Without a package.json here npm would look for one in a parent folder and install there.
-                var manifest = Path.Combine(CacheDirectory, "package.json");
-                if (!File.Exists(manifest))
-                {
-                    await File.WriteAllTextAsync(manifest, """{"name":"modelroute-standardwebhooks-interop","version":"1.0.0","private":true}""");
-                }
-
-                await RunNpmInstallAsync();
-                File.Exists(package).ShouldBeTrue($"npm install did not produce {package}");
-                await File.WriteAllTextAsync(marker, DateTimeOffset.UtcNow.ToString("O"));
-            }
-
-            // Named by its content, so that other checkouts with another version of the script do not overwrite this one.
-            var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Script)))[..16].ToLowerInvariant();
-            var path = Path.Combine(CacheDirectory, $"receiver-{hash}.cjs");
-            if (!File.Exists(path))
-            {
-                var temporary = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
-                await File.WriteAllTextAsync(temporary, Script);
-                File.Move(temporary, path, overwrite: true);
-            }
-
-            return path;
-        }
-        finally
-        {
-            InstallGate.Release();
-        }
-    }
-
-    private static async Task RunNpmInstallAsync()
-    {
-        var start = new ProcessStartInfo("npm")
-        {
-            WorkingDirectory = CacheDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in new[] { "install", "--no-audit", "--no-fund", "--prefix", CacheDirectory, $"standardwebhooks@{LibraryVersion}" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        Process npm;
-        try
-        {
-            npm = Process.Start(start) ?? throw new InvalidOperationException("npm did not start");
-        }
-        catch (System.ComponentModel.Win32Exception ex)
-        {
-            throw new InvalidOperationException("npm is not on PATH; the Standard Webhooks interop tests need node and npm.", ex);
-        }
-
-        using (npm)
-        {
-            var stdout = npm.StandardOutput.ReadToEndAsync();
-            var stderr = npm.StandardError.ReadToEndAsync();
-            using var timeout = new CancellationTokenSource(InstallTimeout);
-            try
-            {
-                await npm.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                npm.Kill(entireProcessTree: true);
-                throw new InvalidOperationException($"npm install standardwebhooks@{LibraryVersion} did not finish within {InstallTimeout}: {await stdout} {await stderr}");
-            }
-
-            if (npm.ExitCode != 0)
-            {
-                throw new InvalidOperationException($"npm install standardwebhooks@{LibraryVersion} failed ({npm.ExitCode}): {await stdout} {await stderr}");
-            }
-        }
-    }
-
-    /// <summary>An exclusive lock on a file (flock on Unix), waited for, so that two test processes never install at once.</summary>
-    private static async Task<FileStream> AcquireFileLockAsync(string path)
-    {
-        var deadline = DateTime.UtcNow + InstallTimeout + TimeSpan.FromMinutes(1);
-        while (true)
-        {
-            try
-            {
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(200);
-            }
-        }
+        var folder = await NpmPackages.EnsureInstalledAsync($"standardwebhooks@{LibraryVersion}");
+        CacheDirectory = folder;
+        return await NpmPackages.WriteScriptAsync(folder, Script);
     }
 
     private void OnLine(string? line)

@@ -62,9 +62,12 @@ public sealed partial class SimulatorAdapter(string name, IHttpClientFactory htt
 
     public Task CancelAsync(ProviderCall call, CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public ProviderOutcome ReadCallback(ProviderCall call, JsonElement body)
+    public bool VerifyCallback(ProviderCall call, ProviderCallback callback) => true;
+
+    public ProviderOutcome ReadCallback(ProviderCall call, ProviderCallback callback)
     {
         // The callback only says the job is done; the result is the same deterministic one a poll gives.
+        var body = callback.Body;
         var status = body.TryGetProperty("status", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
         return status is "succeeded" or "failed"
             ? SimulationPlan.From(call).Outcome(name)
@@ -202,7 +205,7 @@ internal sealed record SimulationPlan(ProviderCall Call, int LatencyMs, string? 
         var text = input.TryGetProperty("input", out var v) ? v.GetRawText() : "";
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(text));
         var vector = hash.Take(8).Select(b => Math.Round((b / 127.5) - 1, 4)).ToArray();
-        var output = JsonSerializer.Serialize(new Dictionary<string, object> { ["embedding"] = vector });
+        var output = JsonSerializer.Serialize(new Dictionary<string, object> { ["embeddings"] = new[] { vector } });
         return new ProviderOutcome.Completed(output, Override(new Usage(InputTokens: CostEstimator.TokensFor(text.Length))), []);
     }
 
