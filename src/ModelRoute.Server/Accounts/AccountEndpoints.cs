@@ -27,6 +27,9 @@ public sealed record LedgerEntryView(string Id, string Object, string Kind, stri
 
 public sealed record CreateAccountRequest(string? Name);
 
+/// <summary>A provider's state on this node, for the operator. No URL or credential is shown.</summary>
+public sealed record ProviderView(string Name, string Object, string Kind, int MaxConcurrency, int InFlight, string Circuit);
+
 public sealed record CreditRequest(string AmountUsd, string? Reference);
 
 /// <summary>The operator's endpoints (admin key) and an account's own money.</summary>
@@ -38,6 +41,8 @@ public static class AccountEndpoints
         admin.MapGet("/accounts/{id}", GetAccountAsync);
         admin.MapPost("/accounts/{id}/api-keys", CreateApiKeyAsync).Accepts<CreateAccountRequest>("application/json").Produces<ApiKeyView>(201);
         admin.MapPost("/accounts/{id}/credits", CreditAsync).Accepts<CreditRequest>("application/json").Produces<LedgerEntryView>(201);
+        admin.MapGet("/providers", (Providers.ProviderRegistry providers) => TypedResults.Ok(ListView<ProviderView>.Of(
+            [.. providers.All.Select(p => new ProviderView(p.Name, "provider", p.Options.Kind, p.Options.MaxConcurrency, p.InFlight, p.Circuit))], false, null)));
     }
 
     public static void MapBalanceEndpoints(this RouteGroupBuilder v1)

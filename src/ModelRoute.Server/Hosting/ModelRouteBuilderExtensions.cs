@@ -58,6 +58,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<ProviderCallbacks>();
         services.AddSingleton<ProviderCancellation>();
         services.AddSingleton<ExecutionOutcomes>();
+        services.AddSingleton<RoutePlanner>();
         services.AddSingleton<ArtifactDownloader>();
         services.AddHttpClient(ArtifactDownloader.HttpClientName, c => c.Timeout = TimeSpan.FromMinutes(5));
         services.AddSingleton<ExecutionSubmitter>();

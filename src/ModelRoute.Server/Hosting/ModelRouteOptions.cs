@@ -51,6 +51,22 @@ public sealed class ProviderOptions
     public string? ApiKey { get; set; }
     public int MaxConcurrency { get; set; } = 64;
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(2);
+    public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
+}
+
+/// <summary>When a provider is skipped for failing (SPEC §8): Polly's advanced circuit breaker.</summary>
+public sealed class CircuitBreakerOptions
+{
+    /// <summary>The share of failed calls in the sampling window that opens the circuit (a ratio, not money).</summary>
+    public double FailureRatio { get; set; } = 0.5;
+
+    /// <summary>Calls in the window before the ratio counts.</summary>
+    public int MinimumThroughput { get; set; } = 10;
+
+    public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long an open circuit skips the provider before one trial call.</summary>
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 public sealed class ModelOptions
@@ -123,8 +139,11 @@ public sealed class DispatchOptions
     /// <summary>How often idle workers look for due work that no in-process signal announced.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Attempts in all (first try included) before a retryable failure becomes final.</summary>
-    public int MaxAttempts { get; set; } = 5;
+    /// <summary>Attempts in all (first try included, every route together) before a retryable failure becomes final.</summary>
+    public int MaxAttempts { get; set; } = 10;
+
+    /// <summary>Attempts on one route before failing over to the next.</summary>
+    public int MaxAttemptsPerRoute { get; set; } = 3;
 
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromMinutes(1);

@@ -47,6 +47,13 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
                 errors.Add($"{key}:Timeout must be positive");
             }
 
+            var breaker = p.CircuitBreaker;
+            if (breaker.FailureRatio is <= 0 or > 1 || breaker.MinimumThroughput < 2
+                || breaker.SamplingDuration < TimeSpan.FromMilliseconds(500) || breaker.BreakDuration < TimeSpan.FromMilliseconds(500))
+            {
+                errors.Add($"{key}:CircuitBreaker needs FailureRatio in (0, 1], MinimumThroughput ≥ 2, SamplingDuration and BreakDuration ≥ 0.5 s");
+            }
+
             if (p.BaseUrl is { Length: > 0 } url && !Uri.TryCreate(url, UriKind.Absolute, out _))
             {
                 errors.Add($"{key}:BaseUrl '{url}' is not an absolute URL");
@@ -61,9 +68,9 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
             errors.Add("ModelRoute:Dispatch intervals (LeaseDuration, PollInterval, SweepInterval, CallbackPollInterval) must be positive");
         }
 
-        if (d.MaxAttempts < 1 || d.MaxInFlight < 1)
+        if (d.MaxAttempts < 1 || d.MaxInFlight < 1 || d.MaxAttemptsPerRoute < 1)
         {
-            errors.Add("ModelRoute:Dispatch:MaxAttempts and MaxInFlight must be at least 1");
+            errors.Add("ModelRoute:Dispatch:MaxAttempts, MaxAttemptsPerRoute and MaxInFlight must be at least 1");
         }
 
         if (options.Polling.PermitsPerSecond < 1 || options.Polling.Burst < 1)

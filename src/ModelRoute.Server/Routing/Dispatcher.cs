@@ -17,6 +17,7 @@ public sealed partial class Dispatcher(
     ExecutionChanges changes,
     ProviderRegistry providers,
     ModelCatalog catalog,
+    RoutePlanner planner,
     ExecutionOutcomes outcomes,
     ProviderCallbacks callbacks,
     InFlightExecutions inFlight,
@@ -26,6 +27,7 @@ public sealed partial class Dispatcher(
     ILogger<Dispatcher> logger) : BackgroundService
 {
     private static readonly TimeSpan SlotBusyDelay = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan CircuitWait = TimeSpan.FromMilliseconds(500);
     private readonly DispatchOptions _options = options.Value.Dispatch;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -109,7 +111,21 @@ public sealed partial class Dispatcher(
             return;
         }
 
-        var route = RouteSelector.Pick(model, Random.Shared.NextDouble());
+        var choice = planner.Next(model, execution.AttemptLog, Random.Shared.NextDouble());
+        if (choice.Route is not { } route)
+        {
+            if (choice.HeldBack)
+            {
+                // Every route left is behind an open circuit: wait for a trial call rather than fail.
+                await store.ReleaseClaimAsync(execution.Id, node.Id, time.GetUtcNow() + CircuitWait, stoppingToken);
+                return;
+            }
+
+            var exhausted = execution.Error ?? new ExecutionError(ExecutionErrorCodes.NoProviderAvailable, "Every route of the model has been tried.", false);
+            await store.TransitionAsync(ExecutionTransition.Fail(execution.Id, [ExecutionStatus.Pending], exhausted, null, node.Id), stoppingToken);
+            return;
+        }
+
         var provider = providers.Find(route.Provider)!;
         if (!provider.TryAcquire())
         {
@@ -159,7 +175,14 @@ public sealed partial class Dispatcher(
         ProviderOutcome outcome;
         try
         {
-            outcome = await provider.Adapter.ExecuteAsync(call, linked.Token);
+            outcome = await provider.ExecuteAsync(call, () => deadline.IsCancellationRequested && !cancellation.IsCancellationRequested, linked.Token);
+        }
+        catch (Polly.CircuitBreaker.BrokenCircuitException)
+        {
+            // The circuit opened while this one waited: give it back without counting the attempt against the route.
+            await StopHeartbeatAsync(heartbeat, renewing);
+            await store.TransitionAsync(ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], time.GetUtcNow() + CircuitWait, null, null, node.Id), CancellationToken.None);
+            return;
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

@@ -11,7 +11,14 @@ namespace ModelRoute.Server.Routing;
 /// Turns a provider's answer into the execution's next state: completion with cost, a wait for a
 /// callback, a retry with backoff, or failure. Dispatch, polls and callbacks all go through here.
 /// </summary>
-public sealed class ExecutionOutcomes(IExecutionStore store, IArtifactStore artifacts, ArtifactDownloader downloader, IOptions<ModelRouteOptions> options, TimeProvider time)
+public sealed class ExecutionOutcomes(
+    IExecutionStore store,
+    IArtifactStore artifacts,
+    ArtifactDownloader downloader,
+    ModelCatalog catalog,
+    RoutePlanner planner,
+    IOptions<ModelRouteOptions> options,
+    TimeProvider time)
 {
     public async Task<Execution?> ApplyAsync(
         Execution execution,
@@ -57,14 +64,23 @@ public sealed class ExecutionOutcomes(IExecutionStore store, IArtifactStore arti
                     return await store.TransitionAsync(ExecutionTransition.Expire(execution.Id) with { From = from, Attempt = attempt }, cancellationToken);
                 }
 
-                if (failed.Error.Retryable && execution.Attempts < dispatch.MaxAttempts)
+                if (failed.Error.Retryable && execution.Attempts < dispatch.MaxAttempts && catalog.Find(execution.Model) is { } model)
                 {
-                    var delay = RetryBackoff.Delay(execution.Attempts, dispatch.RetryBaseDelay, dispatch.RetryMaxDelay, failed.RetryAfter, Random.Shared.NextDouble());
-                    if (now + delay < execution.ExpiresAt)
+                    IReadOnlyList<AttemptRecord> log = attempt is null ? execution.AttemptLog : [.. execution.AttemptLog, attempt];
+                    var next = planner.Next(model, log, Random.Shared.NextDouble());
+                    if (next.Route is not null || next.HeldBack)
                     {
-                        return await store.TransitionAsync(
-                            ExecutionTransition.Retry(execution.Id, from, now + delay, failed.Error, attempt, leaseOwner),
-                            cancellationToken);
+                        // Back off before trying the same route again; fail over to another at once.
+                        var sameRoute = next.Route is { } route && RoutePlanner.IsSame(route, execution.Provider, execution.ProviderModel);
+                        var delay = sameRoute || next.HeldBack
+                            ? RetryBackoff.Delay(FailuresOnCurrentRoute(log, execution), dispatch.RetryBaseDelay, dispatch.RetryMaxDelay, failed.RetryAfter, Random.Shared.NextDouble())
+                            : TimeSpan.Zero;
+                        if (now + delay < execution.ExpiresAt)
+                        {
+                            return await store.TransitionAsync(
+                                ExecutionTransition.Retry(execution.Id, from, now + delay, failed.Error, attempt, leaseOwner),
+                                cancellationToken);
+                        }
                     }
                 }
 
@@ -74,6 +90,9 @@ public sealed class ExecutionOutcomes(IExecutionStore store, IArtifactStore arti
                 return null;
         }
     }
+
+    private static int FailuresOnCurrentRoute(IReadOnlyList<AttemptRecord> log, Execution execution) =>
+        Math.Max(1, log.Count(a => a.Error is not null && a.Provider == execution.Provider && a.ProviderModel == execution.ProviderModel));
 
     public static string OutcomeName(ProviderOutcome outcome) => outcome switch
     {

@@ -7,9 +7,13 @@ public static class RouteSelector
     public static RouteDefinition Pick(ModelDefinition model, double roll)
     {
         var best = model.Routes[0].Priority;
-        var candidates = model.Routes.TakeWhile(r => r.Priority == best).ToList();
-        var total = candidates.Sum(r => r.Weight);
-        var target = roll * total;
+        return Weighted([.. model.Routes.TakeWhile(r => r.Priority == best)], roll);
+    }
+
+    /// <summary>One of <paramref name="candidates"/>, each as likely as its weight.</summary>
+    public static RouteDefinition Weighted(IReadOnlyList<RouteDefinition> candidates, double roll)
+    {
+        var target = roll * candidates.Sum(r => r.Weight);
         foreach (var route in candidates)
         {
             target -= route.Weight;
