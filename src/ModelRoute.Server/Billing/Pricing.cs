@@ -25,6 +25,27 @@ public sealed record Price(
         ["PerRequest"] = nameof(PerRequest),
     };
 
+    /// <summary>The prices that are set, as the API shows them (USD strings, six places).</summary>
+    public IReadOnlyDictionary<string, string> ToView()
+    {
+        var view = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        void Add(string name, long? micros)
+        {
+            if (micros is > 0)
+            {
+                view[name] = Money.Format(micros.Value);
+            }
+        }
+
+        Add("input_per_mtok", InputPerMTok);
+        Add("output_per_mtok", OutputPerMTok);
+        Add("cached_input_per_mtok", CachedInputPerMTok);
+        Add("per_image", PerImage);
+        Add("per_second", PerSecond);
+        Add("per_request", PerRequest);
+        return view;
+    }
+
     /// <summary>The cost of <paramref name="usage"/> in micro-dollars.</summary>
     public long CostOf(Usage usage)
     {

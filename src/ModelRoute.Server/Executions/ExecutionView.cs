@@ -48,7 +48,8 @@ public sealed record ExecutionView(
             Money.Format(e.HeldMicros),
             e.ChargedMicros is { } charged ? Money.Format(charged) : null,
             e.OverageMicros > 0 ? Money.Format(e.OverageMicros) : null,
-            "usd"),
+            "usd",
+            e.Price.ToView()),
         e.Usage,
         e.WebhookUrl,
         RawJson.From(e.WebhookEvents),
@@ -69,9 +70,10 @@ public sealed record ArtifactView(string Name, string ContentType, long SizeByte
 
 /// <summary>
 /// Money of one execution: <c>held</c> is the hold placed at submission (released when it ends);
-/// <c>actual</c> is what was charged; <c>overage</c> is cost above the hold, not charged.
+/// <c>actual</c> is what was charged; <c>overage</c> is cost above the hold, not charged;
+/// <c>pricing</c> is the model's price when it was submitted, which later price changes never rewrite.
 /// </summary>
-public sealed record CostView(string Estimated, string Held, string? Actual, string? Overage, string Currency);
+public sealed record CostView(string Estimated, string Held, string? Actual, string? Overage, string Currency, IReadOnlyDictionary<string, string> Pricing);
 
 public sealed record ListView<T>(string Object, IReadOnlyList<T> Data, bool HasMore, string? NextCursor)
 {

@@ -25,23 +25,6 @@ public static class OperationsEndpoints
         v1.MapGet("/models", (ModelCatalog catalog) => TypedResults.Ok(ListView<ModelView>.Of([.. catalog.All.Select(ToView)], false, null)))
             .WithTags("Models");
 
-    private static ModelView ToView(ModelDefinition m)
-    {
-        var pricing = new Dictionary<string, string>(StringComparer.Ordinal);
-        void Add(string name, long micros)
-        {
-            if (micros > 0)
-            {
-                pricing[name] = Money.Format(micros);
-            }
-        }
-
-        Add("input_per_mtok", m.Price.InputPerMTok);
-        Add("output_per_mtok", m.Price.OutputPerMTok);
-        Add("cached_input_per_mtok", m.Price.CachedInputPerMTok ?? 0);
-        Add("per_image", m.Price.PerImage);
-        Add("per_second", m.Price.PerSecond);
-        Add("per_request", m.Price.PerRequest);
-        return new ModelView(m.Name, "model", m.Modality.ToString().ToLowerInvariant(), pricing, (int)m.DefaultTimeout.TotalSeconds, (int)m.MaxTimeout.TotalSeconds);
-    }
+    private static ModelView ToView(ModelDefinition m) =>
+        new(m.Name, "model", m.Modality.ToString().ToLowerInvariant(), m.Price.ToView(), (int)m.DefaultTimeout.TotalSeconds, (int)m.MaxTimeout.TotalSeconds);
 }
