@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ModelRoute.Server.Providers.Simulator;
 
 namespace ModelRoute.Tests.Infrastructure;
@@ -47,6 +48,9 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
 
     public string DataDirectory { get; }
 
+    /// <summary>Everything the gateway logged, at every level.</summary>
+    public CapturedLogs Logs { get; } = new();
+
     /// <summary>Every simulator callback the gateway sent to itself, with the status it was answered.</summary>
     public ConcurrentQueue<(Uri Url, int Status, string Body)> SimulatorCallbacks { get; } = new();
 
@@ -54,6 +58,7 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
     {
         builder.UseEnvironment("Testing");
         builder.ConfigureAppConfiguration(configuration => configuration.AddInMemoryCollection(_settings));
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs).SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Trace));
         builder.ConfigureServices(services =>
             services.AddHttpClient(nameof(SimulatorAdapter)).AddHttpMessageHandler(() => new RecordingHandler(SimulatorCallbacks)));
     }
