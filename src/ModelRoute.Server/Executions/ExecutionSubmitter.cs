@@ -11,7 +11,9 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
 {
     public async Task<SubmissionResult> SubmitAsync(string accountId, ParsedSubmission submission, string fieldPrefix, CancellationToken cancellationToken)
     {
-        if (submission.WebhookUrl is { } url && await webhookUrls.RefusalAsync(new Uri(url), cancellationToken) is { } refusal)
+        // An existing key is answered by the store (replay or reuse) even if its URL would be refused now.
+        if (submission.WebhookUrl is { } url && await webhookUrls.RefusalAsync(new Uri(url), cancellationToken) is { } refusal
+            && await store.FindByIdempotencyKeyAsync(accountId, submission.IdempotencyKey, cancellationToken) is null)
         {
             return new(null, false, new Problem(422, ErrorCodes.WebhookUrlNotAllowed, refusal, fieldPrefix + "webhook_url"));
         }

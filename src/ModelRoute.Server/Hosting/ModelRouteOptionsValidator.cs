@@ -73,6 +73,13 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
             errors.Add("ModelRoute:Dispatch:MaxAttempts, MaxAttemptsPerRoute and MaxInFlight must be at least 1");
         }
 
+        var webhooks = options.Webhooks;
+        if (webhooks.MaxInFlight < 1 || webhooks.Timeout <= TimeSpan.Zero || webhooks.DisableAfter <= TimeSpan.Zero
+            || webhooks.RotationOverlap < TimeSpan.Zero || webhooks.RetrySchedule.Any(d => d < TimeSpan.Zero))
+        {
+            errors.Add("ModelRoute:Webhooks needs MaxInFlight ≥ 1, a positive Timeout and DisableAfter, and no negative RetrySchedule entry or RotationOverlap");
+        }
+
         if (options.Polling.PermitsPerSecond < 1 || options.Polling.Burst < 1)
         {
             errors.Add("ModelRoute:Polling:PermitsPerSecond and Burst must be at least 1");

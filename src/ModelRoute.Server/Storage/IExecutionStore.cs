@@ -50,6 +50,9 @@ public interface IExecutionStore
     /// <summary>The execution; <paramref name="accountId"/> null means any account (internal callers).</summary>
     Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken);
 
+    /// <summary>The account's execution with this idempotency key, if any.</summary>
+    Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken);
+
     /// <summary>Newest first; <see cref="ExecutionQuery.Before"/> is the id to continue after.</summary>
     Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken);
 
@@ -76,7 +79,7 @@ public interface IExecutionStore
 
     /// <summary>
     /// Deletes up to <paramref name="max"/> executions that ended before <paramref name="endedBefore"/>,
-    /// with their events; their idempotency keys are free again. Ledger entries stay. Returns the ids.
+    /// with their events and webhook deliveries; their idempotency keys are free again. Ledger entries stay. Returns the ids.
     /// </summary>
     Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken);
 

@@ -79,7 +79,11 @@ public interface IWebhookStore
     /// <summary>Newest first; <paramref name="before"/> is the id to continue after.</summary>
     Task<IReadOnlyList<WebhookEndpoint>> ListEndpointsAsync(string accountId, string? before, int limit, CancellationToken cancellationToken);
 
-    Task<bool> DeleteEndpointAsync(string accountId, string id, CancellationToken cancellationToken);
+    /// <summary>Deletes the endpoint and fails its pending deliveries at once.</summary>
+    Task<bool> DeleteEndpointAsync(string accountId, string id, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Turns a disabled endpoint back on, with a clean failure record.</summary>
+    Task<WebhookEndpoint?> EnableEndpointAsync(string accountId, string id, CancellationToken cancellationToken);
 
     /// <summary>Makes <paramref name="secret"/> current; the old one keeps signing until <paramref name="previousExpiresAt"/>.</summary>
     Task<WebhookEndpoint?> RotateSecretAsync(string accountId, string id, string secret, DateTimeOffset previousExpiresAt, CancellationToken cancellationToken);

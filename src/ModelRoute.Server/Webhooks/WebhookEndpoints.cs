@@ -10,10 +10,10 @@ namespace ModelRoute.Server.Webhooks;
 
 public sealed record WebhookEndpointView(
     string Id, string Object, string Url, IReadOnlyList<string> Events, bool Thin, string? Description, string Status,
-    string? DisabledReason, string? Secret, string? PreviousSecretExpiresAt, string CreatedAt)
+    string? DisabledReason, string? FailingSince, string? Secret, string? PreviousSecretExpiresAt, string CreatedAt)
 {
     public static WebhookEndpointView From(WebhookEndpoint e, string? secret = null) => new(
-        e.Id, "webhook_endpoint", e.Url, e.Events, e.Thin, e.Description, e.Status, e.DisabledReason, secret,
+        e.Id, "webhook_endpoint", e.Url, e.Events, e.Thin, e.Description, e.Status, e.DisabledReason, ExecutionView.Timestamp(e.FailingSince), secret,
         ExecutionView.Timestamp(e.PreviousSecretExpiresAt), ExecutionView.Timestamp(e.CreatedAt));
 }
 
@@ -48,11 +48,19 @@ public static class WebhookEndpoints
             await store.GetEndpointAsync(context.User.AccountId(), id, ct) is { } endpoint
                 ? Results.Ok(WebhookEndpointView.From(endpoint))
                 : Problem.NotFound("The webhook endpoint").ToResult());
-        group.MapDelete("/webhook-endpoints/{id}", async (string id, HttpContext context, IWebhookStore store, CancellationToken ct) =>
-            await store.DeleteEndpointAsync(context.User.AccountId(), id, ct)
+        group.MapDelete("/webhook-endpoints/{id}", async (string id, HttpContext context, IWebhookStore store, TimeProvider time, CancellationToken ct) =>
+            await store.DeleteEndpointAsync(context.User.AccountId(), id, time.GetUtcNow(), ct)
                 ? Results.Ok(new { id, @object = "webhook_endpoint", deleted = true })
                 : Problem.NotFound("The webhook endpoint").ToResult());
         group.MapPost("/webhook-endpoints/{id}/rotate-secret", RotateAsync).Produces<WebhookEndpointView>(200);
+        group.MapPost("/webhook-endpoints/{id}/enable", async (string id, HttpContext context, IWebhookStore store, CancellationToken ct) =>
+            await store.EnableEndpointAsync(context.User.AccountId(), id, ct) is { } endpoint
+                ? Results.Ok(WebhookEndpointView.From(endpoint))
+                : Problem.NotFound("The webhook endpoint").ToResult()).Produces<WebhookEndpointView>(200);
+        group.MapGet("/webhook-deliveries/{id}", async (string id, HttpContext context, IWebhookStore store, CancellationToken ct) =>
+            await store.GetDeliveryAsync(context.User.AccountId(), id, ct) is { } delivery
+                ? Results.Ok(WebhookDeliveryView.From(delivery, await store.ListAttemptsAsync([delivery.Id], ct)))
+                : Problem.NotFound("The webhook delivery").ToResult()).Produces<WebhookDeliveryView>(200);
         group.MapGet("/webhook-endpoints/{id}/deliveries", ListEndpointDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200);
         group.MapGet("/executions/{id}/webhook-deliveries", ListExecutionDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200);
         group.MapPost("/webhook-deliveries/{id}/redeliver", RedeliverAsync).Produces<WebhookDeliveryView>(202);

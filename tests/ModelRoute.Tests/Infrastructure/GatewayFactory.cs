@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -18,9 +19,13 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
     public const string AdminKey = "test-admin-key-0123456789";
 
     private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection>? _services;
 
-    public GatewayFactory(IDictionary<string, string?>? settings = null)
+    /// <param name="settings">Configuration on top of the test defaults.</param>
+    /// <param name="services">Replaces services after the gateway's own registrations (e.g. a fake DNS resolver).</param>
+    public GatewayFactory(IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
+        _services = services;
         DataDirectory = TestPaths.NewTempDirectory("gateway");
         _settings = new Dictionary<string, string?>
         {
@@ -61,6 +66,10 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
         builder.ConfigureLogging(logging => logging.AddProvider(Logs).SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Trace));
         builder.ConfigureServices(services =>
             services.AddHttpClient(nameof(SimulatorAdapter)).AddHttpMessageHandler(() => new RecordingHandler(SimulatorCallbacks)));
+        if (_services is not null)
+        {
+            builder.ConfigureTestServices(_services);
+        }
     }
 
     public HttpClient Anonymous()

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Text.Json;
 using ModelRoute.Tests.Infrastructure;
 
@@ -239,7 +240,7 @@ public sealed class ConnectTimeSsrfTests : IAsyncLifetime
     public async Task A_host_that_rebinds_to_loopback_after_the_submission_check_is_refused_when_connecting()
     {
         var resolver = FakeHostResolver.Rebinding("93.184.216.34", "127.0.0.1");
-        await using var gateway = new ResolverGatewayFactory(resolver, Settings(allowPrivateNetworks: false));
+        await using var gateway = new GatewayFactory(Settings(allowPrivateNetworks: false), services => services.AddSingleton<ModelRoute.Server.Webhooks.IHostResolver>(resolver));
         using var account = await gateway.CreateAccountAsync();
 
         var submitted = await account.Client.SubmitTextAsync(extra: $$""","webhook_url":"http://rebind.test:{{Port}}/hook" """);
@@ -270,7 +271,7 @@ public sealed class ConnectTimeSsrfTests : IAsyncLifetime
     {
         // Proves the test above can fail: the fake DNS does steer the webhook connection to the receiver.
         var resolver = FakeHostResolver.Always("127.0.0.1");
-        await using var gateway = new ResolverGatewayFactory(resolver, Settings(allowPrivateNetworks: true));
+        await using var gateway = new GatewayFactory(Settings(allowPrivateNetworks: true), services => services.AddSingleton<ModelRoute.Server.Webhooks.IHostResolver>(resolver));
         using var account = await gateway.CreateAccountAsync();
 
         var submitted = await account.Client.SubmitTextAsync(extra: $$""","webhook_url":"http://rebind.test:{{Port}}/hook" """);

@@ -83,6 +83,11 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
             return row?.ToExecution();
         }, cancellationToken);
 
+    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+            "SELECT * FROM executions WHERE account_id = @accountId AND idempotency_key = @idempotencyKey",
+            new { accountId, idempotencyKey }))?.ToExecution(), cancellationToken);
+
     public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
         db.ReadAsync<IReadOnlyList<Execution>>(async c =>
         {
@@ -300,6 +305,9 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
             if (ids.Length > 0)
             {
                 await c.ExecuteAsync("DELETE FROM execution_events WHERE execution_id IN @ids", new { ids }, tx);
+                await c.ExecuteAsync(
+                    "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE execution_id IN @ids)", new { ids }, tx);
+                await c.ExecuteAsync("DELETE FROM webhook_deliveries WHERE execution_id IN @ids", new { ids }, tx);
                 await c.ExecuteAsync("DELETE FROM executions WHERE id IN @ids", new { ids }, tx);
             }
 

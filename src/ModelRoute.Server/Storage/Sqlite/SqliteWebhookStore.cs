@@ -87,10 +87,41 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
                 new { accountId, before, limit })).Select(r => r.ToEndpoint())],
             cancellationToken);
 
-    public Task<bool> DeleteEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
+    public Task<bool> DeleteEndpointAsync(string accountId, string id, DateTimeOffset now, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
-            (await c.ExecuteAsync("DELETE FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }, tx) == 1, true),
-            cancellationToken);
+        {
+            if (await c.ExecuteAsync("DELETE FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }, tx) == 0)
+            {
+                return (false, false);
+            }
+
+            await FailPendingAsync(c, tx, id, "The endpoint was deleted.", now.ToUnixTimeMilliseconds());
+            return (true, true);
+        }, cancellationToken);
+
+    public Task<WebhookEndpoint?> EnableEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
+                """
+                UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, failing_since = NULL
+                WHERE id = @id AND account_id = @accountId
+                RETURNING *
+                """,
+                new { id, accountId },
+                tx);
+            return (row?.ToEndpoint(), row is not null);
+        }, cancellationToken);
+
+    /// <summary>Ends the pending deliveries of an endpoint that will take no more.</summary>
+    private static Task FailPendingAsync(SqliteConnection c, SqliteTransaction tx, string endpointId, string reason, long now) =>
+        c.ExecuteAsync(
+            """
+            UPDATE webhook_deliveries SET status = 'failed', last_error = @reason, completed_at = @now, updated_at = @now, lease_owner = NULL, lease_expires_at = NULL
+            WHERE endpoint_id = @endpointId AND status = 'pending'
+            """,
+            new { endpointId, reason, now },
+            tx);
 
     public Task<WebhookEndpoint?> RotateSecretAsync(string accountId, string id, string secret, DateTimeOffset previousExpiresAt, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
@@ -181,6 +212,11 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
                 tx);
             if (endpointId.EndpointId is { } endpoint)
             {
+                if (r.DisableEndpointReason is not null)
+                {
+                    await FailPendingAsync(c, tx, endpoint, "The endpoint was disabled: " + r.DisableEndpointReason, now);
+                }
+
                 await c.ExecuteAsync(
                     r.Succeeded
                         ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @endpoint"
