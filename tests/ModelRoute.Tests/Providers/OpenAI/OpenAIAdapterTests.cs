@@ -363,6 +363,47 @@ public sealed class OpenAIAdapterTests(OpenAIGateway fixture) : IClassFixture<Op
         done.GetProperty("attempts").GetInt32().ShouldBe(1);
     }
 
+    [Fact]
+    public async Task A_provider_slower_than_the_deadline_is_cut_off_and_the_execution_expires_uncharged()
+    {
+        using var account = await _gateway.CreateAccountAsync("1.00");
+        _fake.Delay = TimeSpan.FromSeconds(30);
+
+        var submitted = await account.Client.SubmitAsync(OpenAIGateway.Chat, $$"""{"messages":{{Messages}}}""", extra: ""","timeout_seconds":1""");
+        submitted.Status.ShouldBeOneOf([200, 201, 202], submitted.Body);
+        var started = DateTime.UtcNow;
+        var done = await account.Client.WaitForTerminalAsync(submitted.Json.GetProperty("id").GetString()!);
+
+        done.GetProperty("status").GetString().ShouldBe("EXPIRED", done.ToString());
+        (DateTime.UtcNow - started).ShouldBeLessThan(TimeSpan.FromSeconds(10), "the dispatcher's token ends the HTTP call; the client has no timeout of its own");
+        _fake.Requests.Count.ShouldBe(1);
+        (await account.Client.BalanceAsync()).ShouldBe((1_000_000, 0, 1_000_000));
+    }
+
+    [Fact]
+    public async Task A_base_url_with_a_trailing_slash_works_too()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["ModelRoute:Providers:local:Kind"] = "openai",
+            ["ModelRoute:Providers:local:BaseUrl"] = _fake.V1 + "/",
+            ["ModelRoute:Providers:local:ApiKey"] = OpenAIGateway.ApiKey,
+            ["ModelRoute:Models:local/llama:Modality"] = "text",
+            ["ModelRoute:Models:local/llama:Pricing:InputPerMTok"] = "0.10",
+            ["ModelRoute:Models:local/llama:Routes:0:Provider"] = "local",
+            ["ModelRoute:Models:local/llama:Routes:0:Model"] = "llama3.1:8b",
+        };
+        await using var gateway = new GatewayFactory(settings);
+        using var account = await gateway.CreateAccountAsync();
+
+        var done = await RunAsync(account, "local/llama", $$"""{"messages":{{Messages}}}""");
+
+        done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
+        var request = _fake.Requests.ShouldHaveSingleItem();
+        request.Path.ShouldBe("/v1/chat/completions");
+        request.Json.GetProperty("model").GetString().ShouldBe("llama3.1:8b");
+    }
+
     private static OpenAIFake Reset(OpenAIFake fake)
     {
         fake.Reset();
