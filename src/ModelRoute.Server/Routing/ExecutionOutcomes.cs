@@ -32,25 +32,7 @@ public sealed class ExecutionOutcomes(
         switch (outcome)
         {
             case ProviderOutcome.Completed completed:
-                var stored = new List<Artifact>();
-                foreach (var artifact in completed.Artifacts)
-                {
-                    var (data, contentType, error) = await downloader.FetchAsync(artifact, cancellationToken);
-                    if (data is null)
-                    {
-                        // The result exists but its output could not be kept: try again rather than lose it.
-                        var failed = new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderUnavailable, error!, true, execution.Provider));
-                        return await ApplyAsync(execution, failed, from, attempt, leaseOwner, cancellationToken);
-                    }
-
-                    await artifacts.SaveAsync(execution.Id, artifact.Name, data, cancellationToken);
-                    stored.Add(new Artifact(artifact.Name, contentType, data.Length));
-                }
-
-                var cost = execution.Price.CostOf(completed.Usage);
-                return await store.TransitionAsync(
-                    ExecutionTransition.Complete(execution.Id, from, completed.Output, stored, completed.Usage, cost, attempt, leaseOwner),
-                    cancellationToken);
+                return await CompleteAsync(execution, completed, from, attempt, leaseOwner, cancellationToken);
 
             case ProviderOutcome.Accepted accepted:
                 return await store.TransitionAsync(
@@ -89,6 +71,50 @@ public sealed class ExecutionOutcomes(
             default:
                 return null;
         }
+    }
+
+    /// <summary>Copies the outputs into the artifact store, then completes and settles.</summary>
+    private async Task<Execution?> CompleteAsync(
+        Execution execution,
+        ProviderOutcome.Completed completed,
+        IReadOnlyCollection<ExecutionStatus> from,
+        AttemptRecord? attempt,
+        string? leaseOwner,
+        CancellationToken cancellationToken)
+    {
+        var stored = new List<Artifact>();
+        // Copying outputs is bounded by the execution's deadline like the call that made them.
+        var remaining = execution.ExpiresAt - time.GetUtcNow();
+        using var deadline = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1), time);
+        using var copying = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        foreach (var artifact in completed.Artifacts)
+        {
+            (byte[]? Data, string ContentType, string? Error) fetched;
+            try
+            {
+                fetched = await downloader.FetchAsync(artifact, copying.Token);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                return await store.TransitionAsync(ExecutionTransition.Expire(execution.Id) with { From = from, Attempt = attempt }, cancellationToken);
+            }
+
+            var (data, contentType, error) = fetched;
+            if (data is null)
+            {
+                // The result exists but its output could not be kept: try again rather than lose it.
+                var failed = new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderUnavailable, error!, true, execution.Provider));
+                return await ApplyAsync(execution, failed, from, attempt, leaseOwner, cancellationToken);
+            }
+
+            await artifacts.SaveAsync(execution.Id, artifact.Name, data, cancellationToken);
+            stored.Add(new Artifact(artifact.Name, contentType, data.Length));
+        }
+
+        var cost = execution.Price.CostOf(completed.Usage);
+        return await store.TransitionAsync(
+            ExecutionTransition.Complete(execution.Id, from, completed.Output, stored, completed.Usage, cost, attempt, leaseOwner),
+            cancellationToken);
     }
 
     private static int FailuresOnCurrentRoute(IReadOnlyList<AttemptRecord> log, Execution execution) =>

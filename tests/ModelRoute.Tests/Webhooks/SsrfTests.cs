@@ -349,3 +349,27 @@ public sealed class ConnectTimeSsrfTests : IAsyncLifetime
         return delivery;
     }
 }
+
+public sealed class SsrfReplayTests
+{
+    [Fact]
+    public async Task A_replay_is_answered_even_when_its_webhook_host_would_now_be_refused()
+    {
+        // The host resolves to a public address at the first submission and to loopback ever after.
+        var resolver = FakeHostResolver.Rebinding("93.184.216.34", "127.0.0.1");
+        await using var gateway = new GatewayFactory(
+            new Dictionary<string, string?> { ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "false" },
+            services => services.AddSingleton<ModelRoute.Server.Webhooks.IHostResolver>(resolver));
+        using var account = await gateway.CreateAccountAsync();
+
+        var first = await account.Client.SubmitTextAsync(key: "same", extra: ",\"webhook_url\":\"http://rebind.test/hook\"");
+        var replay = await account.Client.SubmitTextAsync(key: "same", extra: ",\"webhook_url\":\"http://rebind.test/hook\"");
+        var fresh = await account.Client.SubmitTextAsync(key: "other", extra: ",\"webhook_url\":\"http://rebind.test/hook\"");
+
+        first.Status.ShouldBe(202, first.Body);
+        replay.Status.ShouldBe(200, replay.Body);
+        replay.Json.GetProperty("id").GetString().ShouldBe(first.Json.GetProperty("id").GetString());
+        fresh.Status.ShouldBe(422);
+        fresh.ProblemCode.ShouldBe("WEBHOOK_URL_NOT_ALLOWED");
+    }
+}

@@ -276,3 +276,67 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
         return found;
     }
 }
+
+public sealed class WebhookEndpointLifecycleTests : IAsyncLifetime
+{
+    private readonly GatewayFactory _gateway = new(new Dictionary<string, string?>
+    {
+        ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:00",
+        ["ModelRoute:Webhooks:RetrySchedule:1"] = "00:01:00", // a retry that would wait a minute
+        ["ModelRoute:Webhooks:Timeout"] = "00:00:01",
+    });
+
+    private WebhookReceiver _receiver = null!;
+
+    public async Task InitializeAsync() => _receiver = await WebhookReceiver.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        await _receiver.DisposeAsync();
+        await _gateway.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Deleting_an_endpoint_fails_its_pending_deliveries_at_once_and_a_delivery_can_be_read_by_id()
+    {
+        using var account = await _gateway.CreateAccountAsync();
+        _receiver.Answer = (_, _) => new ReceiverAnswer(500);
+        var endpoint = (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{_receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
+        var id = (await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!;
+        await account.Client.WaitForTerminalAsync(id);
+        await Eventually.HoldsAsync(() => _receiver.Received.Count == 1, "the first attempt");
+        var deliveryId = (await account.Client.GetApiAsync($"/v1/executions/{id}/webhook-deliveries")).Json.GetProperty("data")[0].GetProperty("id").GetString()!;
+        await Eventually.HoldsAsync(
+            async () => (await account.Client.GetApiAsync($"/v1/webhook-deliveries/{deliveryId}")).Json.GetProperty("attempts").GetInt32() == 1,
+            "the first attempt is recorded");
+
+        (await account.Client.SendJsonAsync(HttpMethod.Delete, $"/v1/webhook-endpoints/{endpoint}", null)).Status.ShouldBe(200);
+
+        var delivery = await account.Client.GetApiAsync($"/v1/webhook-deliveries/{deliveryId}");
+        delivery.Status.ShouldBe(200);
+        delivery.Json.GetProperty("status").GetString().ShouldBe("failed");
+        delivery.Json.GetProperty("last_error").GetString()!.ShouldContain("deleted");
+        delivery.Json.GetProperty("attempt_log").GetArrayLength().ShouldBe(1);
+        (await account.Client.GetApiAsync("/v1/webhook-deliveries/whd_00000000000000000000000000")).Status.ShouldBe(404);
+    }
+
+    [Fact]
+    public async Task A_disabled_endpoint_can_be_enabled_again_and_then_receives_events()
+    {
+        using var account = await _gateway.CreateAccountAsync();
+        _receiver.Answer = (n, _) => n == 0 ? new ReceiverAnswer(410) : ReceiverAnswer.Ok;
+        var endpoint = (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{_receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
+        await account.Client.WaitForTerminalAsync((await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!);
+        await Eventually.HoldsAsync(
+            async () => (await account.Client.GetApiAsync($"/v1/webhook-endpoints/{endpoint}")).Json.GetProperty("status").GetString() == "disabled",
+            "the 410 disabled the endpoint");
+
+        var enabled = await account.Client.PostJsonAsync($"/v1/webhook-endpoints/{endpoint}/enable", "{}");
+
+        enabled.Status.ShouldBe(200, enabled.Body);
+        enabled.Json.GetProperty("status").GetString().ShouldBe("enabled");
+        enabled.Json.GetProperty("disabled_reason").ValueKind.ShouldBe(System.Text.Json.JsonValueKind.Null);
+        await account.Client.WaitForTerminalAsync((await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!);
+        await Eventually.HoldsAsync(() => _receiver.Received.Count == 2, "the next event arrived");
+    }
+}
