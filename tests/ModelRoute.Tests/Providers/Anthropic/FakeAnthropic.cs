@@ -22,7 +22,7 @@ public sealed record FakeFailure(int Status, string Body, IReadOnlyDictionary<st
 
 /// <summary>
 /// Anthropic's Messages API on a loopback port, as its public documentation describes it:
-/// <c>POST /v1/messages</c>, <c>x-api-key</c> and <c>anthropic-version</c> required (401 / 400 with
+/// <c>POST /v1/messages</c>, the key (<c>x-api-key</c>, or a bearer token) and <c>anthropic-version</c> required (401 / 400 with
 /// Anthropic's error JSON otherwise), <c>model</c>, <c>max_tokens</c> and <c>messages</c> required,
 /// and the real message shape back. Records every request; failures can be scripted.
 /// </summary>
@@ -41,7 +41,16 @@ public sealed class FakeAnthropic : IAsyncDisposable
     public ConcurrentQueue<FakeRequest> Requests { get; } = new();
 
     /// <summary>Requests that reached the Messages endpoint with the right key.</summary>
-    public IEnumerable<FakeRequest> Messages => Requests.Where(r => r.Path == "/v1/messages" && r.Headers.GetValueOrDefault("x-api-key") == ApiKey);
+    public IEnumerable<FakeRequest> Messages => Requests.Where(r => r.Path == "/v1/messages" && KeyOf(r.Headers) == ApiKey);
+
+    /// <summary>
+    /// The key a request carries: <c>x-api-key</c> (what the adapter sends, as Anthropic documents), or
+    /// <c>Authorization: Bearer</c>, which is how the official TypeScript SDK 1.x sends an API key.
+    /// </summary>
+    public static string? KeyOf(IReadOnlyDictionary<string, string> headers) =>
+        headers.GetValueOrDefault("x-api-key") is { Length: > 0 } key ? key
+        : headers.GetValueOrDefault("authorization") is { } bearer && bearer.StartsWith("Bearer ", StringComparison.Ordinal) ? bearer["Bearer ".Length..]
+        : null;
 
     public string ReplyText { get; set; } = "Hello from the fake Claude.";
 
@@ -104,7 +113,7 @@ public sealed class FakeAnthropic : IAsyncDisposable
             return;
         }
 
-        if (headers.GetValueOrDefault("x-api-key") != ApiKey)
+        if (KeyOf(headers) != ApiKey)
         {
             await ErrorAsync(context, 401, "authentication_error", "invalid x-api-key");
             return;
