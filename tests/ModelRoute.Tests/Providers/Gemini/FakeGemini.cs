@@ -14,7 +14,7 @@ using ModelRoute.Tests.Providers.Anthropic;
 namespace ModelRoute.Tests.Providers.Gemini;
 
 /// <summary>
-/// The Gemini API's <c>POST /v1beta/models/{model}:generateContent</c> on a loopback port, as
+/// The Gemini API's <c>POST /v1beta/models/{model}:generateContent</c> (and <c>/v1/…</c>) on a loopback port, as
 /// Google documents it and answers it: the key in <c>x-goog-api-key</c> (or <c>?key=</c>); none is
 /// 403 PERMISSION_DENIED, a wrong one 400 INVALID_ARGUMENT with ErrorInfo reason
 /// <c>API_KEY_INVALID</c> (Google's answer, not a 401); <c>contents</c> required; the real response
@@ -84,7 +84,7 @@ public sealed partial class FakeGemini : IAsyncDisposable
     public void Fail(int code, string status, string message, int times = 1, IReadOnlyDictionary<string, string>? headers = null, params object[] details) =>
         _script.Enqueue(new FakeFailure(code, ErrorBody(code, status, message, details), headers, times));
 
-    [GeneratedRegex("^/v1beta/models/([^/:]+):generateContent$")]
+    [GeneratedRegex("^/v1(?:beta)?/models/([^/:]+):generateContent$")]
     private static partial Regex GeneratePath();
 
     private async Task HandleAsync(HttpContext context)
