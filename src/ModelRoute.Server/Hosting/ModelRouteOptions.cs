@@ -51,6 +51,9 @@ public sealed class ProviderOptions
     public string? ApiKey { get; set; }
     public int MaxConcurrency { get; set; } = 64;
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>The provider's webhook signing secret (Replicate: the <c>whsec_…</c> of <c>GET /v1/webhooks/default/secret</c>); unset: only the callback URL's token is checked.</summary>
+    public string? WebhookSecret { get; set; }
 }
 
 public sealed class ModelOptions
