@@ -52,6 +52,9 @@ public sealed class ProviderOptions
     public int MaxConcurrency { get; set; } = 64;
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(2);
     public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
+
+    /// <summary>The provider's webhook signing secret (Replicate: the <c>whsec_…</c> of <c>GET /v1/webhooks/default/secret</c>); unset: only the callback URL's token is checked.</summary>
+    public string? WebhookSecret { get; set; }
 }
 
 /// <summary>When a provider is skipped for failing (SPEC §8): Polly's advanced circuit breaker.</summary>

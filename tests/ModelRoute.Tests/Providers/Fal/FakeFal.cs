@@ -1,0 +1,307 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ModelRoute.Tests.Providers.Replicate;
+
+namespace ModelRoute.Tests.Providers.Fal;
+
+/// <summary>How one queued request ends: its payload (null = built from the input), or an error.</summary>
+public sealed record FalScript(TimeSpan Delay, JsonObject? Payload = null, string? Error = null, JsonObject? ErrorPayload = null, int ErrorStatus = 422, bool DropWebhook = false);
+
+/// <summary>
+/// fal's queue API on a loopback port, speaking the public protocol: <c>Authorization: Key …</c>
+/// (401 <c>{"detail"}</c> otherwise); <c>POST /{app}[/{path}]?fal_webhook=…</c> answering
+/// <c>{request_id, response_url, status_url, cancel_url, queue_position}</c>; requests kept under the
+/// app id (<c>owner/alias</c>): <c>GET …/requests/{id}/status</c>, <c>GET …/requests/{id}</c>,
+/// <c>PUT …/requests/{id}/cancel</c>. After the scripted delay the webhook
+/// <c>{request_id, gateway_request_id, status, payload, error}</c> is POSTed to <c>fal_webhook</c>.
+/// </summary>
+public sealed class FakeFal : IAsyncDisposable
+{
+    public const string ApiKey = "fal_test_key_id:fal_test_key_secret";
+
+    private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, Job> _jobs = new();
+
+    private FakeFal(WebApplication app) => _app = app;
+
+    public string BaseUrl { get; private set; } = "";
+
+    public ConcurrentQueue<FakeRequest> Requests { get; } = new();
+
+    /// <summary>Every request queued: its id, path (the model id) and body.</summary>
+    public ConcurrentQueue<(string Id, string Path, string Query, string Body)> Submitted { get; } = new();
+
+    public ConcurrentQueue<string> Cancels { get; } = new();
+
+    public ConcurrentQueue<(string Url, int Status, string Body)> Webhooks { get; } = new();
+
+    public Func<JsonObject, FalScript> Script { get; set; } = _ => new FalScript(TimeSpan.FromMilliseconds(300));
+
+    public bool FilesAvailable { get; set; } = true;
+
+    public string RequestFor(string marker) => Submitted.Single(s => s.Body.Contains(marker, StringComparison.Ordinal)).Id;
+
+    public static async Task<FakeFal> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Services.AddHttpClient();
+        var app = builder.Build();
+        var fake = new FakeFal(app);
+        app.Run(fake.HandleAsync);
+        await app.StartAsync();
+        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return fake;
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body);
+        var body = await reader.ReadToEndAsync();
+        var path = context.Request.Path.Value ?? "";
+        var segments = path.Trim('/').Split('/');
+        Requests.Enqueue(new FakeRequest(context.Request.Method, path + context.Request.QueryString, context.Request.Headers.Authorization.ToString(), body));
+
+        if (segments is ["files", var fileId, var fileName] && context.Request.Method == "GET")
+        {
+            if (!FilesAvailable || !_jobs.ContainsKey(fileId))
+            {
+                context.Response.StatusCode = 404;
+                return;
+            }
+
+            context.Response.ContentType = fileName.EndsWith(".png", StringComparison.Ordinal) ? "image/png" : "video/mp4";
+            await context.Response.Body.WriteAsync(FakeReplicate.FileBytes(fileId, fileName));
+            return;
+        }
+
+        if (context.Request.Headers.Authorization.ToString() != "Key " + ApiKey)
+        {
+            await JsonAsync(context, 401, new JsonObject { ["detail"] = "No user found for Key ID and Secret" });
+            return;
+        }
+
+        // …/requests/{id}[/status|/cancel] under the app id.
+        var at = Array.IndexOf(segments, "requests");
+        if (at is 2 or 3 && segments.Length > at + 1)
+        {
+            var app = string.Join('/', segments[..at]);
+            var id = segments[at + 1];
+            if (!_jobs.TryGetValue(id, out var job) || job.App != app)
+            {
+                await JsonAsync(context, 404, new JsonObject { ["detail"] = "Request not found" });
+                return;
+            }
+
+            switch (context.Request.Method, segments[(at + 2)..])
+            {
+                case ("GET", ["status"]):
+                    var status = job.Status;
+                    var answer = Urls(app, id);
+                    answer["status"] = status;
+                    if (status == "IN_QUEUE")
+                    {
+                        answer["queue_position"] = 0;
+                    }
+
+                    if (status == "COMPLETED")
+                    {
+                        answer["logs"] = null;
+                        answer["metrics"] = new JsonObject { ["inference_time"] = 1.2 };
+                    }
+
+                    await JsonAsync(context, status == "COMPLETED" ? 200 : 202, answer);
+                    return;
+                case ("GET", []):
+                    if (job.Status != "COMPLETED")
+                    {
+                        await JsonAsync(context, 400, new JsonObject { ["detail"] = "Request is still in progress" });
+                        return;
+                    }
+
+                    context.Response.Headers["x-fal-request-id"] = id;
+                    if (job.Script.Error is not null)
+                    {
+                        await JsonAsync(context, job.Script.ErrorStatus, (JsonObject)(job.Script.ErrorPayload?.DeepClone() ?? new JsonObject { ["detail"] = job.Script.Error }));
+                        return;
+                    }
+
+                    await JsonAsync(context, 200, (JsonObject)job.Payload!.DeepClone());
+                    return;
+                case ("PUT", ["cancel"]):
+                    Cancels.Enqueue(id);
+                    if (job.Status == "COMPLETED")
+                    {
+                        await JsonAsync(context, 400, new JsonObject { ["status"] = "ALREADY_COMPLETED" });
+                        return;
+                    }
+
+                    job.Cancelled = true;
+                    await JsonAsync(context, 202, new JsonObject { ["status"] = "CANCELLATION_REQUESTED" });
+                    return;
+            }
+
+            await JsonAsync(context, 405, new JsonObject { ["detail"] = "Method Not Allowed" });
+            return;
+        }
+
+        if (context.Request.Method == "POST" && segments.Length >= 2)
+        {
+            await SubmitAsync(context, path, body);
+            return;
+        }
+
+        await JsonAsync(context, 404, new JsonObject { ["detail"] = "Not Found" });
+    }
+
+    private async Task SubmitAsync(HttpContext context, string path, string body)
+    {
+        JsonObject input;
+        try
+        {
+            input = JsonNode.Parse(body)!.AsObject();
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            await JsonAsync(context, 422, new JsonObject { ["detail"] = new JsonArray(new JsonObject { ["loc"] = new JsonArray("body"), ["msg"] = "Invalid JSON", ["type"] = "value_error.jsondecode" }) });
+            return;
+        }
+
+        if (input["prompt"] is null || input["prompt"]!.GetValue<string>().Length == 0)
+        {
+            await JsonAsync(context, 422, new JsonObject
+            {
+                ["detail"] = new JsonArray(new JsonObject { ["loc"] = new JsonArray("body", "prompt"), ["msg"] = "field required", ["type"] = "value_error.missing" }),
+            });
+            return;
+        }
+
+        var segments = path.Trim('/').Split('/');
+        var app = string.Join('/', segments[..2]);
+        var id = Guid.NewGuid().ToString();
+        var script = Script(input);
+        var job = new Job(app, script);
+        _jobs[id] = job;
+        Submitted.Enqueue((id, path, context.Request.QueryString.Value ?? "", body));
+        var webhook = context.Request.Query["fal_webhook"].ToString();
+        _ = RunAsync(id, job, input, string.IsNullOrEmpty(webhook) ? null : webhook);
+        var answer = Urls(app, id);
+        answer["status"] = "IN_QUEUE";
+        answer["queue_position"] = 0;
+        context.Response.Headers["x-fal-request-id"] = id;
+        await JsonAsync(context, 200, answer);
+    }
+
+    private async Task RunAsync(string id, Job job, JsonObject input, string? webhook)
+    {
+        await Task.Delay(job.Script.Delay / 3);
+        job.Status = "IN_PROGRESS";
+        await Task.Delay(job.Script.Delay - (job.Script.Delay / 3));
+        if (job.Cancelled)
+        {
+            return;
+        }
+
+        job.Payload = job.Script.Payload ?? DefaultPayload(id, input);
+        job.Status = "COMPLETED";
+        if (webhook is null || job.Script.DropWebhook)
+        {
+            return;
+        }
+
+        var hook = new JsonObject
+        {
+            ["request_id"] = id,
+            ["gateway_request_id"] = id,
+            ["status"] = job.Script.Error is null ? "OK" : "ERROR",
+            ["payload"] = job.Script.Error is null ? job.Payload.DeepClone() : job.Script.ErrorPayload?.DeepClone(),
+        };
+        if (job.Script.Error is { } error)
+        {
+            hook["error"] = error;
+        }
+
+        try
+        {
+            using var client = _app.Services.GetRequiredService<IHttpClientFactory>().CreateClient();
+            using var response = await client.PostAsync(webhook, new StringContent(hook.ToJsonString(), Encoding.UTF8, "application/json"));
+            Webhooks.Enqueue((webhook, (int)response.StatusCode, await response.Content.ReadAsStringAsync()));
+        }
+        catch (HttpRequestException ex)
+        {
+            Webhooks.Enqueue((webhook, 0, ex.Message));
+        }
+    }
+
+    /// <summary>Video apps: <c>{video: File}</c>; image apps: <c>{images: [Image], seed, has_nsfw_concepts, prompt}</c>.</summary>
+    private JsonObject DefaultPayload(string id, JsonObject input)
+    {
+        if (input["duration"] is not null)
+        {
+            return new JsonObject
+            {
+                ["video"] = new JsonObject { ["url"] = $"{BaseUrl}/files/{id}/output.mp4", ["content_type"] = "video/mp4", ["file_name"] = "output.mp4", ["file_size"] = 4096 },
+            };
+        }
+
+        var n = input["num_images"]?.GetValue<int>() ?? 1;
+        return new JsonObject
+        {
+            ["images"] = new JsonArray(Enumerable.Range(0, n).Select(i => (JsonNode)new JsonObject
+            {
+                ["url"] = $"{BaseUrl}/files/{id}/img-{i}.png",
+                ["content_type"] = "image/png",
+                ["width"] = 1024,
+                ["height"] = 768,
+            }).ToArray()),
+            ["timings"] = new JsonObject { ["inference"] = 0.4 },
+            ["seed"] = 42,
+            ["has_nsfw_concepts"] = new JsonArray(Enumerable.Range(0, n).Select(_ => (JsonNode)false).ToArray()),
+            ["prompt"] = input["prompt"]!.DeepClone(),
+        };
+    }
+
+    private JsonObject Urls(string app, string id) => new()
+    {
+        ["request_id"] = id,
+        ["response_url"] = $"{BaseUrl}/{app}/requests/{id}",
+        ["status_url"] = $"{BaseUrl}/{app}/requests/{id}/status",
+        ["cancel_url"] = $"{BaseUrl}/{app}/requests/{id}/cancel",
+    };
+
+    private static async Task JsonAsync(HttpContext context, int status, JsonObject body)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(body.ToJsonString());
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    private sealed class Job(string app, FalScript script)
+    {
+        public string App => app;
+
+        public FalScript Script => script;
+
+        public volatile string Status = "IN_QUEUE";
+
+        public volatile bool Cancelled;
+
+        public JsonObject? Payload { get; set; }
+    }
+}
