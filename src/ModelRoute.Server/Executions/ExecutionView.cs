@@ -16,6 +16,7 @@ public sealed record ExecutionView(
     IReadOnlyList<ArtifactView> Artifacts,
     ExecutionError? Error,
     string? Provider,
+    string? ProviderJobId,
     int Attempts,
     IReadOnlyList<AttemptRecord> AttemptLog,
     CostView Cost,
@@ -41,6 +42,7 @@ public sealed record ExecutionView(
         [.. e.Artifacts.Select(a => new ArtifactView(a.Name, a.ContentType, a.SizeBytes, $"/v1/executions/{e.Id}/artifacts/{a.Name}"))],
         e.Error,
         e.Provider,
+        e.ProviderJobId,
         e.Attempts,
         e.AttemptLog,
         new CostView(

@@ -117,8 +117,9 @@ public sealed partial class ExecutionSweeper(
             var attempt = new AttemptRecord(execution.Attempts, call.Route.Provider, call.Route.ProviderModel, "polled_" + ExecutionOutcomes.OutcomeName(outcome), time.GetUtcNow(), 0, (outcome as ProviderOutcome.Failed)?.Error);
             await outcomes.ApplyAsync(execution, outcome, [ExecutionStatus.AwaitingWebhook], attempt, null, cancellationToken);
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
+            // One execution's poll must not stop the others': it is asked again on its next turn.
             LogPollFailed(logger, execution.Id, ex.GetType().Name);
         }
     }
