@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using Npgsql;
+
+namespace ModelRoute.Tests.Infrastructure;
+
+/// <summary>
+/// A throwaway PostgreSQL 15 cluster for the test run: initdb and pg_ctl as the postgres user,
+/// on a private port and socket directory, removed when the test process exits. Each test class
+/// gets a database of its own. There is no skipping: a machine without PostgreSQL fails these tests.
+/// </summary>
+public sealed class PostgresCluster
+{
+    private static readonly SemaphoreSlim Gate = new(1, 1);
+    private static PostgresCluster? _shared;
+
+    private readonly string _directory;
+    private readonly string _bin;
+
+    private PostgresCluster(string directory, string bin, int port)
+    {
+        _directory = directory;
+        _bin = bin;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    /// <summary>The cluster of this test process, started on first use.</summary>
+    public static async Task<PostgresCluster> SharedAsync()
+    {
+        await Gate.WaitAsync();
+        try
+        {
+            if (_shared is null)
+            {
+                _shared = await StartAsync();
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => _shared.Stop();
+            }
+
+            return _shared;
+        }
+        finally
+        {
+            Gate.Release();
+        }
+    }
+
+    public string ConnectionString(string database) =>
+        $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Maximum Pool Size=50;Timeout=30;Command Timeout=60";
+
+    /// <summary>A new, empty database; its name.</summary>
+    public async Task<string> CreateDatabaseAsync(string purpose)
+    {
+        var name = $"{purpose}_{Guid.NewGuid():N}"[..Math.Min(60, purpose.Length + 33)].ToLowerInvariant();
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres"));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+        await command.ExecuteNonQueryAsync();
+        return name;
+    }
+
+    public async Task DropDatabaseAsync(string name)
+    {
+        NpgsqlConnection.ClearAllPools();
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres"));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<PostgresCluster> StartAsync()
+    {
+        var bin = FindBin();
+        RemoveStaleClusters();
+        var directory = Path.Combine(Path.GetTempPath(), $"modelroute-pg-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        var port = GatewayProcess.FreePort();
+        if (IsRoot)
+        {
+            await RunAsync("chown", ["postgres:postgres", directory]);
+        }
+
+        await AsPostgresAsync(bin, $"initdb -D {directory}/data -A trust -U postgres -E UTF8 --no-sync");
+        // Durability of the database server is not under test here; speed is welcome.
+        await AsPostgresAsync(bin, $"pg_ctl -D {directory}/data -l {directory}/log -w -t 60 -o \"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300\" start");
+        return new PostgresCluster(directory, bin, port);
+    }
+
+    private void Stop()
+    {
+        try
+        {
+            AsPostgresAsync(_bin, $"pg_ctl -D {_directory}/data -m immediate -w stop").GetAwaiter().GetResult();
+        }
+        catch (InvalidOperationException)
+        {
+            // Already stopped.
+        }
+
+        TestPaths.TryDelete(_directory);
+    }
+
+    private static bool IsRoot => Environment.UserName == "root";
+
+    /// <summary>A test process killed before its exit handler ran leaves its folder; a server no longer running means it can go.</summary>
+    private static void RemoveStaleClusters()
+    {
+        foreach (var stale in Directory.GetDirectories(Path.GetTempPath(), "modelroute-pg-*"))
+        {
+            var pidFile = Path.Combine(stale, "data", "postmaster.pid");
+            var running = File.Exists(pidFile)
+                && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid)
+                && Directory.Exists($"/proc/{pid}");
+            if (!running)
+            {
+                TestPaths.TryDelete(stale);
+            }
+        }
+    }
+
+    private static string FindBin()
+    {
+        foreach (var candidate in new[] { "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin" })
+        {
+            if (File.Exists(Path.Combine(candidate, "initdb")))
+            {
+                return candidate;
+            }
+        }
+
+        throw new InvalidOperationException("PostgreSQL server binaries (initdb, pg_ctl) were not found; install postgresql-15 (.ci/run does).");
+    }
+
+    private static Task AsPostgresAsync(string bin, string command) =>
+        IsRoot ? RunAsync("su", ["postgres", "-c", $"{bin}/{command}"]) : RunAsync("bash", ["-c", $"{bin}/{command}"]);
+
+    private static async Task RunAsync(string file, IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', start.ArgumentList)} failed ({process.ExitCode}): {await output} {await errors}");
+        }
+    }
+}
