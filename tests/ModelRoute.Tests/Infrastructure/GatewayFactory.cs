@@ -43,6 +43,15 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
             ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
             ["ModelRoute:Webhooks:AllowHttp"] = "true",
         };
+        if (TestStore.IsPostgres)
+        {
+            // The same tests on PostgreSQL: a database of this gateway's own on the run's cluster.
+            var cluster = PostgresCluster.SharedAsync().GetAwaiter().GetResult();
+            _database = cluster.CreateDatabaseAsync("gateway").GetAwaiter().GetResult();
+            _settings["ModelRoute:Store:Kind"] = "postgres";
+            _settings["ModelRoute:Store:ConnectionString"] = cluster.ConnectionString(_database);
+        }
+
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             _settings[key] = value;
@@ -50,6 +59,8 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
 
         UseKestrel(0);
     }
+
+    private readonly string? _database;
 
     public string DataDirectory { get; }
 
@@ -109,6 +120,10 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
     {
         await base.DisposeAsync();
         TestPaths.TryDelete(DataDirectory);
+        if (_database is not null)
+        {
+            await (await PostgresCluster.SharedAsync()).DropDatabaseAsync(_database);
+        }
     }
 
     private sealed class RecordingHandler(ConcurrentQueue<(Uri, int, string)> log) : DelegatingHandler
