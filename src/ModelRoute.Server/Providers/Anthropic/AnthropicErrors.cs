@@ -90,33 +90,8 @@ public static class AnthropicErrors
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 
     /// <summary>Truncated, on one line, and never carrying the key.</summary>
-    internal static string Clean(string message, string? apiKey)
-    {
-        if (!string.IsNullOrEmpty(apiKey))
-        {
-            message = message.Replace(apiKey, "[redacted]", StringComparison.Ordinal);
-        }
-
-        message = message.ReplaceLineEndings(" ");
-        return message.Length > MaxMessageLength ? message[..MaxMessageLength] + "…" : message;
-    }
+    internal static string Clean(string message, string? apiKey) => ProviderResponses.CleanMessage(message, apiKey, MaxMessageLength);
 
     /// <summary>retry-after in seconds (possibly fractional) or as an HTTP date; absent or unreadable → null.</summary>
-    internal static TimeSpan? RetryAfter(HttpResponseHeaders? headers, DateTimeOffset now)
-    {
-        if (headers is null || !headers.TryGetValues("retry-after", out var values))
-        {
-            return null;
-        }
-
-        var value = values.FirstOrDefault()?.Trim();
-        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && seconds < 86_400)
-        {
-            return TimeSpan.FromSeconds(seconds);
-        }
-
-        return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var date) && date > now
-            ? date - now
-            : null;
-    }
+    internal static TimeSpan? RetryAfter(HttpResponseHeaders? headers, DateTimeOffset now) => ProviderResponses.RetryAfter(headers, now);
 }

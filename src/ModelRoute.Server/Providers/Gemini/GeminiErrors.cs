@@ -122,30 +122,7 @@ public static class GeminiErrors
     private static string? String(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 
-    internal static string Clean(string message, string? apiKey)
-    {
-        if (!string.IsNullOrEmpty(apiKey))
-        {
-            message = message.Replace(apiKey, "[redacted]", StringComparison.Ordinal);
-        }
+    internal static string Clean(string message, string? apiKey) => ProviderResponses.CleanMessage(message, apiKey, MaxMessageLength);
 
-        message = message.ReplaceLineEndings(" ");
-        return message.Length > MaxMessageLength ? message[..MaxMessageLength] + "…" : message;
-    }
-
-    private static TimeSpan? RetryAfterHeader(HttpResponseHeaders? headers, DateTimeOffset now)
-    {
-        if (headers is null || !headers.TryGetValues("retry-after", out var values))
-        {
-            return null;
-        }
-
-        var value = values.FirstOrDefault()?.Trim();
-        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && seconds < 86_400)
-        {
-            return TimeSpan.FromSeconds(seconds);
-        }
-
-        return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var date) && date > now ? date - now : null;
-    }
+    private static TimeSpan? RetryAfterHeader(HttpResponseHeaders? headers, DateTimeOffset now) => ProviderResponses.RetryAfter(headers, now);
 }

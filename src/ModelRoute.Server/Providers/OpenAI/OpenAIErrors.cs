@@ -106,31 +106,7 @@ public static partial class OpenAIErrors
     /// The delay the provider asked for: <c>retry-after-ms</c> (OpenAI's own, in milliseconds) first,
     /// then the standard <c>retry-after</c> in seconds or as an HTTP date.
     /// </summary>
-    public static TimeSpan? RetryAfter(HttpResponseHeaders headers, DateTimeOffset now)
-    {
-        if (headers.TryGetValues("retry-after-ms", out var ms)
-            && double.TryParse(ms.FirstOrDefault(), NumberStyles.Float, CultureInfo.InvariantCulture, out var millis)
-            && millis >= 0 && double.IsFinite(millis))
-        {
-            return TimeSpan.FromMilliseconds(Math.Min(millis, TimeSpan.FromDays(1).TotalMilliseconds));
-        }
-
-        if (headers.TryGetValues("retry-after", out var values) && values.FirstOrDefault() is { } value)
-        {
-            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && double.IsFinite(seconds))
-            {
-                return TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(1).TotalSeconds));
-            }
-
-            if (DateTimeOffset.TryParseExact(value, "r", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var date))
-            {
-                var wait = date - now;
-                return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
-            }
-        }
-
-        return null;
-    }
+    public static TimeSpan? RetryAfter(HttpResponseHeaders headers, DateTimeOffset now) => ProviderResponses.RetryAfter(headers, now);
 
     /// <summary>The provider's message, short and without secrets; or a description from the status.</summary>
     public static string Describe(int status, ErrorBody error, string? apiKey)

@@ -58,25 +58,7 @@ public static class ReplicateErrors
         || text.Contains("content policy", StringComparison.OrdinalIgnoreCase);
 
     /// <summary><c>Retry-After</c> in seconds or as a date.</summary>
-    public static TimeSpan? RetryAfter(HttpResponseMessage response, DateTimeOffset now)
-    {
-        var header = response.Headers.RetryAfter;
-        if (header?.Delta is { } delta)
-        {
-            return delta;
-        }
-
-        if (header?.Date is { } date)
-        {
-            return date > now ? date - now : TimeSpan.Zero;
-        }
-
-        return response.StatusCode == HttpStatusCode.TooManyRequests
-            && response.Headers.TryGetValues("retry-after", out var values)
-            && double.TryParse(values.FirstOrDefault(), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds)
-            ? TimeSpan.FromSeconds(seconds)
-            : null;
-    }
+    public static TimeSpan? RetryAfter(HttpResponseMessage response, DateTimeOffset now) => ProviderResponses.RetryAfter(response.Headers, now);
 
     private static string? Detail(string body)
     {
