@@ -66,7 +66,7 @@ public sealed class FalClientTests
         await using var fake = await FakeFal.StartAsync();
         fake.Script = input => input["prompt"]?.GetValue<string>() == "slow"
             ? new FalScript(TimeSpan.FromSeconds(60))
-            : new FalScript(TimeSpan.FromMilliseconds(200));
+            : new FalScript(TimeSpan.FromSeconds(2)); // long enough that the first status is never already COMPLETED on a busy machine
         var folder = await NpmPackages.EnsureInstalledAsync(ClientPackage);
         var script = await NpmPackages.WriteScriptAsync(folder, Script);
 
