@@ -26,6 +26,9 @@ public sealed record ExecutionTransition(string ExecutionId, ExecutionStatus To,
     public AttemptRecord? Attempt { get; init; }
     public bool IncrementAttempts { get; init; }
 
+    /// <summary>Takes back the attempt <see cref="StartAttempt"/> counted, for a call that never reached the provider.</summary>
+    public bool UndoAttempt { get; init; }
+
     /// <summary>Only if the current lease ran out by then: taking work from a worker that stopped renewing.</summary>
     public DateTimeOffset? LeaseExpiredBy { get; init; }
 

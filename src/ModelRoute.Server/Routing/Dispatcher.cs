@@ -175,13 +175,17 @@ public sealed partial class Dispatcher(
         ProviderOutcome outcome;
         try
         {
-            outcome = await provider.ExecuteAsync(call, () => deadline.IsCancellationRequested && !cancellation.IsCancellationRequested, linked.Token);
+            // Only the provider's own timeout counts as its failure; the execution's deadline is the client's choice.
+            var providerTimeoutBinds = provider.Options.Timeout <= remaining;
+            outcome = await provider.ExecuteAsync(call, () => providerTimeoutBinds && deadline.IsCancellationRequested && !cancellation.IsCancellationRequested, linked.Token);
         }
         catch (Polly.CircuitBreaker.BrokenCircuitException)
         {
             // The circuit opened while this one waited: give it back without counting the attempt against the route.
             await StopHeartbeatAsync(heartbeat, renewing);
-            await store.TransitionAsync(ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], time.GetUtcNow() + CircuitWait, null, null, node.Id), CancellationToken.None);
+            await store.TransitionAsync(
+                ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], time.GetUtcNow() + CircuitWait, null, null, node.Id) with { UndoAttempt = true },
+                CancellationToken.None);
             return;
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -198,7 +202,8 @@ public sealed partial class Dispatcher(
         catch (OperationCanceledException) when (time.GetUtcNow() >= execution.ExpiresAt)
         {
             // The execution's own deadline cut the call short: it expires, it did not fail.
-            await store.TransitionAsync(ExecutionTransition.Expire(execution.Id), CancellationToken.None);
+            var cut = new AttemptRecord(execution.Attempts, route.Provider, route.ProviderModel, "expired", startedAt, stopwatch.ElapsedMilliseconds);
+            await store.TransitionAsync(ExecutionTransition.Expire(execution.Id) with { Attempt = cut }, CancellationToken.None);
             return;
         }
         catch (OperationCanceledException)

@@ -59,6 +59,12 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
         {
             // owner/name — an official model, run at its latest version.
             var slash = model.IndexOf('/', StringComparison.Ordinal);
+            if (slash <= 0 || slash == model.Length - 1)
+            {
+                return new ProviderOutcome.Failed(new ExecutionError(
+                    ExecutionErrorCodes.ProviderError, $"The route's model '{model}' is not 'owner/name' or 'owner/name:version'.", false, name));
+            }
+
             path = $"/v1/models/{Uri.EscapeDataString(model[..slash])}/{Uri.EscapeDataString(model[(slash + 1)..])}/predictions";
         }
 

@@ -53,5 +53,10 @@ public sealed class ArtifactDownloader(IHttpClientFactory httpClients, IOptions<
         {
             return (null, "", $"Fetching the output '{artifact.Name}' failed ({ex.HttpRequestError}).");
         }
+        catch (Exception ex) when (ex is IOException || (ex is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            // A connection dropped mid-body, or the client's own timeout.
+            return (null, "", $"Fetching the output '{artifact.Name}' failed ({ex.GetType().Name}).");
+        }
     }
 }
