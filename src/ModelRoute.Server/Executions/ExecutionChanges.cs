@@ -5,7 +5,8 @@ namespace ModelRoute.Server.Executions;
 /// <summary>
 /// In-process news of committed changes: wakes long-polls and event streams waiting on an
 /// execution, and wakes the dispatcher when work becomes due. Stores publish after commit.
-/// Waiters also re-read on a timeout, so a change made by another node is seen regardless.
+/// With PostgreSQL, other nodes' changes arrive through <see cref="Remote"/>; waiters also
+/// re-read on a timeout, so a change is seen even if a notification is lost.
 /// </summary>
 public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
 {
@@ -13,19 +14,32 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     private readonly SemaphoreSlim _workAvailable = new(0, 1);
     private readonly SemaphoreSlim _webhooksAvailable = new(0, 1);
 
+    /// <summary>A change committed by this node.</summary>
     public void Published(Execution execution)
     {
         metrics.Entered(execution.Status);
-        if (_waiters.TryRemove(execution.Id, out var waiter))
+        Wake(execution.Id, execution.Status);
+    }
+
+    /// <summary>
+    /// A change committed by some node, heard through the store's notifications (this node's own
+    /// changes come back this way too: a second wake-up only makes a waiter re-read). Not counted
+    /// in the metrics, which the committing node has already done.
+    /// </summary>
+    public void Remote(string executionId, ExecutionStatus status) => Wake(executionId, status);
+
+    private void Wake(string executionId, ExecutionStatus status)
+    {
+        if (_waiters.TryRemove(executionId, out var waiter))
         {
             waiter.TrySetResult();
         }
 
-        if (execution.Status == ExecutionStatus.Pending)
+        if (status == ExecutionStatus.Pending)
         {
             SignalWork();
         }
-        else if (execution.Status.IsTerminal() || execution.Status == ExecutionStatus.Processing)
+        else if (status.IsTerminal() || status == ExecutionStatus.Processing)
         {
             SignalWebhooks();
         }

@@ -13,6 +13,7 @@ using ModelRoute.Server.Providers.Simulator;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Artifacts;
+using ModelRoute.Server.Storage.Postgres;
 using ModelRoute.Server.Storage.Sqlite;
 using ModelRoute.Server.Webhooks;
 
@@ -37,13 +38,27 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<InFlightExecutions>();
         services.AddSingleton(sp => ModelCatalog.Build(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value).Catalog!);
 
-        // Storage: the embedded SQLite store. Migrations run first among the hosted services.
+        // Storage: the embedded SQLite store, or PostgreSQL for several nodes (Store:Kind). The choice is
+        // read from the bound options when first resolved, so configuration added after this call counts.
         services.AddSingleton(sp => new SqliteDatabase(ConnectionString(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value)));
-        services.AddSingleton<IExecutionStore, SqliteExecutionStore>();
-        services.AddSingleton<SqliteAccountStore>();
-        services.AddSingleton<IAccountStore>(sp => sp.GetRequiredService<SqliteAccountStore>());
-        services.AddSingleton<IStoreHealth>(sp => sp.GetRequiredService<SqliteAccountStore>());
+        services.AddSingleton(sp => new PostgresDatabase(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value.Store.ConnectionString!));
+        services.AddSingleton<IStoreMigrations>(sp => UsesPostgres(sp) ? sp.GetRequiredService<PostgresDatabase>() : sp.GetRequiredService<SqliteDatabase>());
+        services.AddSingleton<IExecutionStore>(sp => UsesPostgres(sp)
+            ? ActivatorUtilities.CreateInstance<PostgresExecutionStore>(sp)
+            : ActivatorUtilities.CreateInstance<SqliteExecutionStore>(sp));
+        services.AddSingleton<IAccountStore>(sp => UsesPostgres(sp)
+            ? ActivatorUtilities.CreateInstance<PostgresAccountStore>(sp)
+            : ActivatorUtilities.CreateInstance<SqliteAccountStore>(sp));
+        services.AddSingleton<IStoreHealth>(sp => (IStoreHealth)sp.GetRequiredService<IAccountStore>());
+        services.AddSingleton<IWebhookStore>(sp => UsesPostgres(sp)
+            ? ActivatorUtilities.CreateInstance<PostgresWebhookStore>(sp)
+            : ActivatorUtilities.CreateInstance<SqliteWebhookStore>(sp));
+
+        // Migrations run first among the hosted services; with PostgreSQL, the listener hears other nodes' changes.
         services.AddHostedService<StoreMigrator>();
+        services.AddSingleton<IHostedService>(sp => UsesPostgres(sp)
+            ? ActivatorUtilities.CreateInstance<PostgresNotificationListener>(sp)
+            : new NoStoreListener());
         services.AddSingleton<IArtifactStore>(sp =>
             new FileArtifactStore(Path.Combine(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value.DataDirectory, "artifacts")));
 
@@ -66,7 +81,6 @@ public static class ModelRouteBuilderExtensions
         services.AddHostedService<ExecutionSweeper>();
 
         // Webhooks: the outbox store, the URL policy (checked again at connect time) and the delivery worker.
-        services.AddSingleton<IWebhookStore, SqliteWebhookStore>();
         services.AddSingleton<IHostResolver, DnsHostResolver>();
         services.AddSingleton<WebhookUrlPolicy>();
         services.AddHttpClient(WebhookDeliveryWorker.HttpClientName)
@@ -210,6 +224,9 @@ public static class ModelRouteBuilderExtensions
         };
     }
 
+    private static bool UsesPostgres(IServiceProvider sp) =>
+        sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value.Store.Kind == StoreKinds.Postgres;
+
     private static string ConnectionString(ModelRouteOptions options) =>
         string.IsNullOrWhiteSpace(options.Store.ConnectionString)
             ? $"Data Source={Path.Combine(options.DataDirectory, "modelroute.db")}"
@@ -250,10 +267,18 @@ public static class Policies
     public const string Admin = "admin";
 }
 
-/// <summary>Applies the store's schema migrations before any worker starts.</summary>
-public sealed class StoreMigrator(SqliteDatabase database) : IHostedService
+/// <summary>Applies the chosen store's schema migrations before any worker starts.</summary>
+public sealed class StoreMigrator(IStoreMigrations migrations) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => database.MigrateAsync(cancellationToken);
+    public Task StartAsync(CancellationToken cancellationToken) => migrations.MigrateAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>Stands in for <see cref="PostgresNotificationListener"/> on SQLite, where every change is made in this process.</summary>
+internal sealed class NoStoreListener : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

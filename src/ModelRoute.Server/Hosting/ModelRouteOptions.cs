@@ -35,12 +35,21 @@ public sealed class ModelRouteOptions
     public LimitsOptions Limits { get; set; } = new();
 }
 
+public static class StoreKinds
+{
+    public const string Sqlite = "sqlite";
+    public const string Postgres = "postgres";
+}
+
 public sealed class StoreOptions
 {
     /// <summary><c>sqlite</c> (embedded, default) or <c>postgres</c>.</summary>
     public string Kind { get; set; } = "sqlite";
 
-    /// <summary>When empty, <c>Data Source={DataDirectory}/modelroute.db</c>.</summary>
+    /// <summary>
+    /// SQLite: when empty, <c>Data Source={DataDirectory}/modelroute.db</c>. PostgreSQL (required):
+    /// an Npgsql connection string, e.g. <c>Host=db;Username=modelroute;Password=…;Database=modelroute</c>.
+    /// </summary>
     public string? ConnectionString { get; set; }
 }
 

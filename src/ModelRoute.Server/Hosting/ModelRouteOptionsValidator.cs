@@ -17,10 +17,14 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
     public ValidateOptionsResult Validate(string? name, ModelRouteOptions options)
     {
         var errors = new List<string>();
-        if (options.Store.Kind != "sqlite")
+        if (options.Store.Kind is not (StoreKinds.Sqlite or StoreKinds.Postgres))
         {
-            // PostgreSQL is specified (SPEC §9) but not built yet: refuse it clearly rather than fall back to SQLite.
-            errors.Add($"ModelRoute:Store:Kind '{options.Store.Kind}' is not available in this build; use 'sqlite'");
+            // Refuse clearly rather than fall back to SQLite: a node that meant to share a database must not run alone.
+            errors.Add($"ModelRoute:Store:Kind '{options.Store.Kind}' is not one of {StoreKinds.Sqlite}, {StoreKinds.Postgres}");
+        }
+        else if (options.Store.Kind == StoreKinds.Postgres && string.IsNullOrWhiteSpace(options.Store.ConnectionString))
+        {
+            errors.Add("ModelRoute:Store:ConnectionString is required when ModelRoute:Store:Kind is 'postgres'");
         }
 
         foreach (var (provider, p) in options.Providers)

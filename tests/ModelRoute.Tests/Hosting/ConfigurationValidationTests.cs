@@ -52,6 +52,30 @@ public sealed class ConfigurationValidationTests
     }
 
     [Fact]
+    public void An_unknown_store_kind_is_refused_in_one_line()
+    {
+        ShouldFailNaming(ValidateWith("ModelRoute:Store:Kind", "mysql"), "ModelRoute:Store:Kind");
+    }
+
+    [Fact]
+    public void A_postgres_store_needs_a_connection_string()
+    {
+        ShouldFailNaming(ValidateWith("ModelRoute:Store:Kind", "postgres"), "ModelRoute:Store:ConnectionString");
+    }
+
+    [Fact]
+    public void A_postgres_store_with_a_connection_string_passes()
+    {
+        var settings = ValidSettings();
+        settings["ModelRoute:Store:Kind"] = "postgres";
+        settings["ModelRoute:Store:ConnectionString"] = "Host=db;Username=modelroute;Database=modelroute";
+
+        var result = Validate(settings);
+
+        result.Succeeded.ShouldBeTrue(result.FailureMessage);
+    }
+
+    [Fact]
     public void An_unknown_provider_in_a_route_names_the_route_setting()
     {
         ShouldFailNaming(ValidateWith("ModelRoute:Models:x/y:Routes:0:Provider", "nowhere"), "ModelRoute:Models:x/y:Routes:0:Provider");

@@ -9,7 +9,7 @@ namespace ModelRoute.Server.Storage.Sqlite;
 /// One SQLite file in WAL mode. SQLite has a single writer, so writes queue on an in-process
 /// gate instead of spinning on SQLITE_BUSY; readers run beside them on their own connections.
 /// </summary>
-public sealed class SqliteDatabase : IDisposable
+public sealed class SqliteDatabase : IStoreMigrations, IDisposable
 {
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly string _connectionString;

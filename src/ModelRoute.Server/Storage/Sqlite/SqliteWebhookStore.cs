@@ -273,49 +273,4 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
                 tx);
             return (row?.ToDelivery(), row is not null);
         }, cancellationToken);
-
-    private sealed class EndpointRow
-    {
-        public string Id { get; set; } = "";
-        public string AccountId { get; set; } = "";
-        public string Url { get; set; } = "";
-        public string Events { get; set; } = "[]";
-        public long Thin { get; set; }
-        public string? Description { get; set; }
-        public string Secret { get; set; } = "";
-        public string? PreviousSecret { get; set; }
-        public long? PreviousSecretExpiresAt { get; set; }
-        public string Status { get; set; } = "";
-        public string? DisabledReason { get; set; }
-        public long? FailingSince { get; set; }
-        public long CreatedAt { get; set; }
-
-        public WebhookEndpoint ToEndpoint() => new(
-            Id, AccountId, Url, JsonSerializer.Deserialize<string[]>(Events)!, Thin != 0, Description, Status, DisabledReason,
-            ExecutionRow.FromMs(FailingSince), ExecutionRow.FromMs(PreviousSecretExpiresAt), ExecutionRow.FromMs(CreatedAt));
-    }
-
-    private sealed class DeliveryRow
-    {
-        public string Id { get; set; } = "";
-        public string EventId { get; set; } = "";
-        public string AccountId { get; set; } = "";
-        public string? ExecutionId { get; set; }
-        public string? EndpointId { get; set; }
-        public string Url { get; set; } = "";
-        public string EventType { get; set; } = "";
-        public string Payload { get; set; } = "";
-        public string Status { get; set; } = "";
-        public long Attempts { get; set; }
-        public long NextAttemptAt { get; set; }
-        public long? LastStatusCode { get; set; }
-        public string? LastError { get; set; }
-        public long CreatedAt { get; set; }
-        public long UpdatedAt { get; set; }
-        public long? CompletedAt { get; set; }
-
-        public WebhookDelivery ToDelivery() => new(
-            Id, EventId, AccountId, ExecutionId, EndpointId, Url, EventType, Payload, Status, (int)Attempts, ExecutionRow.FromMs(NextAttemptAt),
-            (int?)LastStatusCode, LastError, ExecutionRow.FromMs(CreatedAt), ExecutionRow.FromMs(UpdatedAt), ExecutionRow.FromMs(CompletedAt));
-    }
 }

@@ -1,0 +1,102 @@
+using Dapper;
+using Npgsql;
+
+namespace ModelRoute.Server.Storage.Postgres;
+
+/// <summary>Accounts, API keys and credits on PostgreSQL, with the semantics of the SQLite store.</summary>
+public sealed class PostgresAccountStore(PostgresDatabase db) : IAccountStore, IStoreHealth
+{
+    public Task<Account> CreateAccountAsync(string id, string? name, DateTimeOffset now, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            await c.ExecuteAsync(
+                "INSERT INTO accounts (id, name, created_at, webhook_secret) VALUES (@id, @name, @Now, @Secret)",
+                new { id, name, Now = now.ToUnixTimeMilliseconds(), Secret = Webhooks.WebhookSigner.NewSecret() },
+                tx);
+            return (new Account(id, name, 0, 0, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds())), true);
+        }, cancellationToken);
+
+    public Task<Account?> GetAccountAsync(string id, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c =>
+        {
+            var row = await c.QueryFirstOrDefaultAsync<(string Id, string? Name, long Balance, long Held, long CreatedAt)>(
+                "SELECT id, name, balance_micros, held_micros, created_at FROM accounts WHERE id = @id",
+                new { id });
+            return row.Id is null ? null : new Account(row.Id, row.Name, row.Balance, row.Held, DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt));
+        }, cancellationToken);
+
+    public Task<ApiKeyRecord> CreateApiKeyAsync(ApiKeyRecord key, string keyHash, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            await c.ExecuteAsync(
+                "INSERT INTO api_keys (id, account_id, key_hash, prefix, name, created_at) VALUES (@Id, @AccountId, @keyHash, @Prefix, @Name, @CreatedAt)",
+                new { key.Id, key.AccountId, keyHash, key.Prefix, key.Name, CreatedAt = key.CreatedAt.ToUnixTimeMilliseconds() },
+                tx);
+            return (key, true);
+        }, cancellationToken);
+
+    public Task<(string KeyId, string AccountId)?> FindApiKeyAsync(string keyHash, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c =>
+        {
+            var row = await c.QueryFirstOrDefaultAsync<(string KeyId, string AccountId)>(
+                "SELECT id, account_id FROM api_keys WHERE key_hash = @keyHash",
+                new { keyHash });
+            return row.KeyId is null ? ((string, string)?)null : row;
+        }, cancellationToken);
+
+    public Task<CreditOutcome?> CreditAsync(string entryId, string accountId, long amountMicros, string? reference, DateTimeOffset now, CancellationToken cancellationToken) =>
+        db.WriteAsync<CreditOutcome?>(async (c, tx) =>
+        {
+            // Lock the account first: a concurrent credit with the same reference then waits for this
+            // one to commit and finds its entry, instead of both crediting and one failing on the unique index.
+            if (await c.ExecuteScalarAsync<string?>("SELECT id FROM accounts WHERE id = @accountId FOR UPDATE", new { accountId }, tx) is null)
+            {
+                return (null, false);
+            }
+
+            if (reference is not null)
+            {
+                var existing = await c.QueryFirstOrDefaultAsync<LedgerRow>(
+                    "SELECT * FROM ledger_entries WHERE account_id = @accountId AND kind = 'credit' AND reference = @reference",
+                    new { accountId, reference },
+                    tx);
+                if (existing is not null)
+                {
+                    return (new CreditOutcome(existing.ToEntry(), Replayed: true), false);
+                }
+            }
+
+            var a = await c.QuerySingleAsync<(long Balance, long Held)>(
+                "UPDATE accounts SET balance_micros = balance_micros + @amountMicros WHERE id = @accountId RETURNING balance_micros, held_micros",
+                new { accountId, amountMicros },
+                tx);
+            var entry = new LedgerEntry(entryId, accountId, null, LedgerKinds.Credit, amountMicros, a.Balance, a.Held, reference, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds()));
+            await c.ExecuteAsync(
+                """
+                INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, reference, created_at)
+                VALUES (@Id, @AccountId, NULL, 'credit', @AmountMicros, @BalanceMicros, @HeldMicros, @Reference, @CreatedAt)
+                """,
+                new { entry.Id, entry.AccountId, entry.AmountMicros, entry.BalanceMicros, entry.HeldMicros, entry.Reference, CreatedAt = now.ToUnixTimeMilliseconds() },
+                tx);
+            return (new CreditOutcome(entry, Replayed: false), true);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<LedgerEntry>> ListLedgerAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<LedgerEntry>>(async c =>
+            [.. (await c.QueryAsync<LedgerRow>(
+                "SELECT * FROM ledger_entries WHERE account_id = @accountId AND (@before::text IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
+                new { accountId, before, limit })).Select(r => r.ToEntry())],
+            cancellationToken);
+
+    public async Task<bool> IsReadyAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await db.ReadAsync(async c => await c.ExecuteScalarAsync<long>("SELECT 1") == 1, cancellationToken);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            return false;
+        }
+    }
+}

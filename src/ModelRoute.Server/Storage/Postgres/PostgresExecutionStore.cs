@@ -1,0 +1,389 @@
+using Dapper;
+using Microsoft.Extensions.Options;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Hosting;
+using Npgsql;
+
+namespace ModelRoute.Server.Storage.Postgres;
+
+/// <summary>
+/// Executions, holds and the outbox on PostgreSQL, with the semantics of the SQLite store. Every
+/// state move is one conditional UPDATE; PostgreSQL re-checks its WHERE against the latest row
+/// version after waiting for a concurrent writer, so a terminal execution never changes again.
+/// Each commit also NOTIFYs the other nodes.
+/// </summary>
+public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids, ExecutionChanges changes, IOptions<ModelRouteOptions> options, TimeProvider time) : IExecutionStore
+{
+    private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
+
+    public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
+    {
+        var outcome = await db.WriteAsync<SubmitOutcome>(async (c, tx) =>
+        {
+            if (await FindAsync(c, tx, x) is { } existing)
+            {
+                return (existing, false);
+            }
+
+            if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
+            {
+                return (new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
+            }
+
+            var now = x.CreatedAt.ToUnixTimeMilliseconds();
+            ExecutionRow? created;
+            while (true)
+            {
+                // A concurrent submission with the same key blocks this insert until it ends; if it
+                // committed, the insert does nothing and the winner is answered instead.
+                created = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+                    """
+                    INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
+                        estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
+                        max_cost_micros, created_at, updated_at, expires_at, next_attempt_at)
+                    VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
+                        @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
+                        @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now)
+                    ON CONFLICT (account_id, idempotency_key) DO NOTHING
+                    RETURNING *
+                    """,
+                    new
+                    {
+                        x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
+                        Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
+                        x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
+                    },
+                    tx);
+                if (created is not null)
+                {
+                    break;
+                }
+
+                if (await FindAsync(c, tx, x) is { } winner)
+                {
+                    return (winner, false);
+                }
+
+                // The winner was purged between the two statements: the key is free again.
+            }
+
+            var account = await c.QueryFirstOrDefaultAsync<(long Balance, long Held)>(
+                """
+                UPDATE accounts SET held_micros = held_micros + @HoldMicros
+                WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros
+                RETURNING balance_micros, held_micros
+                """,
+                new { x.AccountId, x.HoldMicros },
+                tx);
+            if (account == default)
+            {
+                return (new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+            }
+
+            await InsertLedgerAsync(c, tx, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
+            await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
+            await PostgresDatabase.NotifyAsync(c, tx, Payload(x.Id, ExecutionStatus.Pending));
+            return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
+        }, cancellationToken);
+
+        if (outcome.Result == SubmitResult.Created)
+        {
+            changes.Published(outcome.Execution!);
+        }
+
+        return outcome;
+    }
+
+    /// <summary>The account's execution with the submission's key, as a replay or a reuse.</summary>
+    private static async Task<SubmitOutcome?> FindAsync(NpgsqlConnection c, NpgsqlTransaction tx, NewExecution x)
+    {
+        var existing = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+            "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
+            new { x.AccountId, x.IdempotencyKey },
+            tx);
+        return existing is null
+            ? null
+            : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
+    }
+
+    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c =>
+        {
+            var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+                "SELECT * FROM executions WHERE id = @id AND (@accountId::text IS NULL OR account_id = @accountId)",
+                new { id, accountId });
+            return row?.ToExecution();
+        }, cancellationToken);
+
+    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+            "SELECT * FROM executions WHERE account_id = @accountId AND idempotency_key = @idempotencyKey",
+            new { accountId, idempotencyKey }))?.ToExecution(), cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<Execution>>(async c =>
+        {
+            var rows = await c.QueryAsync<ExecutionRow>(
+                """
+                SELECT * FROM executions
+                WHERE account_id = @accountId
+                  AND (@Status::text IS NULL OR status = @Status)
+                  AND (@Model::text IS NULL OR model = @Model)
+                  AND (@CreatedAfter::bigint IS NULL OR created_at > @CreatedAfter)
+                  AND (@Before::text IS NULL OR id < @Before)
+                ORDER BY id DESC
+                LIMIT @Limit
+                """,
+                new
+                {
+                    accountId,
+                    Status = query.Status?.ToWire(),
+                    query.Model,
+                    CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
+                    query.Before,
+                    query.Limit,
+                });
+            return [.. rows.Select(r => r.ToExecution())];
+        }, cancellationToken);
+
+    public async Task<Execution?> TransitionAsync(ExecutionTransition t, CancellationToken cancellationToken)
+    {
+        var execution = await db.WriteAsync<Execution?>(async (c, tx) =>
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var terminal = t.To.IsTerminal();
+            // attempt_log is TEXT (not jsonb, which refuses \u0000), so the attempt is appended as text.
+            var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+                $"""
+                UPDATE executions SET
+                    status = @To,
+                    updated_at = @Now,
+                    output = COALESCE(@Output::text, output),
+                    artifacts = COALESCE(@Artifacts::text, artifacts),
+                    error = CASE WHEN @ClearError THEN NULL ELSE COALESCE(@Error::text, error) END,
+                    provider = COALESCE(@Provider::text, provider),
+                    provider_model = COALESCE(@ProviderModel::text, provider_model),
+                    provider_job_id = COALESCE(@ProviderJobId::text, provider_job_id),
+                    callback_token_hash = COALESCE(@CallbackTokenHash::text, callback_token_hash),
+                    attempts = attempts + @AttemptIncrement,
+                    attempt_log = CASE
+                        WHEN @Attempt::text IS NULL THEN attempt_log
+                        WHEN attempt_log = '[]' THEN '[' || @Attempt::text || ']'
+                        ELSE left(attempt_log, -1) || ',' || @Attempt::text || ']' END,
+                    usage = COALESCE(@Usage::text, usage),
+                    actual_micros = COALESCE(@ActualMicros::bigint, actual_micros),
+                    overage_micros = CASE WHEN @ActualMicros::bigint IS NULL THEN overage_micros ELSE GREATEST(0, @ActualMicros::bigint - held_micros) END,
+                    started_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(started_at, @Now) ELSE started_at END,
+                    completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
+                    next_attempt_at = COALESCE(@NextAttemptAt::bigint, next_attempt_at),
+                    next_poll_at = @NextPollAt::bigint,
+                    lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
+                    lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt::bigint, lease_expires_at) ELSE NULL END
+                WHERE id = @Id
+                  AND status = ANY(@From)
+                  AND status IN {NonTerminalList}
+                  AND (@LeaseOwner::text IS NULL OR lease_owner = @LeaseOwner)
+                  AND (@AccountId::text IS NULL OR account_id = @AccountId)
+                  AND (@LeaseExpiredBy::bigint IS NULL OR lease_expires_at <= @LeaseExpiredBy)
+                RETURNING *
+                """,
+                new
+                {
+                    Id = t.ExecutionId,
+                    To = t.To.ToWire(),
+                    From = t.From.Select(s => s.ToWire()).ToArray(),
+                    Now = now,
+                    Terminal = terminal,
+                    t.Output,
+                    Artifacts = t.Artifacts is null ? null : StoreJson.Serialize(t.Artifacts),
+                    ClearError = t.To == ExecutionStatus.Completed,
+                    Error = t.Error is null ? null : StoreJson.Serialize(t.Error),
+                    t.Provider,
+                    t.ProviderModel,
+                    t.ProviderJobId,
+                    t.CallbackTokenHash,
+                    AttemptIncrement = t.IncrementAttempts ? 1 : 0,
+                    Attempt = t.Attempt is null ? null : StoreJson.Serialize(t.Attempt),
+                    Usage = t.Usage is null ? null : StoreJson.Serialize(t.Usage),
+                    t.ActualMicros,
+                    NextAttemptAt = t.NextAttemptAt?.ToUnixTimeMilliseconds(),
+                    NextPollAt = t.NextPollAt?.ToUnixTimeMilliseconds(),
+                    LeaseExpiresAt = t.LeaseExpiresAt?.ToUnixTimeMilliseconds(),
+                    t.LeaseOwner,
+                    t.AccountId,
+                    LeaseExpiredBy = t.LeaseExpiredBy?.ToUnixTimeMilliseconds(),
+                },
+                tx);
+            if (row is null)
+            {
+                return (null, false);
+            }
+
+            if (terminal)
+            {
+                await SettleAsync(c, tx, row, now);
+            }
+
+            var changed = row.ToExecution();
+            var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
+            await PostgresWebhookStore.EnqueueAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
+            await PostgresDatabase.NotifyAsync(c, tx, Payload(row.Id, t.To));
+            return (changed, true);
+        }, cancellationToken);
+
+        if (execution is not null)
+        {
+            changes.Published(execution);
+        }
+
+        return execution;
+    }
+
+    /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
+    internal static string Payload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();
+
+    /// <summary>Ends the hold: release it all, then charge the actual cost capped at the hold (SPEC §3).</summary>
+    private async Task SettleAsync(NpgsqlConnection c, NpgsqlTransaction tx, ExecutionRow row, long now)
+    {
+        var charge = row.Status == "COMPLETED" ? Math.Clamp(row.ActualMicros ?? 0, 0, row.HeldMicros) : 0;
+        var account = await c.QuerySingleAsync<(long Balance, long Held)>(
+            """
+            UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
+            WHERE id = @AccountId
+            RETURNING balance_micros, held_micros
+            """,
+            new { Held = row.HeldMicros, Charge = charge, row.AccountId },
+            tx);
+        await InsertLedgerAsync(c, tx, row.AccountId, row.Id, LedgerKinds.Release, row.HeldMicros, account.Balance + charge, account.Held, now);
+        if (charge > 0)
+        {
+            await InsertLedgerAsync(c, tx, row.AccountId, row.Id, LedgerKinds.Charge, charge, account.Balance, account.Held, now);
+        }
+    }
+
+    public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
+        {
+            // SKIP LOCKED: nodes claiming at once take different rows instead of queueing on each other.
+            var rows = await c.QueryAsync<ExecutionRow>(
+                """
+                UPDATE executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil
+                WHERE id IN (
+                    SELECT id FROM executions
+                    WHERE status = 'PENDING' AND next_attempt_at <= @Now AND expires_at > @Now
+                      AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
+                    ORDER BY next_attempt_at
+                    LIMIT @max
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING *
+                """,
+                new { owner, max, Now = now.ToUnixTimeMilliseconds(), LeaseUntil = leaseUntil.ToUnixTimeMilliseconds() },
+                tx);
+            return ([.. rows.Select(r => r.ToExecution())], true);
+        }, cancellationToken);
+
+    public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            var n = await c.ExecuteAsync(
+                """
+                UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = @NotBefore
+                WHERE id = @id AND status = 'PENDING' AND lease_owner = @owner
+                """,
+                new { id, owner, NotBefore = notBefore.ToUnixTimeMilliseconds() },
+                tx);
+            return (n, true);
+        }, cancellationToken);
+
+    public Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            var n = await c.ExecuteAsync(
+                "UPDATE executions SET lease_expires_at = @Until WHERE id = @id AND lease_owner = @owner AND status IN ('PENDING', 'PROCESSING')",
+                new { id, owner, Until = leaseUntil.ToUnixTimeMilliseconds() },
+                tx);
+            return (n == 1, true);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
+        db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
+        {
+            var rows = await c.QueryAsync<ExecutionRow>(
+                """
+                UPDATE executions SET next_poll_at = @Next
+                WHERE id IN (
+                    SELECT id FROM executions
+                    WHERE status = 'AWAITING_WEBHOOK' AND next_poll_at <= @Now
+                    ORDER BY next_poll_at
+                    LIMIT @max
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING *
+                """,
+                new { max, Now = now.ToUnixTimeMilliseconds(), Next = nextPollAt.ToUnixTimeMilliseconds() },
+                tx);
+            return ([.. rows.Select(r => r.ToExecution())], true);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<string>>(async c =>
+            [.. await c.QueryAsync<string>(
+                $"SELECT id FROM executions WHERE status IN {NonTerminalList} AND expires_at <= @Now ORDER BY expires_at LIMIT @max",
+                new { Now = now.ToUnixTimeMilliseconds(), max })],
+            cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<Execution>>(async c =>
+            [.. (await c.QueryAsync<ExecutionRow>(
+                "SELECT * FROM executions WHERE status = 'PROCESSING' AND lease_expires_at <= @Now ORDER BY lease_expires_at LIMIT @max",
+                new { Now = now.ToUnixTimeMilliseconds(), max })).Select(r => r.ToExecution())],
+            cancellationToken);
+
+    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
+        db.WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
+        {
+            // Ended executions never change again, so nothing else writes these rows: no lock is needed to delete them.
+            var ids = (await c.QueryAsync<string>(
+                "SELECT id FROM executions WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND completed_at < @Before LIMIT @max",
+                new { Before = endedBefore.ToUnixTimeMilliseconds(), max },
+                tx)).ToArray();
+            if (ids.Length > 0)
+            {
+                await c.ExecuteAsync("DELETE FROM execution_events WHERE execution_id = ANY(@ids)", new { ids }, tx);
+                await c.ExecuteAsync(
+                    "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE execution_id = ANY(@ids))", new { ids }, tx);
+                await c.ExecuteAsync("DELETE FROM webhook_deliveries WHERE execution_id = ANY(@ids)", new { ids }, tx);
+                await c.ExecuteAsync("DELETE FROM executions WHERE id = ANY(@ids)", new { ids }, tx);
+            }
+
+            return (ids, true);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<ExecutionEvent>>(async c =>
+            [.. (await c.QueryAsync<EventRow>(
+                "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq",
+                new { executionId, afterSequence })).Select(r => r.ToEvent())],
+            cancellationToken);
+
+    private async Task InsertLedgerAsync(NpgsqlConnection c, NpgsqlTransaction tx, string accountId, string executionId, string kind, long amount, long balance, long held, long now) =>
+        await c.ExecuteAsync(
+            """
+            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
+            VALUES (@Id, @accountId, @executionId, @kind, @amount, @balance, @held, @now)
+            """,
+            new { Id = ids.New("txn"), accountId, executionId, kind, amount, balance, held, now },
+            tx);
+
+    private async Task<string> InsertEventAsync(NpgsqlConnection c, NpgsqlTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
+    {
+        var id = ids.New("evt");
+        await c.ExecuteAsync(
+            """
+            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
+            VALUES (@id, @executionId, @accountId, @Type, @Status, @now)
+            """,
+            new { id, executionId, accountId, Type = status.EventType(), Status = status.ToWire(), now },
+            tx);
+        return id;
+    }
+}

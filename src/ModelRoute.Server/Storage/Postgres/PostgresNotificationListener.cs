@@ -1,0 +1,91 @@
+using ModelRoute.Server.Executions;
+using Npgsql;
+
+namespace ModelRoute.Server.Storage.Postgres;
+
+/// <summary>
+/// Hears what every node commits (SPEC §9: new work wakes idle workers at once, not on a polling
+/// tick): one dedicated connection LISTENs, and each notification wakes this node's waiters,
+/// dispatcher or webhook worker. If the connection drops it reconnects after a short delay.
+/// </summary>
+public sealed partial class PostgresNotificationListener(
+    PostgresDatabase database,
+    ExecutionChanges changes,
+    TimeProvider time,
+    ILogger<PostgresNotificationListener> logger) : BackgroundService
+{
+    private static readonly TimeSpan ReconnectDelay = TimeSpan.FromSeconds(2);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await ListenAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                // Whatever went wrong, keep trying: without the listener this node only notices other nodes' work on its polling tick.
+                LogListenFailed(logger, ex, ReconnectDelay.TotalSeconds);
+                try
+                {
+                    await Task.Delay(ReconnectDelay, time, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private async Task ListenAsync(CancellationToken stoppingToken)
+    {
+        await using var connection = await database.OpenListenerAsync(stoppingToken);
+        connection.Notification += (_, e) => Handle(e.Payload);
+        await using (var listen = new NpgsqlCommand($"LISTEN {PostgresDatabase.Channel}", connection))
+        {
+            await listen.ExecuteNonQueryAsync(stoppingToken);
+        }
+
+        // Whatever was committed while no connection listened went unheard: look once for due work.
+        changes.SignalWork();
+        changes.SignalWebhooks();
+        while (true)
+        {
+            // Returns after each notification (delivered through the event above); throws if the connection breaks.
+            await connection.WaitAsync(stoppingToken);
+        }
+    }
+
+    /// <summary>Payloads are "&lt;execution id&gt; &lt;STATUS&gt;" or <see cref="PostgresDatabase.WebhooksPayload"/>.</summary>
+    internal void Handle(string payload)
+    {
+        if (payload == PostgresDatabase.WebhooksPayload)
+        {
+            changes.SignalWebhooks();
+            return;
+        }
+
+        var space = payload.LastIndexOf(' ');
+        if (space > 0 && ExecutionStatuses.FromWire(payload[(space + 1)..]) is { } status)
+        {
+            changes.Remote(payload[..space], status);
+        }
+        else
+        {
+            LogUnknownPayload(logger, payload);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Listening for store notifications failed; reconnecting in {DelaySeconds} s")]
+    private static partial void LogListenFailed(ILogger logger, Exception exception, double delaySeconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Ignored a store notification it cannot read: {Payload}")]
+    private static partial void LogUnknownPayload(ILogger logger, string payload);
+}
