@@ -105,7 +105,9 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, IdGenerator ids) :
         {
             var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
                 """
-                UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, failing_since = NULL
+                UPDATE webhook_endpoints
+                SET failing_since = CASE WHEN status = 'disabled' THEN NULL ELSE failing_since END,
+                    status = 'enabled', disabled_reason = NULL
                 WHERE id = @id AND account_id = @accountId
                 RETURNING *
                 """,
