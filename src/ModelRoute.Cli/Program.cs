@@ -403,7 +403,7 @@ internal static class Program
             var key = (adminKey is null ? null : parse.GetValue(adminKey) ?? NonEmpty(Environment.GetEnvironmentVariable("MODELROUTE_ADMIN_KEY")))
                 ?? parse.GetValue(ApiKeyOption) ?? NonEmpty(Environment.GetEnvironmentVariable("MODELROUTE_API_KEY"));
             using var http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(100) };
-            using var client = new ModelRouteClient(http, new ModelRouteClientOptions { BaseAddress = baseAddress, ApiKey = key });
+            using var client = new ModelRouteClient(http, new ModelRouteClientOptions { BaseAddress = baseAddress, ApiKey = key, MaxRetries = 3, InitialBackoff = TimeSpan.FromMilliseconds(200) });
             return await action(client, output, cancellationToken);
         }
         catch (UsageException e)
