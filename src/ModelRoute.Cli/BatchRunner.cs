@@ -18,6 +18,11 @@ internal sealed class BatchRunner(ModelRouteClient client, Output output)
 
     public async Task<int> RunAsync(FileInfo file, FileInfo? outputFile, int chunkSize, bool wait, CancellationToken cancellationToken)
     {
+        if (chunkSize is < 1 or > 1000)
+        {
+            throw new UsageException("--chunk-size must be from 1 to 1000.");
+        }
+
         if (!file.Exists)
         {
             throw new UsageException($"No file '{file.FullName}'.");

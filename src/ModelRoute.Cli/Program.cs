@@ -130,13 +130,6 @@ internal static class Program
         var limit = new Option<int>("--limit", "-n") { Description = "How many to show", DefaultValueFactory = _ => 20 };
         var all = new Option<bool>("--all") { Description = "Show every execution (follows the cursor)" };
         var command = new Command("list", "List executions, newest first") { status, model, createdAfter, limit, all };
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(limit) < 1)
-            {
-                result.AddError("--limit must be at least 1.");
-            }
-        });
         command.SetAction((parse, ct) => Run(parse, ct, async (client, output, token) =>
         {
             DateTimeOffset? after = null;
@@ -145,6 +138,11 @@ internal static class Program
                 after = DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
                     ? parsed
                     : throw new UsageException("--created-after must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z.");
+            }
+
+            if (parse.GetValue(limit) < 1)
+            {
+                throw new UsageException("--limit must be at least 1.");
             }
 
             var max = parse.GetValue(all) ? int.MaxValue : parse.GetValue(limit);
@@ -175,13 +173,6 @@ internal static class Program
         var wait = new Option<bool>("--wait", "-w") { Description = "Wait for every execution to end; exit 1 unless all COMPLETED" };
         var chunk = new Option<int>("--chunk-size") { Description = "Submissions per request (1–1000)", DefaultValueFactory = _ => 100 };
         var command = new Command("batch", "Submit every line of a JSONL file; re-running never duplicates (keys derive from the file and line)") { file, outputFile, wait, chunk };
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(chunk) is < 1 or > 1000)
-            {
-                result.AddError("--chunk-size must be from 1 to 1000.");
-            }
-        });
         command.SetAction((parse, ct) => Run(parse, ct, (client, output, token) =>
             new BatchRunner(client, output).RunAsync(parse.GetValue(file)!, parse.GetValue(outputFile), parse.GetValue(chunk), parse.GetValue(wait), token)));
         return command;
