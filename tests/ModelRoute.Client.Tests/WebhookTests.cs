@@ -117,52 +117,48 @@ public sealed class WebhookDeliveryTests(ClientGatewayFixture fixture) : IClassF
     {
         var (_, key) = await Gateway.NewAccountAsync();
         using var client = Gateway.Client(key);
-        var received = new ConcurrentQueue<ExecutionEvent>();
-        var verifier = new DeferredSecret();
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        await using var app = builder.Build();
-        app.MapModelRouteWebhooks("/hooks/modelroute", new WebhookVerifier([verifier.Secret]), (e, _) =>
-        {
-            received.Enqueue(e);
-            return Task.CompletedTask;
-        });
+        // Register first (the gateway does not call the URL yet), then serve it with the secret it gave.
+        var port = FreePort();
+        var url = $"http://127.0.0.1:{port}/hooks/modelroute";
+        var endpoint = await client.CreateWebhookEndpointAsync(new CreateWebhookEndpointRequest(url, ["execution.completed", "execution.processing"], Description: "sdk test"));
+        endpoint.Id.ShouldStartWith("we_");
+        endpoint.Url.ShouldBe(url);
+        endpoint.Secret!.ShouldStartWith("whsec_");
+        endpoint.Events.ShouldBe(["execution.completed", "execution.processing"], ignoreOrder: true);
+
+        await using var app = BuildApp(out var events, endpoint.Secret!, port);
         await app.StartAsync();
-        var baseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 
         // The helper refuses what does not verify.
         using (var http = new HttpClient())
         {
-            using var forged = new HttpRequestMessage(HttpMethod.Post, baseUrl + "/hooks/modelroute") { Content = new StringContent("""{"id":"evt_x","type":"execution.completed","data":{}}""") };
+            using var forged = new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent("""{"id":"evt_x","type":"execution.completed","data":{}}""") };
             forged.Headers.Add("webhook-id", "evt_x");
             forged.Headers.Add("webhook-timestamp", DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
-            forged.Headers.Add("webhook-signature", "v1,AAAA");
+            forged.Headers.Add("webhook-signature", WebhookVerifier.Sign("whsec_" + Convert.ToBase64String(new byte[24]), "evt_x", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), "{}"));
             ((int)(await http.SendAsync(forged)).StatusCode).ShouldBe(400);
         }
 
-        var endpoint = await client.CreateWebhookEndpointAsync(new CreateWebhookEndpointRequest(baseUrl + "/hooks/modelroute", ["execution.completed", "execution.processing"], Description: "sdk test"));
-        endpoint.Id.ShouldStartWith("we_");
-        endpoint.Secret.ShouldNotBeNull();
-        endpoint.Events.ShouldBe(["execution.completed", "execution.processing"], ignoreOrder: true);
-        verifier.Secret = endpoint.Secret!;
-
-        // The verifier was built before the secret was known; build the real one now.
-        await app.StopAsync();
-        await using var app2 = BuildApp(out var events2, endpoint.Secret!, new Uri(baseUrl).Port);
-        await app2.StartAsync();
-
+        events.ShouldBeEmpty();
         var submitted = await client.SubmitAsync(Text());
-        await EventuallyAsync(() => events2.FirstOrDefault(e => e.Type == "execution.completed"));
-        var completed = events2.Single(e => e.Type == "execution.completed");
+        await EventuallyAsync(() => events.FirstOrDefault(e => e.Type == "execution.completed"));
+        var completed = events.Single(e => e.Type == "execution.completed");
         completed.Data.Id.ShouldBe(submitted.Id);
+        completed.Data.Status.ShouldBe(ExecutionStatuses.Completed);
         completed.Data.Output.ShouldNotBeNull();
-        events2.ShouldContain(e => e.Type == "execution.processing");
+        events.ShouldContain(e => e.Type == "execution.processing" && e.Data.Id == submitted.Id);
 
         await client.DeleteWebhookEndpointAsync(endpoint.Id);
         (await Should.ThrowAsync<ModelRouteApiException>(() => client.DeleteWebhookEndpointAsync(endpoint.Id))).Code.ShouldBe("NOT_FOUND");
-        await app2.StopAsync();
+        await app.StopAsync();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static WebApplication BuildApp(out ConcurrentQueue<ExecutionEvent> events, string secret, int port)
@@ -198,10 +194,5 @@ public sealed class WebhookDeliveryTests(ClientGatewayFixture fixture) : IClassF
 
             await Task.Delay(50);
         }
-    }
-
-    private sealed class DeferredSecret
-    {
-        public string Secret { get; set; } = "whsec_" + Convert.ToBase64String(new byte[24]);
     }
 }
