@@ -212,20 +212,17 @@ public sealed class AuthTests(SharedGateway shared) : IClassFixture<SharedGatewa
     public async Task With_no_admin_key_configured_admin_endpoints_answer_401_or_403_and_create_nothing(string? adminKey)
     {
         var directory = TestPaths.NewTempDirectory("shared-store");
+        var (store, dropStore) = await TestStore.SharedAsync(directory);
         try
         {
             string accountId, accountKey;
-            await using (var setup = new GatewayFactory(new Dictionary<string, string?> { ["ModelRoute:DataDirectory"] = directory }))
+            await using (var setup = new GatewayFactory(store))
             {
                 using var account = await setup.CreateAccountAsync("10.00");
                 (accountId, accountKey) = (account.Id, account.Key);
             }
 
-            await using var gateway = new GatewayFactory(new Dictionary<string, string?>
-            {
-                ["ModelRoute:DataDirectory"] = directory,
-                ["ModelRoute:AdminKey"] = adminKey,
-            });
+            await using var gateway = new GatewayFactory(new Dictionary<string, string?>(store) { ["ModelRoute:AdminKey"] = adminKey });
             using var formerAdmin = gateway.Admin();
             using var emptyBearer = gateway.WithBearer("");
             using var anonymous = gateway.Anonymous();
@@ -262,6 +259,7 @@ public sealed class AuthTests(SharedGateway shared) : IClassFixture<SharedGatewa
         }
         finally
         {
+            await dropStore();
             TestPaths.TryDelete(directory);
         }
     }

@@ -43,7 +43,7 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
             ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
             ["ModelRoute:Webhooks:AllowHttp"] = "true",
         };
-        if (TestStore.IsPostgres)
+        if (TestStore.IsPostgres && settings?.ContainsKey("ModelRoute:Store:ConnectionString") != true)
         {
             // The same tests on PostgreSQL: a database of this gateway's own on the run's cluster.
             var cluster = PostgresCluster.SharedAsync().GetAwaiter().GetResult();
@@ -82,6 +82,15 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
             builder.ConfigureTestServices(_services);
         }
     }
+
+    /// <summary>A connection to the gateway's own store (SQLite or PostgreSQL), for checks straight at the rows.</summary>
+    public System.Data.Common.DbConnection OpenStoreConnection() =>
+        _settings.TryGetValue("ModelRoute:Store:Kind", out var kind) && kind == "postgres"
+            ? new Npgsql.NpgsqlConnection(_settings["ModelRoute:Store:ConnectionString"])
+            : new Microsoft.Data.Sqlite.SqliteConnection(
+                _settings.TryGetValue("ModelRoute:Store:ConnectionString", out var sqlite) && sqlite is not null
+                    ? sqlite
+                    : $"Data Source={Path.Combine(DataDirectory, "modelroute.db")}");
 
     public HttpClient Anonymous()
     {

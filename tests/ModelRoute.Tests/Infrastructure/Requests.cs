@@ -1,7 +1,6 @@
 using System.Text;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
-using ModelRoute.Server.Storage.Sqlite;
 
 namespace ModelRoute.Tests.Infrastructure;
 
@@ -40,15 +39,20 @@ public static class RequestExtensions
         return response.Json.TryGetProperty("field", out var field) ? field.GetString() : null;
     }
 
-    /// <summary>Rows in one table of the gateway's SQLite store, read straight from the store.</summary>
-    public static Task<long> CountRowsAsync(this GatewayFactory gateway, string table) =>
-        gateway.Services.GetRequiredService<SqliteDatabase>().ReadAsync(c => c.ExecuteScalarAsync<long>($"SELECT COUNT(*) FROM {table}"), CancellationToken.None);
+    /// <summary>Rows in one table of the gateway's store, read straight from the store.</summary>
+    public static async Task<long> CountRowsAsync(this GatewayFactory gateway, string table)
+    {
+        gateway.StartServer(); // the store's schema exists once the gateway has started
+        await using var connection = gateway.OpenStoreConnection();
+        return await connection.ExecuteScalarAsync<long>($"SELECT COUNT(*) FROM {table}");
+    }
 
     /// <summary>Every value of every row of a table as text, for checking that a secret is not stored.</summary>
     public static async Task<List<string>> DumpTableAsync(this GatewayFactory gateway, string table)
     {
-        var rows = await gateway.Services.GetRequiredService<SqliteDatabase>()
-            .ReadAsync(async c => (await c.QueryAsync($"SELECT * FROM {table}")).ToList(), CancellationToken.None);
+        gateway.StartServer();
+        await using var connection = gateway.OpenStoreConnection();
+        var rows = (await connection.QueryAsync($"SELECT * FROM {table}")).ToList();
         return [.. rows.SelectMany(r => ((IDictionary<string, object?>)r).Values).Select(v => v?.ToString() ?? "")];
     }
 }

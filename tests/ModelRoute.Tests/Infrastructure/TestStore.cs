@@ -7,4 +7,23 @@ namespace ModelRoute.Tests.Infrastructure;
 public static class TestStore
 {
     public static bool IsPostgres => string.Equals(Environment.GetEnvironmentVariable("MODELROUTE_TEST_STORE"), "postgres", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Settings for a store that outlives one gateway, for tests that start several on the same data:
+    /// a data directory on SQLite, a database of its own on PostgreSQL (dropped by the returned cleanup).
+    /// </summary>
+    public static async Task<(Dictionary<string, string?> Settings, Func<Task> Cleanup)> SharedAsync(string directory)
+    {
+        var settings = new Dictionary<string, string?> { ["ModelRoute:DataDirectory"] = directory };
+        if (!IsPostgres)
+        {
+            return (settings, () => Task.CompletedTask);
+        }
+
+        var cluster = await PostgresCluster.SharedAsync();
+        var database = await cluster.CreateDatabaseAsync("shared");
+        settings["ModelRoute:Store:Kind"] = "postgres";
+        settings["ModelRoute:Store:ConnectionString"] = cluster.ConnectionString(database);
+        return (settings, () => cluster.DropDatabaseAsync(database));
+    }
 }
