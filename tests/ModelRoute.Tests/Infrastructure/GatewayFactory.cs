@@ -90,7 +90,7 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
             : new Microsoft.Data.Sqlite.SqliteConnection(
                 _settings.TryGetValue("ModelRoute:Store:ConnectionString", out var sqlite) && sqlite is not null
                     ? sqlite
-                    : $"Data Source={Path.Combine(DataDirectory, "modelroute.db")}");
+                    : $"Data Source={Path.Combine(_settings["ModelRoute:DataDirectory"]!, "modelroute.db")}");
 
     public HttpClient Anonymous()
     {
