@@ -98,7 +98,7 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
             var content = message.GetProperty("content");
             if (role is "system" or "developer")
             {
-                system.Add(TextOf(content));
+                system.Add(CanonicalJson.TextOf(content));
                 continue;
             }
 
@@ -126,8 +126,8 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
         }
 
         body["messages"] = messages;
-        CopyNumber(input, "temperature", body, "temperature");
-        CopyNumber(input, "top_p", body, "top_p");
+        CanonicalJson.CopyNumber(input, "temperature", body, "temperature");
+        CanonicalJson.CopyNumber(input, "top_p", body, "top_p");
         if (input.TryGetProperty("stop", out var stop))
         {
             if (stop.ValueKind == JsonValueKind.String)
@@ -161,7 +161,7 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
             if (root.ValueKind != JsonValueKind.Object
                 || !root.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.Array
                 || !root.TryGetProperty("usage", out var usage) || usage.ValueKind != JsonValueKind.Object
-                || Long(usage, "input_tokens") is not { } inputTokens || Long(usage, "output_tokens") is not { } outputTokens)
+                || CanonicalJson.Long(usage, "input_tokens") is not { } inputTokens || CanonicalJson.Long(usage, "output_tokens") is not { } outputTokens)
             {
                 return Malformed(provider, "no content or usage");
             }
@@ -205,9 +205,9 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
             }
 
             var normalized = new Usage(
-                InputTokens: inputTokens + (Long(usage, "cache_creation_input_tokens") ?? 0),
+                InputTokens: inputTokens + (CanonicalJson.Long(usage, "cache_creation_input_tokens") ?? 0),
                 OutputTokens: outputTokens,
-                CachedInputTokens: Long(usage, "cache_read_input_tokens") ?? 0);
+                CachedInputTokens: CanonicalJson.Long(usage, "cache_read_input_tokens") ?? 0);
             return new ProviderOutcome.Completed(JsonSerializer.Serialize(output), normalized, []);
         }
         catch (JsonException)
@@ -243,24 +243,6 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
 
         return blocks;
     }
-
-    private static string TextOf(JsonElement content) =>
-        content.ValueKind == JsonValueKind.String
-            ? content.GetString()!
-            : string.Concat(content.EnumerateArray()
-                .Where(p => p.ValueKind == JsonValueKind.Object && p.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String)
-                .Select(p => p.GetProperty("text").GetString()));
-
-    private static void CopyNumber(JsonElement input, string from, JsonObject body, string to)
-    {
-        if (input.TryGetProperty(from, out var v) && v.ValueKind == JsonValueKind.Number)
-        {
-            body[to] = JsonNode.Parse(v.GetRawText());
-        }
-    }
-
-    private static long? Long(JsonElement e, string name) =>
-        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var i) ? i : null;
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Anthropic answered {Status} for {ExecutionId} ({Code})")]
     private static partial void LogFailed(ILogger logger, string executionId, int status, string code);

@@ -99,7 +99,7 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
             var content = message.GetProperty("content");
             if (role is "system" or "developer")
             {
-                system.Add(TextOf(content));
+                system.Add(CanonicalJson.TextOf(content));
                 continue;
             }
 
@@ -125,8 +125,8 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
         {
             ["maxOutputTokens"] = input.TryGetProperty("max_tokens", out var max) && max.ValueKind == JsonValueKind.Number ? max.GetInt32() : defaultMaxTokens,
         };
-        CopyNumber(input, "temperature", generation, "temperature");
-        CopyNumber(input, "top_p", generation, "topP");
+        CanonicalJson.CopyNumber(input, "temperature", generation, "temperature");
+        CanonicalJson.CopyNumber(input, "top_p", generation, "topP");
         if (input.TryGetProperty("stop", out var stop))
         {
             if (stop.ValueKind == JsonValueKind.String)
@@ -236,11 +236,11 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
                 output["tool_calls"] = toolCalls;
             }
 
-            var prompt = Long(usage, "promptTokenCount") ?? 0;
-            var cached = Math.Min(Long(usage, "cachedContentTokenCount") ?? 0, prompt);
+            var prompt = CanonicalJson.Long(usage, "promptTokenCount") ?? 0;
+            var cached = Math.Min(CanonicalJson.Long(usage, "cachedContentTokenCount") ?? 0, prompt);
             var normalized = new Usage(
                 InputTokens: prompt - cached,
-                OutputTokens: (Long(usage, "candidatesTokenCount") ?? 0) + (Long(usage, "thoughtsTokenCount") ?? 0),
+                OutputTokens: (CanonicalJson.Long(usage, "candidatesTokenCount") ?? 0) + (CanonicalJson.Long(usage, "thoughtsTokenCount") ?? 0),
                 CachedInputTokens: cached);
             return new ProviderOutcome.Completed(JsonSerializer.Serialize(output), normalized, []);
         }
@@ -280,24 +280,6 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
 
         return parts;
     }
-
-    private static string TextOf(JsonElement content) =>
-        content.ValueKind == JsonValueKind.String
-            ? content.GetString()!
-            : string.Concat(content.EnumerateArray()
-                .Where(p => p.ValueKind == JsonValueKind.Object && p.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String)
-                .Select(p => p.GetProperty("text").GetString()));
-
-    private static void CopyNumber(JsonElement input, string from, JsonObject target, string to)
-    {
-        if (input.TryGetProperty(from, out var v) && v.ValueKind == JsonValueKind.Number)
-        {
-            target[to] = JsonNode.Parse(v.GetRawText());
-        }
-    }
-
-    private static long? Long(JsonElement e, string name) =>
-        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var i) ? i : null;
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Gemini answered {Status} for {ExecutionId} ({Code})")]
     private static partial void LogFailed(ILogger logger, string executionId, int status, string code);
