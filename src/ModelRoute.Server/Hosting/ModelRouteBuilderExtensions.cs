@@ -268,11 +268,34 @@ public static class Policies
 }
 
 /// <summary>Applies the chosen store's schema migrations before any worker starts.</summary>
-public sealed class StoreMigrator(IStoreMigrations migrations) : IHostedService
+public sealed partial class StoreMigrator(IStoreMigrations migrations, TimeProvider time, ILogger<StoreMigrator> logger) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => migrations.MigrateAsync(cancellationToken);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan Pause = TimeSpan.FromSeconds(2);
+
+    /// <summary>Migrates, waiting a while for a database that is still starting (nodes and databases often start together).</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var giveUpAt = time.GetUtcNow() + Patience;
+        while (true)
+        {
+            try
+            {
+                await migrations.MigrateAsync(cancellationToken);
+                return;
+            }
+            catch (System.Data.Common.DbException ex) when (time.GetUtcNow() < giveUpAt && !cancellationToken.IsCancellationRequested)
+            {
+                LogStoreNotReady(logger, ex.Message);
+                await Task.Delay(Pause, time, cancellationToken);
+            }
+        }
+    }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The store is not reachable yet ({Reason}); trying again")]
+    private static partial void LogStoreNotReady(ILogger logger, string reason);
 }
 
 /// <summary>Stands in for <see cref="PostgresNotificationListener"/> on SQLite, where every change is made in this process.</summary>

@@ -234,6 +234,9 @@ public sealed partial class Dispatcher(
                 await Task.Delay(_options.LeaseDuration / 3, time, cancellationToken);
                 if (!await store.RenewLeaseAsync(executionId, node.Id, time.GetUtcNow() + _options.LeaseDuration, cancellationToken))
                 {
+                    // The execution ended elsewhere (a cancel or expiry on another node) or another node took it
+                    // over: this call's result would be dropped, so stop it and free the provider's slot.
+                    inFlight.Stop(executionId);
                     return;
                 }
             }

@@ -120,7 +120,8 @@ public sealed class PostgresCluster
 
     private static string FindBin()
     {
-        foreach (var candidate in new[] { "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin" })
+        var installed = Directory.Exists("/usr/lib/postgresql") ? Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")) : [];
+        foreach (var candidate in installed.Order(StringComparer.Ordinal))
         {
             if (File.Exists(Path.Combine(candidate, "initdb")))
             {
