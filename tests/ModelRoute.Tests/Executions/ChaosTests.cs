@@ -13,6 +13,7 @@ namespace ModelRoute.Tests.Executions;
 /// with SIGKILL mid-run and restarted. At the end every execution ended exactly once, no hold is
 /// open, the ledger balances and every terminal event reached the receiver.
 /// </summary>
+[Collection(ProcessTests.Name)]
 public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
 {
     private static readonly int Count = int.TryParse(Environment.GetEnvironmentVariable("MODELROUTE_CHAOS_COUNT"), out var n) ? n : 2000;
@@ -190,7 +191,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
                 response.Status.ShouldBeOneOf(200, 202);
                 return response.Json.GetProperty("id").GetString()!;
             }
-            catch (HttpRequestException) when (attempt < 300)
+            catch (HttpRequestException) when (attempt < 1200)
             {
                 await Task.Delay(100); // a node being restarted; with one node, wait for it
             }

@@ -4,6 +4,7 @@ using ModelRoute.Tests.Infrastructure;
 namespace ModelRoute.Tests.Executions;
 
 /// <summary>SPEC §9: after kill -9 at any instant, a restart loses no accepted execution and no money.</summary>
+[Collection(ProcessTests.Name)]
 public sealed class CrashRecoveryTests : IDisposable
 {
     private static readonly Dictionary<string, string> Settings = new()

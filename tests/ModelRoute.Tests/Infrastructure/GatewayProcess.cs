@@ -66,7 +66,7 @@ public sealed class GatewayProcess : IAsyncDisposable
         gateway._process.BeginErrorReadLine();
 
         using var probe = new HttpClient { BaseAddress = new Uri(url) };
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var deadline = DateTime.UtcNow.AddSeconds(120);
         while (true)
         {
             if (gateway._process.HasExited)
