@@ -1,0 +1,239 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+namespace ModelRoute.Bench;
+
+/// <summary>The already-built Release gateway as its own process on a loopback port.</summary>
+public sealed class GatewayHost : IAsyncDisposable
+{
+    public const string AdminKey = "bench-admin-key-0123456789";
+
+    private readonly Process _process;
+    private readonly Queue<string> _lastLines = new();
+
+    private GatewayHost(Process process, string baseUrl, string dataDirectory)
+    {
+        _process = process;
+        BaseUrl = baseUrl;
+        DataDirectory = dataDirectory;
+    }
+
+    public string BaseUrl { get; }
+
+    public string DataDirectory { get; }
+
+    public int Pid => _process.Id;
+
+    public static async Task<GatewayHost> StartAsync(string serverDll, string storeKind, string? connectionString)
+    {
+        var dataDirectory = Path.Combine(Path.GetTempPath(), $"modelroute-bench-{storeKind}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dataDirectory);
+        var url = $"http://127.0.0.1:{FreePort()}";
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = dataDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(serverDll);
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add(url);
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["ModelRoute__AdminKey"] = AdminKey;
+        start.Environment["ModelRoute__DataDirectory"] = dataDirectory;
+        start.Environment["ModelRoute__Store__Kind"] = storeKind;
+        if (connectionString is not null)
+        {
+            start.Environment["ModelRoute__Store__ConnectionString"] = connectionString;
+        }
+
+        start.Environment["ModelRoute__Polling__PermitsPerSecond"] = "1000000";
+        start.Environment["ModelRoute__Polling__Burst"] = "1000000";
+        start.Environment["ModelRoute__Webhooks__AllowPrivateNetworks"] = "true";
+        start.Environment["ModelRoute__Webhooks__AllowHttp"] = "true";
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
+        var host = new GatewayHost(process, url, dataDirectory);
+        process.OutputDataReceived += (_, e) => host.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => host.Keep(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var probe = new HttpClient { BaseAddress = new Uri(url) };
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"The gateway exited with {process.ExitCode}: {host.Output}");
+            }
+
+            try
+            {
+                if ((await probe.GetAsync("/readyz")).IsSuccessStatusCode)
+                {
+                    return host;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                await host.DisposeAsync();
+                throw new TimeoutException($"The gateway did not become ready: {host.Output}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    public string Output
+    {
+        get
+        {
+            lock (_lastLines)
+            {
+                return string.Join('\n', _lastLines);
+            }
+        }
+    }
+
+    /// <summary>Resident set size of the gateway process, in MiB (VmRSS from /proc).</summary>
+    public double RssMiB()
+    {
+        foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                var kb = long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+                return Math.Round(kb / 1024.0, 1);
+            }
+        }
+
+        throw new InvalidOperationException("VmRSS not found");
+    }
+
+    /// <summary>CPU seconds (user + system) the gateway has used.</summary>
+    public double CpuSeconds()
+    {
+        var stat = File.ReadAllText($"/proc/{Pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // After the command name: field 3 is state, so utime (14) and stime (15) are at 11 and 12 here.
+        return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
+    }
+
+    /// <summary>Waits until the gateway has worked off its backlog (under a fifth of a core for half a second).</summary>
+    public async Task WaitForQuietAsync(TimeSpan limit)
+    {
+        var deadline = DateTime.UtcNow + limit;
+        while (DateTime.UtcNow < deadline)
+        {
+            var before = CpuSeconds();
+            await Task.Delay(500);
+            if (CpuSeconds() - before < 0.1)
+            {
+                return;
+            }
+        }
+    }
+
+    public HttpClient AdminClient() => Client(AdminKey, 64);
+
+    public HttpClient Client(string bearer, int maxConnections)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = maxConnections,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10),
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+        };
+        var client = new HttpClient(handler) { BaseAddress = new Uri(BaseUrl), Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        return client;
+    }
+
+    /// <summary>An account with an API key and a large credit; the key and the account's default webhook secret.</summary>
+    public async Task<(string ApiKey, string WebhookSecret)> CreateAccountAsync()
+    {
+        using var admin = AdminClient();
+        var account = await PostJsonAsync(admin, "/v1/admin/accounts", """{"name":"bench"}""");
+        var accountId = account.GetProperty("id").GetString()!;
+        var key = (await PostJsonAsync(admin, $"/v1/admin/accounts/{accountId}/api-keys", """{"name":"bench"}""")).GetProperty("key").GetString()!;
+        for (var i = 0; i < 3; i++)
+        {
+            await PostJsonAsync(admin, $"/v1/admin/accounts/{accountId}/credits", $$"""{"amount_usd":"1000000.00","reference":"bench-{{i}}"}""");
+        }
+
+        using var api = Client(key, 4);
+        using var secret = JsonDocument.Parse(await api.GetStringAsync("/v1/webhooks/default-secret"));
+        return (key, secret.RootElement.GetProperty("secret").GetString()!);
+    }
+
+    public static async Task<JsonElement> PostJsonAsync(HttpClient client, string path, string json)
+    {
+        using var response = await client.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
+        var body = await response.Content.ReadAsStringAsync();
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"POST {path} answered {(int)response.StatusCode}: {body}");
+        }
+
+        using var doc = JsonDocument.Parse(body);
+        return doc.RootElement.Clone();
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+        }
+
+        _process.Dispose();
+        try
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort.
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_lastLines)
+        {
+            _lastLines.Enqueue(line);
+            while (_lastLines.Count > 100)
+            {
+                _lastLines.Dequeue();
+            }
+        }
+    }
+}

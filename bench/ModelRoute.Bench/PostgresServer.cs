@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using Npgsql;
+
+namespace ModelRoute.Bench;
+
+/// <summary>
+/// A throwaway PostgreSQL cluster for the run (the approach of the tests' PostgresCluster): initdb and pg_ctl as the
+/// postgres user, a private port and socket directory, removed at the end. Unlike the tests' cluster it keeps
+/// PostgreSQL's durable defaults (fsync, synchronous_commit, full_page_writes on): durable submits are what is measured.
+/// </summary>
+public sealed class PostgresServer : IAsyncDisposable
+{
+    private readonly string _directory;
+    private readonly string _bin;
+
+    private PostgresServer(string directory, string bin, int port)
+    {
+        _directory = directory;
+        _bin = bin;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public string Version { get; private set; } = "";
+
+    public string ConnectionString(string database, int maxPool = 100) =>
+        $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Maximum Pool Size={maxPool};Timeout=30;Command Timeout=60";
+
+    public static async Task<PostgresServer> StartAsync()
+    {
+        var bin = FindBin();
+        var directory = Path.Combine(Path.GetTempPath(), $"modelroute-benchpg-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        var port = GatewayHost.FreePort();
+        if (IsRoot)
+        {
+            await RunAsync("chown", ["postgres:postgres", directory]);
+        }
+
+        await AsPostgresAsync(bin, $"initdb -D {directory}/data -A trust -U postgres -E UTF8 --no-sync");
+        await AsPostgresAsync(bin, $"pg_ctl -D {directory}/data -l {directory}/log -w -t 60 -o \"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB\" start");
+        var server = new PostgresServer(directory, bin, port);
+        await using var connection = new NpgsqlConnection(server.ConnectionString("postgres"));
+        await connection.OpenAsync();
+        server.Version = connection.PostgreSqlVersion.ToString();
+        return server;
+    }
+
+    public async Task<string> CreateDatabaseAsync(string name)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres"));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+        await command.ExecuteNonQueryAsync();
+        return name;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        NpgsqlConnection.ClearAllPools();
+        try
+        {
+            await AsPostgresAsync(_bin, $"pg_ctl -D {_directory}/data -m immediate -w stop");
+        }
+        catch (InvalidOperationException)
+        {
+            // Already stopped.
+        }
+
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort.
+        }
+    }
+
+    private static bool IsRoot => Environment.UserName == "root";
+
+    private static string FindBin()
+    {
+        foreach (var candidate in new[] { "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin" })
+        {
+            if (File.Exists(Path.Combine(candidate, "initdb")))
+            {
+                return candidate;
+            }
+        }
+
+        throw new InvalidOperationException("PostgreSQL server binaries (initdb, pg_ctl) were not found; install postgresql-15.");
+    }
+
+    private static Task AsPostgresAsync(string bin, string command) =>
+        IsRoot ? RunAsync("su", ["postgres", "-c", $"{bin}/{command}"]) : RunAsync("bash", ["-c", $"{bin}/{command}"]);
+
+    private static async Task RunAsync(string file, IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', start.ArgumentList)} failed ({process.ExitCode}): {await output} {await errors}");
+        }
+    }
+}

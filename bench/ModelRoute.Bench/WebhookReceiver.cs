@@ -1,0 +1,117 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace ModelRoute.Bench;
+
+/// <summary>
+/// A local webhook receiver (Kestrel on loopback). Every delivery's Standard Webhooks signature is checked:
+/// base64(HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")), key = the bytes after <c>whsec_</c>.
+/// Only verified <c>execution.completed</c> events count; the time each arrived is kept by idempotency key.
+/// </summary>
+public sealed class WebhookReceiver : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private byte[] _key = [];
+
+    private WebhookReceiver(WebApplication app, string url)
+    {
+        _app = app;
+        Url = url;
+    }
+
+    public string Url { get; }
+
+    /// <summary>Stopwatch timestamp of each verified completed event, by the execution's idempotency key.</summary>
+    public ConcurrentDictionary<string, long> Completed { get; } = new(StringComparer.Ordinal);
+
+    public int Verified => _verified;
+
+    public int Rejected => _rejected;
+
+    private int _verified;
+    private int _rejected;
+
+    public void UseSecret(string whsec) => _key = Convert.FromBase64String(whsec["whsec_".Length..]);
+
+    public static async Task<WebhookReceiver> StartAsync()
+    {
+        var port = GatewayHost.FreePort();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxConcurrentConnections = null);
+        var app = builder.Build();
+        var receiver = new WebhookReceiver(app, $"http://127.0.0.1:{port}/hook");
+        app.MapPost("/hook", (Func<HttpContext, Task<IResult>>)receiver.HandleAsync);
+        await app.StartAsync();
+        return receiver;
+    }
+
+    private async Task<IResult> HandleAsync(HttpContext context)
+    {
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer);
+        var body = buffer.ToArray();
+        var arrived = Stopwatch.GetTimestamp();
+        var id = context.Request.Headers["webhook-id"].ToString();
+        var timestamp = context.Request.Headers["webhook-timestamp"].ToString();
+        var signatures = context.Request.Headers["webhook-signature"].ToString();
+        if (!Verify(id, timestamp, body, signatures))
+        {
+            Interlocked.Increment(ref _rejected);
+            return Results.StatusCode(204);
+        }
+
+        Interlocked.Increment(ref _verified);
+        using var doc = JsonDocument.Parse(body);
+        var root = doc.RootElement;
+        if (root.GetProperty("type").GetString() == "execution.completed"
+            && root.GetProperty("data").TryGetProperty("idempotency_key", out var key) && key.GetString() is { } k)
+        {
+            Completed.TryAdd(k, arrived);
+        }
+
+        return Results.StatusCode(204);
+    }
+
+    private bool Verify(string id, string timestamp, byte[] body, string signatures)
+    {
+        if (id.Length == 0 || timestamp.Length == 0 || signatures.Length == 0)
+        {
+            return false;
+        }
+
+        var prefix = Encoding.UTF8.GetBytes($"{id}.{timestamp}.");
+        var signed = new byte[prefix.Length + body.Length];
+        prefix.CopyTo(signed, 0);
+        body.CopyTo(signed, prefix.Length);
+        var expected = HMACSHA256.HashData(_key, signed);
+        Span<byte> given = stackalloc byte[64];
+        foreach (var signature in signatures.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (signature.StartsWith("v1,", StringComparison.Ordinal))
+            {
+                if (Convert.TryFromBase64String(signature[3..], given, out var written) && written == expected.Length
+                    && CryptographicOperations.FixedTimeEquals(given[..written], expected))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
