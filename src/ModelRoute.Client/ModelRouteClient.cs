@@ -87,24 +87,24 @@ public sealed class ModelRouteClient : IDisposable
     /// <returns>The execution: terminal, unless <paramref name="timeout"/> passed first.</returns>
     public async Task<Execution> WaitAsync(string id, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
-        var deadline = timeout is { } t ? DateTimeOffset.UtcNow + t : DateTimeOffset.MaxValue;
+        var deadline = timeout is { } t ? _options.TimeProvider.GetUtcNow() + t : DateTimeOffset.MaxValue;
         var backoff = TimeSpan.FromMilliseconds(100);
         while (true)
         {
-            var remaining = deadline == DateTimeOffset.MaxValue ? TimeSpan.FromSeconds(_options.LongPollSeconds) : deadline - DateTimeOffset.UtcNow;
+            var remaining = deadline == DateTimeOffset.MaxValue ? TimeSpan.FromSeconds(_options.LongPollSeconds) : deadline - _options.TimeProvider.GetUtcNow();
             var wait = (int)Math.Clamp(Math.Ceiling(remaining.TotalSeconds), 0, Math.Clamp(_options.LongPollSeconds, 1, 60));
-            var started = DateTimeOffset.UtcNow;
+            var started = _options.TimeProvider.GetUtcNow();
             var execution = await SendAsync<Execution>(
                 HttpMethod.Get, $"v1/executions/{Uri.EscapeDataString(id)}?wait={wait.ToString(CultureInfo.InvariantCulture)}", null, idempotent: true, cancellationToken).ConfigureAwait(false);
-            if (execution.IsTerminal || DateTimeOffset.UtcNow >= deadline)
+            if (execution.IsTerminal || _options.TimeProvider.GetUtcNow() >= deadline)
             {
                 return execution;
             }
 
             // The server holds the poll for the whole wait; an early answer (a proxy, a restart) means back off.
-            if (DateTimeOffset.UtcNow - started < TimeSpan.FromSeconds(wait) - TimeSpan.FromMilliseconds(250))
+            if (_options.TimeProvider.GetUtcNow() - started < TimeSpan.FromSeconds(wait) - TimeSpan.FromMilliseconds(250))
             {
-                await Task.Delay(backoff, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(backoff, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _options.MaxBackoff.Ticks));
             }
             else
@@ -259,7 +259,7 @@ public sealed class ModelRouteClient : IDisposable
                 throw new HttpRequestException($"The events stream of {id} ended before the execution did.");
             }
 
-            await Task.Delay(Backoff(failures - 1), cancellationToken).ConfigureAwait(false);
+            await Task.Delay(Backoff(failures - 1), _options.TimeProvider, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -395,7 +395,7 @@ public sealed class ModelRouteClient : IDisposable
             }
             catch (HttpRequestException) when (idempotent && attempt < _options.MaxRetries)
             {
-                await Task.Delay(Backoff(attempt), cancellationToken).ConfigureAwait(false);
+                await Task.Delay(Backoff(attempt), _options.TimeProvider, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -408,7 +408,7 @@ public sealed class ModelRouteClient : IDisposable
 
             var delay = RetryAfter(response) is { } after ? (after > _options.MaxBackoff ? _options.MaxBackoff : after) : Backoff(attempt);
             response.Dispose();
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(delay, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -419,14 +419,14 @@ public sealed class ModelRouteClient : IDisposable
         return TimeSpan.FromMilliseconds(capped * (0.5 + (Random.Shared.NextDouble() / 2)));
     }
 
-    private static TimeSpan? RetryAfter(HttpResponseMessage response) => response.Headers.RetryAfter switch
+    private TimeSpan? RetryAfter(HttpResponseMessage response) => response.Headers.RetryAfter switch
     {
         { Delta: { } delta } => delta,
-        { Date: { } date } => date - DateTimeOffset.UtcNow is var d && d > TimeSpan.Zero ? d : TimeSpan.Zero,
+        { Date: { } date } => date - _options.TimeProvider.GetUtcNow() is var d && d > TimeSpan.Zero ? d : TimeSpan.Zero,
         _ => null,
     };
 
-    private static async Task ThrowIfProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private async Task ThrowIfProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         if (response.IsSuccessStatusCode)
         {

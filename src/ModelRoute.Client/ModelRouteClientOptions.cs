@@ -20,4 +20,7 @@ public sealed class ModelRouteClientOptions
 
     /// <summary>The longest single long-poll <c>?wait=</c> in seconds (the server allows up to 60). Default 30.</summary>
     public int LongPollSeconds { get; set; } = 30;
+
+    /// <summary>The clock for waits and backoff; replace it in tests.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 }
