@@ -17,14 +17,17 @@ public static class Paging
             return (0, Problem.Validation("limit", "'limit' must be a whole number from 1 to 100."));
         }
 
-        if (cursor is not null && Decode(cursor) is not { } id)
+        if (cursor is not null)
         {
-            return (0, Problem.Validation("cursor", "'cursor' is not a cursor this API gave out."));
-        }
+            if (Decode(cursor) is not { } id)
+            {
+                return (0, Problem.Validation("cursor", "'cursor' is not a cursor this API gave out."));
+            }
 
-        if (cursor is not null && !Decode(cursor)!.StartsWith(idPrefix + "_", StringComparison.Ordinal))
-        {
-            return (0, Problem.Validation("cursor", "'cursor' belongs to another list."));
+            if (!id.StartsWith(idPrefix + "_", StringComparison.Ordinal))
+            {
+                return (0, Problem.Validation("cursor", "'cursor' belongs to another list."));
+            }
         }
 
         return (size, null);

@@ -80,7 +80,7 @@ public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids,
                 return (new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
             }
 
-            await InsertLedgerAsync(c, tx, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
+            await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
             await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
             await PostgresDatabase.NotifyAsync(c, tx, Payload(x.Id, ExecutionStatus.Pending));
             return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
@@ -219,14 +219,14 @@ public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids,
                 return (null, false);
             }
 
+            var changed = row.ToExecution();
             if (terminal)
             {
-                await SettleAsync(c, tx, row, now);
+                await SharedWrites.SettleAsync(c, tx, ids, changed, now);
             }
 
-            var changed = row.ToExecution();
             var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
-            await PostgresWebhookStore.EnqueueAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
+            await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
             await PostgresDatabase.NotifyAsync(c, tx, Payload(row.Id, t.To));
             return (changed, true);
         }, cancellationToken);
@@ -241,25 +241,6 @@ public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids,
 
     /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
     internal static string Payload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();
-
-    /// <summary>Ends the hold: release it all, then charge the actual cost capped at the hold (SPEC §3).</summary>
-    private async Task SettleAsync(NpgsqlConnection c, NpgsqlTransaction tx, ExecutionRow row, long now)
-    {
-        var charge = row.Status == "COMPLETED" ? Math.Clamp(row.ActualMicros ?? 0, 0, row.HeldMicros) : 0;
-        var account = await c.QuerySingleAsync<(long Balance, long Held)>(
-            """
-            UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
-            WHERE id = @AccountId
-            RETURNING balance_micros, held_micros
-            """,
-            new { Held = row.HeldMicros, Charge = charge, row.AccountId },
-            tx);
-        await InsertLedgerAsync(c, tx, row.AccountId, row.Id, LedgerKinds.Release, row.HeldMicros, account.Balance + charge, account.Held, now);
-        if (charge > 0)
-        {
-            await InsertLedgerAsync(c, tx, row.AccountId, row.Id, LedgerKinds.Charge, charge, account.Balance, account.Held, now);
-        }
-    }
 
     public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
         db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
@@ -364,15 +345,6 @@ public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids,
                 "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq",
                 new { executionId, afterSequence })).Select(r => r.ToEvent())],
             cancellationToken);
-
-    private async Task InsertLedgerAsync(NpgsqlConnection c, NpgsqlTransaction tx, string accountId, string executionId, string kind, long amount, long balance, long held, long now) =>
-        await c.ExecuteAsync(
-            """
-            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
-            VALUES (@Id, @accountId, @executionId, @kind, @amount, @balance, @held, @now)
-            """,
-            new { Id = ids.New("txn"), accountId, executionId, kind, amount, balance, held, now },
-            tx);
 
     private async Task<string> InsertEventAsync(NpgsqlConnection c, NpgsqlTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
     {

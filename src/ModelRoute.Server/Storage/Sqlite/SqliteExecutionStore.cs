@@ -60,7 +60,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                     x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
                 },
                 tx);
-            await InsertLedgerAsync(c, tx, x.AccountId, x.Id, "hold", x.HoldMicros, account.Balance, account.Held, now);
+            await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
             await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
             var created = await c.QuerySingleAsync<ExecutionRow>("SELECT * FROM executions WHERE id = @Id", new { x.Id }, tx);
             return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
@@ -183,14 +183,14 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 return (null, false);
             }
 
+            var changed = row.ToExecution();
             if (terminal)
             {
-                await SettleAsync(c, tx, row, now);
+                await SharedWrites.SettleAsync(c, tx, ids, changed, now);
             }
 
-            var changed = row.ToExecution();
             var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
-            await SqliteWebhookStore.EnqueueAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
+            await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
             return (changed, true);
         }, cancellationToken);
 
@@ -200,25 +200,6 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
         }
 
         return execution;
-    }
-
-    /// <summary>Ends the hold: release it all, then charge the actual cost capped at the hold (SPEC §3).</summary>
-    private async Task SettleAsync(SqliteConnection c, SqliteTransaction tx, ExecutionRow row, long now)
-    {
-        var charge = row.Status == "COMPLETED" ? Math.Clamp(row.ActualMicros ?? 0, 0, row.HeldMicros) : 0;
-        var account = await c.QuerySingleAsync<(long Balance, long Held)>(
-            """
-            UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
-            WHERE id = @AccountId
-            RETURNING balance_micros, held_micros
-            """,
-            new { Held = row.HeldMicros, Charge = charge, row.AccountId },
-            tx);
-        await InsertLedgerAsync(c, tx, row.AccountId, row.Id, "release", row.HeldMicros, account.Balance + charge, account.Held, now);
-        if (charge > 0)
-        {
-            await InsertLedgerAsync(c, tx, row.AccountId, row.Id, "charge", charge, account.Balance, account.Held, now);
-        }
     }
 
     public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
@@ -320,15 +301,6 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq",
                 new { executionId, afterSequence })).Select(r => r.ToEvent())],
             cancellationToken);
-
-    private async Task InsertLedgerAsync(SqliteConnection c, SqliteTransaction tx, string accountId, string executionId, string kind, long amount, long balance, long held, long now) =>
-        await c.ExecuteAsync(
-            """
-            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
-            VALUES (@Id, @accountId, @executionId, @kind, @amount, @balance, @held, @now)
-            """,
-            new { Id = ids.New("txn"), accountId, executionId, kind, amount, balance, held, now },
-            tx);
 
     private async Task<string> InsertEventAsync(SqliteConnection c, SqliteTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
     {

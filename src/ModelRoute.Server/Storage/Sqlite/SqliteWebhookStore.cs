@@ -8,51 +8,6 @@ namespace ModelRoute.Server.Storage.Sqlite;
 
 public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWebhookStore
 {
-    /// <summary>
-    /// Writes the deliveries of one event inside the caller's transaction (the outbox): to the
-    /// submission's webhook_url if it wants the event, and to every enabled endpoint subscribed to it.
-    /// </summary>
-    internal static async Task EnqueueAsync(SqliteConnection c, SqliteTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay)
-    {
-        if (!WebhookEventTypes.All.Contains(type))
-        {
-            return;
-        }
-
-        var destinations = new List<(string? EndpointId, string Url, bool Thin)>();
-        if (WebhookPayloads.WantedBySubmission(execution, type))
-        {
-            destinations.Add((null, execution.WebhookUrl!, false));
-        }
-
-        var endpoints = await c.QueryAsync<(string Id, string Url, string Events, long Thin)>(
-            "SELECT id, url, events, thin FROM webhook_endpoints WHERE account_id = @AccountId AND status = 'enabled'",
-            new { execution.AccountId },
-            tx);
-        foreach (var endpoint in endpoints)
-        {
-            if (JsonSerializer.Deserialize<string[]>(endpoint.Events)!.Contains(type))
-            {
-                destinations.Add((endpoint.Id, endpoint.Url, endpoint.Thin != 0));
-            }
-        }
-
-        string? full = null, thin = null;
-        foreach (var (endpointId, url, isThin) in destinations)
-        {
-            var payload = isThin
-                ? thin ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: true)
-                : full ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: false);
-            await c.ExecuteAsync(
-                """
-                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
-                VALUES (@Id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @due, @now, @now)
-                """,
-                new { Id = ids.New("whd"), eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now, due = now + (long)firstDelay.TotalMilliseconds },
-                tx);
-        }
-    }
-
     public Task<string?> GetDefaultSecretAsync(string accountId, CancellationToken cancellationToken) =>
         db.WriteAsync<string?>(async (c, tx) =>
         {

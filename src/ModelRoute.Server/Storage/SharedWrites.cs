@@ -1,0 +1,88 @@
+using System.Data.Common;
+using System.Text.Json;
+using Dapper;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Webhooks;
+
+namespace ModelRoute.Server.Storage;
+
+/// <summary>
+/// Writes whose SQL is the same on SQLite and PostgreSQL, made inside a store's transaction: the
+/// ledger, settling a hold, and the webhook outbox. Each rule lives here once; the stores keep the
+/// SQL that differs between them.
+/// </summary>
+internal static class SharedWrites
+{
+    public static Task InsertLedgerAsync(DbConnection c, DbTransaction tx, IdGenerator ids, string accountId, string executionId, string kind, long amount, long balance, long held, long now) =>
+        c.ExecuteAsync(
+            """
+            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
+            VALUES (@Id, @accountId, @executionId, @kind, @amount, @balance, @held, @now)
+            """,
+            new { Id = ids.New("txn"), accountId, executionId, kind, amount, balance, held, now },
+            tx);
+
+    /// <summary>Ends the hold of an execution that just ended: release it all, then charge what it cost, capped at the hold (SPEC §3).</summary>
+    public static async Task SettleAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution ended, long now)
+    {
+        var charge = ended.Status == ExecutionStatus.Completed ? ended.ChargedMicros ?? 0 : 0;
+        var account = await c.QuerySingleAsync<(long Balance, long Held)>(
+            """
+            UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
+            WHERE id = @AccountId
+            RETURNING balance_micros, held_micros
+            """,
+            new { Held = ended.HeldMicros, Charge = charge, ended.AccountId },
+            tx);
+        await InsertLedgerAsync(c, tx, ids, ended.AccountId, ended.Id, LedgerKinds.Release, ended.HeldMicros, account.Balance + charge, account.Held, now);
+        if (charge > 0)
+        {
+            await InsertLedgerAsync(c, tx, ids, ended.AccountId, ended.Id, LedgerKinds.Charge, charge, account.Balance, account.Held, now);
+        }
+    }
+
+    /// <summary>
+    /// The outbox: writes the deliveries of one event in the caller's transaction — to the submission's
+    /// webhook_url if it wants the event, and to every enabled endpoint subscribed to it.
+    /// </summary>
+    public static async Task EnqueueWebhooksAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay)
+    {
+        if (!WebhookEventTypes.All.Contains(type))
+        {
+            return;
+        }
+
+        var destinations = new List<(string? EndpointId, string Url, bool Thin)>();
+        if (WebhookPayloads.WantedBySubmission(execution, type))
+        {
+            destinations.Add((null, execution.WebhookUrl!, false));
+        }
+
+        var endpoints = await c.QueryAsync<(string Id, string Url, string Events, long Thin)>(
+            "SELECT id, url, events, thin FROM webhook_endpoints WHERE account_id = @AccountId AND status = 'enabled'",
+            new { execution.AccountId },
+            tx);
+        foreach (var endpoint in endpoints)
+        {
+            if (JsonSerializer.Deserialize<string[]>(endpoint.Events)!.Contains(type))
+            {
+                destinations.Add((endpoint.Id, endpoint.Url, endpoint.Thin != 0));
+            }
+        }
+
+        string? full = null, thin = null;
+        foreach (var (endpointId, url, isThin) in destinations)
+        {
+            var payload = isThin
+                ? thin ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: true)
+                : full ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: false);
+            await c.ExecuteAsync(
+                """
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
+                VALUES (@Id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @due, @now, @now)
+                """,
+                new { Id = ids.New("whd"), eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now, due = now + (long)firstDelay.TotalMilliseconds },
+                tx);
+        }
+    }
+}
