@@ -1,18 +1,30 @@
 using System.Data;
+using System.Diagnostics;
 using System.Reflection;
+using System.Threading.Channels;
 using Dapper;
 using Microsoft.Data.Sqlite;
 
 namespace ModelRoute.Server.Storage.Sqlite;
 
 /// <summary>
-/// One SQLite file in WAL mode. SQLite has a single writer, so writes queue on an in-process
-/// gate instead of spinning on SQLITE_BUSY; readers run beside them on their own connections.
+/// One SQLite file in WAL mode. SQLite has a single writer, so every write goes to one writer
+/// loop on its own connection, which commits them in groups: the writes waiting when a commit
+/// starts share the next transaction and its one fsync, each inside its own savepoint so that
+/// one write rolling back (or throwing) leaves the others in. A write's caller hears back only
+/// after the group's commit is on disk, so an answer still means durable. Readers run beside
+/// the writer on pooled connections of their own.
 /// </summary>
 public sealed class SqliteDatabase : IStoreMigrations, IDisposable
 {
-    private readonly SemaphoreSlim _writeGate = new(1, 1);
+    /// <summary>A group stops taking writes at this many, or once its writes have run this long, to bound the wait of the first.</summary>
+    private const int MaxGroupSize = 512;
+    private static readonly TimeSpan MaxGroupWork = TimeSpan.FromMilliseconds(8);
+
+    private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly string _connectionString;
+    private readonly Lock _startLock = new();
+    private Task? _writer;
 
     static SqliteDatabase()
     {
@@ -36,12 +48,11 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         _connectionString = builder.ToString();
     }
 
+    /// <summary>Opens a pooled connection for reading. Writes go through <see cref="WriteAsync{T}"/>.</summary>
     public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);
-        // Durability first: a 202 means the execution is on disk, so every commit is synced.
-        await connection.ExecuteAsync("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;");
         return connection;
     }
 
@@ -51,37 +62,126 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         return await read(connection);
     }
 
-    /// <summary>Runs <paramref name="write"/> in one IMMEDIATE transaction; it commits unless it throws or asks to roll back.</summary>
-    public async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="write"/> on the writer's connection inside the current group's
+    /// transaction; its changes are kept unless it throws or asks to roll back. Completes once
+    /// the group is committed (synced to disk), with the write's result or its exception.
+    /// </summary>
+    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken)
     {
-        await _writeGate.WaitAsync(cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        EnsureWriter();
+        var pending = new PendingWrite<T>(write, cancellationToken);
+        if (!_writes.Writer.TryWrite(pending))
+        {
+            throw new ObjectDisposedException(nameof(SqliteDatabase));
+        }
+
+        return pending.Task;
+    }
+
+    private void EnsureWriter()
+    {
+        if (_writer is not null)
+        {
+            return;
+        }
+
+        lock (_startLock)
+        {
+            _writer ??= Task.Run(WriterLoopAsync);
+        }
+    }
+
+    private async Task WriterLoopAsync()
+    {
+        var group = new List<PendingWrite>(MaxGroupSize);
+        SqliteConnection? connection = null;
         try
         {
-            await using var connection = await OpenAsync(CancellationToken.None);
-            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, CancellationToken.None);
-            var (result, commit) = await write(connection, transaction);
-            if (commit)
+            while (await _writes.Reader.WaitToReadAsync())
             {
-                await transaction.CommitAsync(CancellationToken.None);
-            }
-            else
-            {
-                await transaction.RollbackAsync(CancellationToken.None);
-            }
+                group.Clear();
+                try
+                {
+                    connection ??= await OpenWriterAsync();
+                    await RunGroupAsync(connection, group);
+                }
+                catch (Exception ex)
+                {
+                    // The commit (or the connection) failed: no write of the group is on disk.
+                    foreach (var write in group)
+                    {
+                        write.Fail(ex);
+                    }
 
-            return result;
+                    if (connection is not null)
+                    {
+                        await connection.DisposeAsync();
+                        connection = null;
+                    }
+                }
+            }
         }
         finally
         {
-            _writeGate.Release();
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
         }
+    }
+
+    private async Task RunGroupAsync(SqliteConnection connection, List<PendingWrite> group)
+    {
+        var started = Stopwatch.GetTimestamp();
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, CancellationToken.None);
+        while (group.Count < MaxGroupSize && Stopwatch.GetElapsedTime(started) < MaxGroupWork && _writes.Reader.TryRead(out var write))
+        {
+            if (write.Cancelled)
+            {
+                write.Cancel();
+                continue;
+            }
+
+            group.Add(write);
+            transaction.Save("w");
+            try
+            {
+                if (!await write.RunAsync(connection, transaction))
+                {
+                    transaction.Rollback("w");
+                }
+            }
+            catch (Exception ex)
+            {
+                transaction.Rollback("w");
+                write.Failed = ex;
+            }
+
+            transaction.Release("w");
+        }
+
+        await transaction.CommitAsync(CancellationToken.None);
+        foreach (var write in group)
+        {
+            write.Complete();
+        }
+    }
+
+    private async Task<SqliteConnection> OpenWriterAsync()
+    {
+        var connection = await OpenAsync(CancellationToken.None);
+        // Durability first: a 202 means the execution is on disk, so every commit is synced.
+        await connection.ExecuteAsync("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;");
+        return connection;
     }
 
     /// <summary>Applies the embedded migrations not yet recorded, each in its own transaction.</summary>
     public async Task MigrateAsync(CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await connection.ExecuteAsync("PRAGMA journal_mode = WAL;");
+        await connection.ExecuteAsync("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;");
         await connection.ExecuteAsync("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);");
         var applied = (await connection.QueryAsync<long>("SELECT version FROM schema_migrations")).ToHashSet();
         foreach (var (version, name, sql) in LoadMigrations())
@@ -114,5 +214,60 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         }
     }
 
-    public void Dispose() => _writeGate.Dispose();
+    /// <summary>Stops taking writes; those already queued are still committed.</summary>
+    public void Dispose()
+    {
+        _writes.Writer.TryComplete();
+        _writer?.GetAwaiter().GetResult();
+    }
+
+    private abstract class PendingWrite
+    {
+        public Exception? Failed { get; set; }
+
+        public abstract bool Cancelled { get; }
+
+        /// <summary>Runs the write; false when it asked to roll back.</summary>
+        public abstract Task<bool> RunAsync(SqliteConnection connection, SqliteTransaction transaction);
+
+        /// <summary>After the commit: hands the caller its result, or the exception its own write threw.</summary>
+        public abstract void Complete();
+
+        public abstract void Fail(Exception exception);
+
+        public abstract void Cancel();
+    }
+
+    private sealed class PendingWrite<T>(Func<SqliteConnection, SqliteTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken) : PendingWrite
+    {
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T _result = default!;
+
+        public Task<T> Task => _completion.Task;
+
+        public override bool Cancelled => cancellationToken.IsCancellationRequested;
+
+        public override async Task<bool> RunAsync(SqliteConnection connection, SqliteTransaction transaction)
+        {
+            var (result, commit) = await write(connection, transaction);
+            _result = result;
+            return commit;
+        }
+
+        public override void Complete()
+        {
+            if (Failed is { } exception)
+            {
+                _completion.TrySetException(exception);
+            }
+            else
+            {
+                _completion.TrySetResult(_result);
+            }
+        }
+
+        public override void Fail(Exception exception) => _completion.TrySetException(exception);
+
+        public override void Cancel() => _completion.TrySetCanceled(cancellationToken);
+    }
 }

@@ -1,0 +1,132 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+using ModelRoute.Server.Storage.Sqlite;
+using Shouldly;
+using Xunit;
+
+namespace ModelRoute.Tests.Storage;
+
+/// <summary>Writes queued together share one transaction, yet each keeps its own outcome.</summary>
+public sealed class SqliteGroupCommitTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("mr-group-").FullName;
+    private readonly SqliteDatabase _db;
+
+    public SqliteGroupCommitTests()
+    {
+        _db = new SqliteDatabase($"Data Source={Path.Combine(_directory, "g.db")};Foreign Keys=True");
+        _db.MigrateAsync(CancellationToken.None).GetAwaiter().GetResult();
+        using var c = _db.OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
+        c.Execute("CREATE TABLE items (n INTEGER PRIMARY KEY)");
+    }
+
+    [Fact]
+    public async Task Writes_queued_behind_a_slow_one_commit_together_and_each_is_visible_when_its_caller_hears_back()
+    {
+        var gate = new TaskCompletionSource();
+        var blocker = _db.WriteAsync(async (c, tx) =>
+        {
+            await gate.Task;
+            await c.ExecuteAsync("INSERT INTO items (n) VALUES (-1)", transaction: tx);
+            return (0, true);
+        }, CancellationToken.None);
+
+        var writes = Enumerable.Range(0, 200).Select(n => _db.WriteAsync(async (c, tx) =>
+        {
+            await c.ExecuteAsync("INSERT INTO items (n) VALUES (@n)", new { n }, tx);
+            return (n, true);
+        }, CancellationToken.None)).ToArray();
+        gate.SetResult();
+        await blocker;
+
+        foreach (var write in writes)
+        {
+            var n = await write;
+            // The caller hears back only after the commit, so another connection already sees it.
+            await using var reader = await _db.OpenAsync(CancellationToken.None);
+            (await reader.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM items WHERE n = @n", new { n })).ShouldBe(1);
+        }
+
+        (await Count()).ShouldBe(201);
+    }
+
+    [Fact]
+    public async Task A_write_that_throws_or_rolls_back_leaves_the_rest_of_its_group_committed()
+    {
+        var gate = new TaskCompletionSource();
+        var blocker = _db.WriteAsync(async (c, tx) => { await gate.Task; return (0, true); }, CancellationToken.None);
+
+        var writes = Enumerable.Range(0, 90).Select(n => _db.WriteAsync<int>(async (c, tx) =>
+        {
+            await c.ExecuteAsync("INSERT INTO items (n) VALUES (@n)", new { n }, tx);
+            return (n % 3) switch
+            {
+                0 => (n, true),
+                1 => (n, false),
+                _ => throw new InvalidOperationException($"write {n} failed after inserting"),
+            };
+        }, CancellationToken.None)).ToArray();
+        gate.SetResult();
+        await blocker;
+
+        for (var n = 0; n < writes.Length; n++)
+        {
+            if (n % 3 == 2)
+            {
+                (await Should.ThrowAsync<InvalidOperationException>(writes[n])).Message.ShouldBe($"write {n} failed after inserting");
+            }
+            else
+            {
+                (await writes[n]).ShouldBe(n);
+            }
+        }
+
+        await using var c = await _db.OpenAsync(CancellationToken.None);
+        (await c.QueryAsync<long>("SELECT n FROM items ORDER BY n")).ShouldBe(Enumerable.Range(0, 90).Where(n => n % 3 == 0).Select(n => (long)n));
+    }
+
+    [Fact]
+    public async Task A_failed_commit_fails_every_write_of_the_group_and_the_writer_goes_on()
+    {
+        // A deferred foreign key fails only at COMMIT, so the whole group is lost together.
+        await using (var c = await _db.OpenAsync(CancellationToken.None))
+        {
+            await c.ExecuteAsync("CREATE TABLE parents (id INTEGER PRIMARY KEY); CREATE TABLE children (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)");
+        }
+
+        var gate = new TaskCompletionSource();
+        var blocker = _db.WriteAsync(async (c, tx) => { await gate.Task; return (0, true); }, CancellationToken.None);
+        var good = _db.WriteAsync(async (c, tx) => (await c.ExecuteAsync("INSERT INTO items (n) VALUES (7)", transaction: tx), true), CancellationToken.None);
+        var orphan = _db.WriteAsync(async (c, tx) => (await c.ExecuteAsync("INSERT INTO children (id, parent) VALUES (1, 42)", transaction: tx), true), CancellationToken.None);
+        gate.SetResult();
+        try
+        {
+            await blocker;
+        }
+        catch (SqliteException)
+        {
+            // The blocker may have shared the failing group; either way is right.
+        }
+
+        await Should.ThrowAsync<SqliteException>(good);
+        await Should.ThrowAsync<SqliteException>(orphan);
+        (await Count()).ShouldBe(0);
+
+        var after = await _db.WriteAsync(async (c, tx) => (await c.ExecuteAsync("INSERT INTO items (n) VALUES (8)", transaction: tx), true), CancellationToken.None);
+        after.ShouldBe(1);
+        (await Count()).ShouldBe(1);
+    }
+
+    private async Task<long> Count()
+    {
+        await using var c = await _db.OpenAsync(CancellationToken.None);
+        return await c.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM items");
+    }
+
+    public void Dispose()
+    {
+        _db.Dispose();
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
