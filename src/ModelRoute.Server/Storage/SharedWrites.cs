@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Dapper;
+using ModelRoute.Server.Storage.Sqlite;
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Webhooks;
 
@@ -14,7 +15,7 @@ namespace ModelRoute.Server.Storage;
 internal static class SharedWrites
 {
     public static Task InsertLedgerAsync(DbConnection c, DbTransaction tx, IdGenerator ids, string accountId, string executionId, string kind, long amount, long balance, long held, long now) =>
-        c.ExecuteAsync(
+        c.ExecutePreparedAsync(
             """
             INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
             VALUES (@Id, @accountId, @executionId, @kind, @amount, @balance, @held, @now)
@@ -26,7 +27,7 @@ internal static class SharedWrites
     public static async Task SettleAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution ended, long now)
     {
         var charge = ended.Status == ExecutionStatus.Completed ? ended.ChargedMicros ?? 0 : 0;
-        var account = await c.QuerySingleAsync<(long Balance, long Held)>(
+        var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(
             """
             UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
             WHERE id = @AccountId
@@ -58,7 +59,7 @@ internal static class SharedWrites
             destinations.Add((null, execution.WebhookUrl!, false));
         }
 
-        var endpoints = await c.QueryAsync<(string Id, string Url, string Events, long Thin)>(
+        var endpoints = await c.QueryPreparedAsync<(string Id, string Url, string Events, long Thin)>(
             "SELECT id, url, events, thin FROM webhook_endpoints WHERE account_id = @AccountId AND status = 'enabled'",
             new { execution.AccountId },
             tx);
@@ -76,7 +77,7 @@ internal static class SharedWrites
             var payload = isThin
                 ? thin ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: true)
                 : full ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: false);
-            await c.ExecuteAsync(
+            await c.ExecutePreparedAsync(
                 """
                 INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
                 VALUES (@Id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @due, @now, @now)

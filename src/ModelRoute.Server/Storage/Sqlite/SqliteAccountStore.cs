@@ -7,7 +7,7 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
     public Task<Account> CreateAccountAsync(string id, string? name, DateTimeOffset now, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            await c.ExecuteAsync(
+            await c.ExecutePreparedAsync(
                 "INSERT INTO accounts (id, name, created_at, webhook_secret) VALUES (@id, @name, @Now, @Secret)",
                 new { id, name, Now = now.ToUnixTimeMilliseconds(), Secret = Webhooks.WebhookSigner.NewSecret() },
                 tx);
@@ -26,7 +26,7 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
     public Task<ApiKeyRecord> CreateApiKeyAsync(ApiKeyRecord key, string keyHash, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            await c.ExecuteAsync(
+            await c.ExecutePreparedAsync(
                 "INSERT INTO api_keys (id, account_id, key_hash, prefix, name, created_at) VALUES (@Id, @AccountId, @keyHash, @Prefix, @Name, @CreatedAt)",
                 new { key.Id, key.AccountId, keyHash, key.Prefix, key.Name, CreatedAt = key.CreatedAt.ToUnixTimeMilliseconds() },
                 tx);
@@ -47,7 +47,7 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
         {
             if (reference is not null)
             {
-                var existing = await c.QueryFirstOrDefaultAsync<LedgerRow>(
+                var existing = await c.QueryFirstOrDefaultPreparedAsync<LedgerRow>(
                     "SELECT * FROM ledger_entries WHERE account_id = @accountId AND kind = 'credit' AND reference = @reference",
                     new { accountId, reference },
                     tx);
@@ -57,7 +57,7 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
                 }
             }
 
-            var account = await c.QueryFirstOrDefaultAsync<(long Balance, long Held)?>(
+            var account = await c.QueryFirstOrDefaultPreparedAsync<(long Balance, long Held)?>(
                 "UPDATE accounts SET balance_micros = balance_micros + @amountMicros WHERE id = @accountId RETURNING balance_micros, held_micros",
                 new { accountId, amountMicros },
                 tx);
@@ -67,7 +67,7 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
             }
 
             var entry = new LedgerEntry(entryId, accountId, null, LedgerKinds.Credit, amountMicros, a.Balance, a.Held, reference, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds()));
-            await c.ExecuteAsync(
+            await c.ExecutePreparedAsync(
                 """
                 INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, reference, created_at)
                 VALUES (@Id, @AccountId, NULL, 'credit', @AmountMicros, @BalanceMicros, @HeldMicros, @Reference, @CreatedAt)

@@ -97,6 +97,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     {
         var group = new List<PendingWrite>(MaxGroupSize);
         SqliteConnection? connection = null;
+        SqlitePreparedStatements? statements = null;
         try
         {
             while (await _writes.Reader.WaitToReadAsync())
@@ -104,7 +105,12 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
                 group.Clear();
                 try
                 {
-                    connection ??= await OpenWriterAsync();
+                    if (connection is null)
+                    {
+                        connection = await OpenWriterAsync();
+                        statements = SqlitePreparedStatements.Attach(connection);
+                    }
+
                     await RunGroupAsync(connection, group);
                 }
                 catch (Exception ex)
@@ -115,6 +121,8 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
                         write.Fail(ex);
                     }
 
+                    statements?.Dispose();
+                    statements = null;
                     if (connection is not null)
                     {
                         await connection.DisposeAsync();
@@ -125,6 +133,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         }
         finally
         {
+            statements?.Dispose();
             if (connection is not null)
             {
                 await connection.DisposeAsync();

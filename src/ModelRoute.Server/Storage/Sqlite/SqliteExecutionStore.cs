@@ -15,7 +15,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     {
         var outcome = await db.WriteAsync<SubmitOutcome>(async (c, tx) =>
         {
-            var existing = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+            var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
                 "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
                 new { x.AccountId, x.IdempotencyKey },
                 tx);
@@ -30,7 +30,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 return (new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
             }
 
-            var account = await c.QueryFirstOrDefaultAsync<(long Balance, long Held)>(
+            var account = await c.QueryFirstOrDefaultPreparedAsync<(long Balance, long Held)>(
                 """
                 UPDATE accounts SET held_micros = held_micros + @HoldMicros
                 WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros
@@ -44,7 +44,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
             }
 
             var now = x.CreatedAt.ToUnixTimeMilliseconds();
-            await c.ExecuteAsync(
+            var created = await c.QuerySinglePreparedAsync<ExecutionRow>(
                 """
                 INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                     estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
@@ -52,6 +52,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
                     @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
                     @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now)
+                RETURNING *
                 """,
                 new
                 {
@@ -62,7 +63,6 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 tx);
             await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
             await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
-            var created = await c.QuerySingleAsync<ExecutionRow>("SELECT * FROM executions WHERE id = @Id", new { x.Id }, tx);
             return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
         }, cancellationToken);
 
@@ -120,7 +120,14 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var terminal = t.To.IsTerminal();
-            var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
+            // Only non-terminal statuses can be left, so three slots hold any transition's sources.
+            var from = t.From.Select(s => s.ToWire()).ToArray();
+            if (from.Length > 3)
+            {
+                throw new ArgumentException("A transition leaves at most three statuses.", nameof(t));
+            }
+
+            var row = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
                 $"""
                 UPDATE executions SET
                     status = @To,
@@ -144,7 +151,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                     lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
                     lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt, lease_expires_at) ELSE NULL END
                 WHERE id = @Id
-                  AND status IN @From
+                  AND status IN (@From0, @From1, @From2)
                   AND status IN {NonTerminalList}
                   AND (@LeaseOwner IS NULL OR lease_owner = @LeaseOwner)
                   AND (@AccountId IS NULL OR account_id = @AccountId)
@@ -155,7 +162,10 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 {
                     Id = t.ExecutionId,
                     To = t.To.ToWire(),
-                    From = t.From.Select(s => s.ToWire()).ToArray(),
+                    // Fixed slots, not a list, so that the statement stays prepared.
+                    From0 = from.ElementAtOrDefault(0),
+                    From1 = from.ElementAtOrDefault(1),
+                    From2 = from.ElementAtOrDefault(2),
                     Now = now,
                     Terminal = terminal,
                     t.Output,
@@ -205,7 +215,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
         db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
         {
-            var rows = await c.QueryAsync<ExecutionRow>(
+            var rows = await c.QueryPreparedAsync<ExecutionRow>(
                 """
                 UPDATE executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil
                 WHERE id IN (
@@ -224,7 +234,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            var n = await c.ExecuteAsync(
+            var n = await c.ExecutePreparedAsync(
                 """
                 UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = @NotBefore
                 WHERE id = @id AND status = 'PENDING' AND lease_owner = @owner
@@ -237,7 +247,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     public Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            var n = await c.ExecuteAsync(
+            var n = await c.ExecutePreparedAsync(
                 "UPDATE executions SET lease_expires_at = @Until WHERE id = @id AND lease_owner = @owner AND status IN ('PENDING', 'PROCESSING')",
                 new { id, owner, Until = leaseUntil.ToUnixTimeMilliseconds() },
                 tx);
@@ -247,7 +257,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
         db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
         {
-            var rows = await c.QueryAsync<ExecutionRow>(
+            var rows = await c.QueryPreparedAsync<ExecutionRow>(
                 """
                 UPDATE executions SET next_poll_at = @Next
                 WHERE id IN (
@@ -279,17 +289,17 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
         db.WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
         {
-            var ids = (await c.QueryAsync<string>(
+            var ids = (await c.QueryPreparedAsync<string>(
                 "SELECT id FROM executions WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND completed_at < @Before LIMIT @max",
                 new { Before = endedBefore.ToUnixTimeMilliseconds(), max },
                 tx)).ToArray();
             if (ids.Length > 0)
             {
-                await c.ExecuteAsync("DELETE FROM execution_events WHERE execution_id IN @ids", new { ids }, tx);
-                await c.ExecuteAsync(
+                await c.ExecutePreparedAsync("DELETE FROM execution_events WHERE execution_id IN @ids", new { ids }, tx);
+                await c.ExecutePreparedAsync(
                     "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE execution_id IN @ids)", new { ids }, tx);
-                await c.ExecuteAsync("DELETE FROM webhook_deliveries WHERE execution_id IN @ids", new { ids }, tx);
-                await c.ExecuteAsync("DELETE FROM executions WHERE id IN @ids", new { ids }, tx);
+                await c.ExecutePreparedAsync("DELETE FROM webhook_deliveries WHERE execution_id IN @ids", new { ids }, tx);
+                await c.ExecutePreparedAsync("DELETE FROM executions WHERE id IN @ids", new { ids }, tx);
             }
 
             return (ids, true);
@@ -305,7 +315,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     private async Task<string> InsertEventAsync(SqliteConnection c, SqliteTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
     {
         var id = ids.New("evt");
-        await c.ExecuteAsync(
+        await c.ExecutePreparedAsync(
             """
             INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
             VALUES (@id, @executionId, @accountId, @Type, @Status, @now)

@@ -11,7 +11,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     public Task<string?> GetDefaultSecretAsync(string accountId, CancellationToken cancellationToken) =>
         db.WriteAsync<string?>(async (c, tx) =>
         {
-            var secret = await c.QueryFirstOrDefaultAsync<string?>(
+            var secret = await c.QueryFirstOrDefaultPreparedAsync<string?>(
                 "UPDATE accounts SET webhook_secret = COALESCE(webhook_secret, @New) WHERE id = @accountId RETURNING webhook_secret",
                 new { accountId, New = WebhookSigner.NewSecret() },
                 tx);
@@ -21,7 +21,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     public Task CreateEndpointAsync(WebhookEndpoint e, string secret, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            await c.ExecuteAsync(
+            await c.ExecutePreparedAsync(
                 """
                 INSERT INTO webhook_endpoints (id, account_id, url, events, thin, description, secret, status, created_at)
                 VALUES (@Id, @AccountId, @Url, @Events, @Thin, @Description, @secret, 'enabled', @CreatedAt)
@@ -45,7 +45,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     public Task<bool> DeleteEndpointAsync(string accountId, string id, DateTimeOffset now, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            if (await c.ExecuteAsync("DELETE FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }, tx) == 0)
+            if (await c.ExecutePreparedAsync("DELETE FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }, tx) == 0)
             {
                 return (false, false);
             }
@@ -57,7 +57,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     public Task<WebhookEndpoint?> EnableEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
+            var row = await c.QueryFirstOrDefaultPreparedAsync<EndpointRow>(
                 """
                 UPDATE webhook_endpoints
                 SET failing_since = CASE WHEN status = 'disabled' THEN NULL ELSE failing_since END,
@@ -72,7 +72,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
 
     /// <summary>Ends the pending deliveries of an endpoint that will take no more.</summary>
     private static Task FailPendingAsync(SqliteConnection c, SqliteTransaction tx, string endpointId, string reason, long now) =>
-        c.ExecuteAsync(
+        c.ExecutePreparedAsync(
             """
             UPDATE webhook_deliveries SET status = 'failed', last_error = @reason, completed_at = @now, updated_at = @now, lease_owner = NULL, lease_expires_at = NULL
             WHERE endpoint_id = @endpointId AND status = 'pending'
@@ -83,7 +83,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     public Task<WebhookEndpoint?> RotateSecretAsync(string accountId, string id, string secret, DateTimeOffset previousExpiresAt, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
+            var row = await c.QueryFirstOrDefaultPreparedAsync<EndpointRow>(
                 """
                 UPDATE webhook_endpoints
                 SET previous_secret = secret, previous_secret_expires_at = @Expires, secret = @secret
@@ -98,7 +98,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     public Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
         db.WriteAsync<IReadOnlyList<WebhookDelivery>>(async (c, tx) =>
         {
-            var rows = await c.QueryAsync<DeliveryRow>(
+            var rows = await c.QueryPreparedAsync<DeliveryRow>(
                 """
                 UPDATE webhook_deliveries SET lease_owner = @owner, lease_expires_at = @Until
                 WHERE id IN (
@@ -145,7 +145,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
         {
             var now = r.AttemptedAt.ToUnixTimeMilliseconds();
             var status = r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
-            var endpointId = await c.QueryFirstOrDefaultAsync<(string Id, string? EndpointId)>(
+            var endpointId = await c.QueryFirstOrDefaultPreparedAsync<(string Id, string? EndpointId)>(
                 """
                 UPDATE webhook_deliveries SET
                     status = @status, attempts = attempts + 1, updated_at = @now,
@@ -163,7 +163,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
                 return (0, false); // Another worker took it over: its own attempt counts.
             }
 
-            await c.ExecuteAsync(
+            await c.ExecutePreparedAsync(
                 "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error) VALUES (@Id, @DeliveryId, @now, @StatusCode, @LatencyMs, @Error)",
                 new { Id = ids.New("wha"), r.DeliveryId, now, r.StatusCode, r.LatencyMs, r.Error },
                 tx);
@@ -174,7 +174,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
                     await FailPendingAsync(c, tx, endpoint, "The endpoint was disabled: " + r.DisableEndpointReason, now);
                 }
 
-                await c.ExecuteAsync(
+                await c.ExecutePreparedAsync(
                     r.Succeeded
                         ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @endpoint"
                         : r.DisableEndpointReason is not null
@@ -217,7 +217,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     public Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
-            var row = await c.QueryFirstOrDefaultAsync<DeliveryRow>(
+            var row = await c.QueryFirstOrDefaultPreparedAsync<DeliveryRow>(
                 """
                 INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
                 SELECT @newId, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, 'pending', @Now, @Now, @Now

@@ -1,0 +1,189 @@
+using System.Collections;
+using System.Data.Common;
+using System.Linq.Expressions;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Text.RegularExpressions;
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace ModelRoute.Server.Storage.Sqlite;
+
+/// <summary>
+/// Prepared statements kept on the writer's long-lived connection. Every write runs on that one
+/// thread, so compiling each statement again (as a fresh command per call does) was a large
+/// part of its time. A statement is prepared once per SQL text and parameter type, and later
+/// calls only bind values. On any other connection, and for list parameters (<c>IN @ids</c>),
+/// the calls fall back to plain Dapper.
+/// </summary>
+internal sealed partial class SqlitePreparedStatements : IDisposable
+{
+    private static readonly ConditionalWeakTable<SqliteConnection, SqlitePreparedStatements> Attached = new();
+    private readonly Dictionary<(string Sql, Type Type), Statement?> _statements = [];
+    private readonly SqliteConnection _connection;
+
+    private SqlitePreparedStatements(SqliteConnection connection) => _connection = connection;
+
+    /// <summary>Keeps prepared statements for <paramref name="connection"/>, which only one thread may use at a time.</summary>
+    public static SqlitePreparedStatements Attach(SqliteConnection connection)
+    {
+        var statements = new SqlitePreparedStatements(connection);
+        Attached.AddOrUpdate(connection, statements);
+        return statements;
+    }
+
+    public static SqlitePreparedStatements? For(DbConnection connection) =>
+        connection is SqliteConnection sqlite && Attached.TryGetValue(sqlite, out var statements) ? statements : null;
+
+    /// <summary>The prepared command for this SQL and parameter object, with its values bound; null when Dapper must run it.</summary>
+    public SqliteCommand? Bind(string sql, object param, DbTransaction? transaction)
+    {
+        var key = (sql, param.GetType());
+        if (!_statements.TryGetValue(key, out var statement))
+        {
+            statement = Statement.Create(_connection, sql, param.GetType());
+            _statements[key] = statement;
+        }
+
+        if (statement is null)
+        {
+            return null;
+        }
+
+        statement.Command.Transaction = (SqliteTransaction?)transaction;
+        foreach (var (parameter, read) in statement.Bindings)
+        {
+            parameter.Value = read(param) ?? DBNull.Value;
+        }
+
+        return statement.Command;
+    }
+
+    public void Dispose()
+    {
+        foreach (var statement in _statements.Values)
+        {
+            statement?.Command.Dispose();
+        }
+
+        _statements.Clear();
+        Attached.Remove(_connection);
+    }
+
+    [GeneratedRegex(@"@([A-Za-z_][A-Za-z0-9_]*)")]
+    private static partial Regex ParameterName();
+
+    private sealed record Statement(SqliteCommand Command, (SqliteParameter Parameter, Func<object, object?> Read)[] Bindings)
+    {
+        public static Statement? Create(SqliteConnection connection, string sql, Type type)
+        {
+            var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+            var bindings = new List<(SqliteParameter, Func<object, object?>)>();
+            var command = connection.CreateCommand();
+            command.CommandText = sql;
+            foreach (var name in ParameterName().Matches(sql).Select(m => m.Groups[1].Value).Distinct(StringComparer.Ordinal))
+            {
+                var property = properties.FirstOrDefault(p => p.Name == name)
+                    ?? properties.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
+                if (property is null || (property.PropertyType != typeof(string) && typeof(IEnumerable).IsAssignableFrom(property.PropertyType)))
+                {
+                    command.Dispose();
+                    return null; // Unknown to us, or a list Dapper expands: leave it to Dapper.
+                }
+
+                var parameter = command.CreateParameter();
+                parameter.ParameterName = "@" + name;
+                command.Parameters.Add(parameter);
+                bindings.Add((parameter, Getter(type, property)));
+            }
+
+            return new Statement(command, [.. bindings]);
+        }
+
+        private static Func<object, object?> Getter(Type type, PropertyInfo property)
+        {
+            var instance = Expression.Parameter(typeof(object));
+            Expression value = Expression.Property(Expression.Convert(instance, type), property);
+            var underlying = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (underlying.IsEnum)
+            {
+                // Dapper writes enums as their numbers; so do we.
+                value = Expression.Convert(value, property.PropertyType == underlying ? Enum.GetUnderlyingType(underlying) : typeof(Nullable<>).MakeGenericType(Enum.GetUnderlyingType(underlying)));
+            }
+
+            return Expression.Lambda<Func<object, object?>>(Expression.Convert(value, typeof(object)), instance).Compile();
+        }
+    }
+}
+
+/// <summary>
+/// Dapper-shaped calls that use the writer's prepared statements when the connection has them
+/// (<see cref="SqlitePreparedStatements"/>) and are plain Dapper everywhere else, PostgreSQL included.
+/// </summary>
+internal static class PreparedSql
+{
+    public static Task<int> ExecutePreparedAsync(this DbConnection c, string sql, object param, DbTransaction? tx) =>
+        SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is { } command
+            ? Task.FromResult(command.ExecuteNonQuery())
+            : c.ExecuteAsync(sql, param, tx);
+
+    public static Task<IEnumerable<T>> QueryPreparedAsync<T>(this DbConnection c, string sql, object param, DbTransaction? tx)
+    {
+        if (SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is not { } command)
+        {
+            return c.QueryAsync<T>(sql, param, tx);
+        }
+
+        var rows = new List<T>();
+        using (var reader = command.ExecuteReader())
+        {
+            var parse = RowParser<T>(reader);
+            while (reader.Read())
+            {
+                rows.Add(parse(reader));
+            }
+        }
+
+        return Task.FromResult<IEnumerable<T>>(rows);
+    }
+
+    public static async Task<T?> QueryFirstOrDefaultPreparedAsync<T>(this DbConnection c, string sql, object param, DbTransaction? tx)
+    {
+        if (SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is not { } command)
+        {
+            return await c.QueryFirstOrDefaultAsync<T>(sql, param, tx);
+        }
+
+        using var reader = command.ExecuteReader();
+        var row = reader.Read() ? RowParser<T>(reader)(reader) : default;
+        // Statements with RETURNING finish their work only when stepped to the end.
+        while (reader.Read())
+        {
+        }
+
+        return row;
+    }
+
+    /// <summary>Dapper's row parser, except for single values, which Dapper's parser does not cast (one column, read directly).</summary>
+    private static Func<DbDataReader, T> RowParser<T>(DbDataReader reader)
+    {
+        var type = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
+        if (type != typeof(string) && !type.IsPrimitive)
+        {
+            return reader.GetRowParser<T>();
+        }
+
+        return r => r.IsDBNull(0) ? default! : (T)Convert.ChangeType(r.GetValue(0), type, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public static async Task<T> QuerySinglePreparedAsync<T>(this DbConnection c, string sql, object param, DbTransaction? tx)
+    {
+        if (SqlitePreparedStatements.For(c) is null)
+        {
+            return await c.QuerySingleAsync<T>(sql, param, tx);
+        }
+
+        var rows = (await c.QueryPreparedAsync<T>(sql, param, tx)).ToList();
+        return rows.Count == 1 ? rows[0] : throw new InvalidOperationException($"Expected one row, got {rows.Count}.");
+    }
+}
