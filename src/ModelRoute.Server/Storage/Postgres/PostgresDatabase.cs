@@ -2,7 +2,9 @@ using System.Data;
 using System.Globalization;
 using System.Reflection;
 using Dapper;
+using System.Collections.Concurrent;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace ModelRoute.Server.Storage.Postgres;
 
@@ -100,18 +102,26 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     }
 
     /// <summary>
-    /// Runs <paramref name="write"/> in a transaction shared with other writes queued meanwhile, so that
-    /// they all commit with one fsync (group commit). This is for writes to hot rows: an account's
-    /// balance row is locked by every submit and every settlement, and a lock is held until the commit
-    /// is flushed, so one transaction each would cap an account at one write per fsync. A write run
-    /// here must leave nothing behind when it returns without having changed anything (there is no
-    /// rollback of one write alone). If any write of a group throws, the group is rolled back and each
-    /// of its writes runs again in a transaction of its own, so only the failing one fails.
+    /// Runs one write in a transaction shared with the other writes queued meanwhile, so that they all
+    /// commit with one fsync (group commit), and sends the group's statements together, in one round
+    /// trip. This is for writes to hot rows: an account's balance row is locked by every submit and
+    /// every settlement until the commit is flushed, so one transaction each would cap an account at
+    /// one such write per fsync. <paramref name="statement"/> must change nothing when it does not
+    /// apply (there is no rollback of one write alone). <paramref name="read"/> reads its result;
+    /// <paramref name="finish"/> may run more statements in the transaction, or queue statements
+    /// that return nothing (<see cref="GroupScope.Later"/>), sent together after every write's finish.
+    /// If anything in a group fails (a write, or a deadlock with another node's group), the group
+    /// rolls back and each of its writes runs again in a transaction of its own, so only the failing
+    /// one fails.
     /// </summary>
-    public async Task<T> WriteGroupedAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> write, CancellationToken cancellationToken)
+    public async Task<T> WriteGroupedAsync<TRead, T>(
+        NpgsqlBatchCommand statement,
+        Func<NpgsqlDataReader, Task<TRead>> read,
+        Func<TRead, GroupScope, Task<T>> finish,
+        CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var item = new GroupedWrite<T>(this, write, cancellationToken);
+        var item = new GroupedWrite<TRead, T>(statement, read, finish, cancellationToken);
         if (!_grouped.Writer.TryWrite(item))
         {
             throw new ObjectDisposedException(nameof(PostgresDatabase));
@@ -129,6 +139,67 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         return await item.Completion;
     }
 
+    private static readonly ConcurrentDictionary<Type, (string Name, Func<object, object?> Get, NpgsqlDbType? Type)[]> ParameterShapes = new();
+
+    /// <summary>
+    /// A batch statement with the public properties of <paramref name="parameters"/> as its named
+    /// parameters, typed as Dapper would type them (so SQL written for Dapper runs unchanged).
+    /// </summary>
+    public static NpgsqlBatchCommand Statement(string sql, object parameters)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        var shape = ParameterShapes.GetOrAdd(parameters.GetType(), static type => [.. type.GetProperties().Select(p =>
+            (p.Name, (Func<object, object?>)p.GetValue, DbTypeOf(Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType)))]);
+        foreach (var (name, get, type) in shape)
+        {
+            var parameter = new NpgsqlParameter { ParameterName = name, Value = get(parameters) ?? DBNull.Value };
+            if (type is { } known)
+            {
+                parameter.NpgsqlDbType = known;
+            }
+
+            command.Parameters.Add(parameter);
+        }
+
+        return command;
+    }
+
+    private static NpgsqlDbType? DbTypeOf(Type type) =>
+        type == typeof(string) ? NpgsqlDbType.Text
+        : type == typeof(long) ? NpgsqlDbType.Bigint
+        : type == typeof(int) ? NpgsqlDbType.Integer
+        : type == typeof(bool) ? NpgsqlDbType.Boolean
+        : type == typeof(string[]) ? NpgsqlDbType.Array | NpgsqlDbType.Text
+        : null;
+
+    /// <summary>The transaction a grouped write finishes in, and the statements it leaves for the group to send.</summary>
+    public sealed class GroupScope(NpgsqlConnection connection, NpgsqlTransaction transaction)
+    {
+        public NpgsqlConnection Connection { get; } = connection;
+
+        public NpgsqlTransaction Transaction { get; } = transaction;
+
+        /// <summary>Statements that return nothing, sent in one round trip after every write of the group has finished.</summary>
+        public List<NpgsqlBatchCommand> Later { get; } = [];
+
+        internal async Task FlushAsync()
+        {
+            if (Later.Count == 0)
+            {
+                return;
+            }
+
+            await using var batch = new NpgsqlBatch(Connection, Transaction);
+            foreach (var command in Later)
+            {
+                batch.BatchCommands.Add(command);
+            }
+
+            Later.Clear();
+            await batch.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+    }
+
     private async Task RunGroupsAsync()
     {
         var reader = _grouped.Reader;
@@ -144,11 +215,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
                 }
             }
 
-            if (group.Count == 1)
-            {
-                await group[0].RunAloneAsync();
-            }
-            else if (group.Count > 1)
+            if (group.Count > 0)
             {
                 await CommitGroupAsync(group);
             }
@@ -163,17 +230,8 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         {
             await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None);
             await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, CancellationToken.None);
-            var failed = false;
-            foreach (var item in group)
-            {
-                if (!await item.TryRunInGroupAsync(connection, transaction))
-                {
-                    failed = true;
-                    break;
-                }
-            }
-
-            if (!failed)
+            var scope = new GroupScope(connection, transaction);
+            if (await RunGroupAsync(group, scope))
             {
                 try
                 {
@@ -198,6 +256,14 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
                 return;
             }
 
+            if (group.Count == 1)
+            {
+                // Alone already: its own failure is the answer.
+                await transaction.RollbackAsync(CancellationToken.None);
+                group[0].FailWithOwnError();
+                return;
+            }
+
             await transaction.RollbackAsync(CancellationToken.None);
         }
         catch (Exception)
@@ -205,61 +271,152 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
             // Opening, rolling back or the connection failed before any commit: fall through and run each write alone.
         }
 
-        // One write failed or the group met a deadlock with another node's: each write alone, together.
-        await Task.WhenAll(group.Select(item => item.RunAloneAsync()));
+        // One write failed or the group met a deadlock with another node's: each write alone, one at a time.
+        foreach (var item in group)
+        {
+            await CommitGroupAsync([item]);
+        }
+    }
+
+    /// <summary>All the group's first statements in one round trip, then each write's finish, then the queued statements.</summary>
+    private static async Task<bool> RunGroupAsync(List<GroupedWrite> group, GroupScope scope)
+    {
+        var failed = false;
+        try
+        {
+            await using var batch = new NpgsqlBatch(scope.Connection, scope.Transaction);
+            foreach (var item in group)
+            {
+                batch.BatchCommands.Add(item.TakeStatement());
+            }
+
+            await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
+            for (var i = 0; i < group.Count; i++)
+            {
+                if (i > 0 && !await reader.NextResultAsync(CancellationToken.None))
+                {
+                    throw new InvalidOperationException("A grouped statement returned no result.");
+                }
+
+                await group[i].ReadAsync(reader);
+            }
+        }
+        catch (Exception ex)
+        {
+            foreach (var item in group)
+            {
+                item.Error(ex);
+            }
+
+            return false;
+        }
+
+        foreach (var item in group)
+        {
+            failed |= !await item.FinishAsync(scope);
+            if (failed)
+            {
+                return false;
+            }
+        }
+
+        try
+        {
+            await scope.FlushAsync();
+        }
+        catch (Exception ex)
+        {
+            foreach (var item in group)
+            {
+                item.Error(ex);
+            }
+
+            return false;
+        }
+
+        return true;
     }
 
     private abstract class GroupedWrite
     {
         public abstract bool CancelIfRequested();
 
-        /// <summary>Runs the write in the group's transaction; false if it threw (the group must roll back).</summary>
-        public abstract Task<bool> TryRunInGroupAsync(NpgsqlConnection connection, NpgsqlTransaction transaction);
+        /// <summary>The first statement, fresh: a batch command belongs to one batch only.</summary>
+        public abstract NpgsqlBatchCommand TakeStatement();
+
+        public abstract Task ReadAsync(NpgsqlDataReader reader);
+
+        /// <summary>False if it threw (the group must roll back).</summary>
+        public abstract Task<bool> FinishAsync(GroupScope scope);
+
+        /// <summary>Remembers what failed, for the caller if the write fails alone.</summary>
+        public abstract void Error(Exception exception);
 
         public abstract void Complete();
 
         public abstract void Fail(Exception exception);
 
-        public abstract Task RunAloneAsync();
+        public abstract void FailWithOwnError();
     }
 
-    private sealed class GroupedWrite<T>(PostgresDatabase database, Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> write, CancellationToken cancellationToken) : GroupedWrite
+    private sealed class GroupedWrite<TRead, T>(
+        NpgsqlBatchCommand statement,
+        Func<NpgsqlDataReader, Task<TRead>> read,
+        Func<TRead, GroupScope, Task<T>> finish,
+        CancellationToken cancellationToken) : GroupedWrite
     {
         private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TRead _read = default!;
         private T _result = default!;
+        private Exception? _error;
+        private bool _used;
 
         public Task<T> Completion => _completion.Task;
 
         public override bool CancelIfRequested() => cancellationToken.IsCancellationRequested && _completion.TrySetCanceled(cancellationToken);
 
-        public override async Task<bool> TryRunInGroupAsync(NpgsqlConnection connection, NpgsqlTransaction transaction)
+        public override NpgsqlBatchCommand TakeStatement()
+        {
+            _error = null;
+            if (!_used)
+            {
+                _used = true;
+                return statement;
+            }
+
+            var copy = new NpgsqlBatchCommand(statement.CommandText);
+            foreach (NpgsqlParameter parameter in statement.Parameters)
+            {
+                copy.Parameters.Add(parameter.Clone());
+            }
+
+            return copy;
+        }
+
+        public override async Task ReadAsync(NpgsqlDataReader reader) => _read = await read(reader);
+
+        public override async Task<bool> FinishAsync(GroupScope scope)
         {
             try
             {
-                _result = await write(connection, transaction);
+                _result = await finish(_read, scope);
                 return true;
             }
-            catch (Exception)
+            catch (Exception ex)
             {
-                return false; // Run again alone, where its exception reaches its caller.
+                _error = ex;
+                return false;
             }
         }
+
+        public override void Error(Exception exception) => _error ??= exception;
 
         public override void Complete() => _completion.TrySetResult(_result);
 
         public override void Fail(Exception exception) => _completion.TrySetException(exception);
 
-        public override async Task RunAloneAsync()
-        {
-            try
-            {
-                _completion.TrySetResult(await database.WriteAsync(async (c, tx) => (await write(c, tx), true), CancellationToken.None));
-            }
-            catch (Exception ex)
-            {
-                _completion.TrySetException(ex);
-            }
-        }
+        public override void FailWithOwnError() =>
+            _completion.TrySetException(_error ?? new InvalidOperationException("A grouped write failed without an error."));
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using Dapper;
 using Microsoft.Extensions.Options;
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Webhooks;
 using Npgsql;
 
 namespace ModelRoute.Server.Storage.Postgres;
@@ -59,15 +60,14 @@ public sealed class PostgresExecutionStore(
 
     public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
     {
-        // Grouped: every submission of an account locks its balance row until its commit is flushed.
-        var outcome = await db.WriteGroupedAsync<SubmitOutcome>(async (c, tx) =>
+        SubmitOutcome outcome;
+        if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
-            if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
-            {
-                // A replay is answered even when the cap would refuse the submission.
-                return await FindAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
-            }
-
+            // A replay is answered even when the cap would refuse the submission.
+            outcome = await db.ReadAsync(c => FindAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
+        }
+        else
+        {
             var now = x.CreatedAt.ToUnixTimeMilliseconds();
             var parameters = new
             {
@@ -76,32 +76,16 @@ public sealed class PostgresExecutionStore(
                 x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
                 LedgerId = ids.New("txn"), LedgerKind = LedgerKinds.Hold, EventId = ids.New("evt"), EventType = ExecutionStatus.Pending.EventType(),
             };
-            while (true)
-            {
-                // A concurrent submission with the same key blocks the insert until it ends; if it
-                // committed, nothing is inserted and the winner is answered instead.
-                if (await c.QueryFirstOrDefaultAsync<ExecutionRow>(SubmitSql, parameters, tx) is { } created)
-                {
-                    return new SubmitOutcome(SubmitResult.Created, created.ToExecution());
-                }
 
-                if (await FindAsync(c, tx, x) is { } existing)
-                {
-                    return existing;
-                }
-
-                var covered = await c.QueryFirstOrDefaultAsync<bool>(
-                    "SELECT balance_micros - held_micros >= @HoldMicros FROM accounts WHERE id = @AccountId",
-                    new { x.AccountId, x.HoldMicros },
-                    tx);
-                if (!covered)
-                {
-                    return new SubmitOutcome(SubmitResult.InsufficientBalance, null);
-                }
-
-                // The key's holder was purged between the statements, or a credit just arrived: try again.
-            }
-        }, cancellationToken);
+            // Grouped: every submission of an account locks its balance row until its commit is flushed.
+            outcome = await db.WriteGroupedAsync(
+                PostgresDatabase.Statement(SubmitSql, parameters),
+                ReadRowAsync,
+                async (created, scope) => created is not null
+                    ? new SubmitOutcome(SubmitResult.Created, created.ToExecution())
+                    : await NotCreatedAsync(scope.Connection, scope.Transaction, x, parameters),
+                cancellationToken);
+        }
 
         if (outcome.Result == SubmitResult.Created)
         {
@@ -112,8 +96,48 @@ public sealed class PostgresExecutionStore(
         return outcome;
     }
 
+    /// <summary>Why the submission inserted nothing: its key is taken (a replay or a reuse), or the balance is short.</summary>
+    private static async Task<SubmitOutcome> NotCreatedAsync(NpgsqlConnection c, NpgsqlTransaction tx, NewExecution x, object parameters)
+    {
+        while (true)
+        {
+            // A concurrent submission with the same key blocked the insert until it ended; it committed, so it is answered.
+            if (await FindAsync(c, tx, x) is { } existing)
+            {
+                return existing;
+            }
+
+            var covered = await c.QueryFirstOrDefaultAsync<bool>(
+                "SELECT balance_micros - held_micros >= @HoldMicros FROM accounts WHERE id = @AccountId",
+                new { x.AccountId, x.HoldMicros },
+                tx);
+            if (!covered)
+            {
+                return new SubmitOutcome(SubmitResult.InsufficientBalance, null);
+            }
+
+            // The key's holder was purged meanwhile, or a credit just arrived: try again.
+            if (await c.QueryFirstOrDefaultAsync<ExecutionRow>(SubmitSql, parameters, tx) is { } created)
+            {
+                return new SubmitOutcome(SubmitResult.Created, created.ToExecution());
+            }
+        }
+    }
+
+    /// <summary>The one row a grouped statement returned, if any.</summary>
+    private static async Task<ExecutionRow?> ReadRowAsync(NpgsqlDataReader reader)
+    {
+        ExecutionRow? row = null;
+        while (await reader.ReadAsync(CancellationToken.None))
+        {
+            row ??= reader.GetRowParser<ExecutionRow>()(reader);
+        }
+
+        return row;
+    }
+
     /// <summary>The account's execution with the submission's key, as a replay or a reuse.</summary>
-    private static async Task<SubmitOutcome?> FindAsync(NpgsqlConnection c, NpgsqlTransaction tx, NewExecution x)
+    private static async Task<SubmitOutcome?> FindAsync(NpgsqlConnection c, NpgsqlTransaction? tx, NewExecution x)
     {
         var existing = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
             "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
@@ -166,37 +190,15 @@ public sealed class PostgresExecutionStore(
 
     public async Task<Execution?> TransitionAsync(ExecutionTransition t, CancellationToken cancellationToken)
     {
-        // A move to an end settles the hold on the account's balance row: grouped, like submissions.
-        // Every other move touches only its own execution row and commits on its own.
-        var execution = t.To.IsTerminal()
-            ? await db.WriteGroupedAsync((c, tx) => TransitionInAsync(c, tx, t), cancellationToken)
-            : await db.WriteAsync(async (c, tx) => await TransitionInAsync(c, tx, t) is { } moved ? (moved, true) : ((Execution?)null, false), cancellationToken);
-
-        if (execution is not null)
-        {
-            notifier.Notify(Payload(execution.Id, t.To));
-            changes.Published(execution);
-        }
-
-        return execution;
-    }
-
-    /// <summary>
-    /// The conditional move, its outbox event and (for an end) the settlement in one statement, then
-    /// the webhook deliveries. If the row has moved on, nothing is written.
-    /// </summary>
-    private async Task<Execution?> TransitionInAsync(NpgsqlConnection c, NpgsqlTransaction tx, ExecutionTransition t)
-    {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var terminal = t.To.IsTerminal();
         var eventId = ids.New("evt");
-        var parameters = new DynamicParameters(new
+        var parameters = new
         {
             Id = t.ExecutionId,
             To = t.To.ToWire(),
             From = t.From.Select(s => s.ToWire()).ToArray(),
             Now = now,
-            Terminal = terminal,
+            Terminal = t.To.IsTerminal(),
             t.Output,
             Artifacts = t.Artifacts is null ? null : StoreJson.Serialize(t.Artifacts),
             ClearError = t.To == ExecutionStatus.Completed,
@@ -215,16 +217,73 @@ public sealed class PostgresExecutionStore(
             t.LeaseOwner,
             t.AccountId,
             LeaseExpiredBy = t.LeaseExpiredBy?.ToUnixTimeMilliseconds(),
-        });
-        parameters.AddDynamicParams(new { EventId = eventId, EventType = t.To.EventType(), ReleaseId = ids.New("txn"), ChargeId = ids.New("txn") });
-        var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(terminal ? TerminalMoveSql : MoveSql, parameters, tx);
-        if (row is null)
+            EventId = eventId,
+            EventType = t.To.EventType(),
+            ReleaseId = ids.New("txn"),
+            ChargeId = ids.New("txn"),
+        };
+
+        // Grouped: an ending settles the hold on the account's balance row, which every submission locks
+        // too; the other moves share the group's round trip and fsync.
+        var execution = await db.WriteGroupedAsync(
+            PostgresDatabase.Statement(t.To.IsTerminal() ? TerminalMoveSql : MoveSql, parameters),
+            ReadMovedAsync,
+            (moved, scope) => FinishMoveAsync(moved, scope, t.To.EventType(), eventId, now),
+            cancellationToken);
+
+        if (execution is not null)
+        {
+            notifier.Notify(Payload(execution.Id, t.To));
+            changes.Published(execution);
+        }
+
+        return execution;
+    }
+
+    private static async Task<(ExecutionRow? Row, bool HasEndpoints)> ReadMovedAsync(NpgsqlDataReader reader)
+    {
+        (ExecutionRow?, bool) moved = (null, false);
+        while (await reader.ReadAsync(CancellationToken.None))
+        {
+            moved = (reader.GetRowParser<ExecutionRow>()(reader), reader.GetBoolean(reader.GetOrdinal("has_endpoints")));
+        }
+
+        return moved;
+    }
+
+    /// <summary>
+    /// The outbox for a move that happened: a delivery to the submission's webhook_url is queued for the
+    /// group's last round trip; with enabled endpoints on the account, SharedWrites picks destinations.
+    /// </summary>
+    private async Task<Execution?> FinishMoveAsync((ExecutionRow? Row, bool HasEndpoints) moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
+    {
+        if (moved.Row is null)
         {
             return null;
         }
 
-        var changed = row.ToExecution();
-        await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
+        var changed = moved.Row.ToExecution();
+        var firstDelay = options.Value.Webhooks.Schedule[0];
+        if (moved.HasEndpoints)
+        {
+            await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay);
+        }
+        else if (WebhookEventTypes.All.Contains(type) && WebhookPayloads.WantedBySubmission(changed, type))
+        {
+            // What SharedWrites.EnqueueWebhooksAsync writes for a webhook_url when the account has no endpoints.
+            scope.Later.Add(PostgresDatabase.Statement(
+                """
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
+                VALUES (@Id, @EventId, @AccountId, @ExecutionId, NULL, @Url, @Type, @Payload, 'pending', @Due, @Now, @Now)
+                """,
+                new
+                {
+                    Id = ids.New("whd"), EventId = eventId, changed.AccountId, ExecutionId = changed.Id, Url = changed.WebhookUrl!, Type = type,
+                    Payload = WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), changed, thin: false),
+                    Due = now + (long)firstDelay.TotalMilliseconds, Now = now,
+                }));
+        }
+
         return changed;
     }
 
@@ -264,6 +323,10 @@ public sealed class PostgresExecutionStore(
         RETURNING *
         """;
 
+    // The moved row, and whether the account has endpoints that may want the event (most have none).
+    private const string ReturnMoved =
+        "SELECT moved.*, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = moved.account_id AND e.status = 'enabled') AS has_endpoints FROM moved";
+
     private const string MoveSql =
         $"""
         WITH moved AS (
@@ -272,7 +335,7 @@ public sealed class PostgresExecutionStore(
             INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
             SELECT @EventId, id, account_id, @EventType, @To, @Now FROM moved
         )
-        SELECT * FROM moved
+        {ReturnMoved}
         """;
 
     // SharedWrites.SettleAsync in one statement: release the whole hold, charge what it cost capped at the
@@ -299,7 +362,7 @@ public sealed class PostgresExecutionStore(
             UNION ALL
             SELECT @ChargeId, account_id, execution_id, 'charge', charge, balance_micros, held_micros, @Now FROM settled WHERE charge > 0
         )
-        SELECT * FROM moved
+        {ReturnMoved}
         """;
 
     /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
