@@ -42,6 +42,7 @@ public static class ModelRouteBuilderExtensions
         // read from the bound options when first resolved, so configuration added after this call counts.
         services.AddSingleton(sp => new SqliteDatabase(ConnectionString(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value)));
         services.AddSingleton(sp => new PostgresDatabase(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value.Store.ConnectionString!));
+        services.AddSingleton<PostgresNotifier>();
         services.AddSingleton<IStoreMigrations>(sp => UsesPostgres(sp) ? sp.GetRequiredService<PostgresDatabase>() : sp.GetRequiredService<SqliteDatabase>());
         services.AddSingleton<IExecutionStore>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresExecutionStore>(sp)

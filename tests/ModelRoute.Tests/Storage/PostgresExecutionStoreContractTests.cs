@@ -12,6 +12,7 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
     private PostgresCluster? _cluster;
     private string? _databaseName;
     private PostgresDatabase? _database;
+    private PostgresNotifier? _notifier;
 
     protected override async Task<(IExecutionStore Executions, IAccountStore Accounts)> CreateStoresAsync(TimeProvider time)
     {
@@ -20,7 +21,8 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
         _database = new PostgresDatabase(_cluster.ConnectionString(_databaseName));
         await _database.MigrateAsync(CancellationToken.None);
         var ids = new IdGenerator(time);
-        var executions = new PostgresExecutionStore(_database, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
+        _notifier = new PostgresNotifier(_database, time, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotifier>.Instance);
+        var executions = new PostgresExecutionStore(_database, _notifier, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
         return (executions, new PostgresAccountStore(_database));
     }
 
@@ -31,6 +33,7 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
             return;
         }
 
+        await _notifier!.DisposeAsync();
         await _database.DisposeAsync();
         await _cluster!.DropDatabaseAsync(_databaseName!);
     }

@@ -2,7 +2,9 @@ using System.Data;
 using System.Globalization;
 using System.Reflection;
 using Dapper;
+using System.Collections.Concurrent;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace ModelRoute.Server.Storage.Postgres;
 
@@ -13,7 +15,10 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// </summary>
 public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisposable
 {
-    /// <summary>The channel every node LISTENs on; payloads are "&lt;execution id&gt; &lt;STATUS&gt;" or <see cref="WebhooksPayload"/>.</summary>
+    /// <summary>
+    /// The channel every node LISTENs on. A message is one or more newline-separated payloads, each
+    /// "&lt;execution id&gt; &lt;STATUS&gt;" or <see cref="WebhooksPayload"/> (sent by <see cref="PostgresNotifier"/>).
+    /// </summary>
     public const string Channel = "modelroute";
 
     /// <summary>A payload that only says new webhook deliveries are due.</summary>
@@ -22,21 +27,59 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     // Any fixed number: the key of the advisory lock that serialises migrations across nodes.
     private const long MigrationLockKey = 0x6d6f64656c726f;
 
+    // Writes queued for one shared transaction are taken at most this many at a time: enough to cover
+    // one fsync's worth of submits at the target rates, few enough that one group holds its locks briefly.
+    private const int MaxGroup = 128;
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _connectionString;
+    private readonly System.Threading.Channels.Channel<GroupedWrite> _grouped = System.Threading.Channels.Channel.CreateUnbounded<GroupedWrite>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _groupStart = new();
+    private Task? _groupLoop;
 
     static PostgresDatabase() => DefaultTypeMap.MatchNamesWithUnderscores = true;
 
     public PostgresDatabase(string connectionString)
     {
         _connectionString = connectionString;
-        _dataSource = NpgsqlDataSource.Create(connectionString);
+        _dataSource = new NpgsqlDataSourceBuilder(WithDefaults(connectionString)).Build();
+    }
+
+    /// <summary>
+    /// Turns on automatic preparation unless the connection string says otherwise: the hot statements
+    /// are a few fixed texts run thousands of times a second, and a prepared one skips parsing and
+    /// planning on every call.
+    /// </summary>
+    internal static string WithDefaults(string connectionString)
+    {
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
+        {
+            builder.MaxAutoPrepare = 64;
+            if (!given.ContainsKey("Auto Prepare Min Usages") && !given.ContainsKey("AutoPrepareMinUsages"))
+            {
+                builder.AutoPrepareMinUsages = 2;
+            }
+        }
+
+        return builder.ConnectionString;
     }
 
     public async Task<T> ReadAsync<T>(Func<NpgsqlConnection, Task<T>> read, CancellationToken cancellationToken)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         return await read(connection);
+    }
+
+    /// <summary>
+    /// Runs a write that is one statement, in its own implicit transaction: no BEGIN and no separate
+    /// COMMIT round trip. (Statements are not cancelled midway, so the caller learns the outcome.)
+    /// </summary>
+    public async Task<T> WriteStatementAsync<T>(Func<NpgsqlConnection, Task<T>> write, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        return await write(connection);
     }
 
     /// <summary>Runs <paramref name="write"/> in one transaction; it commits unless it throws or asks to roll back.</summary>
@@ -58,9 +101,351 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         return result;
     }
 
-    /// <summary>Tells every node (this one included) on commit; <paramref name="payload"/> is read by <see cref="PostgresNotificationListener"/>.</summary>
-    internal static Task NotifyAsync(NpgsqlConnection c, NpgsqlTransaction tx, string payload) =>
-        c.ExecuteAsync("SELECT pg_notify(@Channel, @payload)", new { Channel, payload }, tx);
+    /// <summary>
+    /// Runs one write in a transaction shared with the other writes queued meanwhile, so that they all
+    /// commit with one fsync (group commit), and sends the group's statements together, in one round
+    /// trip. This is for writes to hot rows: an account's balance row is locked by every submit and
+    /// every settlement until the commit is flushed, so one transaction each would cap an account at
+    /// one such write per fsync. <paramref name="statement"/> must change nothing when it does not
+    /// apply (there is no rollback of one write alone). <paramref name="read"/> reads its result;
+    /// <paramref name="finish"/> may run more statements in the transaction, or queue statements
+    /// that return nothing (<see cref="GroupScope.Later"/>), sent together after every write's finish.
+    /// If anything in a group fails (a write, or a deadlock with another node's group), the group
+    /// rolls back and each of its writes runs again in a transaction of its own, so only the failing
+    /// one fails.
+    /// </summary>
+    public async Task<T> WriteGroupedAsync<TRead, T>(
+        NpgsqlBatchCommand statement,
+        Func<NpgsqlDataReader, Task<TRead>> read,
+        Func<TRead, GroupScope, Task<T>> finish,
+        CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var item = new GroupedWrite<TRead, T>(statement, read, finish, cancellationToken);
+        if (!_grouped.Writer.TryWrite(item))
+        {
+            throw new ObjectDisposedException(nameof(PostgresDatabase));
+        }
+
+        if (_groupLoop is null)
+        {
+            lock (_groupStart)
+            {
+                _groupLoop ??= Task.Run(RunGroupsAsync, CancellationToken.None);
+            }
+        }
+
+        // Not cancellable once queued: as with WriteAsync's commit, the caller must learn the outcome.
+        return await item.Completion;
+    }
+
+    private static readonly ConcurrentDictionary<Type, (string Name, Func<object, object?> Get, NpgsqlDbType? Type)[]> ParameterShapes = new();
+
+    /// <summary>
+    /// A batch statement with the public properties of <paramref name="parameters"/> as its named
+    /// parameters, typed as Dapper would type them (so SQL written for Dapper runs unchanged).
+    /// </summary>
+    public static NpgsqlBatchCommand Statement(string sql, object parameters)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        var shape = ParameterShapes.GetOrAdd(parameters.GetType(), static type => [.. type.GetProperties().Select(p =>
+            (p.Name, (Func<object, object?>)p.GetValue, DbTypeOf(Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType)))]);
+        foreach (var (name, get, type) in shape)
+        {
+            var parameter = new NpgsqlParameter { ParameterName = name, Value = get(parameters) ?? DBNull.Value };
+            if (type is { } known)
+            {
+                parameter.NpgsqlDbType = known;
+            }
+
+            command.Parameters.Add(parameter);
+        }
+
+        return command;
+    }
+
+    private static NpgsqlDbType? DbTypeOf(Type type) =>
+        type == typeof(string) ? NpgsqlDbType.Text
+        : type == typeof(long) ? NpgsqlDbType.Bigint
+        : type == typeof(int) ? NpgsqlDbType.Integer
+        : type == typeof(bool) ? NpgsqlDbType.Boolean
+        : type == typeof(string[]) ? NpgsqlDbType.Array | NpgsqlDbType.Text
+        : null;
+
+    /// <summary>The transaction a grouped write finishes in, and the statements it leaves for the group to send.</summary>
+    public sealed class GroupScope(NpgsqlConnection connection, NpgsqlTransaction transaction)
+    {
+        public NpgsqlConnection Connection { get; } = connection;
+
+        public NpgsqlTransaction Transaction { get; } = transaction;
+
+        /// <summary>Statements that return nothing, sent in one round trip after every write of the group has finished.</summary>
+        public List<NpgsqlBatchCommand> Later { get; } = [];
+
+        internal async Task FlushAsync()
+        {
+            if (Later.Count == 0)
+            {
+                return;
+            }
+
+            await using var batch = new NpgsqlBatch(Connection, Transaction);
+            foreach (var command in Later)
+            {
+                batch.BatchCommands.Add(command);
+            }
+
+            Later.Clear();
+            await batch.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+    }
+
+    private async Task RunGroupsAsync()
+    {
+        var reader = _grouped.Reader;
+        var group = new List<GroupedWrite>(MaxGroup);
+        while (await reader.WaitToReadAsync(CancellationToken.None))
+        {
+            // Everything queued while the previous group committed goes into this one.
+            while (group.Count < MaxGroup && reader.TryRead(out var item))
+            {
+                if (!item.CancelIfRequested())
+                {
+                    group.Add(item);
+                }
+            }
+
+            if (group.Count > 0)
+            {
+                await CommitGroupAsync(group);
+            }
+
+            group.Clear();
+        }
+    }
+
+    private async Task CommitGroupAsync(List<GroupedWrite> group)
+    {
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None);
+            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, CancellationToken.None);
+            var scope = new GroupScope(connection, transaction);
+            if (await RunGroupAsync(group, scope))
+            {
+                try
+                {
+                    await transaction.CommitAsync(CancellationToken.None);
+                }
+                catch (Exception ex)
+                {
+                    // The outcome is unknown: running the writes again could apply them twice, so each caller hears of it.
+                    foreach (var item in group)
+                    {
+                        item.Fail(ex);
+                    }
+
+                    return;
+                }
+
+                foreach (var item in group)
+                {
+                    item.Complete();
+                }
+
+                return;
+            }
+
+            if (group.Count == 1)
+            {
+                // Alone already: its own failure is the answer.
+                await transaction.RollbackAsync(CancellationToken.None);
+                group[0].FailWithOwnError();
+                return;
+            }
+
+            await transaction.RollbackAsync(CancellationToken.None);
+        }
+        catch (Exception)
+        {
+            // Opening, rolling back or the connection failed before any commit: fall through and run each write alone.
+        }
+
+        // One write failed or the group met a deadlock with another node's: each write alone, one at a time.
+        foreach (var item in group)
+        {
+            await CommitGroupAsync([item]);
+        }
+    }
+
+    /// <summary>All the group's first statements in one round trip, then each write's finish, then the queued statements.</summary>
+    private static async Task<bool> RunGroupAsync(List<GroupedWrite> group, GroupScope scope)
+    {
+        var failed = false;
+        try
+        {
+            await using var batch = new NpgsqlBatch(scope.Connection, scope.Transaction);
+            foreach (var item in group)
+            {
+                batch.BatchCommands.Add(item.TakeStatement());
+            }
+
+            await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
+            for (var i = 0; i < group.Count; i++)
+            {
+                if (i > 0 && !await reader.NextResultAsync(CancellationToken.None))
+                {
+                    throw new InvalidOperationException("A grouped statement returned no result.");
+                }
+
+                await group[i].ReadAsync(reader);
+            }
+        }
+        catch (Exception ex)
+        {
+            foreach (var item in group)
+            {
+                item.Error(ex);
+            }
+
+            return false;
+        }
+
+        foreach (var item in group)
+        {
+            failed |= !await item.FinishAsync(scope);
+            if (failed)
+            {
+                return false;
+            }
+        }
+
+        try
+        {
+            await scope.FlushAsync();
+        }
+        catch (Exception ex)
+        {
+            foreach (var item in group)
+            {
+                item.Error(ex);
+            }
+
+            return false;
+        }
+
+        return true;
+    }
+
+    private abstract class GroupedWrite
+    {
+        public abstract bool CancelIfRequested();
+
+        /// <summary>The first statement, fresh: a batch command belongs to one batch only.</summary>
+        public abstract NpgsqlBatchCommand TakeStatement();
+
+        public abstract Task ReadAsync(NpgsqlDataReader reader);
+
+        /// <summary>False if it threw (the group must roll back).</summary>
+        public abstract Task<bool> FinishAsync(GroupScope scope);
+
+        /// <summary>Remembers what failed, for the caller if the write fails alone.</summary>
+        public abstract void Error(Exception exception);
+
+        public abstract void Complete();
+
+        public abstract void Fail(Exception exception);
+
+        public abstract void FailWithOwnError();
+    }
+
+    private sealed class GroupedWrite<TRead, T>(
+        NpgsqlBatchCommand statement,
+        Func<NpgsqlDataReader, Task<TRead>> read,
+        Func<TRead, GroupScope, Task<T>> finish,
+        CancellationToken cancellationToken) : GroupedWrite
+    {
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TRead _read = default!;
+        private T _result = default!;
+        private Exception? _error;
+        private bool _used;
+
+        public Task<T> Completion => _completion.Task;
+
+        public override bool CancelIfRequested() => cancellationToken.IsCancellationRequested && _completion.TrySetCanceled(cancellationToken);
+
+        public override NpgsqlBatchCommand TakeStatement()
+        {
+            _error = null;
+            if (!_used)
+            {
+                _used = true;
+                return statement;
+            }
+
+            var copy = new NpgsqlBatchCommand(statement.CommandText);
+            foreach (NpgsqlParameter parameter in statement.Parameters)
+            {
+                copy.Parameters.Add(parameter.Clone());
+            }
+
+            return copy;
+        }
+
+        public override async Task ReadAsync(NpgsqlDataReader reader) => _read = await read(reader);
+
+        public override async Task<bool> FinishAsync(GroupScope scope)
+        {
+            try
+            {
+                _result = await finish(_read, scope);
+                return true;
+            }
+            catch (Exception ex)
+            {
+                _error = ex;
+                return false;
+            }
+        }
+
+        public override void Error(Exception exception) => _error ??= exception;
+
+        public override void Complete() => _completion.TrySetResult(_result);
+
+        public override void Fail(Exception exception) => _completion.TrySetException(exception);
+
+        public override void FailWithOwnError() =>
+            _completion.TrySetException(_error ?? new InvalidOperationException("A grouped write failed without an error."));
+    }
+
+    /// <summary>
+    /// Sends <paramref name="messages"/> on <see cref="Channel"/> in one statement of its own (see
+    /// <see cref="PostgresNotifier"/>). The statement writes no data, so its commit need not wait for a
+    /// flush: synchronous_commit is turned off for it alone, which loses nothing and keeps it from
+    /// holding PostgreSQL's notify lock through an fsync. Every data write still commits durably.
+    /// </summary>
+    internal async Task NotifyAsync(IReadOnlyList<string> messages, CancellationToken cancellationToken)
+    {
+        if (messages.Count == 0)
+        {
+            return;
+        }
+
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var batch = new NpgsqlBatch(connection, transaction))
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"));
+            var notify = new NpgsqlBatchCommand("SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m");
+            notify.Parameters.Add(new NpgsqlParameter { Value = Channel });
+            notify.Parameters.Add(new NpgsqlParameter { Value = messages.ToArray() });
+            batch.BatchCommands.Add(notify);
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
 
     /// <summary>
     /// A connection of its own, outside the pool, for LISTEN: a pooled connection would be reset
@@ -126,7 +511,21 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         }
     }
 
-    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        _grouped.Writer.TryComplete();
+        if (_groupLoop is { } loop)
+        {
+            await loop;
+        }
 
-    public void Dispose() => _dataSource.Dispose();
+        await _dataSource.DisposeAsync();
+    }
+
+    public void Dispose()
+    {
+        _grouped.Writer.TryComplete();
+        _groupLoop?.GetAwaiter().GetResult();
+        _dataSource.Dispose();
+    }
 }

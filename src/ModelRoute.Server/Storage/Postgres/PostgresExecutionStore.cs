@@ -2,6 +2,7 @@ using Dapper;
 using Microsoft.Extensions.Options;
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Webhooks;
 using Npgsql;
 
 namespace ModelRoute.Server.Storage.Postgres;
@@ -10,92 +11,134 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// Executions, holds and the outbox on PostgreSQL, with the semantics of the SQLite store. Every
 /// state move is one conditional UPDATE; PostgreSQL re-checks its WHERE against the latest row
 /// version after waiting for a concurrent writer, so a terminal execution never changes again.
-/// Each commit also NOTIFYs the other nodes.
+/// Submissions and moves are group-committed (<see cref="PostgresDatabase.WriteGroupedAsync"/>), and
+/// after each commit <see cref="PostgresNotifier"/> tells the other nodes.
 /// </summary>
-public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids, ExecutionChanges changes, IOptions<ModelRouteOptions> options, TimeProvider time) : IExecutionStore
+public sealed class PostgresExecutionStore(
+    PostgresDatabase db,
+    PostgresNotifier notifier,
+    IdGenerator ids,
+    ExecutionChanges changes,
+    IOptions<ModelRouteOptions> options,
+    TimeProvider time) : IExecutionStore
 {
     private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
 
+    // One statement: lock the account if it can cover the hold, insert the execution (nothing on an
+    // idempotency conflict), place the hold, and write its ledger entry and the outbox event. The hold
+    // is only placed for a row actually inserted, so a submission that inserts nothing changes nothing
+    // (which WriteGroupedAsync requires). FOR UPDATE re-checks the balance against the newest row version.
+    private const string SubmitSql =
+        """
+        WITH account AS (
+            SELECT id FROM accounts
+            WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros
+            FOR UPDATE
+        ), created AS (
+            INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
+                estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
+                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at)
+            SELECT @Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
+                @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
+                @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now
+            FROM account
+            ON CONFLICT (account_id, idempotency_key) DO NOTHING
+            RETURNING *
+        ), held AS (
+            UPDATE accounts SET held_micros = accounts.held_micros + @HoldMicros
+            FROM created
+            WHERE accounts.id = created.account_id
+            RETURNING accounts.balance_micros, accounts.held_micros
+        ), ledger AS (
+            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
+            SELECT @LedgerId, @AccountId, @Id, @LedgerKind, @HoldMicros, balance_micros, held_micros, @Now FROM held
+        ), event AS (
+            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
+            SELECT @EventId, @Id, @AccountId, @EventType, 'PENDING', @Now FROM created
+        )
+        SELECT * FROM created
+        """;
+
     public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
     {
-        var outcome = await db.WriteAsync<SubmitOutcome>(async (c, tx) =>
+        SubmitOutcome outcome;
+        if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
-            if (await FindAsync(c, tx, x) is { } existing)
-            {
-                return (existing, false);
-            }
-
-            if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
-            {
-                return (new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
-            }
-
+            // A replay is answered even when the cap would refuse the submission.
+            outcome = await db.ReadAsync(c => FindAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
+        }
+        else
+        {
             var now = x.CreatedAt.ToUnixTimeMilliseconds();
-            ExecutionRow? created;
-            while (true)
+            var parameters = new
             {
-                // A concurrent submission with the same key blocks this insert until it ends; if it
-                // committed, the insert does nothing and the winner is answered instead.
-                created = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
-                    """
-                    INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
-                        estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                        max_cost_micros, created_at, updated_at, expires_at, next_attempt_at)
-                    VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
-                        @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-                        @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now)
-                    ON CONFLICT (account_id, idempotency_key) DO NOTHING
-                    RETURNING *
-                    """,
-                    new
-                    {
-                        x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
-                        Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
-                        x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
-                    },
-                    tx);
-                if (created is not null)
-                {
-                    break;
-                }
+                x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
+                Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
+                x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
+                LedgerId = ids.New("txn"), LedgerKind = LedgerKinds.Hold, EventId = ids.New("evt"), EventType = ExecutionStatus.Pending.EventType(),
+            };
 
-                if (await FindAsync(c, tx, x) is { } winner)
-                {
-                    return (winner, false);
-                }
-
-                // The winner was purged between the two statements: the key is free again.
-            }
-
-            var account = await c.QueryFirstOrDefaultAsync<(long Balance, long Held)>(
-                """
-                UPDATE accounts SET held_micros = held_micros + @HoldMicros
-                WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros
-                RETURNING balance_micros, held_micros
-                """,
-                new { x.AccountId, x.HoldMicros },
-                tx);
-            if (account == default)
-            {
-                return (new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
-            }
-
-            await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
-            await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
-            await PostgresDatabase.NotifyAsync(c, tx, Payload(x.Id, ExecutionStatus.Pending));
-            return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
-        }, cancellationToken);
+            // Grouped: every submission of an account locks its balance row until its commit is flushed.
+            outcome = await db.WriteGroupedAsync(
+                PostgresDatabase.Statement(SubmitSql, parameters),
+                ReadRowAsync,
+                async (created, scope) => created is not null
+                    ? new SubmitOutcome(SubmitResult.Created, created.ToExecution())
+                    : await NotCreatedAsync(scope.Connection, scope.Transaction, x, parameters),
+                cancellationToken);
+        }
 
         if (outcome.Result == SubmitResult.Created)
         {
+            notifier.Notify(Payload(outcome.Execution!.Id, ExecutionStatus.Pending));
             changes.Published(outcome.Execution!);
         }
 
         return outcome;
     }
 
+    /// <summary>Why the submission inserted nothing: its key is taken (a replay or a reuse), or the balance is short.</summary>
+    private static async Task<SubmitOutcome> NotCreatedAsync(NpgsqlConnection c, NpgsqlTransaction tx, NewExecution x, object parameters)
+    {
+        while (true)
+        {
+            // A concurrent submission with the same key blocked the insert until it ended; it committed, so it is answered.
+            if (await FindAsync(c, tx, x) is { } existing)
+            {
+                return existing;
+            }
+
+            var covered = await c.QueryFirstOrDefaultAsync<bool>(
+                "SELECT balance_micros - held_micros >= @HoldMicros FROM accounts WHERE id = @AccountId",
+                new { x.AccountId, x.HoldMicros },
+                tx);
+            if (!covered)
+            {
+                return new SubmitOutcome(SubmitResult.InsufficientBalance, null);
+            }
+
+            // The key's holder was purged meanwhile, or a credit just arrived: try again.
+            if (await c.QueryFirstOrDefaultAsync<ExecutionRow>(SubmitSql, parameters, tx) is { } created)
+            {
+                return new SubmitOutcome(SubmitResult.Created, created.ToExecution());
+            }
+        }
+    }
+
+    /// <summary>The one row a grouped statement returned, if any.</summary>
+    private static async Task<ExecutionRow?> ReadRowAsync(NpgsqlDataReader reader)
+    {
+        ExecutionRow? row = null;
+        while (await reader.ReadAsync(CancellationToken.None))
+        {
+            row ??= reader.GetRowParser<ExecutionRow>()(reader);
+        }
+
+        return row;
+    }
+
     /// <summary>The account's execution with the submission's key, as a replay or a reuse.</summary>
-    private static async Task<SubmitOutcome?> FindAsync(NpgsqlConnection c, NpgsqlTransaction tx, NewExecution x)
+    private static async Task<SubmitOutcome?> FindAsync(NpgsqlConnection c, NpgsqlTransaction? tx, NewExecution x)
     {
         var existing = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
             "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
@@ -148,102 +191,186 @@ public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids,
 
     public async Task<Execution?> TransitionAsync(ExecutionTransition t, CancellationToken cancellationToken)
     {
-        var execution = await db.WriteAsync<Execution?>(async (c, tx) =>
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var eventId = ids.New("evt");
+        var parameters = new
         {
-            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-            var terminal = t.To.IsTerminal();
-            // attempt_log is TEXT (not jsonb, which refuses \u0000), so the attempt is appended as text.
-            var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
-                $"""
-                UPDATE executions SET
-                    status = @To,
-                    updated_at = @Now,
-                    output = COALESCE(@Output::text, output),
-                    artifacts = COALESCE(@Artifacts::text, artifacts),
-                    error = CASE WHEN @ClearError THEN NULL ELSE COALESCE(@Error::text, error) END,
-                    provider = COALESCE(@Provider::text, provider),
-                    provider_model = COALESCE(@ProviderModel::text, provider_model),
-                    provider_job_id = CASE WHEN @To::text = 'PROCESSING' THEN NULL ELSE COALESCE(@ProviderJobId::text, provider_job_id) END,
-                    callback_token_hash = COALESCE(@CallbackTokenHash::text, callback_token_hash),
-                    attempts = attempts + @AttemptIncrement,
-                    attempt_log = CASE
-                        WHEN @Attempt::text IS NULL THEN attempt_log
-                        WHEN attempt_log = '[]' THEN '[' || @Attempt::text || ']'
-                        ELSE left(attempt_log, -1) || ',' || @Attempt::text || ']' END,
-                    usage = COALESCE(@Usage::text, usage),
-                    actual_micros = COALESCE(@ActualMicros::bigint, actual_micros),
-                    overage_micros = CASE WHEN @ActualMicros::bigint IS NULL THEN overage_micros ELSE GREATEST(0, @ActualMicros::bigint - held_micros) END,
-                    started_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(started_at, @Now) ELSE started_at END,
-                    completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
-                    next_attempt_at = COALESCE(@NextAttemptAt::bigint, next_attempt_at),
-                    next_poll_at = @NextPollAt::bigint,
-                    lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
-                    lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt::bigint, lease_expires_at) ELSE NULL END
-                WHERE id = @Id
-                  AND status = ANY(@From)
-                  AND status IN {NonTerminalList}
-                  AND (@LeaseOwner::text IS NULL OR lease_owner = @LeaseOwner)
-                  AND (@AccountId::text IS NULL OR account_id = @AccountId)
-                  AND (@LeaseExpiredBy::bigint IS NULL OR lease_expires_at <= @LeaseExpiredBy)
-                RETURNING *
-                """,
-                new
-                {
-                    Id = t.ExecutionId,
-                    To = t.To.ToWire(),
-                    From = t.From.Select(s => s.ToWire()).ToArray(),
-                    Now = now,
-                    Terminal = terminal,
-                    t.Output,
-                    Artifacts = t.Artifacts is null ? null : StoreJson.Serialize(t.Artifacts),
-                    ClearError = t.To == ExecutionStatus.Completed,
-                    Error = t.Error is null ? null : StoreJson.Serialize(t.Error),
-                    t.Provider,
-                    t.ProviderModel,
-                    t.ProviderJobId,
-                    t.CallbackTokenHash,
-                    AttemptIncrement = t.IncrementAttempts ? 1 : t.UndoAttempt ? -1 : 0,
-                    Attempt = t.Attempt is null ? null : StoreJson.Serialize(t.Attempt),
-                    Usage = t.Usage is null ? null : StoreJson.Serialize(t.Usage),
-                    t.ActualMicros,
-                    NextAttemptAt = t.NextAttemptAt?.ToUnixTimeMilliseconds(),
-                    NextPollAt = t.NextPollAt?.ToUnixTimeMilliseconds(),
-                    LeaseExpiresAt = t.LeaseExpiresAt?.ToUnixTimeMilliseconds(),
-                    t.LeaseOwner,
-                    t.AccountId,
-                    LeaseExpiredBy = t.LeaseExpiredBy?.ToUnixTimeMilliseconds(),
-                },
-                tx);
-            if (row is null)
-            {
-                return (null, false);
-            }
+            Id = t.ExecutionId,
+            To = t.To.ToWire(),
+            From = t.From.Select(s => s.ToWire()).ToArray(),
+            Now = now,
+            Terminal = t.To.IsTerminal(),
+            t.Output,
+            Artifacts = t.Artifacts is null ? null : StoreJson.Serialize(t.Artifacts),
+            ClearError = t.To == ExecutionStatus.Completed,
+            Error = t.Error is null ? null : StoreJson.Serialize(t.Error),
+            t.Provider,
+            t.ProviderModel,
+            t.ProviderJobId,
+            t.CallbackTokenHash,
+            AttemptIncrement = t.IncrementAttempts ? 1 : t.UndoAttempt ? -1 : 0,
+            Attempt = t.Attempt is null ? null : StoreJson.Serialize(t.Attempt),
+            Usage = t.Usage is null ? null : StoreJson.Serialize(t.Usage),
+            t.ActualMicros,
+            NextAttemptAt = t.NextAttemptAt?.ToUnixTimeMilliseconds(),
+            NextPollAt = t.NextPollAt?.ToUnixTimeMilliseconds(),
+            LeaseExpiresAt = t.LeaseExpiresAt?.ToUnixTimeMilliseconds(),
+            t.LeaseOwner,
+            t.AccountId,
+            LeaseExpiredBy = t.LeaseExpiredBy?.ToUnixTimeMilliseconds(),
+            EventId = eventId,
+            EventType = t.To.EventType(),
+            ReleaseId = ids.New("txn"),
+            ChargeId = ids.New("txn"),
+        };
 
-            var changed = row.ToExecution();
-            if (terminal)
-            {
-                await SharedWrites.SettleAsync(c, tx, ids, changed, now);
-            }
-
-            var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
-            await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
-            await PostgresDatabase.NotifyAsync(c, tx, Payload(row.Id, t.To));
-            return (changed, true);
-        }, cancellationToken);
+        // Grouped: an ending settles the hold on the account's balance row, which every submission locks
+        // too; the other moves share the group's round trip and fsync.
+        var execution = await db.WriteGroupedAsync(
+            PostgresDatabase.Statement(t.To.IsTerminal() ? TerminalMoveSql : MoveSql, parameters),
+            ReadMovedAsync,
+            (moved, scope) => FinishMoveAsync(moved, scope, t.To.EventType(), eventId, now),
+            cancellationToken);
 
         if (execution is not null)
         {
+            notifier.Notify(Payload(execution.Id, t.To));
             changes.Published(execution);
         }
 
         return execution;
     }
 
+    private static async Task<(ExecutionRow? Row, bool HasEndpoints)> ReadMovedAsync(NpgsqlDataReader reader)
+    {
+        (ExecutionRow?, bool) moved = (null, false);
+        while (await reader.ReadAsync(CancellationToken.None))
+        {
+            moved = (reader.GetRowParser<ExecutionRow>()(reader), reader.GetBoolean(reader.GetOrdinal("has_endpoints")));
+        }
+
+        return moved;
+    }
+
+    /// <summary>
+    /// The outbox for a move that happened: a delivery to the submission's webhook_url is queued for the
+    /// group's last round trip; with enabled endpoints on the account, SharedWrites picks destinations.
+    /// </summary>
+    private async Task<Execution?> FinishMoveAsync((ExecutionRow? Row, bool HasEndpoints) moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
+    {
+        if (moved.Row is null)
+        {
+            return null;
+        }
+
+        var changed = moved.Row.ToExecution();
+        var firstDelay = options.Value.Webhooks.Schedule[0];
+        if (moved.HasEndpoints)
+        {
+            await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay);
+        }
+        else if (WebhookEventTypes.All.Contains(type) && WebhookPayloads.WantedBySubmission(changed, type))
+        {
+            // What SharedWrites.EnqueueWebhooksAsync writes for a webhook_url when the account has no endpoints.
+            scope.Later.Add(PostgresDatabase.Statement(
+                """
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
+                VALUES (@Id, @EventId, @AccountId, @ExecutionId, NULL, @Url, @Type, @Payload, 'pending', @Due, @Now, @Now)
+                """,
+                new
+                {
+                    Id = ids.New("whd"), EventId = eventId, changed.AccountId, ExecutionId = changed.Id, Url = changed.WebhookUrl!, Type = type,
+                    Payload = WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), changed, thin: false),
+                    Due = now + (long)firstDelay.TotalMilliseconds, Now = now,
+                }));
+        }
+
+        return changed;
+    }
+
+    // attempt_log is TEXT (not jsonb, which refuses \u0000), so the attempt is appended as text.
+    private const string UpdateSql =
+        """
+        UPDATE executions SET
+            status = @To,
+            updated_at = @Now,
+            output = COALESCE(@Output::text, output),
+            artifacts = COALESCE(@Artifacts::text, artifacts),
+            error = CASE WHEN @ClearError THEN NULL ELSE COALESCE(@Error::text, error) END,
+            provider = COALESCE(@Provider::text, provider),
+            provider_model = COALESCE(@ProviderModel::text, provider_model),
+            provider_job_id = CASE WHEN @To::text = 'PROCESSING' THEN NULL ELSE COALESCE(@ProviderJobId::text, provider_job_id) END,
+            callback_token_hash = COALESCE(@CallbackTokenHash::text, callback_token_hash),
+            attempts = attempts + @AttemptIncrement,
+            attempt_log = CASE
+                WHEN @Attempt::text IS NULL THEN attempt_log
+                WHEN attempt_log = '[]' THEN '[' || @Attempt::text || ']'
+                ELSE left(attempt_log, -1) || ',' || @Attempt::text || ']' END,
+            usage = COALESCE(@Usage::text, usage),
+            actual_micros = COALESCE(@ActualMicros::bigint, actual_micros),
+            overage_micros = CASE WHEN @ActualMicros::bigint IS NULL THEN overage_micros ELSE GREATEST(0, @ActualMicros::bigint - held_micros) END,
+            started_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(started_at, @Now) ELSE started_at END,
+            completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
+            next_attempt_at = COALESCE(@NextAttemptAt::bigint, next_attempt_at),
+            next_poll_at = @NextPollAt::bigint,
+            lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
+            lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt::bigint, lease_expires_at) ELSE NULL END
+        WHERE id = @Id
+          AND status = ANY(@From)
+          AND status IN ('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')
+          AND (@LeaseOwner::text IS NULL OR lease_owner = @LeaseOwner)
+          AND (@AccountId::text IS NULL OR account_id = @AccountId)
+          AND (@LeaseExpiredBy::bigint IS NULL OR lease_expires_at <= @LeaseExpiredBy)
+        RETURNING *
+        """;
+
+    // The moved row, and whether the account has endpoints that may want the event (most have none).
+    private const string ReturnMoved =
+        "SELECT moved.*, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = moved.account_id AND e.status = 'enabled') AS has_endpoints FROM moved";
+
+    private const string MoveSql =
+        $"""
+        WITH moved AS (
+            {UpdateSql}
+        ), event AS (
+            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
+            SELECT @EventId, id, account_id, @EventType, @To, @Now FROM moved
+        )
+        {ReturnMoved}
+        """;
+
+    // SharedWrites.SettleAsync in one statement: release the whole hold, charge what it cost capped at the
+    // hold (Execution.ChargedMicros, only for COMPLETED), and write the release and charge ledger entries.
+    private const string TerminalMoveSql =
+        $"""
+        WITH moved AS (
+            {UpdateSql}
+        ), event AS (
+            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
+            SELECT @EventId, id, account_id, @EventType, @To, @Now FROM moved
+        ), cost AS (
+            SELECT id, account_id, held_micros,
+                CASE WHEN status = 'COMPLETED' AND actual_micros IS NOT NULL THEN LEAST(GREATEST(actual_micros, 0), held_micros) ELSE 0 END AS charge
+            FROM moved
+        ), settled AS (
+            UPDATE accounts SET held_micros = accounts.held_micros - cost.held_micros, balance_micros = accounts.balance_micros - cost.charge
+            FROM cost
+            WHERE accounts.id = cost.account_id
+            RETURNING cost.id AS execution_id, cost.account_id, cost.held_micros AS released, cost.charge, accounts.balance_micros, accounts.held_micros
+        ), ledger AS (
+            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
+            SELECT @ReleaseId, account_id, execution_id, 'release', released, balance_micros + charge, held_micros, @Now FROM settled
+            UNION ALL
+            SELECT @ChargeId, account_id, execution_id, 'charge', charge, balance_micros, held_micros, @Now FROM settled WHERE charge > 0
+        )
+        {ReturnMoved}
+        """;
+
     /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
     internal static string Payload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();
 
     public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
+        db.WriteStatementAsync<IReadOnlyList<Execution>>(async c =>
         {
             // SKIP LOCKED: nodes claiming at once take different rows instead of queueing on each other.
             var rows = await c.QueryAsync<ExecutionRow>(
@@ -258,36 +385,33 @@ public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids,
                     FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """,
-                new { owner, max, Now = now.ToUnixTimeMilliseconds(), LeaseUntil = leaseUntil.ToUnixTimeMilliseconds() },
-                tx);
-            return ([.. rows.Select(r => r.ToExecution())], true);
+                new { owner, max, Now = now.ToUnixTimeMilliseconds(), LeaseUntil = leaseUntil.ToUnixTimeMilliseconds() });
+            return [.. rows.Select(r => r.ToExecution())];
         }, cancellationToken);
 
     public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
+        db.WriteStatementAsync(async c =>
         {
             var n = await c.ExecuteAsync(
                 """
                 UPDATE executions SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = @NotBefore
                 WHERE id = @id AND status = 'PENDING' AND lease_owner = @owner
                 """,
-                new { id, owner, NotBefore = notBefore.ToUnixTimeMilliseconds() },
-                tx);
-            return (n, true);
+                new { id, owner, NotBefore = notBefore.ToUnixTimeMilliseconds() });
+            return n;
         }, cancellationToken);
 
     public Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
+        db.WriteStatementAsync(async c =>
         {
             var n = await c.ExecuteAsync(
                 "UPDATE executions SET lease_expires_at = @Until WHERE id = @id AND lease_owner = @owner AND status IN ('PENDING', 'PROCESSING')",
-                new { id, owner, Until = leaseUntil.ToUnixTimeMilliseconds() },
-                tx);
-            return (n == 1, true);
+                new { id, owner, Until = leaseUntil.ToUnixTimeMilliseconds() });
+            return n == 1;
         }, cancellationToken);
 
     public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
+        db.WriteStatementAsync<IReadOnlyList<Execution>>(async c =>
         {
             var rows = await c.QueryAsync<ExecutionRow>(
                 """
@@ -300,9 +424,8 @@ public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids,
                     FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """,
-                new { max, Now = now.ToUnixTimeMilliseconds(), Next = nextPollAt.ToUnixTimeMilliseconds() },
-                tx);
-            return ([.. rows.Select(r => r.ToExecution())], true);
+                new { max, Now = now.ToUnixTimeMilliseconds(), Next = nextPollAt.ToUnixTimeMilliseconds() });
+            return [.. rows.Select(r => r.ToExecution())];
         }, cancellationToken);
 
     public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
@@ -345,17 +468,4 @@ public sealed class PostgresExecutionStore(PostgresDatabase db, IdGenerator ids,
                 "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq",
                 new { executionId, afterSequence })).Select(r => r.ToEvent())],
             cancellationToken);
-
-    private async Task<string> InsertEventAsync(NpgsqlConnection c, NpgsqlTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
-    {
-        var id = ids.New("evt");
-        await c.ExecuteAsync(
-            """
-            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
-            VALUES (@id, @executionId, @accountId, @Type, @Status, @now)
-            """,
-            new { id, executionId, accountId, Type = status.EventType(), Status = status.ToWire(), now },
-            tx);
-        return id;
-    }
 }

@@ -63,8 +63,17 @@ public sealed partial class PostgresNotificationListener(
         }
     }
 
+    /// <summary>A message holds newline-separated payloads (<see cref="PostgresNotifier"/> batches them).</summary>
+    internal void Handle(string message)
+    {
+        foreach (var line in message.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            HandleOne(line);
+        }
+    }
+
     /// <summary>Payloads are "&lt;execution id&gt; &lt;STATUS&gt;" or <see cref="PostgresDatabase.WebhooksPayload"/>.</summary>
-    internal void Handle(string payload)
+    private void HandleOne(string payload)
     {
         if (payload == PostgresDatabase.WebhooksPayload)
         {

@@ -7,7 +7,7 @@ using ModelRoute.Server.Webhooks;
 namespace ModelRoute.Server.Storage.Postgres;
 
 /// <summary>Webhook endpoints and the delivery outbox on PostgreSQL, with the semantics of the SQLite store.</summary>
-public sealed class PostgresWebhookStore(PostgresDatabase db, IdGenerator ids) : IWebhookStore
+public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier notifier, IdGenerator ids) : IWebhookStore
 {
     public Task<string?> GetDefaultSecretAsync(string accountId, CancellationToken cancellationToken) =>
         db.WriteAsync<string?>(async (c, tx) =>
@@ -97,7 +97,7 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, IdGenerator ids) :
         }, cancellationToken);
 
     public Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<WebhookDelivery>>(async (c, tx) =>
+        db.WriteStatementAsync<IReadOnlyList<WebhookDelivery>>(async c =>
         {
             var rows = await c.QueryAsync<DeliveryRow>(
                 """
@@ -111,9 +111,8 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, IdGenerator ids) :
                     FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """,
-                new { owner, max, Now = now.ToUnixTimeMilliseconds(), Until = leaseUntil.ToUnixTimeMilliseconds() },
-                tx);
-            return ([.. rows.Select(r => r.ToDelivery())], true);
+                new { owner, max, Now = now.ToUnixTimeMilliseconds(), Until = leaseUntil.ToUnixTimeMilliseconds() });
+            return [.. rows.Select(r => r.ToDelivery())];
         }, cancellationToken);
 
     public async Task<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
@@ -147,28 +146,31 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, IdGenerator ids) :
         {
             var now = r.AttemptedAt.ToUnixTimeMilliseconds();
             var status = r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
+            // The delivery's next state and its attempt row in one statement; nothing if the lease was lost.
             var endpointId = await c.QueryFirstOrDefaultAsync<(string Id, string? EndpointId)>(
                 """
-                UPDATE webhook_deliveries SET
-                    status = @status, attempts = attempts + 1, updated_at = @now,
-                    next_attempt_at = COALESCE(@Next::bigint, next_attempt_at),
-                    last_status_code = @StatusCode, last_error = @Error,
-                    completed_at = CASE WHEN @status = 'pending' THEN NULL ELSE @now END,
-                    lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = @DeliveryId AND lease_owner = @Owner AND status = 'pending'
-                RETURNING id, endpoint_id
+                WITH recorded AS (
+                    UPDATE webhook_deliveries SET
+                        status = @status, attempts = attempts + 1, updated_at = @now,
+                        next_attempt_at = COALESCE(@Next::bigint, next_attempt_at),
+                        last_status_code = @StatusCode, last_error = @Error,
+                        completed_at = CASE WHEN @status = 'pending' THEN NULL ELSE @now END,
+                        lease_owner = NULL, lease_expires_at = NULL
+                    WHERE id = @DeliveryId AND lease_owner = @Owner AND status = 'pending'
+                    RETURNING id, endpoint_id
+                ), attempt AS (
+                    INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error)
+                    SELECT @AttemptId, id, @now, @StatusCode, @LatencyMs, @Error FROM recorded
+                )
+                SELECT id, endpoint_id FROM recorded
                 """,
-                new { status, now, Next = r.NextAttemptAt?.ToUnixTimeMilliseconds(), r.StatusCode, r.Error, r.DeliveryId, r.Owner },
+                new { status, now, Next = r.NextAttemptAt?.ToUnixTimeMilliseconds(), r.StatusCode, r.Error, r.DeliveryId, r.Owner, AttemptId = ids.New("wha"), r.LatencyMs },
                 tx);
             if (endpointId.Id is null)
             {
                 return (0, false); // Another worker took it over: its own attempt counts.
             }
 
-            await c.ExecuteAsync(
-                "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error) VALUES (@Id, @DeliveryId, @now, @StatusCode, @LatencyMs, @Error)",
-                new { Id = ids.New("wha"), r.DeliveryId, now, r.StatusCode, r.LatencyMs, r.Error },
-                tx);
             if (endpointId.EndpointId is { } endpoint)
             {
                 if (r.DisableEndpointReason is not null)
@@ -177,11 +179,13 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, IdGenerator ids) :
                 }
 
                 await c.ExecuteAsync(
+                    // Only a change of health writes (and locks) the endpoint's row: deliveries to one
+                    // endpoint must not queue behind each other's commits to say it is still healthy.
                     r.Succeeded
-                        ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @endpoint"
+                        ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @endpoint AND failing_since IS NOT NULL"
                         : r.DisableEndpointReason is not null
                             ? "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @Reason WHERE id = @endpoint"
-                            : "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, @now) WHERE id = @endpoint",
+                            : "UPDATE webhook_endpoints SET failing_since = @now WHERE id = @endpoint AND failing_since IS NULL",
                     new { endpoint, now, Reason = r.DisableEndpointReason },
                     tx);
             }
@@ -216,8 +220,9 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, IdGenerator ids) :
                     new { Ids = deliveryIds.ToArray() })).Select(a => new WebhookAttempt(a.Id, a.DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(a.AttemptedAt), (int?)a.StatusCode, a.LatencyMs, a.Error))],
                 cancellationToken);
 
-    public Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
+    public async Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var delivery = await db.WriteAsync(async (c, tx) =>
         {
             var row = await c.QueryFirstOrDefaultAsync<DeliveryRow>(
                 """
@@ -228,12 +233,14 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, IdGenerator ids) :
                 """,
                 new { newId, deliveryId, accountId, Now = now.ToUnixTimeMilliseconds() },
                 tx);
-            if (row is not null)
-            {
-                // Due now: wake an idle delivery worker on whichever node.
-                await PostgresDatabase.NotifyAsync(c, tx, PostgresDatabase.WebhooksPayload);
-            }
-
             return (row?.ToDelivery(), row is not null);
         }, cancellationToken);
+        if (delivery is not null)
+        {
+            // Due now: wake an idle delivery worker on whichever node.
+            notifier.Notify(PostgresDatabase.WebhooksPayload);
+        }
+
+        return delivery;
+    }
 }

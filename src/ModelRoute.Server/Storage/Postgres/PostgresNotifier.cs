@@ -1,0 +1,142 @@
+using System.Text;
+using System.Threading.Channels;
+
+namespace ModelRoute.Server.Storage.Postgres;
+
+/// <summary>
+/// Tells every node (this one included) what this node committed, after the commit and outside the
+/// writing transaction. A NOTIFY inside a write would make PostgreSQL serialise that commit, fsync
+/// included, behind a global lock shared by every notifying transaction, so commits could no longer
+/// be flushed together. Instead payloads queue here and one loop sends whatever has piled up as a
+/// single <c>SELECT pg_notify(…)</c> per batch, each message holding many newline-separated payloads
+/// (read by <see cref="PostgresNotificationListener"/>). A notification lost in a crash between the
+/// commit and the send is acceptable: every waiter also re-reads on a timeout (dispatch and webhook
+/// workers every Dispatch:PollInterval, long-polls every second, event streams every 15 s).
+/// </summary>
+public sealed partial class PostgresNotifier(PostgresDatabase database, TimeProvider time, ILogger<PostgresNotifier> logger) : IAsyncDisposable
+{
+    /// <summary>PostgreSQL refuses payloads of 8000 bytes or more; stay well under it.</summary>
+    internal const int MaxMessageBytes = 7900;
+
+    // Enough payloads per round that a backlog drains in few statements, few enough to bound one statement.
+    private const int MaxPayloadsPerRound = 4096;
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(200);
+
+    private readonly Channel<string> _pending = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _startLock = new();
+    private Task? _loop;
+
+    /// <summary>Queues <paramref name="payload"/> ("&lt;execution id&gt; &lt;STATUS&gt;" or "webhooks"); call it after the commit.</summary>
+    public void Notify(string payload)
+    {
+        if (_pending.Writer.TryWrite(payload) && _loop is null)
+        {
+            lock (_startLock)
+            {
+                // Started on first use, so a store used without a host (the contract tests) still sends.
+                _loop ??= Task.Run(RunAsync);
+            }
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var reader = _pending.Reader;
+        var round = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            while (await reader.WaitToReadAsync(_stopping.Token))
+            {
+                // Everything queued while the previous round was being sent goes out together.
+                while (round.Count < MaxPayloadsPerRound && reader.TryRead(out var payload))
+                {
+                    round.Add(payload);
+                }
+
+                try
+                {
+                    await database.NotifyAsync(Pack(round), _stopping.Token);
+                }
+                catch (Exception ex) when (!_stopping.IsCancellationRequested)
+                {
+                    // Dropped, not retried: waiters re-read on their timeouts, and a stale wake-up helps no one.
+                    LogNotifyFailed(logger, ex, round.Count);
+                    await Task.Delay(RetryDelay, time, _stopping.Token);
+                }
+
+                round.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Shutting down.
+        }
+    }
+
+    /// <summary>Joins payloads with newlines into messages under <see cref="MaxMessageBytes"/> each.</summary>
+    internal static List<string> Pack(IEnumerable<string> payloads)
+    {
+        var messages = new List<string>();
+        var current = new StringBuilder();
+        var bytes = 0;
+        foreach (var payload in payloads)
+        {
+            var size = Encoding.UTF8.GetByteCount(payload);
+            if (size + 1 > MaxMessageBytes)
+            {
+                continue; // Ids and statuses are short; nothing this long is ever queued.
+            }
+
+            if (bytes > 0 && bytes + 1 + size > MaxMessageBytes)
+            {
+                messages.Add(current.ToString());
+                current.Clear();
+                bytes = 0;
+            }
+
+            if (bytes > 0)
+            {
+                current.Append('\n');
+                bytes++;
+            }
+
+            current.Append(payload);
+            bytes += size;
+        }
+
+        if (bytes > 0)
+        {
+            messages.Add(current.ToString());
+        }
+
+        return messages;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Give what is queued a moment to go out (a clean stop should not cost other nodes a poll interval).
+        _pending.Writer.TryComplete();
+        Task? loop;
+        lock (_startLock)
+        {
+            loop = _loop;
+        }
+
+        if (loop is not null)
+        {
+            await Task.WhenAny(loop, Task.Delay(TimeSpan.FromSeconds(2), time, CancellationToken.None));
+        }
+
+        await _stopping.CancelAsync();
+        if (loop is not null)
+        {
+            await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sending {Count} store notifications failed; other nodes will see those changes on their polling tick")]
+    private static partial void LogNotifyFailed(ILogger logger, Exception exception, int count);
+}
