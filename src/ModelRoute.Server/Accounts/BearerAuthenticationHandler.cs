@@ -6,7 +6,6 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Http;
-using ModelRoute.Server.Storage;
 
 namespace ModelRoute.Server.Accounts;
 
@@ -18,7 +17,7 @@ public sealed class BearerAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
-    IAccountStore accounts,
+    ApiKeyCache keys,
     IOptions<ModelRouteOptions> options) : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
 {
     public const string SchemeName = "Bearer";
@@ -42,7 +41,7 @@ public sealed class BearerAuthenticationHandler(
             return Success(new Claim(ClaimTypes.Role, Claims.AdminRole));
         }
 
-        if (ApiKeys.LooksLikeKey(token) && await accounts.FindApiKeyAsync(ApiKeys.Hash(token), Context.RequestAborted) is { } key)
+        if (ApiKeys.LooksLikeKey(token) && await keys.FindAsync(ApiKeys.Hash(token), Context.RequestAborted) is { } key)
         {
             return Success(new Claim(Claims.AccountIdType, key.AccountId), new Claim(Claims.ApiKeyIdType, key.KeyId));
         }

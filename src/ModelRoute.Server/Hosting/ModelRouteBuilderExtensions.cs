@@ -90,6 +90,7 @@ public static class ModelRouteBuilderExtensions
         services.AddHostedService<WebhookDeliveryWorker>();
 
         // HTTP: auth, rate limits, JSON, problems, OpenAPI.
+        services.AddSingleton<ApiKeyCache>();
         services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()

@@ -1,0 +1,64 @@
+using ModelRoute.Server.Accounts;
+using ModelRoute.Server.Storage;
+using ModelRoute.Tests.Infrastructure;
+
+namespace ModelRoute.Tests.Accounts;
+
+public sealed class ApiKeyCacheTests
+{
+    private readonly KeyStore _store = new();
+    private readonly ManualTimeProvider _time = new(new DateTimeOffset(2026, 11, 21, 0, 0, 0, TimeSpan.Zero));
+
+    [Fact]
+    public async Task A_found_key_is_read_from_the_store_once_within_its_lifetime_and_again_after()
+    {
+        _store.Answers.Enqueue(("key_1", "acct_1"));
+        _store.Answers.Enqueue(("key_1", "acct_1"));
+        var cache = new ApiKeyCache(_store, _time);
+
+        (await cache.FindAsync("h1", CancellationToken.None)).ShouldBe(("key_1", "acct_1"));
+        _time.Advance(ApiKeyCache.Lifetime - TimeSpan.FromSeconds(1));
+        (await cache.FindAsync("h1", CancellationToken.None)).ShouldBe(("key_1", "acct_1"));
+        _store.Reads.ShouldBe(1);
+
+        _time.Advance(TimeSpan.FromSeconds(2));
+        (await cache.FindAsync("h1", CancellationToken.None)).ShouldBe(("key_1", "acct_1"));
+        _store.Reads.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task An_unknown_key_is_asked_again_every_time_so_a_new_key_works_at_once()
+    {
+        _store.Answers.Enqueue(null);
+        _store.Answers.Enqueue(("key_2", "acct_2"));
+        var cache = new ApiKeyCache(_store, _time);
+
+        (await cache.FindAsync("h2", CancellationToken.None)).ShouldBeNull();
+        (await cache.FindAsync("h2", CancellationToken.None)).ShouldBe(("key_2", "acct_2"));
+        _store.Reads.ShouldBe(2);
+    }
+
+    /// <summary>Answers key lookups from a queue and counts them; nothing else is used.</summary>
+    private sealed class KeyStore : IAccountStore
+    {
+        public Queue<(string KeyId, string AccountId)?> Answers { get; } = new();
+
+        public int Reads { get; private set; }
+
+        public Task<(string KeyId, string AccountId)?> FindApiKeyAsync(string keyHash, CancellationToken cancellationToken)
+        {
+            Reads++;
+            return Task.FromResult(Answers.Dequeue());
+        }
+
+        public Task<Account> CreateAccountAsync(string id, string? name, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<Account?> GetAccountAsync(string id, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<ApiKeyRecord> CreateApiKeyAsync(ApiKeyRecord key, string keyHash, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<CreditOutcome?> CreditAsync(string entryId, string accountId, long amountMicros, string? reference, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<LedgerEntry>> ListLedgerAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+    }
+}
