@@ -25,6 +25,11 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     private readonly string _connectionString;
     private readonly Lock _startLock = new();
     private Task? _writer;
+    private Task _checkpoint = Task.CompletedTask;
+    private int _groupsSinceCheckpoint;
+
+    /// <summary>How many commits the writer makes before it asks for a checkpoint beside it.</summary>
+    private const int GroupsPerCheckpoint = 64;
 
     static SqliteDatabase()
     {
@@ -111,7 +116,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
                         statements = SqlitePreparedStatements.Attach(connection);
                     }
 
-                    await RunGroupAsync(connection, group);
+                    await RunGroupAsync(connection, statements!, group);
                 }
                 catch (Exception ex)
                 {
@@ -141,7 +146,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         }
     }
 
-    private async Task RunGroupAsync(SqliteConnection connection, List<PendingWrite> group)
+    private async Task RunGroupAsync(SqliteConnection connection, SqlitePreparedStatements statements, List<PendingWrite> group)
     {
         var started = Stopwatch.GetTimestamp();
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, CancellationToken.None);
@@ -154,21 +159,21 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
             }
 
             group.Add(write);
-            transaction.Save("w");
+            statements.Execute("SAVEPOINT w", transaction);
             try
             {
                 if (!await write.RunAsync(connection, transaction))
                 {
-                    transaction.Rollback("w");
+                    statements.Execute("ROLLBACK TO w", transaction);
                 }
             }
             catch (Exception ex)
             {
-                transaction.Rollback("w");
+                statements.Execute("ROLLBACK TO w", transaction);
                 write.Failed = ex;
             }
 
-            transaction.Release("w");
+            statements.Execute("RELEASE w", transaction);
         }
 
         await transaction.CommitAsync(CancellationToken.None);
@@ -176,13 +181,38 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         {
             write.Complete();
         }
+
+        if (++_groupsSinceCheckpoint >= GroupsPerCheckpoint && _checkpoint.IsCompleted)
+        {
+            _groupsSinceCheckpoint = 0;
+            _checkpoint = Task.Run(CheckpointAsync);
+        }
+    }
+
+    /// <summary>
+    /// Copies the WAL back into the database file on a connection of its own. The writer turns
+    /// SQLite's automatic checkpoint off because it would run inside a commit, on the writer's
+    /// thread, with an fsync of the database file: every caller in that group would wait for it.
+    /// PASSIVE never blocks the writer; what it cannot copy now is copied next time.
+    /// </summary>
+    private async Task CheckpointAsync()
+    {
+        try
+        {
+            await using var connection = await OpenAsync(CancellationToken.None);
+            await connection.ExecuteAsync("PRAGMA busy_timeout = 1000; PRAGMA wal_checkpoint(PASSIVE);");
+        }
+        catch (SqliteException)
+        {
+            // Busy or failing: the WAL only grows until the next try.
+        }
     }
 
     private async Task<SqliteConnection> OpenWriterAsync()
     {
         var connection = await OpenAsync(CancellationToken.None);
         // Durability first: a 202 means the execution is on disk, so every commit is synced.
-        await connection.ExecuteAsync("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000;");
+        await connection.ExecuteAsync("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA wal_autocheckpoint = 0;");
         return connection;
     }
 
@@ -228,6 +258,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     {
         _writes.Writer.TryComplete();
         _writer?.GetAwaiter().GetResult();
+        _checkpoint.GetAwaiter().GetResult();
     }
 
     private abstract class PendingWrite

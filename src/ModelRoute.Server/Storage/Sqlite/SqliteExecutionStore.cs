@@ -15,19 +15,11 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
     {
         var outcome = await db.WriteAsync<SubmitOutcome>(async (c, tx) =>
         {
-            var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
-                "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
-                new { x.AccountId, x.IdempotencyKey },
-                tx);
-            if (existing is not null)
-            {
-                var result = existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused;
-                return (new SubmitOutcome(result, existing.ToExecution()), false);
-            }
-
+            // The common case (a new key, money enough) runs four statements; a replay is found
+            // when the hold or the insert does not happen, and answers before any refusal.
             if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
             {
-                return (new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
+                return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
             }
 
             var account = await c.QueryFirstOrDefaultPreparedAsync<(long Balance, long Held)>(
@@ -40,11 +32,11 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 tx);
             if (account == default)
             {
-                return (new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+                return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
             }
 
             var now = x.CreatedAt.ToUnixTimeMilliseconds();
-            var created = await c.QuerySinglePreparedAsync<ExecutionRow>(
+            var created = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
                 """
                 INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                     estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
@@ -52,6 +44,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
                     @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
                     @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now)
+                ON CONFLICT (account_id, idempotency_key) DO NOTHING
                 RETURNING *
                 """,
                 new
@@ -61,6 +54,11 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                     x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
                 },
                 tx);
+            if (created is null)
+            {
+                return ((await ExistingAsync(c, tx, x))!, false); // The key is taken: the hold above is rolled back.
+            }
+
             await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
             await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
             return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
@@ -72,6 +70,18 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
         }
 
         return outcome;
+    }
+
+    /// <summary>A replay or a reused key when the submission's key is already taken in this account.</summary>
+    private static async Task<SubmitOutcome?> ExistingAsync(SqliteConnection c, SqliteTransaction tx, NewExecution x)
+    {
+        var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
+            "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
+            new { x.AccountId, x.IdempotencyKey },
+            tx);
+        return existing is null
+            ? null
+            : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
     }
 
     public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>

@@ -35,8 +35,8 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
     public static SqlitePreparedStatements? For(DbConnection connection) =>
         connection is SqliteConnection sqlite && Attached.TryGetValue(sqlite, out var statements) ? statements : null;
 
-    /// <summary>The prepared command for this SQL and parameter object, with its values bound; null when Dapper must run it.</summary>
-    public SqliteCommand? Bind(string sql, object param, DbTransaction? transaction)
+    /// <summary>The prepared statement for this SQL and parameter object, with its values bound; null when Dapper must run it.</summary>
+    public Statement? Bind(string sql, object param, DbTransaction? transaction)
     {
         var key = (sql, param.GetType());
         if (!_statements.TryGetValue(key, out var statement))
@@ -56,8 +56,13 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
             parameter.Value = read(param) ?? DBNull.Value;
         }
 
-        return statement.Command;
+        return statement;
     }
+
+    /// <summary>Runs a statement without parameters (SAVEPOINT, RELEASE, …), prepared once.</summary>
+    public void Execute(string sql, SqliteTransaction transaction) => Bind(sql, NoParameters, transaction)!.Command.ExecuteNonQuery();
+
+    private static readonly object NoParameters = new();
 
     public void Dispose()
     {
@@ -73,8 +78,14 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
     [GeneratedRegex(@"@([A-Za-z_][A-Za-z0-9_]*)")]
     private static partial Regex ParameterName();
 
-    private sealed record Statement(SqliteCommand Command, (SqliteParameter Parameter, Func<object, object?> Read)[] Bindings)
+    public sealed record Statement(SqliteCommand Command, (SqliteParameter Parameter, Func<object, object?> Read)[] Bindings)
     {
+        private object? _rowParser;
+
+        /// <summary>Dapper's parser for this statement's rows, built at the first row: a statement's columns never change.</summary>
+        public Func<DbDataReader, T> RowParser<T>(DbDataReader reader) =>
+            _rowParser as Func<DbDataReader, T> ?? (Func<DbDataReader, T>)(_rowParser = PreparedSql.RowParser<T>(reader));
+
         public static Statement? Create(SqliteConnection connection, string sql, Type type)
         {
             var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
@@ -97,6 +108,8 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
                 bindings.Add((parameter, Getter(type, property)));
             }
 
+            // Without an explicit Prepare, Microsoft.Data.Sqlite compiles the SQL again at every execution.
+            command.Prepare();
             return new Statement(command, [.. bindings]);
         }
 
@@ -123,21 +136,21 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
 internal static class PreparedSql
 {
     public static Task<int> ExecutePreparedAsync(this DbConnection c, string sql, object param, DbTransaction? tx) =>
-        SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is { } command
-            ? Task.FromResult(command.ExecuteNonQuery())
+        SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is { } statement
+            ? Task.FromResult(statement.Command.ExecuteNonQuery())
             : c.ExecuteAsync(sql, param, tx);
 
     public static Task<IEnumerable<T>> QueryPreparedAsync<T>(this DbConnection c, string sql, object param, DbTransaction? tx)
     {
-        if (SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is not { } command)
+        if (SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is not { } statement)
         {
             return c.QueryAsync<T>(sql, param, tx);
         }
 
         var rows = new List<T>();
-        using (var reader = command.ExecuteReader())
+        using (var reader = statement.Command.ExecuteReader())
         {
-            var parse = RowParser<T>(reader);
+            var parse = reader.HasRows ? statement.RowParser<T>(reader) : null!;
             while (reader.Read())
             {
                 rows.Add(parse(reader));
@@ -149,13 +162,13 @@ internal static class PreparedSql
 
     public static async Task<T?> QueryFirstOrDefaultPreparedAsync<T>(this DbConnection c, string sql, object param, DbTransaction? tx)
     {
-        if (SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is not { } command)
+        if (SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is not { } statement)
         {
             return await c.QueryFirstOrDefaultAsync<T>(sql, param, tx);
         }
 
-        using var reader = command.ExecuteReader();
-        var row = reader.Read() ? RowParser<T>(reader)(reader) : default;
+        using var reader = statement.Command.ExecuteReader();
+        var row = reader.Read() ? statement.RowParser<T>(reader)(reader) : default;
         // Statements with RETURNING finish their work only when stepped to the end.
         while (reader.Read())
         {
@@ -165,7 +178,7 @@ internal static class PreparedSql
     }
 
     /// <summary>Dapper's row parser, except for single values, which Dapper's parser does not cast (one column, read directly).</summary>
-    private static Func<DbDataReader, T> RowParser<T>(DbDataReader reader)
+    internal static Func<DbDataReader, T> RowParser<T>(DbDataReader reader)
     {
         var type = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
         if (type != typeof(string) && !type.IsPrimitive)
