@@ -176,10 +176,10 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
 
                 await c.ExecutePreparedAsync(
                     r.Succeeded
-                        ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @endpoint"
+                        ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @endpoint AND failing_since IS NOT NULL"
                         : r.DisableEndpointReason is not null
                             ? "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @Reason WHERE id = @endpoint"
-                            : "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, @now) WHERE id = @endpoint",
+                            : "UPDATE webhook_endpoints SET failing_since = @now WHERE id = @endpoint AND failing_since IS NULL",
                     new { endpoint, now, Reason = r.DisableEndpointReason },
                     tx);
             }
