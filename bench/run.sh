@@ -20,9 +20,11 @@ stale() { # output, source folders…
 }
 if stale "$server" src/ModelRoute.Server; then
   dotnet build src/ModelRoute.Server/ModelRoute.Server.csproj -c Release -nologo -v quiet
+  touch "$server" # an unchanged build leaves the old file, and the check would build again next time
 fi
 if stale "$bench" bench/ModelRoute.Bench; then
   dotnet build bench/ModelRoute.Bench/ModelRoute.Bench.csproj -c Release -nologo -v quiet
+  touch "$bench"
 fi
 
 dotnet "$bench" "$@"

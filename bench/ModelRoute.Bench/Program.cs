@@ -38,21 +38,31 @@ ThreadPool.SetMinThreads(256, 256);
 var results = new List<StoreResult>();
 string? postgresVersion = null;
 await using var receiver = await WebhookReceiver.StartAsync();
+
+// The throwaway cluster's initdb and start overlap the first gateway's start-up; no measurement runs before it is up.
+var postgresStart = stores.Contains("postgres") ? PostgresServer.StartAsync() : null;
 foreach (var store in stores)
 {
     PostgresServer? postgres = null;
     try
     {
         string? connectionString = null;
-        if (store == "postgres")
+        var gatewayStart = store == "postgres" ? null : GatewayHost.StartAsync(serverDll, store, null);
+        if (postgresStart is not null && store != "postgres")
         {
-            postgres = await PostgresServer.StartAsync();
+            await Task.WhenAny(postgresStart); // its failure is the PostgreSQL run's, not this one's
+        }
+        else if (postgresStart is not null)
+        {
+            var cluster = postgresStart;
+            postgresStart = null;
+            postgres = await cluster;
             postgresVersion = postgres.Version;
             connectionString = postgres.ConnectionString(await postgres.CreateDatabaseAsync("modelroute"));
         }
 
         StoreResult result;
-        await using (var gateway = await GatewayHost.StartAsync(serverDll, store, connectionString))
+        await using (var gateway = await (gatewayStart ?? GatewayHost.StartAsync(serverDll, store, connectionString)))
         {
             Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: gateway ready ({gateway.RssMiB()} MiB RSS)");
             result = await new StoreBench(gateway, receiver, settings, store, phases).RunAsync(CancellationToken.None);
@@ -71,7 +81,7 @@ foreach (var store in stores)
                 Baseline = baseline,
                 FractionOfSequentialBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.SequentialInsertsPerSecond),
                 FractionOfConcurrentBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.ConcurrentInsertsPerSecond),
-                Phases = [.. result.Phases, new PhaseTime("baseline", Math.Round(LoadGenerator.SecondsSince(started), 1))],
+                Phases = [.. result.Phases, new PhaseTime("baseline", Math.Round(LoadGenerator.SecondsSince(started), 1), 0)],
             };
         }
 
@@ -90,6 +100,11 @@ foreach (var store in stores)
             await postgres.DisposeAsync();
         }
     }
+}
+
+if (postgresStart is { IsCompletedSuccessfully: true })
+{
+    await (await postgresStart).DisposeAsync();
 }
 
 var wall = Math.Round((DateTimeOffset.UtcNow - startedAt).TotalSeconds, 1);

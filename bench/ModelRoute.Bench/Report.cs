@@ -7,7 +7,7 @@ namespace ModelRoute.Bench;
 public static class Report
 {
     public static string Notes(BenchSettings s) =>
-        (s.Quick ? "QUICK MODE: 1 s runs, a two-step search and at most 5 s to park executions; indicative only. Run ./bench/run.sh (full) for the real figures. " : "")
+        (s.Quick ? $"QUICK MODE: {s.FixedDuration.TotalSeconds:0.#} s runs, a {s.SearchMaxSteps}-step search and at most {s.FillLimit.TotalSeconds:0.#} s to park executions; indicative only. Run ./bench/run.sh (full) for the real figures. " : "")
         + "Gateway (Release build) and load generator run on the same machine over loopback, so they share its CPUs. "
         + "Submit and GET latencies are open loop: measured from each request's scheduled send time; requests still unanswered "
         + $"{s.RequestDrainLimit.TotalSeconds:0.#} s after the last scheduled send are abandoned and count as errors. "
@@ -83,7 +83,7 @@ public static class Report
         if (report.Mode == "quick")
         {
             md.AppendLine();
-            md.AppendLine("> **These are quick-mode numbers**: 1 s runs, a short rate search, and as many awaiting executions as can be parked in 5 s (not 100,000). Treat them as a smoke test; `./bench/run.sh` gives the full figures.");
+            md.AppendLine("> **These are quick-mode numbers**: 1 s runs, a short rate search, and as many awaiting executions as can be parked in a few seconds (not 100,000). Treat them as a smoke test; `./bench/run.sh` gives the full figures.");
         }
 
         md.AppendLine();
@@ -188,7 +188,7 @@ public static class Report
             md.AppendLine(CultureInfo.InvariantCulture, $"| Parking them | {mem.Accepted:N0} of {mem.Requested:N0} accepted and {mem.Awaiting:N0} awaiting after {F(mem.FillSeconds)} s{(mem.FillCapped ? " (the fill's time cap ended it)" : "")}; RSS during the fill: {string.Join(", ", mem.FillSamples.Select(x => $"{F(x.RssMiB)} MiB at {x.Awaiting:N0}"))} |");
         }
 
-        md.AppendLine(CultureInfo.InvariantCulture, $"| Time per phase | {string.Join(", ", s.Phases.Select(p => $"{p.Phase} {F(p.Seconds)} s"))} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| Time per phase (gateway CPU) | {string.Join(", ", s.Phases.Select(p => $"{p.Phase} {F(p.Seconds)} s ({F(p.GatewayCpuSeconds)} CPU s)"))} |");
     }
 
     private static void Row(StringBuilder md, string what, RunResult r)

@@ -10,7 +10,7 @@ public sealed record SearchResult(double HighestRateUnder50MsP99, double? Lowest
 
 public sealed record EndToEndResult(double Rate, int Submitted, int SubmitErrors, int WebhooksReceived, int Missing, LatencyStats Latency, int RejectedSignatures, double WaitedSeconds);
 
-public sealed record WebhookFloodResult(int Executions, int Accepted, int Delivered, double DeliveriesPerSecond, double SecondsFirstToLast, double SecondsFromSubmit, bool WaitCapped);
+public sealed record WebhookFloodResult(int Executions, long Accepted, int Delivered, double DeliveriesPerSecond, double SecondsFirstToLast, double SecondsFromSubmit, bool WaitCapped);
 
 public sealed record MemorySample(double Second, double RssMiB, double AnonymousMiB, long Awaiting);
 
@@ -21,7 +21,7 @@ public sealed record MemorySample(double Second, double RssMiB, double Anonymous
 /// </summary>
 public sealed record MemoryResult(
     int Requested,
-    int Accepted,
+    long Accepted,
     long Awaiting,
     double FillSeconds,
     bool FillCapped,
@@ -35,7 +35,8 @@ public sealed record MemoryResult(
     IReadOnlyList<MemorySample> FillSamples,
     IReadOnlyList<MemorySample> Samples);
 
-public sealed record PhaseTime(string Phase, double Seconds);
+/// <summary>How long a phase took, and the CPU seconds the gateway process used in it (both cores count).</summary>
+public sealed record PhaseTime(string Phase, double Seconds, double GatewayCpuSeconds);
 
 public sealed record StoreResult(
     string Store,

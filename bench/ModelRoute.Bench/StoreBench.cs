@@ -13,6 +13,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
     private readonly string _run = Guid.NewGuid().ToString("N")[..8];
     private readonly List<PhaseTime> _times = [];
     private HttpClient _api = null!;
+    private GatewayCounters _lastCounters = new(0, new Dictionary<string, long>());
 
     public async Task<StoreResult> RunAsync(CancellationToken cancellationToken)
     {
@@ -91,8 +92,9 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
     private async Task TimedAsync(string phase, Func<Task> run)
     {
         var started = Stopwatch.GetTimestamp();
+        var cpu = gateway.CpuSeconds();
         await run();
-        _times.Add(new PhaseTime(phase, Math.Round(LoadGenerator.SecondsSince(started), 1)));
+        _times.Add(new PhaseTime(phase, Math.Round(LoadGenerator.SecondsSince(started), 1), Math.Round(gateway.CpuSeconds() - cpu, 2)));
     }
 
     private void Log(string message) => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: {message}");
@@ -115,7 +117,20 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         return response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.OK;
     }
 
-    private Task<GatewayCounters> CountersAsync(CancellationToken cancellationToken) => gateway.CountersAsync(_api, cancellationToken);
+    /// <summary>The gateway's counters; when it is too busy to answer within 2 s, the last ones read (a drain then waits on).</summary>
+    private async Task<GatewayCounters> CountersAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            return _lastCounters = await gateway.CountersAsync(_api, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return _lastCounters;
+        }
+    }
 
     /// <summary>One open-loop submit run, then how far dispatch kept up, waiting (capped) for the backlog to clear.</summary>
     private async Task<RunResult> SubmitRunAsync(string name, double rate, TimeSpan duration, CancellationToken cancellationToken)
@@ -235,7 +250,9 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var started = Stopwatch.GetTimestamp();
         var deadline = started + (long)(settings.FloodWaitLimit.TotalSeconds * Stopwatch.Frequency);
         var countBefore = receiver.CompletedCount;
-        var accepted = await SubmitInBatchesAsync(settings.WebhookFlood, i => TextSubmission(prefix + i, receiver.Url), deadline, cancellationToken);
+        // Submissions get 60 % of the phase's time, the deliveries the rest.
+        var submitDeadline = started + (long)(settings.FloodWaitLimit.TotalSeconds * 0.6 * Stopwatch.Frequency);
+        var accepted = await SubmitInBatchesAsync(settings.WebhookFlood, i => TextSubmission(prefix + i, receiver.Url), submitDeadline, cancellationToken);
         var remaining = TimeSpan.FromSeconds(Math.Max(0, LoadGenerator.Ms(deadline - Stopwatch.GetTimestamp()) / 1000.0));
         await WaitForWebhooksAsync(countBefore + accepted, remaining, cancellationToken);
         var arrivals = receiver.Completed.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(p => p.Value).Order().ToArray();
@@ -252,7 +269,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
     }
 
     /// <summary>Waits until the receiver holds <paramref name="expected"/> verified completions, at most <paramref name="limit"/>; the seconds waited.</summary>
-    private async Task<double> WaitForWebhooksAsync(int expected, TimeSpan limit, CancellationToken cancellationToken)
+    private async Task<double> WaitForWebhooksAsync(long expected, TimeSpan limit, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         while (receiver.CompletedCount < expected && LoadGenerator.SecondsSince(started) < limit.TotalSeconds)
@@ -264,37 +281,36 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
     }
 
     /// <summary>
-    /// Submits through POST /v1/executions/batch, 1000 a request, <see cref="BenchSettings.FillConcurrency"/> requests at
-    /// a time, starting no new batch after <paramref name="deadline"/> (a Stopwatch timestamp); how many were accepted.
+    /// Submits through POST /v1/executions/batch, up to 1000 a request, <see cref="BenchSettings.FillConcurrency"/> requests at
+    /// a time, and cancels what is still running at <paramref name="deadline"/> (a Stopwatch timestamp), so a slow gateway
+    /// cannot stretch the phase. How many were accepted comes from the gateway's counters, which a cut batch leaves right.
     /// </summary>
-    private async Task<int> SubmitInBatchesAsync(int count, Func<int, string> submission, long deadline, CancellationToken cancellationToken)
+    private async Task<long> SubmitInBatchesAsync(int count, Func<int, string> submission, long deadline, CancellationToken cancellationToken)
     {
-        const int BatchSize = 1000;
+        var batchSize = Math.Clamp((count + settings.FillConcurrency - 1) / settings.FillConcurrency, 1, 1000);
+        var before = (await CountersAsync(cancellationToken)).Submitted;
+        using var cut = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cut.CancelAfter(TimeSpan.FromSeconds(Math.Max(0, LoadGenerator.Ms(deadline - Stopwatch.GetTimestamp()) / 1000.0)));
         var next = -1;
-        var accepted = 0;
         var workers = Enumerable.Range(0, settings.FillConcurrency).Select(async _ =>
         {
             int batch;
-            while ((batch = Interlocked.Increment(ref next)) * BatchSize < count && Stopwatch.GetTimestamp() < deadline)
+            while ((batch = Interlocked.Increment(ref next)) * batchSize < count && !cut.IsCancellationRequested)
             {
-                var first = batch * BatchSize;
-                var json = "{\"executions\":[" + string.Join(',', Enumerable.Range(first, Math.Min(BatchSize, count - first)).Select(submission)) + "]}";
-                await PostAsync("/v1/executions/batch", json, cancellationToken, body => Interlocked.Add(ref accepted, CountAccepted(body)));
+                var first = batch * batchSize;
+                var json = "{\"executions\":[" + string.Join(',', Enumerable.Range(first, Math.Min(batchSize, count - first)).Select(submission)) + "]}";
+                try
+                {
+                    await PostAsync("/v1/executions/batch", json, cut.Token);
+                }
+                catch (OperationCanceledException) when (cut.IsCancellationRequested)
+                {
+                    return; // Out of time: the gateway stops the batch where it was.
+                }
             }
         });
         await Task.WhenAll(workers);
-        return accepted;
-    }
-
-    private static int CountAccepted(string body)
-    {
-        using var doc = JsonDocument.Parse(body);
-        if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("data", out var items) || items.ValueKind != JsonValueKind.Array)
-        {
-            return 0;
-        }
-
-        return items.EnumerateArray().Count(item => item.TryGetProperty("status", out var s) && s.ValueKind == JsonValueKind.Number && s.GetInt32() is 200 or 202);
+        return (await CountersAsync(cancellationToken)).Submitted - before;
     }
 
     private async Task<MemoryResult> MemoryAsync(CancellationToken cancellationToken)
@@ -309,9 +325,11 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var fillSamples = new List<MemorySample>();
         using var sampling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var sampler = SampleAsync(fillSamples, started, awaitingBefore, sampling.Token);
+        // Submissions get three quarters of the time; dispatch, which parks them, runs behind.
+        var submitDeadline = started + (long)(settings.FillLimit.TotalSeconds * 0.75 * Stopwatch.Frequency);
         var accepted = await SubmitInBatchesAsync(count, i =>
             "{\"model\":\"sim/image\",\"idempotency_key\":\"" + _run + "-mem-" + i
-            + "\",\"timeout_seconds\":3600,\"input\":{\"prompt\":\"benchmark\",\"n\":1,\"simulate\":{\"latency_ms\":600000}}}", deadline, cancellationToken);
+            + "\",\"timeout_seconds\":3600,\"input\":{\"prompt\":\"benchmark\",\"n\":1,\"simulate\":{\"latency_ms\":600000}}}", submitDeadline, cancellationToken);
 
         // The dispatcher hands them to the simulator behind the submissions: wait (within the cap) until all are parked.
         long awaiting;
@@ -344,7 +362,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var max = samples.Max(s => s.RssMiB);
         // Flat: the window moves less than 10 % (and under 20 MiB of noise counts as flat too).
         var flat = max - min <= Math.Max(20, 0.10 * max);
-        var perAwaiting = awaiting > 0 ? Math.Round((max - before) * 1024 / awaiting, 2) : double.NaN;
+        var perAwaiting = awaiting > 0 ? Math.Round(Math.Max(0, max - before) * 1024 / awaiting, 2) : double.NaN;
         var projected = awaiting > 0 ? Math.Round(before + (Math.Max(0, max - before) * 100_000.0 / awaiting), 1) : double.NaN;
         return new MemoryResult(count, accepted, awaiting, fillSeconds, awaiting < count, before, afterFill, min, max, perAwaiting, projected, flat, fillSamples, samples);
     }
