@@ -70,7 +70,7 @@ public sealed record BenchSettings(
             WebhookFlood: 10_000,
             FloodWaitLimit: TimeSpan.FromSeconds(20),
             AwaitingExecutions: 100_000,
-            FillConcurrency: 4,
+            FillConcurrency: 8,
             FillLimit: TimeSpan.FromSeconds(90),
             MemoryWindow: TimeSpan.FromSeconds(20),
             BaselineDuration: TimeSpan.FromSeconds(3));

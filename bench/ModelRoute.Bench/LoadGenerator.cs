@@ -99,9 +99,11 @@ public sealed record LatencyStats(double P50Ms, double P90Ms, double P99Ms, doub
 /// <summary>
 /// How far the gateway's background dispatch kept up with a submit run, from its <c>/metrics</c> counters:
 /// executions it finished during the run, those still waiting at the end of the schedule, and how long the rest
-/// took to finish (null when they had not within the wait allowed).
+/// took to finish (null when they had not within the wait allowed). <see cref="Approximate"/>: the gateway was too busy
+/// to answer <c>/metrics</c> in time at least once, so some figures are from an earlier reading.
 /// </summary>
-public sealed record DispatchProgress(long Accepted, long FinishedDuringRun, long PendingAtEnd, long UnfinishedAtEnd, double? DrainSeconds, long UnfinishedAfterWait, long UnfinishedAtStart);
+public sealed record DispatchProgress(
+    long Accepted, long FinishedDuringRun, long PendingAtEnd, long UnfinishedAtEnd, double? DrainSeconds, long UnfinishedAfterWait, long UnfinishedAtStart, bool Approximate);
 
 /// <summary>One open-loop run: what was offered, what came back, and the latency of every request.</summary>
 public sealed record RunResult(

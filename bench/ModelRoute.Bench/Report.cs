@@ -6,6 +6,8 @@ namespace ModelRoute.Bench;
 /// <summary>The targets (reported, never asserted) and docs/benchmarks.md.</summary>
 public static class Report
 {
+    private const double GeneratorLagWarningMs = 5;
+
     public static string Notes(BenchSettings s) =>
         (s.Quick ? $"QUICK MODE: {s.FixedDuration.TotalSeconds:0.#} s runs, a {s.SearchMaxSteps}-step search and at most {s.FillLimit.TotalSeconds:0.#} s to park executions; indicative only. Run ./bench/run.sh (full) for the real figures. " : "")
         + "Gateway (Release build) and load generator run on the same machine over loopback, so they share its CPUs. "
@@ -52,10 +54,12 @@ public static class Report
         foreach (var store in stores.Where(s => s.Memory is not null))
         {
             var m = store.Memory!;
-            var measured = $"{F(m.RssMaxMiB)} MiB with {m.Awaiting:N0} awaiting ({(m.Flat ? "flat" : "not flat")}); {F(m.KiBPerAwaiting)} KiB each, projected {F(m.ProjectedRssMiBAt100k)} MiB at 100,000";
+            var measured = $"{F(m.RssMaxMiB)} MiB with {m.Awaiting:N0} awaiting ({(m.Flat ? "flat" : "not flat")})"
+                + (double.IsNaN(m.KiBPerAwaiting) ? "" : $"; {F(m.KiBPerAwaiting)} KiB each, projected {F(m.ProjectedRssMiBAt100k)} MiB at 100,000");
             var verdict = m.Awaiting >= 100_000
                 ? (ToMegabytes(m.RssMaxMiB) <= 400 && m.Flat ? "met" : "missed")
-                : $"not measured at 100,000 ({m.Awaiting:N0} parked in {F(m.FillSeconds)} s); projection {(ToMegabytes(m.ProjectedRssMiBAt100k) <= 400 ? "within" : "over")} the target";
+                : $"not measured at 100,000 ({m.Awaiting:N0} parked in {F(m.FillSeconds)} s); "
+                    + (double.IsNaN(m.ProjectedRssMiBAt100k) ? "too few to project" : $"projection {(ToMegabytes(m.ProjectedRssMiBAt100k) <= 400 ? "within" : "over")} the target");
             checks.Add(new TargetCheck($"{Name(store.Store)}: 100,000 awaiting executions ≤ 400 MB RSS, flat", measured, verdict));
         }
 
@@ -184,7 +188,9 @@ public static class Report
         if (s.Memory is { } mem)
         {
             md.AppendLine(CultureInfo.InvariantCulture, $"| Gateway RSS with {mem.Awaiting:N0} executions in AWAITING_WEBHOOK | {F(mem.RssMinMiB)}–{F(mem.RssMaxMiB)} MiB over {mem.Samples.Count} samples, 1 s apart ({(mem.Flat ? "flat" : "NOT flat")}); {F(mem.RssBeforeMiB)} MiB before the fill |");
-            md.AppendLine(CultureInfo.InvariantCulture, $"| Memory per awaiting execution | {F(mem.KiBPerAwaiting)} KiB; projected {F(mem.ProjectedRssMiBAt100k)} MiB at 100,000 |");
+            md.AppendLine(double.IsNaN(mem.KiBPerAwaiting)
+                ? string.Create(CultureInfo.InvariantCulture, $"| Memory per awaiting execution | too few parked (under {MemoryResult.FewestToProject:N0}) to tell |")
+                : $"| Memory per awaiting execution | {F(mem.KiBPerAwaiting)} KiB; projected {F(mem.ProjectedRssMiBAt100k)} MiB at 100,000 |");
             md.AppendLine(CultureInfo.InvariantCulture, $"| Parking them | {mem.Accepted:N0} of {mem.Requested:N0} accepted and {mem.Awaiting:N0} awaiting after {F(mem.FillSeconds)} s{(mem.FillCapped ? " (the fill's time cap ended it)" : "")}; RSS during the fill: {string.Join(", ", mem.FillSamples.Select(x => $"{F(x.RssMiB)} MiB at {x.Awaiting:N0}"))} |");
         }
 
@@ -197,8 +203,11 @@ public static class Report
             ? ""
             : $"{d.FinishedDuringRun:N0} of {d.Accepted:N0} finished during the run, {d.PendingAtEnd:N0} pending at its end; "
                 + (d.DrainSeconds is { } seconds ? $"all done {F(seconds)} s later" : $"{d.UnfinishedAfterWait:N0} still unfinished after the wait")
-                + (d.UnfinishedAtStart > 0 ? $" ({d.UnfinishedAtStart:N0} unfinished at start)" : "");
-        md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {F(r.Rate)}/s for {F(r.Seconds)} s | {r.Sent} | {r.Errors}{(r.Abandoned > 0 ? $" ({r.Abandoned} abandoned)" : "")} | {F(r.Latency.P50Ms)} ms | {F(r.Latency.P99Ms)} ms | {F(r.Latency.P999Ms)} ms | {F(r.Latency.MaxMs)} ms | {dispatch} |");
+                + (d.UnfinishedAtStart > 0 ? $" ({d.UnfinishedAtStart:N0} unfinished at start)" : "")
+                + (d.Approximate ? " (approximate: /metrics answered late)" : "");
+        // A generator that could not keep its own schedule measured itself as much as the gateway: say so.
+        var lag = r.MaxDispatchLagMs > GeneratorLagWarningMs ? $" (the load generator ran up to {F(r.MaxDispatchLagMs)} ms behind its schedule)" : "";
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {what}{lag} | {F(r.Rate)}/s for {F(r.Seconds)} s | {r.Sent} | {r.Errors}{(r.Abandoned > 0 ? $" ({r.Abandoned} abandoned)" : "")} | {F(r.Latency.P50Ms)} ms | {F(r.Latency.P99Ms)} ms | {F(r.Latency.P999Ms)} ms | {F(r.Latency.MaxMs)} ms | {dispatch} |");
     }
 
     private static TargetCheck RateTarget(string target, SearchResult search, double goal)

@@ -33,7 +33,11 @@ public sealed record MemoryResult(
     double ProjectedRssMiBAt100k,
     bool Flat,
     IReadOnlyList<MemorySample> FillSamples,
-    IReadOnlyList<MemorySample> Samples);
+    IReadOnlyList<MemorySample> Samples)
+{
+    /// <summary>Fewer parked executions than this give no per-execution figure or projection.</summary>
+    public const int FewestToProject = 5_000;
+}
 
 /// <summary>How long a phase took, and the CPU seconds the gateway process used in it (both cores count).</summary>
 public sealed record PhaseTime(string Phase, double Seconds, double GatewayCpuSeconds);

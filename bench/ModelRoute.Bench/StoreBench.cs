@@ -14,6 +14,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
     private readonly List<PhaseTime> _times = [];
     private HttpClient _api = null!;
     private GatewayCounters _lastCounters = new(0, new Dictionary<string, long>());
+    private int _lateReads;
 
     public async Task<StoreResult> RunAsync(CancellationToken cancellationToken)
     {
@@ -117,17 +118,21 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         return response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.OK;
     }
 
-    /// <summary>The gateway's counters; when it is too busy to answer within 2 s, the last ones read (a drain then waits on).</summary>
+    /// <summary>
+    /// The gateway's counters; when it is too busy to answer within the limit, the last ones read, and
+    /// <see cref="_lateReads"/> counts it so that figures built on them are marked approximate.
+    /// </summary>
     private async Task<GatewayCounters> CountersAsync(CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromSeconds(2));
+        timeout.CancelAfter(settings.RequestDrainLimit);
         try
         {
             return _lastCounters = await gateway.CountersAsync(_api, timeout.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
+            _lateReads++;
             return _lastCounters;
         }
     }
@@ -135,6 +140,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
     /// <summary>One open-loop submit run, then how far dispatch kept up, waiting (capped) for the backlog to clear.</summary>
     private async Task<RunResult> SubmitRunAsync(string name, double rate, TimeSpan duration, CancellationToken cancellationToken)
     {
+        var lateBefore = _lateReads;
         var before = await CountersAsync(cancellationToken);
         var run = await LoadGenerator.RunAsync(name, rate, duration, settings.RequestDrainLimit,
             (i, token) => PostAsync("/v1/executions", TextSubmission($"{_run}-{name}-{i}", null), token));
@@ -142,7 +148,8 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var (drained, after) = await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
         return run with
         {
-            Dispatch = new DispatchProgress(atEnd.Submitted - before.Submitted, atEnd.Terminal - before.Terminal, atEnd.Pending, atEnd.Unfinished, drained, after.Unfinished, before.Unfinished),
+            Dispatch = new DispatchProgress(atEnd.Submitted - before.Submitted, atEnd.Terminal - before.Terminal, atEnd.Pending, atEnd.Unfinished, drained, after.Unfinished, before.Unfinished,
+                _lateReads > lateBefore),
         };
     }
 
@@ -362,8 +369,10 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var max = samples.Max(s => s.RssMiB);
         // Flat: the window moves less than 10 % (and under 20 MiB of noise counts as flat too).
         var flat = max - min <= Math.Max(20, 0.10 * max);
-        var perAwaiting = awaiting > 0 ? Math.Round(Math.Max(0, max - before) * 1024 / awaiting, 2) : double.NaN;
-        var projected = awaiting > 0 ? Math.Round(before + (Math.Max(0, max - before) * 100_000.0 / awaiting), 1) : double.NaN;
+        // Under a few thousand, the growth is lost in the noise of everything else in the process.
+        var enough = awaiting >= MemoryResult.FewestToProject;
+        var perAwaiting = enough ? Math.Round(Math.Max(0, max - before) * 1024 / awaiting, 2) : double.NaN;
+        var projected = enough ? Math.Round(before + (Math.Max(0, max - before) * 100_000.0 / awaiting), 1) : double.NaN;
         return new MemoryResult(count, accepted, awaiting, fillSeconds, awaiting < count, before, afterFill, min, max, perAwaiting, projected, flat, fillSamples, samples);
     }
 
