@@ -15,13 +15,13 @@ public static class Report
         + $"{s.RequestDrainLimit.TotalSeconds:0.#} s after the last scheduled send are abandoned and count as errors. "
         + "Submissions are sim/text with simulate.latency_ms 0, so the gateway also dispatches and completes each one in the background while it takes new ones; "
         + "'dispatch' says how many of a run's executions had finished by its end, how many still waited in PENDING, and how long the rest took "
-        + $"(the harness waits at most {s.BacklogDrainLimit.TotalSeconds:0.#} s before the next run, so a backlog it leaves shows as 'unfinished at start' in the next). "
+        + $"(the harness waits at most {s.BacklogDrainLimit.TotalSeconds:0.#} s before the next run, and {s.PhaseDrainLimit.TotalSeconds:0.#} s before each phase, so a backlog it leaves shows as 'unfinished at start' in the next). "
         + "The rate search starts from the fixed-rate runs, doubles the rate until a step fails (p99 ≥ 50 ms or any error), then bisects; "
         + $"at most {s.SearchMaxSteps} steps of {s.SearchStepDuration.TotalSeconds:0.#} s. "
         + "Webhook deliveries/s is from the first to the last received delivery of a flood submitted through the batch endpoint, so it is bounded by dispatch as well as by delivery. "
         + "Memory: executions are parked in AWAITING_WEBHOOK through the batch endpoint "
         + $"({s.FillConcurrency} batches of 1,000 at a time, for at most {s.FillLimit.TotalSeconds:0} s); "
-        + "the count is the gateway's own (GET /metrics); per-execution growth is (max RSS − RSS before the fill) / awaiting, and the projection to 100,000 extends it linearly. "
+        + "the count is the gateway's own (GET /metrics); per-execution growth is the least-squares slope of RSS over the count parked (samples once a second), and the projection to 100,000 extends the highest RSS seen by that slope. "
         + "PostgreSQL runs with its durable defaults (fsync, synchronous_commit on). The gateway runs with Logging:LogLevel:Default=Warning.";
 
     public static IReadOnlyList<TargetCheck> Targets(IReadOnlyList<StoreResult> stores, BenchSettings settings)

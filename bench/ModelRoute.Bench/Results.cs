@@ -16,8 +16,8 @@ public sealed record MemorySample(double Second, double RssMiB, double Anonymous
 
 /// <summary>
 /// Resident memory with executions parked in AWAITING_WEBHOOK. <see cref="Awaiting"/> is what the gateway's counters
-/// say entered AWAITING_WEBHOOK (none leave during the window); <see cref="KiBPerAwaiting"/> is the growth from the
-/// fill divided by it, and <see cref="ProjectedRssMiBAt100k"/> extends that line when fewer than 100,000 were reached.
+/// say entered AWAITING_WEBHOOK (none leave during the window); <see cref="KiBPerAwaiting"/> is the slope of RSS over it,
+/// and <see cref="ProjectedRssMiBAt100k"/> extends the highest RSS by that slope when fewer than 100,000 were reached.
 /// </summary>
 public sealed record MemoryResult(
     int Requested,

@@ -37,6 +37,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
                         Log(Describe(result));
                     }
 
+                    await WaitForBacklogAsync(settings.PhaseDrainLimit, cancellationToken);
                     search = await SearchAsync(submit, cancellationToken);
                     Log($"highest rate with p99 < {BenchSettings.P99LimitMs} ms: {search.HighestRateUnder50MsP99}/s (lowest failing: {search.LowestFailedRate?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
                 });
@@ -94,6 +95,9 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
     {
         var started = Stopwatch.GetTimestamp();
         var cpu = gateway.CpuSeconds();
+
+        // A backlog left by an earlier phase would be measured again here: give it (a bounded) time to clear.
+        await WaitForBacklogAsync(settings.PhaseDrainLimit, CancellationToken.None);
         await run();
         _times.Add(new PhaseTime(phase, Math.Round(LoadGenerator.SecondsSince(started), 1), Math.Round(gateway.CpuSeconds() - cpu, 2)));
     }
@@ -208,20 +212,18 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
 
     private async Task<RunResult> GetRunAsync(CancellationToken cancellationToken)
     {
-        var ids = new List<string>();
-        for (var i = 0; i < 20; i++)
-        {
-            await PostAsync("/v1/executions", TextSubmission($"{_run}-get-{i}", null), cancellationToken, body =>
+        var ids = new string[20];
+        await Task.WhenAll(Enumerable.Range(0, ids.Length).Select(i =>
+            PostAsync("/v1/executions", TextSubmission($"{_run}-get-{i}", null), cancellationToken, body =>
             {
                 using var doc = JsonDocument.Parse(body);
-                ids.Add(doc.RootElement.GetProperty("id").GetString()!);
-            });
-        }
+                ids[i] = doc.RootElement.GetProperty("id").GetString()!;
+            })));
 
         await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
         return await LoadGenerator.RunAsync("get", settings.GetRate, settings.GetDuration, settings.RequestDrainLimit, async (i, token) =>
         {
-            using var response = await _api.GetAsync($"/v1/executions/{ids[i % ids.Count]}", token);
+            using var response = await _api.GetAsync($"/v1/executions/{ids[i % ids.Length]}", token);
             await response.Content.ReadAsByteArrayAsync(token);
             return response.StatusCode == HttpStatusCode.OK;
         });
@@ -369,11 +371,28 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var max = samples.Max(s => s.RssMiB);
         // Flat: the window moves less than 10 % (and under 20 MiB of noise counts as flat too).
         var flat = max - min <= Math.Max(20, 0.10 * max);
+        // The growth per execution is the slope of RSS over the count parked (least squares over every sample): RSS just
+        // before the fill still carries the earlier phases' garbage, so a plain difference can even come out negative.
         // Under a few thousand, the growth is lost in the noise of everything else in the process.
-        var enough = awaiting >= MemoryResult.FewestToProject;
-        var perAwaiting = enough ? Math.Round(Math.Max(0, max - before) * 1024 / awaiting, 2) : double.NaN;
-        var projected = enough ? Math.Round(before + (Math.Max(0, max - before) * 100_000.0 / awaiting), 1) : double.NaN;
+        var slope = Slope([.. fillSamples, .. samples]);
+        var enough = awaiting >= MemoryResult.FewestToProject && !double.IsNaN(slope);
+        var perAwaiting = enough ? Math.Round(Math.Max(0, slope) * 1024, 2) : double.NaN;
+        var projected = enough ? Math.Round(max + (Math.Max(0, slope) * Math.Max(0, 100_000 - awaiting)), 1) : double.NaN;
         return new MemoryResult(count, accepted, awaiting, fillSeconds, awaiting < count, before, afterFill, min, max, perAwaiting, projected, flat, fillSamples, samples);
+    }
+
+    /// <summary>MiB per parked execution: the least-squares slope of RSS over the count awaiting.</summary>
+    private static double Slope(IReadOnlyList<MemorySample> samples)
+    {
+        if (samples.Count < 3)
+        {
+            return double.NaN;
+        }
+
+        var meanX = samples.Average(s => (double)s.Awaiting);
+        var meanY = samples.Average(s => s.RssMiB);
+        var sxx = samples.Sum(s => (s.Awaiting - meanX) * (s.Awaiting - meanX));
+        return sxx == 0 ? double.NaN : samples.Sum(s => (s.Awaiting - meanX) * (s.RssMiB - meanY)) / sxx;
     }
 
     private async Task SampleAsync(List<MemorySample> samples, long started, long awaitingBefore, CancellationToken cancellationToken)
