@@ -1,28 +1,100 @@
 namespace ModelRoute.Bench;
 
-/// <summary>How long and how hard each measurement runs: quick (about a minute) or full (about ten on 2 cores).</summary>
+/// <summary>
+/// How long and how hard each measurement runs. Every wait has a cap, so that a slow gateway makes the figures worse,
+/// never the run longer: quick mode fits in about a minute for both stores, full mode in about ten, on 2 cores.
+/// </summary>
 public sealed record BenchSettings(
     bool Quick,
+    TimeSpan Warmup,
     double[] FixedRates,
     TimeSpan FixedDuration,
+    int SearchMaxSteps,
     TimeSpan SearchStepDuration,
+    TimeSpan RequestDrainLimit,
+    TimeSpan BacklogDrainLimit,
+    TimeSpan PhaseDrainLimit,
     double GetRate,
     TimeSpan GetDuration,
     double EndToEndRate,
     TimeSpan EndToEndDuration,
+    TimeSpan EndToEndWaitLimit,
     int WebhookFlood,
+    TimeSpan FloodWaitLimit,
     int AwaitingExecutions,
+    int FillConcurrency,
+    TimeSpan FillLimit,
     TimeSpan MemoryWindow,
     TimeSpan BaselineDuration)
 {
     public const double P99LimitMs = 50;
 
-    public static BenchSettings For(bool quick) => quick
-        ? new(true, [500, 1000], TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(2), 1000, TimeSpan.FromSeconds(2),
-            500, TimeSpan.FromSeconds(3), 2000, 10_000, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1.5))
-        : new(false, [500, 1000, 2000, 4000], TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(8), 2000, TimeSpan.FromSeconds(10),
-            500, TimeSpan.FromSeconds(15), 20_000, 100_000, TimeSpan.FromSeconds(40), TimeSpan.FromSeconds(5));
+    /// <summary>The fixed rate behind the "SQLite p99 ≤ 25 ms at 2,000/s" target; always among <see cref="FixedRates"/>.</summary>
+    public const double TargetRate = 2000;
 
-    /// <summary>Rates the search for the highest rate with p99 under 50 ms tries, in order, until one fails.</summary>
-    public IEnumerable<double> SearchRates() => Quick ? [250, 500, 1000, 2000, 3000, 5000] : [250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 16000];
+    public static BenchSettings For(bool quick) => quick
+        ? new(
+            Quick: true,
+            Warmup: TimeSpan.FromSeconds(0.5),
+            FixedRates: [TargetRate],
+            FixedDuration: TimeSpan.FromSeconds(1),
+            SearchMaxSteps: 2,
+            SearchStepDuration: TimeSpan.FromSeconds(1),
+            RequestDrainLimit: TimeSpan.FromSeconds(0.5),
+            BacklogDrainLimit: TimeSpan.FromSeconds(0.5),
+            PhaseDrainLimit: TimeSpan.FromSeconds(0.5),
+            GetRate: 1000,
+            GetDuration: TimeSpan.FromSeconds(1),
+            EndToEndRate: 500,
+            EndToEndDuration: TimeSpan.FromSeconds(1),
+            EndToEndWaitLimit: TimeSpan.FromSeconds(1.5),
+            WebhookFlood: 1000,
+            FloodWaitLimit: TimeSpan.FromSeconds(2),
+            AwaitingExecutions: 10_000,
+            FillConcurrency: 4,
+            FillLimit: TimeSpan.FromSeconds(4),
+            MemoryWindow: TimeSpan.FromSeconds(2),
+            BaselineDuration: TimeSpan.FromSeconds(0.5))
+        : new(
+            Quick: false,
+            Warmup: TimeSpan.FromSeconds(1),
+            FixedRates: [500, 1000, TargetRate, 4000],
+            FixedDuration: TimeSpan.FromSeconds(5),
+            SearchMaxSteps: 5,
+            SearchStepDuration: TimeSpan.FromSeconds(3),
+            RequestDrainLimit: TimeSpan.FromSeconds(2),
+            BacklogDrainLimit: TimeSpan.FromSeconds(3),
+            PhaseDrainLimit: TimeSpan.FromSeconds(10),
+            GetRate: 2000,
+            GetDuration: TimeSpan.FromSeconds(5),
+            EndToEndRate: 500,
+            EndToEndDuration: TimeSpan.FromSeconds(10),
+            EndToEndWaitLimit: TimeSpan.FromSeconds(8),
+            WebhookFlood: 10_000,
+            FloodWaitLimit: TimeSpan.FromSeconds(20),
+            AwaitingExecutions: 100_000,
+            FillConcurrency: 8,
+            FillLimit: TimeSpan.FromSeconds(80),
+            MemoryWindow: TimeSpan.FromSeconds(15),
+            BaselineDuration: TimeSpan.FromSeconds(3));
+
+    /// <summary>
+    /// The rate search, seeded with the fixed-rate runs: step up ×2 from the highest rate that passed until one fails
+    /// (or the steps run out), then bisect between the last pass and the first failure, down to about 10 %.
+    /// </summary>
+    public static double? NextSearchRate(double highestPass, double? lowestFail)
+    {
+        if (lowestFail is not { } fail)
+        {
+            return highestPass <= 0 ? 250 : highestPass * 2;
+        }
+
+        if (fail - highestPass <= Math.Max(250, highestPass * 0.1))
+        {
+            return null;
+        }
+
+        var middle = Math.Round((highestPass + fail) / 2 / 250) * 250;
+        return middle <= highestPass || middle >= fail ? Math.Round((highestPass + fail) / 2) : middle;
+    }
 }

@@ -108,18 +108,26 @@ public sealed class GatewayHost : IAsyncDisposable
     }
 
     /// <summary>Resident set size of the gateway process, in MiB (VmRSS from /proc).</summary>
-    public double RssMiB()
+    public double RssMiB() => StatusMiB("VmRSS");
+
+    /// <summary>
+    /// The anonymous part of the resident set (the GC heap, native allocations such as SQLite's page caches), in MiB;
+    /// the rest is mapped files (code, the SQLite file's shared memory).
+    /// </summary>
+    public double AnonymousRssMiB() => StatusMiB("RssAnon");
+
+    private double StatusMiB(string field)
     {
         foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
         {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            if (line.StartsWith(field + ":", StringComparison.Ordinal))
             {
-                var kb = long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+                var kb = long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
                 return Math.Round(kb / 1024.0, 1);
             }
         }
 
-        throw new InvalidOperationException("VmRSS not found");
+        throw new InvalidOperationException($"{field} not found in /proc/{Pid}/status");
     }
 
     /// <summary>CPU seconds (user + system) the gateway has used.</summary>
@@ -131,20 +139,9 @@ public sealed class GatewayHost : IAsyncDisposable
         return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
     }
 
-    /// <summary>Waits until the gateway has worked off its backlog (under a fifth of a core for half a second).</summary>
-    public async Task WaitForQuietAsync(TimeSpan limit)
-    {
-        var deadline = DateTime.UtcNow + limit;
-        while (DateTime.UtcNow < deadline)
-        {
-            var before = CpuSeconds();
-            await Task.Delay(500);
-            if (CpuSeconds() - before < 0.1)
-            {
-                return;
-            }
-        }
-    }
+    /// <summary>The node's execution counters from <c>GET /metrics</c>.</summary>
+    public async Task<GatewayCounters> CountersAsync(HttpClient client, CancellationToken cancellationToken = default) =>
+        GatewayCounters.Parse(await client.GetStringAsync("/metrics", cancellationToken));
 
     public HttpClient AdminClient() => Client(AdminKey, 64);
 
@@ -157,7 +154,7 @@ public sealed class GatewayHost : IAsyncDisposable
             PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
             ConnectTimeout = TimeSpan.FromSeconds(10),
         };
-        var client = new HttpClient(handler) { BaseAddress = new Uri(BaseUrl), Timeout = TimeSpan.FromSeconds(30) };
+        var client = new HttpClient(handler) { BaseAddress = new Uri(BaseUrl), Timeout = TimeSpan.FromSeconds(60) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
         return client;
     }
@@ -235,5 +232,49 @@ public sealed class GatewayHost : IAsyncDisposable
                 _lastLines.Dequeue();
             }
         }
+    }
+}
+
+/// <summary>
+/// The counters of <c>GET /metrics</c>: executions accepted, and status changes by the status entered (each counted
+/// once per entry, so a retry enters PENDING again). Counters the gateway does not print read as zero.
+/// </summary>
+public sealed record GatewayCounters(long Submitted, IReadOnlyDictionary<string, long> Entered)
+{
+    public long EnteredCount(string status) => Entered.GetValueOrDefault(status);
+
+    /// <summary>Accepted and not yet in a terminal state.</summary>
+    public long Unfinished => Submitted - Terminal;
+
+    public long Terminal => EnteredCount("COMPLETED") + EnteredCount("FAILED") + EnteredCount("CANCELLED") + EnteredCount("EXPIRED");
+
+    /// <summary>Waiting in PENDING for (re)dispatch: entries into PENDING not yet followed by one into PROCESSING.</summary>
+    public long Pending => Math.Max(0, EnteredCount("PENDING") - EnteredCount("PROCESSING"));
+
+    public static GatewayCounters Parse(string text)
+    {
+        long submitted = 0;
+        var entered = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n'))
+        {
+            var space = line.LastIndexOf(' ');
+            if (line.StartsWith('#') || space < 0
+                || !long.TryParse(line[(space + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var value))
+            {
+                continue;
+            }
+
+            var name = line[..space];
+            if (name == "modelroute_executions_submitted_total")
+            {
+                submitted = value;
+            }
+            else if (name.StartsWith("modelroute_execution_transitions_total{status=\"", StringComparison.Ordinal))
+            {
+                entered[name["modelroute_execution_transitions_total{status=\"".Length..].TrimEnd('}', '"')] = value;
+            }
+        }
+
+        return new GatewayCounters(submitted, entered);
     }
 }

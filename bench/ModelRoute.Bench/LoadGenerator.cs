@@ -11,15 +11,23 @@ public static class LoadGenerator
 {
     public static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
+    public static double SecondsSince(long timestamp) => Ms(Stopwatch.GetTimestamp() - timestamp) / 1000.0;
+
     /// <param name="send">Sends request <c>i</c>; true when the answer was the expected one.</param>
+    /// <param name="drainLimit">
+    /// How long requests still outstanding after the last scheduled send may take; then they are cancelled and count
+    /// as errors, so a stalled gateway cannot make a run last much longer than its schedule.
+    /// </param>
     /// <param name="scheduled">Optional: receives each request's scheduled Stopwatch timestamp.</param>
-    public static async Task<RunResult> RunAsync(string name, double rate, TimeSpan duration, Func<int, Task<bool>> send, long[]? scheduled = null)
+    public static async Task<RunResult> RunAsync(
+        string name, double rate, TimeSpan duration, TimeSpan drainLimit, Func<int, CancellationToken, Task<bool>> send, long[]? scheduled = null)
     {
         var count = Math.Max(1, (int)Math.Round(rate * duration.TotalSeconds));
         var latencies = new double[count];
         var ok = new bool[count];
         var tasks = new Task[count];
-        var start = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 50;
+        using var abandon = new CancellationTokenSource();
+        var start = Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 50);
         double maxLagMs = 0;
 
         // A dedicated thread keeps the schedule even when the thread pool is busy with answers.
@@ -42,9 +50,9 @@ public static class LoadGenerator
                     bool success;
                     try
                     {
-                        success = await send(index);
+                        success = await send(index, abandon.Token);
                     }
-                    catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException or InvalidOperationException)
+                    catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException or InvalidOperationException)
                     {
                         success = false;
                     }
@@ -57,13 +65,19 @@ public static class LoadGenerator
         { IsBackground = true, Name = "open-loop dispatcher", Priority = ThreadPriority.AboveNormal };
         dispatcher.Start();
         await Task.Run(dispatcher.Join);
-        await Task.WhenAll(tasks);
-        var end = Stopwatch.GetTimestamp();
+        var all = Task.WhenAll(tasks);
+        var abandoned = 0;
+        if (await Task.WhenAny(all, Task.Delay(drainLimit)) != all)
+        {
+            abandoned = tasks.Count(t => !t.IsCompleted);
+            await abandon.CancelAsync();
+            await all;
+        }
 
+        var end = Stopwatch.GetTimestamp();
         var errors = ok.Count(s => !s);
-        var stats = LatencyStats.From(latencies);
-        return new RunResult(name, rate, duration.TotalSeconds, count, count - errors, errors, stats,
-            Math.Round(count / (Ms(end - start) / 1000.0), 1), Math.Round(maxLagMs, 2));
+        return new RunResult(name, rate, duration.TotalSeconds, count, count - errors, errors, abandoned, LatencyStats.From(latencies),
+            Math.Round(count / (Ms(end - start) / 1000.0), 1), Math.Round(maxLagMs, 2), null);
     }
 }
 
@@ -82,8 +96,19 @@ public sealed record LatencyStats(double P50Ms, double P90Ms, double P99Ms, doub
     }
 }
 
+/// <summary>
+/// How far the gateway's background dispatch kept up with a submit run, from its <c>/metrics</c> counters:
+/// executions it finished during the run, those still waiting at the end of the schedule, and how long the rest
+/// took to finish (null when they had not within the wait allowed). <see cref="Approximate"/>: the gateway was too busy
+/// to answer <c>/metrics</c> in time at least once, so some figures are from an earlier reading.
+/// </summary>
+public sealed record DispatchProgress(
+    long Accepted, long FinishedDuringRun, long PendingAtEnd, long UnfinishedAtEnd, double? DrainSeconds, long UnfinishedAfterWait, long UnfinishedAtStart, bool Approximate);
+
 /// <summary>One open-loop run: what was offered, what came back, and the latency of every request.</summary>
-public sealed record RunResult(string Name, double Rate, double Seconds, int Sent, int Ok, int Errors, LatencyStats Latency, double CompletedPerSecond, double MaxDispatchLagMs)
+public sealed record RunResult(
+    string Name, double Rate, double Seconds, int Sent, int Ok, int Errors, int Abandoned, LatencyStats Latency, double CompletedPerSecond, double MaxDispatchLagMs,
+    DispatchProgress? Dispatch)
 {
     public bool MeetsP99(double limitMs) => Errors == 0 && Latency.P99Ms < limitMs;
 }

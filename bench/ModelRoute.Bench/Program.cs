@@ -4,8 +4,10 @@ using System.Text.Json;
 using ModelRoute.Bench;
 
 var quick = args.Contains("--quick");
-var stores = args.SkipWhile(a => a != "--store").Skip(1).Take(1).ToArray() is [var only] ? [only] : new[] { "sqlite", "postgres" };
+var stores = Option("--store") is { } only ? [only] : new[] { "sqlite", "postgres" };
+var phases = (Option("--only") ?? string.Join(',', StoreBench.AllPhases.Append("baseline"))).Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
 var root = FindRepositoryRoot();
+var output = Option("--output") ?? Path.Combine(root, "docs");
 var serverDll = Path.Combine(root, "src/ModelRoute.Server/bin/Release/net10.0/ModelRoute.Server.dll");
 if (!File.Exists(serverDll))
 {
@@ -13,45 +15,83 @@ if (!File.Exists(serverDll))
     return 2;
 }
 
+// run.sh passes when it started, so the wall time reported includes its build check.
+var startedAt = long.TryParse(Environment.GetEnvironmentVariable("BENCH_STARTED_AT_MS"), CultureInfo.InvariantCulture, out var ms)
+    ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+    : DateTimeOffset.UtcNow;
 var settings = BenchSettings.For(quick);
-Console.WriteLine($"ModelRoute benchmark, {(quick ? "quick" : "full")} mode, stores: {string.Join(", ", stores)}");
+if (Option("--awaiting") is { } awaitingOption)
+{
+    // For memory experiments: park this many, with time enough to do it.
+    settings = settings with { AwaitingExecutions = int.Parse(awaitingOption, CultureInfo.InvariantCulture), FillLimit = TimeSpan.FromMinutes(10) };
+}
+
+if (Option("--window") is { } windowOption)
+{
+    settings = settings with { MemoryWindow = TimeSpan.FromSeconds(int.Parse(windowOption, CultureInfo.InvariantCulture)) };
+}
+
+var machine = DescribeMachine(serverDll);
+Console.WriteLine($"ModelRoute benchmark, {(quick ? "quick" : "full")} mode, stores: {string.Join(", ", stores)}, phases: {string.Join(", ", phases)}; load average {machine.LoadAverageAtStart}");
 ThreadPool.SetMinThreads(256, 256);
 
 var results = new List<StoreResult>();
 string? postgresVersion = null;
 await using var receiver = await WebhookReceiver.StartAsync();
+
+// The throwaway cluster's initdb and start overlap the first gateway's start-up; no measurement runs before it is up.
+var postgresStart = stores.Contains("postgres") ? PostgresServer.StartAsync() : null;
 foreach (var store in stores)
 {
     PostgresServer? postgres = null;
     try
     {
         string? connectionString = null;
-        if (store == "postgres")
+        var gatewayStart = store == "postgres" ? null : GatewayHost.StartAsync(serverDll, store, null);
+        if (postgresStart is not null && store != "postgres")
         {
-            postgres = await PostgresServer.StartAsync();
+            await Task.WhenAny(postgresStart); // its failure is the PostgreSQL run's, not this one's
+        }
+        else if (postgresStart is not null)
+        {
+            var cluster = postgresStart;
+            postgresStart = null;
+            postgres = await cluster;
             postgresVersion = postgres.Version;
             connectionString = postgres.ConnectionString(await postgres.CreateDatabaseAsync("modelroute"));
         }
 
         StoreResult result;
-        await using (var gateway = await GatewayHost.StartAsync(serverDll, store, connectionString))
+        await using (var gateway = await (gatewayStart ?? GatewayHost.StartAsync(serverDll, store, connectionString)))
         {
-            var bench = new StoreBench(gateway, receiver, settings, store);
-            var (submit, search, get, endToEnd, flood, memory) = await bench.RunAsync();
-            result = new StoreResult(store, submit, search, get, endToEnd, flood, memory, null!, 0, 0);
+            Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: gateway ready ({gateway.RssMiB()} MiB RSS)");
+            result = await new StoreBench(gateway, receiver, settings, store, phases).RunAsync(CancellationToken.None);
         }
 
-        Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: storage baseline (no gateway)");
-        var baseline = store == "postgres"
-            ? await StorageBaseline.PostgresAsync(postgres!, settings.BaselineDuration)
-            : await StorageBaseline.SqliteAsync(settings.BaselineDuration);
-        Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: baseline {baseline.SequentialInsertsPerSecond}/s sequential, {baseline.ConcurrentInsertsPerSecond}/s with {baseline.Writers} writers");
-        results.Add(result with
+        if (phases.Contains("baseline"))
         {
-            Baseline = baseline,
-            FractionOfSequentialBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.SequentialInsertsPerSecond),
-            FractionOfConcurrentBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.ConcurrentInsertsPerSecond),
-        });
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: storage baseline (no gateway)");
+            var baseline = store == "postgres"
+                ? await StorageBaseline.PostgresAsync(postgres!, settings.BaselineDuration)
+                : await StorageBaseline.SqliteAsync(settings.BaselineDuration);
+            Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: baseline {baseline.SequentialInsertsPerSecond}/s sequential, {baseline.ConcurrentInsertsPerSecond}/s with {baseline.Writers} writers");
+            result = result with
+            {
+                Baseline = baseline,
+                FractionOfSequentialBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.SequentialInsertsPerSecond),
+                FractionOfConcurrentBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.ConcurrentInsertsPerSecond),
+                Phases = [.. result.Phases, new PhaseTime("baseline", Math.Round(LoadGenerator.SecondsSince(started), 1), 0)],
+            };
+        }
+
+        results.Add(result);
+    }
+    catch (Exception ex) when (ex is InvalidOperationException or HttpRequestException or TimeoutException or IOException or Npgsql.NpgsqlException or OperationCanceledException)
+    {
+        // One store's failure still leaves a report of the other.
+        Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: FAILED: {ex}");
+        results.Add(new StoreResult(store, [], new SearchResult(0, null, []), null, null, null, null, null, 0, 0, [], ex.Message));
     }
     finally
     {
@@ -62,20 +102,26 @@ foreach (var store in stores)
     }
 }
 
-var machine = DescribeMachine(postgresVersion);
-var report = new BenchReport(quick ? "quick" : "full", machine, Report.Notes(settings), results, Report.Targets(results, settings));
-var docs = Path.Combine(root, "docs");
-Directory.CreateDirectory(docs);
+if (postgresStart is { IsCompletedSuccessfully: true })
+{
+    await (await postgresStart).DisposeAsync();
+}
+
+var wall = Math.Round((DateTimeOffset.UtcNow - startedAt).TotalSeconds, 1);
+var report = new BenchReport(quick ? "quick" : "full", machine with { Postgres = postgresVersion }, Report.Notes(settings), results, Report.Targets(results, settings), wall);
+Directory.CreateDirectory(output);
 var json = JsonSerializer.Serialize(report, new JsonSerializerOptions
 {
     WriteIndented = true,
     PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
     NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
 });
-await File.WriteAllTextAsync(Path.Combine(docs, "benchmarks.json"), json + "\n");
-await File.WriteAllTextAsync(Path.Combine(docs, "benchmarks.md"), Report.Markdown(report));
-Console.WriteLine($"Wrote {Path.Combine(docs, "benchmarks.md")} and {Path.Combine(docs, "benchmarks.json")}");
-return 0;
+await File.WriteAllTextAsync(Path.Combine(output, "benchmarks.json"), json + "\n");
+await File.WriteAllTextAsync(Path.Combine(output, "benchmarks.md"), Report.Markdown(report));
+Console.WriteLine($"Wrote {Path.Combine(output, "benchmarks.md")} and {Path.Combine(output, "benchmarks.json")}; {wall} s since run.sh started");
+return results.Any(r => r.Failure is not null) ? 1 : 0;
+
+string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 
 static double Fraction(double rate, double baseline) => baseline > 0 ? Math.Round(rate / baseline, 3) : 0;
 
@@ -92,12 +138,33 @@ static string FindRepositoryRoot()
     throw new InvalidOperationException("Run from inside the repository (ModelRoute.slnx not found).");
 }
 
-static Machine DescribeMachine(string? postgres)
+static Machine DescribeMachine(string serverDll)
 {
     static string Read(string path, string prefix) =>
         File.Exists(path) ? File.ReadLines(path).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal))?.Split(new[] { ':', '=' }, 2)[1].Trim().Trim('"') ?? "?" : "?";
     var memKb = Read("/proc/meminfo", "MemTotal").Split(' ')[0];
     var memory = long.TryParse(memKb, CultureInfo.InvariantCulture, out var kb) ? $"{kb / 1024.0 / 1024.0:0.0} GiB" : "?";
+    var load = double.TryParse(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "", CultureInfo.InvariantCulture, out var l) ? l : double.NaN;
     return new Machine(Environment.ProcessorCount, Read("/proc/cpuinfo", "model name"), memory, Read("/etc/os-release", "PRETTY_NAME"),
-        RuntimeInformation.FrameworkDescription, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), postgres);
+        RuntimeInformation.FrameworkDescription, DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), null, GatewayGc(serverDll), load);
+}
+
+/// <summary>The gateway's GC settings: its runtimeconfig.json, and any DOTNET_gc* variables it inherits from this run.</summary>
+static string GatewayGc(string serverDll)
+{
+    var settings = new List<string>();
+    var config = Path.ChangeExtension(serverDll, ".runtimeconfig.json");
+    if (File.Exists(config))
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(config));
+        if (doc.RootElement.GetProperty("runtimeOptions").TryGetProperty("configProperties", out var properties))
+        {
+            settings.AddRange(properties.EnumerateObject().Where(p => p.Name.StartsWith("System.GC.", StringComparison.Ordinal)).Select(p => $"{p.Name}={p.Value}"));
+        }
+    }
+
+    settings.AddRange(Environment.GetEnvironmentVariables().Keys.Cast<string>()
+        .Where(k => k.StartsWith("DOTNET_GC", StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal)
+        .Select(k => $"{k}={Environment.GetEnvironmentVariable(k)} (environment)"));
+    return settings.Count == 0 ? "runtime defaults" : string.Join(", ", settings);
 }

@@ -1,30 +1,61 @@
 namespace ModelRoute.Bench;
 
-public sealed record Machine(int Cores, string Cpu, string Memory, string Os, string Dotnet, string Date, string? Postgres);
+public sealed record Machine(int Cores, string Cpu, string Memory, string Os, string Dotnet, string Date, string? Postgres, string GatewayGc, double LoadAverageAtStart);
 
-public sealed record SearchResult(double HighestRateUnder50MsP99, IReadOnlyList<RunResult> Steps);
+/// <summary>
+/// The highest rate that passed (p99 under 50 ms, no errors), the lowest that failed (null if none did), and the
+/// runs it rests on: the fixed-rate runs seed it, <see cref="Steps"/> are the extra runs of the search itself.
+/// </summary>
+public sealed record SearchResult(double HighestRateUnder50MsP99, double? LowestFailedRate, IReadOnlyList<RunResult> Steps);
 
-public sealed record EndToEndResult(double Rate, int Submitted, int SubmitErrors, int WebhooksReceived, int Missing, LatencyStats Latency, int RejectedSignatures);
+public sealed record EndToEndResult(double Rate, int Submitted, int SubmitErrors, int WebhooksReceived, int Missing, LatencyStats Latency, int RejectedSignatures, double WaitedSeconds);
 
-public sealed record WebhookFloodResult(int Executions, int Delivered, double DeliveriesPerSecond, double SecondsFirstToLast, double SecondsFromSubmit);
+public sealed record WebhookFloodResult(int Executions, long Accepted, int Delivered, double DeliveriesPerSecond, double SecondsFirstToLast, double SecondsFromSubmit, bool WaitCapped);
 
-public sealed record MemorySample(double Second, double RssMiB);
+public sealed record MemorySample(double Second, double RssMiB, double AnonymousMiB, long Awaiting);
 
-public sealed record MemoryResult(int AwaitingExecutions, int SampleChecked, int SampleAwaiting, double RssBeforeMiB, double RssAfterFillMiB,
-    double RssMinMiB, double RssMaxMiB, bool Flat, IReadOnlyList<MemorySample> Samples);
+/// <summary>
+/// Resident memory with executions parked in AWAITING_WEBHOOK. <see cref="Awaiting"/> is what the gateway's counters
+/// say entered AWAITING_WEBHOOK (none leave during the window); <see cref="KiBPerAwaiting"/> is the slope of RSS over it,
+/// and <see cref="ProjectedRssMiBAt100k"/> extends the highest RSS by that slope when fewer than 100,000 were reached.
+/// </summary>
+public sealed record MemoryResult(
+    int Requested,
+    long Accepted,
+    long Awaiting,
+    double FillSeconds,
+    bool FillCapped,
+    double RssBeforeMiB,
+    double RssAfterFillMiB,
+    double RssMinMiB,
+    double RssMaxMiB,
+    double KiBPerAwaiting,
+    double ProjectedRssMiBAt100k,
+    bool Flat,
+    IReadOnlyList<MemorySample> FillSamples,
+    IReadOnlyList<MemorySample> Samples)
+{
+    /// <summary>Fewer parked executions than this give no per-execution figure or projection.</summary>
+    public const int FewestToProject = 5_000;
+}
+
+/// <summary>How long a phase took, and the CPU seconds the gateway process used in it (both cores count).</summary>
+public sealed record PhaseTime(string Phase, double Seconds, double GatewayCpuSeconds);
 
 public sealed record StoreResult(
     string Store,
     IReadOnlyList<RunResult> Submit,
     SearchResult MaxRate,
-    RunResult Get,
-    EndToEndResult EndToEnd,
-    WebhookFloodResult Webhooks,
-    MemoryResult Memory,
-    BaselineResult Baseline,
+    RunResult? Get,
+    EndToEndResult? EndToEnd,
+    WebhookFloodResult? Webhooks,
+    MemoryResult? Memory,
+    BaselineResult? Baseline,
     double FractionOfSequentialBaseline,
-    double FractionOfConcurrentBaseline);
+    double FractionOfConcurrentBaseline,
+    IReadOnlyList<PhaseTime> Phases,
+    string? Failure);
 
 public sealed record TargetCheck(string Target, string Measured, string Verdict);
 
-public sealed record BenchReport(string Mode, Machine Machine, string Notes, IReadOnlyList<StoreResult> Stores, IReadOnlyList<TargetCheck> Targets);
+public sealed record BenchReport(string Mode, Machine Machine, string Notes, IReadOnlyList<StoreResult> Stores, IReadOnlyList<TargetCheck> Targets, double WallSeconds);

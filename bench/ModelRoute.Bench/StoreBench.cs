@@ -5,65 +5,85 @@ using System.Text.Json;
 
 namespace ModelRoute.Bench;
 
-/// <summary>Every gateway measurement against one running gateway (one store).</summary>
-public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, BenchSettings settings, string store)
+/// <summary>Every gateway measurement against one running gateway (one store). Each phase is capped in time.</summary>
+public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, BenchSettings settings, string store, IReadOnlySet<string> phases)
 {
-    private readonly string _run = Guid.NewGuid().ToString("N")[..8];
-    private HttpClient _api = null!;
-    private string _secret = "";
+    public static readonly string[] AllPhases = ["submit", "get", "e2e", "webhooks", "memory"];
 
-    public async Task<(IReadOnlyList<RunResult> Submit, SearchResult Search, RunResult Get, EndToEndResult EndToEnd, WebhookFloodResult Flood, MemoryResult Memory)> RunAsync()
+    private readonly string _run = Guid.NewGuid().ToString("N")[..8];
+    private readonly List<PhaseTime> _times = [];
+    private HttpClient _api = null!;
+    private GatewayCounters _lastCounters = new(0, new Dictionary<string, long>());
+    private int _lateReads;
+
+    public async Task<StoreResult> RunAsync(CancellationToken cancellationToken)
     {
         var (key, secret) = await gateway.CreateAccountAsync();
-        _secret = secret;
         receiver.UseSecret(secret);
         _api = gateway.Client(key, 4096);
         try
         {
-            Log("warm-up 200/s for 1 s");
-            await SubmitRunAsync("warmup", 200, TimeSpan.FromSeconds(1));
-            await QuietAsync();
-
             var submit = new List<RunResult>();
-            foreach (var rate in settings.FixedRates)
+            var search = new SearchResult(0, null, []);
+            if (phases.Contains("submit"))
             {
-                var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration);
-                submit.Add(result);
-                Log(Describe(result));
-                await QuietAsync();
-            }
-
-            var steps = new List<RunResult>();
-            double best = 0;
-            foreach (var rate in settings.SearchRates())
-            {
-                var result = await SubmitRunAsync($"search-{rate}", rate, settings.SearchStepDuration);
-                steps.Add(result);
-                Log("search " + Describe(result));
-                await QuietAsync();
-                if (!result.MeetsP99(BenchSettings.P99LimitMs))
+                await TimedAsync("submit", async () =>
                 {
-                    break;
-                }
+                    Log(Describe(await SubmitRunAsync("warmup", 200, settings.Warmup, cancellationToken)));
+                    foreach (var rate in settings.FixedRates)
+                    {
+                        var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
+                        submit.Add(result);
+                        Log(Describe(result));
+                    }
 
-                best = rate;
+                    await WaitForBacklogAsync(settings.PhaseDrainLimit, cancellationToken);
+                    search = await SearchAsync(submit, cancellationToken);
+                    Log($"highest rate with p99 < {BenchSettings.P99LimitMs} ms: {search.HighestRateUnder50MsP99}/s (lowest failing: {search.LowestFailedRate?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
+                });
             }
 
-            var get = await GetRunAsync();
-            Log("GET " + Describe(get));
-            await QuietAsync();
+            RunResult? get = null;
+            if (phases.Contains("get"))
+            {
+                await TimedAsync("get", async () =>
+                {
+                    get = await GetRunAsync(cancellationToken);
+                    Log("GET " + Describe(get));
+                });
+            }
 
-            var endToEnd = await EndToEndAsync();
-            Log($"end to end at {endToEnd.Rate}/s: p50 {endToEnd.Latency.P50Ms} ms, p99 {endToEnd.Latency.P99Ms} ms, {endToEnd.Missing} missing");
-            await QuietAsync();
+            EndToEndResult? endToEnd = null;
+            if (phases.Contains("e2e"))
+            {
+                await TimedAsync("e2e", async () =>
+                {
+                    endToEnd = await EndToEndAsync(cancellationToken);
+                    Log($"end to end at {endToEnd.Rate}/s: p50 {endToEnd.Latency.P50Ms} ms, p99 {endToEnd.Latency.P99Ms} ms, {endToEnd.Missing} missing after {endToEnd.WaitedSeconds} s");
+                });
+            }
 
-            var flood = await WebhookFloodAsync();
-            Log($"webhooks: {flood.Delivered}/{flood.Executions} delivered, {flood.DeliveriesPerSecond}/s");
-            await QuietAsync();
+            WebhookFloodResult? flood = null;
+            if (phases.Contains("webhooks"))
+            {
+                await TimedAsync("webhooks", async () =>
+                {
+                    flood = await WebhookFloodAsync(cancellationToken);
+                    Log($"webhooks: {flood.Delivered}/{flood.Accepted} delivered{(flood.WaitCapped ? " (wait capped)" : "")}, {flood.DeliveriesPerSecond}/s");
+                });
+            }
 
-            var memory = await MemoryAsync();
-            Log($"memory with {memory.AwaitingExecutions} awaiting: {memory.RssMinMiB}-{memory.RssMaxMiB} MiB (before {memory.RssBeforeMiB} MiB), flat: {memory.Flat}");
-            return (submit, new SearchResult(best, steps), get, endToEnd, flood, memory);
+            MemoryResult? memory = null;
+            if (phases.Contains("memory"))
+            {
+                await TimedAsync("memory", async () =>
+                {
+                    memory = await MemoryAsync(cancellationToken);
+                    Log($"memory with {memory.Awaiting:N0} awaiting: {memory.RssMinMiB}-{memory.RssMaxMiB} MiB (before {memory.RssBeforeMiB} MiB, {memory.KiBPerAwaiting} KiB each, projected {memory.ProjectedRssMiBAt100k} MiB at 100,000), flat: {memory.Flat}");
+                });
+            }
+
+            return new StoreResult(store, submit, search, get, endToEnd, flood, memory, null, 0, 0, _times, null);
         }
         finally
         {
@@ -71,61 +91,155 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         }
     }
 
+    private async Task TimedAsync(string phase, Func<Task> run)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var cpu = gateway.CpuSeconds();
+
+        // A backlog left by an earlier phase would be measured again here: give it (a bounded) time to clear.
+        await WaitForBacklogAsync(settings.PhaseDrainLimit, CancellationToken.None);
+        await run();
+        _times.Add(new PhaseTime(phase, Math.Round(LoadGenerator.SecondsSince(started), 1), Math.Round(gateway.CpuSeconds() - cpu, 2)));
+    }
+
     private void Log(string message) => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: {message}");
 
     private static string Describe(RunResult r) =>
-        $"{r.Name} {r.Rate}/s x {r.Seconds}s: p50 {r.Latency.P50Ms} ms, p99 {r.Latency.P99Ms} ms, p99.9 {r.Latency.P999Ms} ms, errors {r.Errors}, dispatch lag max {r.MaxDispatchLagMs} ms";
-
-    private Task QuietAsync() => gateway.WaitForQuietAsync(TimeSpan.FromSeconds(settings.Quick ? 5 : 20));
+        $"{r.Name} {r.Rate}/s x {r.Seconds}s: p50 {r.Latency.P50Ms} ms, p99 {r.Latency.P99Ms} ms, p99.9 {r.Latency.P999Ms} ms, errors {r.Errors} ({r.Abandoned} abandoned), generator lag max {r.MaxDispatchLagMs} ms"
+        + (r.Dispatch is { } d ? $"; dispatch: {d.FinishedDuringRun}/{d.Accepted} finished during the run, {d.PendingAtEnd} pending at its end, {(d.DrainSeconds is { } s ? $"drained in {s} s" : $"{d.UnfinishedAfterWait} still unfinished after the wait")}" : "");
 
     private static string TextSubmission(string key, string? webhookUrl) =>
         "{\"model\":\"sim/text\",\"idempotency_key\":\"" + key
         + "\",\"input\":{\"messages\":[{\"role\":\"user\",\"content\":\"benchmark\"}],\"max_tokens\":16,\"simulate\":{\"latency_ms\":0}}"
         + (webhookUrl is null ? "" : ",\"webhook_url\":\"" + webhookUrl + "\"") + "}";
 
-    private async Task<bool> PostAsync(string path, string json, Action<string>? onBody = null)
+    private async Task<bool> PostAsync(string path, string json, CancellationToken cancellationToken, Action<string>? onBody = null)
     {
         using var content = new StringContent(json, Encoding.UTF8, "application/json");
-        using var response = await _api.PostAsync(path, content);
-        var body = await response.Content.ReadAsStringAsync();
+        using var response = await _api.PostAsync(path, content, cancellationToken);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
         onBody?.Invoke(body);
         return response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.OK;
     }
 
-    private Task<RunResult> SubmitRunAsync(string name, double rate, TimeSpan duration) =>
-        LoadGenerator.RunAsync(name, rate, duration, i => PostAsync("/v1/executions", TextSubmission($"{_run}-{name}-{i}", null)));
-
-    private async Task<RunResult> GetRunAsync()
+    /// <summary>
+    /// The gateway's counters; when it is too busy to answer within the limit, the last ones read, and
+    /// <see cref="_lateReads"/> counts it so that figures built on them are marked approximate.
+    /// </summary>
+    private async Task<GatewayCounters> CountersAsync(CancellationToken cancellationToken)
     {
-        var ids = new List<string>();
-        for (var i = 0; i < 20; i++)
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(settings.RequestDrainLimit);
+        try
         {
-            await PostAsync("/v1/executions", TextSubmission($"{_run}-get-{i}", null), body =>
+            return _lastCounters = await gateway.CountersAsync(_api, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            _lateReads++;
+            return _lastCounters;
+        }
+    }
+
+    /// <summary>One open-loop submit run, then how far dispatch kept up, waiting (capped) for the backlog to clear.</summary>
+    private async Task<RunResult> SubmitRunAsync(string name, double rate, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var lateBefore = _lateReads;
+        var before = await CountersAsync(cancellationToken);
+        var run = await LoadGenerator.RunAsync(name, rate, duration, settings.RequestDrainLimit,
+            (i, token) => PostAsync("/v1/executions", TextSubmission($"{_run}-{name}-{i}", null), token));
+        var atEnd = await CountersAsync(cancellationToken);
+        var (drained, after) = await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
+        return run with
+        {
+            Dispatch = new DispatchProgress(atEnd.Submitted - before.Submitted, atEnd.Terminal - before.Terminal, atEnd.Pending, atEnd.Unfinished, drained, after.Unfinished, before.Unfinished,
+                _lateReads > lateBefore),
+        };
+    }
+
+    /// <summary>Waits until every accepted execution has finished, at most <paramref name="limit"/>; the seconds it took (null if it did not).</summary>
+    private async Task<(double? Seconds, GatewayCounters Last)> WaitForBacklogAsync(TimeSpan limit, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            var counters = await CountersAsync(cancellationToken);
+            var elapsed = LoadGenerator.SecondsSince(started);
+            if (counters.Unfinished <= 0)
             {
-                using var doc = JsonDocument.Parse(body);
-                ids.Add(doc.RootElement.GetProperty("id").GetString()!);
-            });
+                return (Math.Round(elapsed, 2), counters);
+            }
+
+            if (elapsed >= limit.TotalSeconds)
+            {
+                return (null, counters);
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>Seeds the search with the fixed-rate runs, then steps up ×2 and bisects (<see cref="BenchSettings.NextSearchRate"/>).</summary>
+    private async Task<SearchResult> SearchAsync(IReadOnlyList<RunResult> fixedRuns, CancellationToken cancellationToken)
+    {
+        var runs = new List<RunResult>(fixedRuns);
+        var steps = new List<RunResult>();
+        while (steps.Count < settings.SearchMaxSteps)
+        {
+            var (pass, fail) = Bounds(runs);
+            if (BenchSettings.NextSearchRate(pass, fail) is not { } rate || rate > 32_000)
+            {
+                break;
+            }
+
+            var result = await SubmitRunAsync($"search-{rate}", rate, settings.SearchStepDuration, cancellationToken);
+            steps.Add(result);
+            runs.Add(result);
+            Log("search " + Describe(result));
         }
 
-        await QuietAsync();
-        return await LoadGenerator.RunAsync("get", settings.GetRate, settings.GetDuration, async i =>
+        var (highest, lowestFail) = Bounds(runs);
+        return new SearchResult(highest, lowestFail, steps);
+
+        // The lowest failing rate, and the highest passing rate below it: noise cannot make a pass above a failure count.
+        static (double Pass, double? Fail) Bounds(IReadOnlyList<RunResult> runs)
         {
-            using var response = await _api.GetAsync($"/v1/executions/{ids[i % ids.Count]}");
-            await response.Content.ReadAsByteArrayAsync();
+            var fail = runs.Where(r => !r.MeetsP99(BenchSettings.P99LimitMs)).Select(r => (double?)r.Rate).Min();
+            var pass = runs.Where(r => r.MeetsP99(BenchSettings.P99LimitMs) && (fail is null || r.Rate < fail)).Select(r => r.Rate).DefaultIfEmpty(0).Max();
+            return (pass, fail);
+        }
+    }
+
+    private async Task<RunResult> GetRunAsync(CancellationToken cancellationToken)
+    {
+        var ids = new string[20];
+        await Task.WhenAll(Enumerable.Range(0, ids.Length).Select(i =>
+            PostAsync("/v1/executions", TextSubmission($"{_run}-get-{i}", null), cancellationToken, body =>
+            {
+                using var doc = JsonDocument.Parse(body);
+                ids[i] = doc.RootElement.GetProperty("id").GetString()!;
+            })));
+
+        await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
+        return await LoadGenerator.RunAsync("get", settings.GetRate, settings.GetDuration, settings.RequestDrainLimit, async (i, token) =>
+        {
+            using var response = await _api.GetAsync($"/v1/executions/{ids[i % ids.Length]}", token);
+            await response.Content.ReadAsByteArrayAsync(token);
             return response.StatusCode == HttpStatusCode.OK;
         });
     }
 
-    private async Task<EndToEndResult> EndToEndAsync()
+    private async Task<EndToEndResult> EndToEndAsync(CancellationToken cancellationToken)
     {
         var rate = settings.EndToEndRate;
         var count = (int)Math.Round(rate * settings.EndToEndDuration.TotalSeconds);
         var scheduled = new long[count];
         var prefix = $"{_run}-e2e-";
         var rejectedBefore = receiver.Rejected;
-        var run = await LoadGenerator.RunAsync("e2e", rate, settings.EndToEndDuration,
-            i => PostAsync("/v1/executions", TextSubmission(prefix + i, receiver.Url)), scheduled);
-        await WaitForWebhooksAsync(prefix, run.Ok, TimeSpan.FromSeconds(30));
+        var countBefore = receiver.CompletedCount;
+        var run = await LoadGenerator.RunAsync("e2e", rate, settings.EndToEndDuration, settings.RequestDrainLimit,
+            (i, token) => PostAsync("/v1/executions", TextSubmission(prefix + i, receiver.Url), token), scheduled);
+        var waited = await WaitForWebhooksAsync(countBefore + run.Ok, settings.EndToEndWaitLimit, cancellationToken);
         var latencies = new List<double>(count);
         for (var i = 0; i < count; i++)
         {
@@ -135,139 +249,121 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
             }
         }
 
-        return new EndToEndResult(rate, count, run.Errors, latencies.Count, count - latencies.Count, LatencyStats.From(latencies), receiver.Rejected - rejectedBefore);
+        await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
+        return new EndToEndResult(rate, count, run.Errors, latencies.Count, count - latencies.Count, LatencyStats.From(latencies), receiver.Rejected - rejectedBefore, waited);
     }
 
-    private async Task<WebhookFloodResult> WebhookFloodAsync()
+    private async Task<WebhookFloodResult> WebhookFloodAsync(CancellationToken cancellationToken)
     {
         var prefix = $"{_run}-flood-";
         var started = Stopwatch.GetTimestamp();
-        await SubmitInBatchesAsync(settings.WebhookFlood, i => TextSubmission(prefix + i, receiver.Url));
-        await WaitForWebhooksAsync(prefix, settings.WebhookFlood, TimeSpan.FromSeconds(settings.Quick ? 20 : 60));
+        var deadline = started + (long)(settings.FloodWaitLimit.TotalSeconds * Stopwatch.Frequency);
+        var countBefore = receiver.CompletedCount;
+        // Submissions get 60 % of the phase's time, the deliveries the rest.
+        var submitDeadline = started + (long)(settings.FloodWaitLimit.TotalSeconds * 0.6 * Stopwatch.Frequency);
+        var accepted = await SubmitInBatchesAsync(settings.WebhookFlood, i => TextSubmission(prefix + i, receiver.Url), submitDeadline, cancellationToken);
+        var remaining = TimeSpan.FromSeconds(Math.Max(0, LoadGenerator.Ms(deadline - Stopwatch.GetTimestamp()) / 1000.0));
+        await WaitForWebhooksAsync(countBefore + accepted, remaining, cancellationToken);
         var arrivals = receiver.Completed.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(p => p.Value).Order().ToArray();
+        var capped = arrivals.Length < accepted;
+        await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
         if (arrivals.Length < 2)
         {
-            return new WebhookFloodResult(settings.WebhookFlood, arrivals.Length, 0, 0, 0);
+            return new WebhookFloodResult(settings.WebhookFlood, accepted, arrivals.Length, 0, 0, 0, capped);
         }
 
         var span = LoadGenerator.Ms(arrivals[^1] - arrivals[0]) / 1000.0;
         var fromSubmit = LoadGenerator.Ms(arrivals[^1] - started) / 1000.0;
-        return new WebhookFloodResult(settings.WebhookFlood, arrivals.Length, Math.Round((arrivals.Length - 1) / span, 1), Math.Round(span, 2), Math.Round(fromSubmit, 2));
+        return new WebhookFloodResult(settings.WebhookFlood, accepted, arrivals.Length, Math.Round((arrivals.Length - 1) / span, 1), Math.Round(span, 2), Math.Round(fromSubmit, 2), capped);
     }
 
-    private async Task WaitForWebhooksAsync(string prefix, int expected, TimeSpan limit)
+    /// <summary>Waits until the receiver holds <paramref name="expected"/> verified completions, at most <paramref name="limit"/>; the seconds waited.</summary>
+    private async Task<double> WaitForWebhooksAsync(long expected, TimeSpan limit, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + limit;
-        var last = -1;
-        var stalledSince = DateTime.UtcNow;
-        while (DateTime.UtcNow < deadline)
+        var started = Stopwatch.GetTimestamp();
+        while (receiver.CompletedCount < expected && LoadGenerator.SecondsSince(started) < limit.TotalSeconds)
         {
-            var got = receiver.Completed.Keys.Count(k => k.StartsWith(prefix, StringComparison.Ordinal));
-            if (got >= expected)
-            {
-                return;
-            }
-
-            if (got != last)
-            {
-                last = got;
-                stalledSince = DateTime.UtcNow;
-            }
-            else if (DateTime.UtcNow - stalledSince > TimeSpan.FromSeconds(10))
-            {
-                return;
-            }
-
-            await Task.Delay(200);
+            await Task.Delay(20, cancellationToken);
         }
+
+        return Math.Round(LoadGenerator.SecondsSince(started), 2);
     }
 
-    /// <summary>Submits through POST /v1/executions/batch, 1000 a request, two requests at a time; the ids in order.</summary>
-    private async Task<List<string>> SubmitInBatchesAsync(int count, Func<int, string> submission)
+    /// <summary>
+    /// Submits through POST /v1/executions/batch, up to 1000 a request, <see cref="BenchSettings.FillConcurrency"/> requests at
+    /// a time, and cancels what is still running at <paramref name="deadline"/> (a Stopwatch timestamp), so a slow gateway
+    /// cannot stretch the phase. How many were accepted comes from the gateway's counters, which a cut batch leaves right.
+    /// </summary>
+    private async Task<long> SubmitInBatchesAsync(int count, Func<int, string> submission, long deadline, CancellationToken cancellationToken)
     {
-        const int batchSize = 1000;
-        var ids = new string[count];
-        using var gate = new SemaphoreSlim(2);
-        var batches = Enumerable.Range(0, (count + batchSize - 1) / batchSize).Select(async b =>
+        var batchSize = Math.Clamp((count + settings.FillConcurrency - 1) / settings.FillConcurrency, 1, 1000);
+        var before = (await CountersAsync(cancellationToken)).Submitted;
+        using var cut = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cut.CancelAfter(TimeSpan.FromSeconds(Math.Max(0, LoadGenerator.Ms(deadline - Stopwatch.GetTimestamp()) / 1000.0)));
+        var next = -1;
+        var workers = Enumerable.Range(0, settings.FillConcurrency).Select(async _ =>
         {
-            await gate.WaitAsync();
-            try
+            int batch;
+            while ((batch = Interlocked.Increment(ref next)) * batchSize < count && !cut.IsCancellationRequested)
             {
-                var first = b * batchSize;
-                var items = Enumerable.Range(first, Math.Min(batchSize, count - first)).Select(submission);
-                var json = "{\"executions\":[" + string.Join(',', items) + "]}";
-                var ok = await PostAsync("/v1/executions/batch", json, body => ReadBatchIds(body, ids, first));
-                if (!ok)
+                var first = batch * batchSize;
+                var json = "{\"executions\":[" + string.Join(',', Enumerable.Range(first, Math.Min(batchSize, count - first)).Select(submission)) + "]}";
+                try
                 {
-                    throw new InvalidOperationException("A batch submission failed.");
+                    await PostAsync("/v1/executions/batch", json, cut.Token);
                 }
-            }
-            finally
-            {
-                gate.Release();
+                catch (OperationCanceledException) when (cut.IsCancellationRequested)
+                {
+                    return; // Out of time: the gateway stops the batch where it was.
+                }
             }
         });
-        await Task.WhenAll(batches);
-        return [.. ids];
+        await Task.WhenAll(workers);
+        return (await CountersAsync(cancellationToken)).Submitted - before;
     }
 
-    private static void ReadBatchIds(string body, string[] ids, int first)
-    {
-        using var doc = JsonDocument.Parse(body);
-        var list = doc.RootElement.ValueKind == JsonValueKind.Array
-            ? doc.RootElement
-            : doc.RootElement.EnumerateObject().First(p => p.Value.ValueKind == JsonValueKind.Array).Value;
-        var i = first;
-        foreach (var item in list.EnumerateArray())
-        {
-            ids[i++] = item.TryGetProperty("execution", out var e) && e.ValueKind == JsonValueKind.Object ? e.GetProperty("id").GetString() ?? "" : "";
-        }
-    }
-
-    private async Task<MemoryResult> MemoryAsync()
+    private async Task<MemoryResult> MemoryAsync(CancellationToken cancellationToken)
     {
         var count = settings.AwaitingExecutions;
+        await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
         var before = gateway.RssMiB();
-        Log($"filling {count} executions that wait for a callback (sim/image, latency_ms 600000)");
-        var ids = await SubmitInBatchesAsync(count, i =>
+        var awaitingBefore = (await CountersAsync(cancellationToken)).EnteredCount("AWAITING_WEBHOOK");
+        Log($"filling up to {count:N0} executions that wait for a callback (sim/image, latency_ms 600000), for at most {settings.FillLimit.TotalSeconds} s");
+        var started = Stopwatch.GetTimestamp();
+        var deadline = started + (long)(settings.FillLimit.TotalSeconds * Stopwatch.Frequency);
+        var fillSamples = new List<MemorySample>();
+        using var sampling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var sampler = SampleAsync(fillSamples, started, awaitingBefore, sampling.Token);
+        // Submissions get three quarters of the time; dispatch, which parks them, runs behind.
+        var submitDeadline = started + (long)(settings.FillLimit.TotalSeconds * 0.75 * Stopwatch.Frequency);
+        var accepted = await SubmitInBatchesAsync(count, i =>
             "{\"model\":\"sim/image\",\"idempotency_key\":\"" + _run + "-mem-" + i
-            + "\",\"timeout_seconds\":3600,\"input\":{\"prompt\":\"benchmark\",\"n\":1,\"simulate\":{\"latency_ms\":600000}}}");
+            + "\",\"timeout_seconds\":3600,\"input\":{\"prompt\":\"benchmark\",\"n\":1,\"simulate\":{\"latency_ms\":600000}}}", submitDeadline, cancellationToken);
 
-        // Dispatch is roughly first in, first out: wait until the last ones have been handed to the simulator.
-        var sample = Enumerable.Range(0, 20).Select(k => ids[(int)((long)k * (count - 1) / 19)]).Where(id => id.Length > 0).Distinct().ToList();
-        var awaiting = 0;
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(settings.Quick ? 30 : 180);
-        while (DateTime.UtcNow < deadline)
+        // The dispatcher hands them to the simulator behind the submissions: wait (within the cap) until all are parked.
+        long awaiting;
+        while ((awaiting = (await CountersAsync(cancellationToken)).EnteredCount("AWAITING_WEBHOOK") - awaitingBefore) < accepted
+            && Stopwatch.GetTimestamp() < deadline)
         {
-            awaiting = 0;
-            foreach (var id in sample)
-            {
-                using var doc = JsonDocument.Parse(await _api.GetStringAsync($"/v1/executions/{id}"));
-                if (doc.RootElement.GetProperty("status").GetString() == "AWAITING_WEBHOOK")
-                {
-                    awaiting++;
-                }
-            }
-
-            if (awaiting == sample.Count)
-            {
-                break;
-            }
-
-            await Task.Delay(1000);
+            await Task.Delay(200, cancellationToken);
         }
 
-        await QuietAsync();
+        var fillSeconds = Math.Round(LoadGenerator.SecondsSince(started), 1);
+        await sampling.CancelAsync();
+        await sampler;
         var afterFill = gateway.RssMiB();
+        Log($"{accepted:N0} accepted, {awaiting:N0} awaiting after {fillSeconds} s; sampling RSS for {settings.MemoryWindow.TotalSeconds} s");
+
         var samples = new List<MemorySample>();
-        var started = Stopwatch.GetTimestamp();
+        var window = Stopwatch.GetTimestamp();
         var seconds = (int)settings.MemoryWindow.TotalSeconds;
         for (var s = 0; s <= seconds; s++)
         {
-            samples.Add(new MemorySample(Math.Round(LoadGenerator.Ms(Stopwatch.GetTimestamp() - started) / 1000.0, 1), gateway.RssMiB()));
+            awaiting = (await CountersAsync(cancellationToken)).EnteredCount("AWAITING_WEBHOOK") - awaitingBefore;
+            samples.Add(new MemorySample(Math.Round(LoadGenerator.SecondsSince(window), 1), gateway.RssMiB(), gateway.AnonymousRssMiB(), awaiting));
             if (s < seconds)
             {
-                await Task.Delay(1000);
+                await Task.Delay(1000, cancellationToken);
             }
         }
 
@@ -275,6 +371,44 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var max = samples.Max(s => s.RssMiB);
         // Flat: the window moves less than 10 % (and under 20 MiB of noise counts as flat too).
         var flat = max - min <= Math.Max(20, 0.10 * max);
-        return new MemoryResult(count, sample.Count, awaiting, before, afterFill, min, max, flat, samples);
+        // The growth per execution is the slope of RSS over the count parked (least squares over every sample): RSS just
+        // before the fill still carries the earlier phases' garbage, so a plain difference can even come out negative.
+        // Under a few thousand, the growth is lost in the noise of everything else in the process.
+        var slope = Slope([.. fillSamples, .. samples]);
+        var enough = awaiting >= MemoryResult.FewestToProject && !double.IsNaN(slope);
+        var perAwaiting = enough ? Math.Round(Math.Max(0, slope) * 1024, 2) : double.NaN;
+        var projected = enough ? Math.Round(max + (Math.Max(0, slope) * Math.Max(0, 100_000 - awaiting)), 1) : double.NaN;
+        return new MemoryResult(count, accepted, awaiting, fillSeconds, awaiting < count, before, afterFill, min, max, perAwaiting, projected, flat, fillSamples, samples);
+    }
+
+    /// <summary>MiB per parked execution: the least-squares slope of RSS over the count awaiting.</summary>
+    private static double Slope(IReadOnlyList<MemorySample> samples)
+    {
+        if (samples.Count < 3)
+        {
+            return double.NaN;
+        }
+
+        var meanX = samples.Average(s => (double)s.Awaiting);
+        var meanY = samples.Average(s => s.RssMiB);
+        var sxx = samples.Sum(s => (s.Awaiting - meanX) * (s.Awaiting - meanX));
+        return sxx == 0 ? double.NaN : samples.Sum(s => (s.Awaiting - meanX) * (s.RssMiB - meanY)) / sxx;
+    }
+
+    private async Task SampleAsync(List<MemorySample> samples, long started, long awaitingBefore, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                var awaiting = (await CountersAsync(cancellationToken)).EnteredCount("AWAITING_WEBHOOK") - awaitingBefore;
+                samples.Add(new MemorySample(Math.Round(LoadGenerator.SecondsSince(started), 1), gateway.RssMiB(), gateway.AnonymousRssMiB(), awaiting));
+                await Task.Delay(1000, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The fill is over.
+        }
     }
 }

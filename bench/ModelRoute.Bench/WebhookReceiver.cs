@@ -31,12 +31,16 @@ public sealed class WebhookReceiver : IAsyncDisposable
     /// <summary>Stopwatch timestamp of each verified completed event, by the execution's idempotency key.</summary>
     public ConcurrentDictionary<string, long> Completed { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>How many distinct executions' completed events arrived (cheaper to poll than <see cref="Completed"/>.Count).</summary>
+    public int CompletedCount => Volatile.Read(ref _completed);
+
     public int Verified => _verified;
 
     public int Rejected => _rejected;
 
     private int _verified;
     private int _rejected;
+    private int _completed;
 
     public void UseSecret(string whsec) => _key = Convert.FromBase64String(whsec["whsec_".Length..]);
 
@@ -75,7 +79,10 @@ public sealed class WebhookReceiver : IAsyncDisposable
         if (root.GetProperty("type").GetString() == "execution.completed"
             && root.GetProperty("data").TryGetProperty("idempotency_key", out var key) && key.GetString() is { } k)
         {
-            Completed.TryAdd(k, arrived);
+            if (Completed.TryAdd(k, arrived))
+            {
+                Interlocked.Increment(ref _completed);
+            }
         }
 
         return Results.StatusCode(204);

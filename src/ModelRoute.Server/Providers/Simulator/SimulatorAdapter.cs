@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.IO.Compression;
-using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -11,12 +10,12 @@ using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers.Simulator;
 
-public sealed class SimulatorAdapterFactory(IHttpClientFactory httpClients, TimeProvider time, ILoggerFactory loggers) : IProviderAdapterFactory
+public sealed class SimulatorAdapterFactory(IHttpClientFactory httpClients, TimeProvider time, ILoggerFactory loggers, IHostApplicationLifetime lifetime) : IProviderAdapterFactory
 {
     public string Kind => ProviderKinds.Simulator;
 
     public IProviderAdapter Create(string name, ProviderOptions options) =>
-        new SimulatorAdapter(name, httpClients, time, loggers.CreateLogger<SimulatorAdapter>());
+        new SimulatorAdapter(name, new SimulatorCallbackQueue(httpClients, time, loggers.CreateLogger<SimulatorAdapter>(), lifetime.ApplicationStopping), time);
 }
 
 /// <summary>
@@ -24,7 +23,7 @@ public sealed class SimulatorAdapterFactory(IHttpClientFactory httpClients, Time
 /// every path on purpose (SPEC §8). Image models answer through the callback path, as Replicate
 /// and fal do; the rest answer at once after the simulated latency.
 /// </summary>
-public sealed partial class SimulatorAdapter(string name, IHttpClientFactory httpClients, TimeProvider time, ILogger<SimulatorAdapter> logger) : IProviderAdapter
+public sealed class SimulatorAdapter(string name, SimulatorCallbackQueue callbacks, TimeProvider time) : IProviderAdapter
 {
     public async Task<ProviderOutcome> ExecuteAsync(ProviderCall call, CancellationToken cancellationToken)
     {
@@ -36,10 +35,11 @@ public sealed partial class SimulatorAdapter(string name, IHttpClientFactory htt
                 return new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.InternalError, "The gateway has no callback address (set ModelRoute:PublicBaseUrl).", false, name));
             }
 
-            var due = time.GetUtcNow().AddMilliseconds(plan.LatencyMs);
-            var jobId = string.Create(CultureInfo.InvariantCulture, $"simjob_{due.ToUnixTimeMilliseconds()}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}");
-            _ = SendCallbackLaterAsync(call, plan, jobId, call.CallbackUrl);
-            return new ProviderOutcome.Accepted(jobId);
+            // Only the URL, the time and the outcome are kept until the callback is sent, not the call.
+            var dueMs = time.GetUtcNow().ToUnixTimeMilliseconds() + plan.LatencyMs;
+            var nonce = Random.Shared.NextInt64(1L << 48); // tells jobs apart; the callback URL's token is the secret
+            callbacks.Schedule(call.CallbackUrl, dueMs, nonce, plan.FailsThisAttempt);
+            return new ProviderOutcome.Accepted(SimulatorCallbackQueue.JobId(dueMs, nonce));
         }
 
         await Task.Delay(TimeSpan.FromMilliseconds(plan.LatencyMs), time, cancellationToken);
@@ -73,32 +73,6 @@ public sealed partial class SimulatorAdapter(string name, IHttpClientFactory htt
             ? SimulationPlan.From(call).Outcome(name)
             : new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderError, "The callback carried no final status.", false, name));
     }
-
-    private async Task SendCallbackLaterAsync(ProviderCall call, SimulationPlan plan, string jobId, Uri callbackUrl)
-    {
-        try
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(plan.LatencyMs), time);
-            using var client = httpClients.CreateClient(nameof(SimulatorAdapter));
-            var status = plan.FailsThisAttempt ? "failed" : "succeeded";
-            using var response = await client.PostAsJsonAsync(callbackUrl, new { id = jobId, status });
-            if (!response.IsSuccessStatusCode)
-            {
-                LogCallbackRejected(logger, call.Execution.Id, (int)response.StatusCode);
-            }
-        }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-        {
-            // Lost callbacks are part of life: the gateway polls for the result.
-            LogCallbackFailed(logger, call.Execution.Id, ex.GetType().Name);
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Simulator callback for {ExecutionId} was answered {StatusCode}")]
-    private static partial void LogCallbackRejected(ILogger logger, string executionId, int statusCode);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Simulator callback for {ExecutionId} could not be sent ({Error}); the gateway will poll")]
-    private static partial void LogCallbackFailed(ILogger logger, string executionId, string error);
 }
 
 /// <summary>What <c>input.simulate</c> asks for, read from an already validated input.</summary>
