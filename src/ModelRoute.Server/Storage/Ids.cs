@@ -16,12 +16,22 @@ public sealed class IdGenerator(TimeProvider time)
 
     public string New(string prefix)
     {
+        // The random bits and the clock are read before the lock, which then holds only a few
+        // comparisons: every request and every state change takes an id.
         Span<byte> random = stackalloc byte[10];
+        RandomNumberGenerator.Fill(random);
+        UInt128 fresh = 0;
+        foreach (var b in random)
+        {
+            fresh = (fresh << 8) | b;
+        }
+
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         long ms;
         UInt128 value;
         lock (_gate)
         {
-            ms = Math.Max(time.GetUtcNow().ToUnixTimeMilliseconds(), _lastMs);
+            ms = Math.Max(now, _lastMs);
             if (ms == _lastMs && _lastRandom < MaxRandom)
             {
                 value = _lastRandom + 1;
@@ -30,12 +40,7 @@ public sealed class IdGenerator(TimeProvider time)
             {
                 // A new millisecond, or this one's random space is used up: borrow the next one to stay monotonic.
                 ms = ms == _lastMs ? ms + 1 : ms;
-                RandomNumberGenerator.Fill(random);
-                value = 0;
-                foreach (var b in random)
-                {
-                    value = (value << 8) | b;
-                }
+                value = fresh;
             }
 
             _lastMs = ms;

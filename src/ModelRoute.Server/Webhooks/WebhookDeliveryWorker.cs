@@ -27,6 +27,10 @@ public sealed partial class WebhookDeliveryWorker(
     public const string HttpClientName = "webhooks";
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromDays(1);
 
+    // An account's default secret never changes once set, so a delivery to a submission's
+    // webhook_url needs no read after the first; endpoint secrets rotate and are read each time.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyList<string>> _accountSecrets = new(StringComparer.Ordinal);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var webhooks = options.Value.Webhooks;
@@ -89,7 +93,14 @@ public sealed partial class WebhookDeliveryWorker(
     {
         var webhooks = options.Value.Webhooks;
         var attemptedAt = time.GetUtcNow();
-        var secrets = await store.SigningSecretsAsync(delivery, attemptedAt, cancellationToken);
+        var secrets = delivery.EndpointId is null && _accountSecrets.TryGetValue(delivery.AccountId, out var known)
+            ? known
+            : await store.SigningSecretsAsync(delivery, attemptedAt, cancellationToken);
+        if (delivery.EndpointId is null && secrets is not null && _accountSecrets.Count < 100_000)
+        {
+            _accountSecrets.TryAdd(delivery.AccountId, secrets);
+        }
+
         if (secrets is null)
         {
             await store.RecordAttemptAsync(
