@@ -6,7 +6,7 @@ namespace ModelRoute.Bench;
 /// <summary>The targets (reported, never asserted) and docs/benchmarks.md.</summary>
 public static class Report
 {
-    private const double GeneratorLagWarningMs = 5;
+    private const double GeneratorLagWarningMs = 10;
 
     public static string Notes(BenchSettings s) =>
         (s.Quick ? $"QUICK MODE: {s.FixedDuration.TotalSeconds:0.#} s runs, a {s.SearchMaxSteps}-step search and at most {s.FillLimit.TotalSeconds:0.#} s to park executions; indicative only. Run ./bench/run.sh (full) for the real figures. " : "")
