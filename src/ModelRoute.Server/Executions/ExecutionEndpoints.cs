@@ -119,24 +119,48 @@ public static class ExecutionEndpoints
                 return Problem.Validation("executions", $"A batch holds 1 to {limits.MaxBatchSize} submissions.").ToResult();
             }
 
+            // Items are stored concurrently, so that they share the store's group commits instead of
+            // waiting for one each; they are started in order, and an item whose key came earlier in
+            // the batch waits for that one, so it is answered as a replay (or a reused key) as before.
             var accountId = context.User.AccountId();
-            var results = new List<BatchItemView>(count);
+            var pending = new Task<SubmissionResult>[count];
+            var lastWithKey = new Dictionary<string, Task>(StringComparer.Ordinal);
             var index = 0;
             foreach (var item in items.EnumerateArray())
             {
                 var prefix = $"executions[{index}].";
                 var (submission, invalid) = SubmissionParser.Parse(item, catalog, limits, prefix);
-                var result = invalid is null
-                    ? await submitter.SubmitAsync(accountId, submission!, prefix, cancellationToken)
-                    : new SubmissionResult(null, false, invalid);
-                results.Add(result.Problem is { } p
-                    ? new BatchItemView(index, p.Status, null, p.ToProblemDetails())
-                    : new BatchItemView(index, result.Replayed ? 200 : 202, ExecutionView.From(result.Execution!), null));
+                if (invalid is not null)
+                {
+                    pending[index] = Task.FromResult(new SubmissionResult(null, false, invalid));
+                }
+                else
+                {
+                    var earlier = lastWithKey.GetValueOrDefault(submission!.IdempotencyKey);
+                    pending[index] = SubmitAfterAsync(earlier, submitter, accountId, submission, prefix, cancellationToken);
+                    lastWithKey[submission.IdempotencyKey] = pending[index];
+                }
+
                 index++;
             }
 
+            var submitted = await Task.WhenAll(pending);
+            var results = submitted.Select((result, i) => result.Problem is { } p
+                ? new BatchItemView(i, p.Status, null, p.ToProblemDetails())
+                : new BatchItemView(i, result.Replayed ? 200 : 202, ExecutionView.From(result.Execution!), null)).ToList();
             return TypedResults.Ok(new BatchView("batch", results));
         }
+    }
+
+    private static async Task<SubmissionResult> SubmitAfterAsync(
+        Task? earlier, ExecutionSubmitter submitter, string accountId, ParsedSubmission submission, string prefix, CancellationToken cancellationToken)
+    {
+        if (earlier is not null)
+        {
+            await earlier;
+        }
+
+        return await submitter.SubmitAsync(accountId, submission, prefix, cancellationToken);
     }
 
     private static async Task<IResult> GetAsync(
