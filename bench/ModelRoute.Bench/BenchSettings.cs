@@ -35,7 +35,7 @@ public sealed record BenchSettings(
     public static BenchSettings For(bool quick) => quick
         ? new(
             Quick: true,
-            Warmup: TimeSpan.FromSeconds(0.5),
+            Warmup: TimeSpan.FromSeconds(2),
             FixedRates: [TargetRate],
             FixedDuration: TimeSpan.FromSeconds(1),
             SearchMaxSteps: 2,
@@ -57,7 +57,7 @@ public sealed record BenchSettings(
             BaselineDuration: TimeSpan.FromSeconds(0.5))
         : new(
             Quick: false,
-            Warmup: TimeSpan.FromSeconds(1),
+            Warmup: TimeSpan.FromSeconds(4),
             FixedRates: [500, 1000, TargetRate, 4000],
             FixedDuration: TimeSpan.FromSeconds(5),
             SearchMaxSteps: 5,

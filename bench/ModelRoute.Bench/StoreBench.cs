@@ -29,7 +29,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
             {
                 await TimedAsync("submit", async () =>
                 {
-                    Log(Describe(await SubmitRunAsync("warmup", 200, settings.Warmup, cancellationToken)));
+                    Log(Describe(await SubmitRunAsync("warmup", 500, settings.Warmup, cancellationToken)));
                     foreach (var rate in settings.FixedRates)
                     {
                         var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);

@@ -239,7 +239,7 @@ public static class ModelRouteBuilderExtensions
         ["Logging:LogLevel:Default"] = "Information",
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
         ["ModelRoute:Providers:sim:Kind"] = "simulator",
-        ["ModelRoute:Providers:sim:MaxConcurrency"] = "256",
+        ["ModelRoute:Providers:sim:MaxConcurrency"] = "1024",
         ["ModelRoute:Providers:sim:Timeout"] = "00:01:00",
         ["ModelRoute:Models:sim/text:Modality"] = "text",
         ["ModelRoute:Models:sim/text:Pricing:InputPerMTok"] = "1.00",

@@ -125,8 +125,11 @@ public sealed class WebhookOptions
     /// <summary>How long a rotated-out secret keeps signing beside the new one.</summary>
     public TimeSpan RotationOverlap { get; set; } = TimeSpan.FromHours(24);
 
-    /// <summary>Deliveries in flight on one node.</summary>
-    public int MaxInFlight { get; set; } = 64;
+    /// <summary>
+    /// Deliveries in flight on one node. Each one waits for its receiver and then for the commit of
+    /// its attempt, so this, not CPU, caps the delivery rate when receivers are slow.
+    /// </summary>
+    public int MaxInFlight { get; set; } = 256;
 
     public static readonly IReadOnlyList<TimeSpan> DefaultSchedule =
     [
@@ -166,8 +169,12 @@ public sealed class DispatchOptions
     /// <summary>How often the expiry and lease sweeper runs.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Executions in flight on one node, all providers together.</summary>
-    public int MaxInFlight { get; set; } = 256;
+    /// <summary>
+    /// Executions in flight on one node, all providers together. Model calls are slow (seconds to
+    /// minutes) and cost little while they wait, so this is generous; each provider's
+    /// MaxConcurrency is what protects the provider.
+    /// </summary>
+    public int MaxInFlight { get; set; } = 1024;
 }
 
 public sealed class LimitsOptions
