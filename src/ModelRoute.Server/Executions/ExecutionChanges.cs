@@ -14,11 +14,14 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     private readonly SemaphoreSlim _workAvailable = new(0, 1);
     private readonly SemaphoreSlim _webhooksAvailable = new(0, 1);
 
-    /// <summary>A change committed by this node.</summary>
-    public void Published(Execution execution)
+    /// <summary>
+    /// A change committed by this node. <paramref name="signalWorkers"/> is false when the store handed
+    /// the work it made (a dispatch, deliveries) to this node's workers already: no claim is needed.
+    /// </summary>
+    public void Published(Execution execution, bool signalWorkers = true)
     {
         metrics.Entered(execution.Status);
-        Wake(execution.Id, execution.Status);
+        Wake(execution.Id, execution.Status, signalWorkers);
     }
 
     /// <summary>
@@ -26,13 +29,18 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     /// changes come back this way too: a second wake-up only makes a waiter re-read). Not counted
     /// in the metrics, which the committing node has already done.
     /// </summary>
-    public void Remote(string executionId, ExecutionStatus status) => Wake(executionId, status);
+    public void Remote(string executionId, ExecutionStatus status) => Wake(executionId, status, signalWorkers: true);
 
-    private void Wake(string executionId, ExecutionStatus status)
+    private void Wake(string executionId, ExecutionStatus status, bool signalWorkers)
     {
         if (_waiters.TryRemove(executionId, out var waiter))
         {
             waiter.TrySetResult();
+        }
+
+        if (!signalWorkers)
+        {
+            return;
         }
 
         if (status == ExecutionStatus.Pending)

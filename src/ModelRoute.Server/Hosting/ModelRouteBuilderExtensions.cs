@@ -35,6 +35,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<ExecutionChanges>();
         services.AddSingleton<NodeIdentity>();
+        services.AddSingleton<WebhookHandoff>();
         services.AddSingleton<InFlightExecutions>();
         services.AddSingleton(sp => ModelCatalog.Build(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value).Catalog!);
 

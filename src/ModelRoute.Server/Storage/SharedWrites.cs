@@ -46,11 +46,13 @@ internal static class SharedWrites
     /// The outbox: writes the deliveries of one event in the caller's transaction — to the submission's
     /// webhook_url if it wants the event, and to every enabled endpoint subscribed to it.
     /// </summary>
-    public static async Task EnqueueWebhooksAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay)
+    /// <returns>The deliveries written already leased to <paramref name="lease"/>'s owner (only when given and due at once).</returns>
+    public static async Task<IReadOnlyList<WebhookDelivery>> EnqueueWebhooksAsync(
+        DbConnection c, DbTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay, (string Owner, long Until)? lease = null)
     {
         if (!WebhookEventTypes.All.Contains(type))
         {
-            return;
+            return [];
         }
 
         var destinations = new List<(string? EndpointId, string Url, bool Thin)>();
@@ -72,18 +74,29 @@ internal static class SharedWrites
         }
 
         string? full = null, thin = null;
+        var due = now + (long)firstDelay.TotalMilliseconds;
+        var owner = firstDelay <= TimeSpan.Zero ? lease?.Owner : null;
+        var leased = new List<WebhookDelivery>();
         foreach (var (endpointId, url, isThin) in destinations)
         {
             var payload = isThin
                 ? thin ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: true)
                 : full ??= WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), execution, thin: false);
+            var id = ids.New("whd");
             await c.ExecutePreparedAsync(
                 """
-                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
-                VALUES (@Id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @due, @now, @now)
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
+                VALUES (@id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @due, @now, @now, @owner, @until)
                 """,
-                new { Id = ids.New("whd"), eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now, due = now + (long)firstDelay.TotalMilliseconds },
+                new { id, eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now, due, owner, until = owner is null ? null : lease?.Until },
                 tx);
+            if (owner is not null)
+            {
+                var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
+                leased.Add(new WebhookDelivery(id, eventId, execution.AccountId, execution.Id, endpointId, url, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null));
+            }
         }
+
+        return leased;
     }
 }

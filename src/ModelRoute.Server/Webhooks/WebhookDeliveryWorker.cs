@@ -18,6 +18,7 @@ namespace ModelRoute.Server.Webhooks;
 public sealed partial class WebhookDeliveryWorker(
     IWebhookStore store,
     ExecutionChanges changes,
+    WebhookHandoff handoff,
     IHttpClientFactory httpClients,
     NodeIdentity node,
     IOptions<ModelRouteOptions> options,
@@ -36,6 +37,7 @@ public sealed partial class WebhookDeliveryWorker(
         var webhooks = options.Value.Webhooks;
         var dispatch = options.Value.Dispatch;
         using var slots = new SemaphoreSlim(webhooks.MaxInFlight, webhooks.MaxInFlight);
+        var handedOver = SendHandedOverAsync(slots, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -65,6 +67,26 @@ public sealed partial class WebhookDeliveryWorker(
                 LogLoopFailed(logger, ex);
                 await Task.Delay(dispatch.PollInterval, time, CancellationToken.None);
             }
+        }
+
+        await handedOver;
+    }
+
+    /// <summary>Sends the deliveries this node's own commits leased to it, without claiming them first.</summary>
+    private async Task SendHandedOverAsync(SemaphoreSlim slots, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await foreach (var delivery in handoff.Reader.ReadAllAsync(stoppingToken))
+            {
+                await slots.WaitAsync(stoppingToken);
+                handoff.Taken();
+                _ = DeliverGuardedAsync(delivery, slots, stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping: what was handed over and not sent is leased, and is claimed again once the lease runs out.
         }
     }
 

@@ -7,7 +7,9 @@ using ModelRoute.Server.Executions;
 namespace ModelRoute.Server.Storage.Sqlite;
 
 /// <summary>Executions, holds and the outbox on SQLite. Every state move is one conditional UPDATE.</summary>
-public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, ExecutionChanges changes, IOptions<ModelRouteOptions> options, TimeProvider time) : IExecutionStore
+public sealed class SqliteExecutionStore(
+    SqliteDatabase db, IdGenerator ids, ExecutionChanges changes, IOptions<ModelRouteOptions> options, TimeProvider time,
+    Routing.NodeIdentity? node = null, Webhooks.WebhookHandoff? handoff = null) : IExecutionStore
 {
     private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
 
@@ -126,7 +128,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
 
     public async Task<Execution?> TransitionAsync(ExecutionTransition t, CancellationToken cancellationToken)
     {
-        var execution = await db.WriteAsync<Execution?>(async (c, tx) =>
+        var execution = await db.WriteAsync<(Execution? Changed, IReadOnlyList<Webhooks.WebhookDelivery> Leased)>(async (c, tx) =>
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var terminal = t.To.IsTerminal();
@@ -200,7 +202,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
                 tx);
             if (row is null)
             {
-                return (null, false);
+                return ((null, []), false);
             }
 
             var changed = row.ToExecution();
@@ -210,16 +212,22 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, Exe
             }
 
             var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
-            await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, options.Value.Webhooks.Schedule[0]);
-            return (changed, true);
+            var webhooks = options.Value.Webhooks;
+            // Leased to this node's worker when it has room (see WebhookHandoff); the lease outlives the send timeout, as a claim's does.
+            var lease = node is not null && handoff is { HasRoom: true }
+                ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
+                : ((string, long)?)null;
+            var leased = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, webhooks.Schedule[0], lease);
+            return ((changed, leased), true);
         }, cancellationToken);
 
-        if (execution is not null)
+        if (execution.Changed is not null)
         {
-            changes.Published(execution);
+            handoff?.Offer(execution.Leased);
+            changes.Published(execution.Changed, signalWorkers: execution.Leased.Count == 0);
         }
 
-        return execution;
+        return execution.Changed;
     }
 
     public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
