@@ -36,7 +36,7 @@ public sealed record BenchSettings(
         ? new(
             Quick: true,
             Warmup: TimeSpan.FromSeconds(2),
-            FixedRates: [TargetRate],
+            FixedRates: [500, TargetRate],
             FixedDuration: TimeSpan.FromSeconds(1),
             SearchMaxSteps: 2,
             SearchStepDuration: TimeSpan.FromSeconds(1),
