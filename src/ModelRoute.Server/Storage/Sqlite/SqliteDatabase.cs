@@ -24,7 +24,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly string _connectionString;
     private readonly Lock _startLock = new();
-    private Task? _writer;
+    private Thread? _writer;
     private Task _checkpoint = Task.CompletedTask;
     private int _groupsSinceCheckpoint;
 
@@ -51,7 +51,18 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         }
 
         _connectionString = builder.ToString();
+
+        // Microsoft.Data.Sqlite's async calls run synchronously, so every read holds a thread-pool
+        // thread while it runs. With the pool's default floor (one thread per core) a burst of reads
+        // waits for the pool to grow, which it does slowly; a higher floor lets them run at once.
+        ThreadPool.GetMinThreads(out var workers, out var completionPorts);
+        if (workers < MinPoolThreads)
+        {
+            ThreadPool.SetMinThreads(MinPoolThreads, completionPorts);
+        }
     }
+
+    private const int MinPoolThreads = 32;
 
     /// <summary>Opens a pooled connection for reading. Writes go through <see cref="WriteAsync{T}"/>.</summary>
     public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
@@ -94,29 +105,35 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
 
         lock (_startLock)
         {
-            _writer ??= Task.Run(WriterLoopAsync);
+            if (_writer is null)
+            {
+                // A thread of its own: every SQLite call blocks, so on the thread pool the writer would hold
+                // one of its few threads (two on a 2-core host) for good and starve request handling.
+                _writer = new Thread(WriterLoop) { IsBackground = true, Name = "sqlite-writer" };
+                _writer.Start();
+            }
         }
     }
 
-    private async Task WriterLoopAsync()
+    private void WriterLoop()
     {
         var group = new List<PendingWrite>(MaxGroupSize);
         SqliteConnection? connection = null;
         SqlitePreparedStatements? statements = null;
         try
         {
-            while (await _writes.Reader.WaitToReadAsync())
+            while (_writes.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
             {
                 group.Clear();
                 try
                 {
                     if (connection is null)
                     {
-                        connection = await OpenWriterAsync();
+                        connection = OpenWriter();
                         statements = SqlitePreparedStatements.Attach(connection);
                     }
 
-                    await RunGroupAsync(connection, statements!, group);
+                    RunGroup(connection, statements!, group);
                 }
                 catch (Exception ex)
                 {
@@ -128,28 +145,22 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
 
                     statements?.Dispose();
                     statements = null;
-                    if (connection is not null)
-                    {
-                        await connection.DisposeAsync();
-                        connection = null;
-                    }
+                    connection?.Dispose();
+                    connection = null;
                 }
             }
         }
         finally
         {
             statements?.Dispose();
-            if (connection is not null)
-            {
-                await connection.DisposeAsync();
-            }
+            connection?.Dispose();
         }
     }
 
-    private async Task RunGroupAsync(SqliteConnection connection, SqlitePreparedStatements statements, List<PendingWrite> group)
+    private void RunGroup(SqliteConnection connection, SqlitePreparedStatements statements, List<PendingWrite> group)
     {
         var started = Stopwatch.GetTimestamp();
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, CancellationToken.None);
+        using var transaction = connection.BeginTransaction(IsolationLevel.Serializable);
         while (group.Count < MaxGroupSize && Stopwatch.GetElapsedTime(started) < MaxGroupWork && _writes.Reader.TryRead(out var write))
         {
             if (write.Cancelled)
@@ -162,7 +173,8 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
             statements.Execute("SAVEPOINT w", transaction);
             try
             {
-                if (!await write.RunAsync(connection, transaction))
+                // SQLite's async calls complete synchronously; a write that truly awaits holds the writer, as it must.
+                if (!write.RunAsync(connection, transaction).GetAwaiter().GetResult())
                 {
                     statements.Execute("ROLLBACK TO w", transaction);
                 }
@@ -176,7 +188,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
             statements.Execute("RELEASE w", transaction);
         }
 
-        await transaction.CommitAsync(CancellationToken.None);
+        transaction.Commit();
         foreach (var write in group)
         {
             write.Complete();
@@ -208,11 +220,12 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         }
     }
 
-    private async Task<SqliteConnection> OpenWriterAsync()
+    private SqliteConnection OpenWriter()
     {
-        var connection = await OpenAsync(CancellationToken.None);
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
         // Durability first: a 202 means the execution is on disk, so every commit is synced.
-        await connection.ExecuteAsync("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA wal_autocheckpoint = 0;");
+        connection.Execute("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA wal_autocheckpoint = 0;");
         return connection;
     }
 
@@ -257,7 +270,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     public void Dispose()
     {
         _writes.Writer.TryComplete();
-        _writer?.GetAwaiter().GetResult();
+        _writer?.Join();
         _checkpoint.GetAwaiter().GetResult();
     }
 
