@@ -51,6 +51,31 @@ public sealed class SqliteGroupCommitTests : IDisposable
     }
 
     [Fact]
+    public async Task An_urgent_write_queued_behind_background_writes_runs_before_them()
+    {
+        var gate = new TaskCompletionSource();
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var blocker = _db.WriteAsync(async (c, tx) => { await gate.Task; return (0, true); }, CancellationToken.None);
+        var background = Enumerable.Range(0, 50).Select(n => _db.WriteAsync((c, tx) =>
+        {
+            order.Enqueue($"background-{n}");
+            return Task.FromResult((n, true));
+        }, CancellationToken.None)).ToArray();
+        var urgent = _db.WriteAsync((c, tx) =>
+        {
+            order.Enqueue("urgent");
+            return Task.FromResult((0, true));
+        }, CancellationToken.None, urgent: true);
+        gate.SetResult();
+        await blocker;
+        await urgent;
+        await Task.WhenAll(background);
+
+        order.First().ShouldBe("urgent");
+        order.Skip(1).ShouldBe(Enumerable.Range(0, 50).Select(n => $"background-{n}"));
+    }
+
+    [Fact]
     public async Task A_write_that_throws_or_rolls_back_leaves_the_rest_of_its_group_committed()
     {
         var gate = new TaskCompletionSource();

@@ -22,6 +22,12 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     private static readonly TimeSpan MaxGroupWork = TimeSpan.FromMilliseconds(8);
 
     private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+
+    // Writes a client is waiting on (submissions) go ahead of background work in each group, up to
+    // this share of it, so that a burst is taken at once and durably while dispatch catches up later,
+    // and background work still gets the rest of every group.
+    private readonly Channel<PendingWrite> _urgent = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+    private const int MaxUrgentPerGroup = MaxGroupSize * 3 / 4;
     private readonly string _connectionString;
     private readonly Lock _startLock = new();
     private Thread? _writer;
@@ -83,12 +89,13 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     /// transaction; its changes are kept unless it throws or asks to roll back. Completes once
     /// the group is committed (synced to disk), with the write's result or its exception.
     /// </summary>
-    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken)
+    /// <param name="urgent">A client is waiting on it: it goes ahead of background writes.</param>
+    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken, bool urgent = false)
     {
         cancellationToken.ThrowIfCancellationRequested();
         EnsureWriter();
         var pending = new PendingWrite<T>(write, cancellationToken);
-        if (!_writes.Writer.TryWrite(pending))
+        if (!(urgent ? _urgent : _writes).Writer.TryWrite(pending))
         {
             throw new ObjectDisposedException(nameof(SqliteDatabase));
         }
@@ -122,7 +129,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         SqlitePreparedStatements? statements = null;
         try
         {
-            while (_writes.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+            while (WaitForWrites())
             {
                 group.Clear();
                 try
@@ -157,11 +164,47 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         }
     }
 
+    /// <summary>Blocks the writer's thread until a write is queued; false once both queues are closed and empty.</summary>
+    private bool WaitForWrites()
+    {
+        while (true)
+        {
+            if (_urgent.Reader.TryPeek(out _) || _writes.Reader.TryPeek(out _))
+            {
+                return true;
+            }
+
+            // A wait still pending from last time is kept, so that waits do not pile up on the quiet queue.
+            _urgentWait = _urgentWait is { IsCompleted: false } ? _urgentWait : _urgent.Reader.WaitToReadAsync().AsTask();
+            _backgroundWait = _backgroundWait is { IsCompleted: false } ? _backgroundWait : _writes.Reader.WaitToReadAsync().AsTask();
+            Task.WaitAny(_urgentWait, _backgroundWait);
+            if (_urgentWait is { IsCompleted: true, Result: false } && _backgroundWait is { IsCompleted: true, Result: false })
+            {
+                return false;
+            }
+        }
+    }
+
+    private Task<bool>? _urgentWait;
+    private Task<bool>? _backgroundWait;
+
+    private bool TryNext(ref int urgentTaken, out PendingWrite write)
+    {
+        if (urgentTaken < MaxUrgentPerGroup && _urgent.Reader.TryRead(out write!))
+        {
+            urgentTaken++;
+            return true;
+        }
+
+        return _writes.Reader.TryRead(out write!) || _urgent.Reader.TryRead(out write!);
+    }
+
     private void RunGroup(SqliteConnection connection, SqlitePreparedStatements statements, List<PendingWrite> group)
     {
         var started = Stopwatch.GetTimestamp();
         using var transaction = connection.BeginTransaction(IsolationLevel.Serializable);
-        while (group.Count < MaxGroupSize && Stopwatch.GetElapsedTime(started) < MaxGroupWork && _writes.Reader.TryRead(out var write))
+        var urgent = 0;
+        while (group.Count < MaxGroupSize && Stopwatch.GetElapsedTime(started) < MaxGroupWork && TryNext(ref urgent, out var write))
         {
             if (write.Cancelled)
             {
@@ -270,6 +313,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     public void Dispose()
     {
         _writes.Writer.TryComplete();
+        _urgent.Writer.TryComplete();
         _writer?.Join();
         _checkpoint.GetAwaiter().GetResult();
     }

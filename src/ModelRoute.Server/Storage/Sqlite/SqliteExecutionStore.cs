@@ -64,7 +64,7 @@ public sealed class SqliteExecutionStore(
             await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
             await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
             return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
-        }, cancellationToken);
+        }, cancellationToken, urgent: true);
 
         if (outcome.Result == SubmitResult.Created)
         {
