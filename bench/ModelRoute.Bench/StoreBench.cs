@@ -24,7 +24,8 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         try
         {
             // Warm the JIT up first, and measure end to end before the submit runs, whose overload steps leave a backlog behind.
-            await TimedAsync("warmup", async () => Log(Describe(await SubmitRunAsync("warmup", 500, settings.Warmup, cancellationToken))));
+            // With webhooks, so that the delivery path is warm too before end to end is measured.
+            await TimedAsync("warmup", async () => Log(Describe(await SubmitRunAsync("warmup", 500, settings.Warmup, cancellationToken, receiver.Url))));
 
             EndToEndResult? endToEnd = null;
             if (phases.Contains("e2e"))
@@ -144,12 +145,12 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
     }
 
     /// <summary>One open-loop submit run, then how far dispatch kept up, waiting (capped) for the backlog to clear.</summary>
-    private async Task<RunResult> SubmitRunAsync(string name, double rate, TimeSpan duration, CancellationToken cancellationToken)
+    private async Task<RunResult> SubmitRunAsync(string name, double rate, TimeSpan duration, CancellationToken cancellationToken, string? webhookUrl = null)
     {
         var lateBefore = _lateReads;
         var before = await CountersAsync(cancellationToken);
         var run = await LoadGenerator.RunAsync(name, rate, duration, settings.RequestDrainLimit,
-            (i, token) => PostAsync("/v1/executions", TextSubmission($"{_run}-{name}-{i}", null), token));
+            (i, token) => PostAsync("/v1/executions", TextSubmission($"{_run}-{name}-{i}", webhookUrl), token));
         var atEnd = await CountersAsync(cancellationToken);
         var (drained, after) = await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
         return run with
