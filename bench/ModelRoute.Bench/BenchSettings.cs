@@ -57,7 +57,7 @@ public sealed record BenchSettings(
             BaselineDuration: TimeSpan.FromSeconds(0.5))
         : new(
             Quick: false,
-            Warmup: TimeSpan.FromSeconds(4),
+            Warmup: TimeSpan.FromSeconds(10),
             FixedRates: [500, 1000, TargetRate, 4000],
             FixedDuration: TimeSpan.FromSeconds(5),
             SearchMaxSteps: 5,
