@@ -165,6 +165,8 @@ public sealed partial class Dispatcher(
         }
 
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        // Only the provider's own timeout counts as its failure; the execution's deadline is the client's choice.
+        var providerTimeoutBinds = provider.Options.Timeout <= remaining;
         using var deadline = new CancellationTokenSource(remaining < provider.Options.Timeout ? remaining : provider.Options.Timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation.Token, deadline.Token);
         inFlight.Register(execution.Id, cancellation);
@@ -175,8 +177,6 @@ public sealed partial class Dispatcher(
         ProviderOutcome outcome;
         try
         {
-            // Only the provider's own timeout counts as its failure; the execution's deadline is the client's choice.
-            var providerTimeoutBinds = provider.Options.Timeout <= remaining;
             outcome = await provider.ExecuteAsync(call, () => providerTimeoutBinds && deadline.IsCancellationRequested && !cancellation.IsCancellationRequested, linked.Token);
         }
         catch (Polly.CircuitBreaker.BrokenCircuitException)
@@ -199,7 +199,7 @@ public sealed partial class Dispatcher(
         {
             return; // Cancelled or expired: the store already has the final state.
         }
-        catch (OperationCanceledException) when (time.GetUtcNow() >= execution.ExpiresAt)
+        catch (OperationCanceledException) when ((deadline.IsCancellationRequested && !providerTimeoutBinds) || time.GetUtcNow() >= execution.ExpiresAt)
         {
             // The execution's own deadline cut the call short: it expires, it did not fail.
             var cut = new AttemptRecord(execution.Attempts, route.Provider, route.ProviderModel, "expired", startedAt, stopwatch.ElapsedMilliseconds);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Providers.OpenAI;
 using ModelRoute.Tests.Infrastructure;
@@ -378,6 +379,42 @@ public sealed class OpenAIAdapterTests(OpenAIGateway fixture) : IClassFixture<Op
         (DateTime.UtcNow - started).ShouldBeLessThan(TimeSpan.FromSeconds(10), "the dispatcher's token ends the HTTP call; the client has no timeout of its own");
         _fake.Requests.Count.ShouldBe(1);
         (await account.Client.BalanceAsync()).ShouldBe((1_000_000, 0, 1_000_000));
+    }
+
+    [Fact]
+    public async Task A_deadline_timer_that_fires_a_little_before_the_clock_reaches_the_deadline_still_expires_the_execution()
+    {
+        // Timers and the wall clock are not exact with each other: a deadline's timer may fire just before
+        // GetUtcNow() reaches expires_at. Which source fired decides, so this must be EXPIRED, not a provider timeout.
+        var settings = new Dictionary<string, string?>
+        {
+            ["ModelRoute:Providers:slow:Kind"] = "openai",
+            ["ModelRoute:Providers:slow:BaseUrl"] = _fake.V1,
+            ["ModelRoute:Providers:slow:ApiKey"] = OpenAIGateway.ApiKey,
+            ["ModelRoute:Providers:slow:Timeout"] = "00:00:10",
+            ["ModelRoute:Models:slow/chat:Modality"] = "text",
+            ["ModelRoute:Models:slow/chat:Pricing:InputPerMTok"] = "0.10",
+            ["ModelRoute:Models:slow/chat:Routes:0:Provider"] = "slow",
+            ["ModelRoute:Models:slow/chat:Routes:0:Model"] = "gpt-4o-mini",
+        };
+        await using var gateway = new GatewayFactory(settings, services => services.AddSingleton<TimeProvider>(new EarlyTimers(TimeSpan.FromMilliseconds(300))));
+        using var account = await gateway.CreateAccountAsync("1.00");
+        _fake.Delay = TimeSpan.FromSeconds(30);
+
+        var submitted = await account.Client.SubmitAsync("slow/chat", $$"""{"messages":{{Messages}}}""", extra: ""","timeout_seconds":2""");
+        submitted.Status.ShouldBe(202, submitted.Body);
+        var done = await account.Client.WaitForTerminalAsync(submitted.Json.GetProperty("id").GetString()!);
+
+        done.GetProperty("status").GetString().ShouldBe("EXPIRED", done.ToString());
+        done.GetProperty("error").GetProperty("code").GetString().ShouldBe("DEADLINE_EXCEEDED");
+        (await account.Client.BalanceAsync()).ShouldBe((1_000_000, 0, 1_000_000));
+    }
+
+    /// <summary>The system clock, with every timer firing <paramref name="early"/> before it is due.</summary>
+    private sealed class EarlyTimers(TimeSpan early) : TimeProvider
+    {
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            System.CreateTimer(callback, state, dueTime > early ? dueTime - early : dueTime, period);
     }
 
     [Fact]
