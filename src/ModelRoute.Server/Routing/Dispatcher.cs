@@ -24,6 +24,7 @@ public sealed partial class Dispatcher(
     NodeIdentity node,
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
     ILogger<Dispatcher> logger) : BackgroundService
 {
     private static readonly TimeSpan SlotBusyDelay = TimeSpan.FromMilliseconds(100);
@@ -32,6 +33,23 @@ public sealed partial class Dispatcher(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Hosted services start before the server binds its addresses, and a callback URL is made from
+        // that address (unless PublicBaseUrl is set): dispatching earlier, after a restart with work
+        // waiting, failed callback executions with "no callback address".
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+        using (stoppingToken.Register(() => started.TrySetCanceled(stoppingToken)))
+        {
+            try
+            {
+                await started.Task;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
         using var slots = new SemaphoreSlim(_options.MaxInFlight, _options.MaxInFlight);
         var running = new HashSet<Task>();
         while (!stoppingToken.IsCancellationRequested)
