@@ -21,13 +21,17 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     private const int MaxGroupSize = 512;
     private static readonly TimeSpan MaxGroupWork = TimeSpan.FromMilliseconds(8);
 
-    private readonly Channel<PendingWrite> _writes = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<PendingWrite> _background = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
 
     // Writes a client is waiting on (submissions) go ahead of background work in each group, up to
     // this share of it, so that a burst is taken at once and durably while dispatch catches up later,
     // and background work still gets the rest of every group.
     private readonly Channel<PendingWrite> _urgent = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
     private const int MaxUrgentPerGroup = MaxGroupSize * 3 / 4;
+
+    // The writer's pending waits on each queue, kept between idle spells (see WaitForWrites).
+    private Task<bool>? _urgentWait;
+    private Task<bool>? _backgroundWait;
     private readonly string _connectionString;
     private readonly Lock _startLock = new();
     private Thread? _writer;
@@ -95,7 +99,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         EnsureWriter();
         var pending = new PendingWrite<T>(write, cancellationToken);
-        if (!(urgent ? _urgent : _writes).Writer.TryWrite(pending))
+        if (!(urgent ? _urgent : _background).Writer.TryWrite(pending))
         {
             throw new ObjectDisposedException(nameof(SqliteDatabase));
         }
@@ -169,14 +173,14 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     {
         while (true)
         {
-            if (_urgent.Reader.TryPeek(out _) || _writes.Reader.TryPeek(out _))
+            if (_urgent.Reader.TryPeek(out _) || _background.Reader.TryPeek(out _))
             {
                 return true;
             }
 
             // A wait still pending from last time is kept, so that waits do not pile up on the quiet queue.
             _urgentWait = _urgentWait is { IsCompleted: false } ? _urgentWait : _urgent.Reader.WaitToReadAsync().AsTask();
-            _backgroundWait = _backgroundWait is { IsCompleted: false } ? _backgroundWait : _writes.Reader.WaitToReadAsync().AsTask();
+            _backgroundWait = _backgroundWait is { IsCompleted: false } ? _backgroundWait : _background.Reader.WaitToReadAsync().AsTask();
             Task.WaitAny(_urgentWait, _backgroundWait);
             if (_urgentWait is { IsCompleted: true, Result: false } && _backgroundWait is { IsCompleted: true, Result: false })
             {
@@ -185,8 +189,6 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         }
     }
 
-    private Task<bool>? _urgentWait;
-    private Task<bool>? _backgroundWait;
 
     private bool TryNext(ref int urgentTaken, out PendingWrite write)
     {
@@ -196,7 +198,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
             return true;
         }
 
-        return _writes.Reader.TryRead(out write!) || _urgent.Reader.TryRead(out write!);
+        return _background.Reader.TryRead(out write!) || _urgent.Reader.TryRead(out write!);
     }
 
     private void RunGroup(SqliteConnection connection, SqlitePreparedStatements statements, List<PendingWrite> group)
@@ -312,7 +314,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     /// <summary>Stops taking writes; those already queued are still committed.</summary>
     public void Dispose()
     {
-        _writes.Writer.TryComplete();
+        _background.Writer.TryComplete();
         _urgent.Writer.TryComplete();
         _writer?.Join();
         _checkpoint.GetAwaiter().GetResult();

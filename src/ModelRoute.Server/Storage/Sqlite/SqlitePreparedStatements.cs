@@ -78,8 +78,12 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
     [GeneratedRegex(@"@([A-Za-z_][A-Za-z0-9_]*)")]
     private static partial Regex ParameterName();
 
-    public sealed record Statement(SqliteCommand Command, (SqliteParameter Parameter, Func<object, object?> Read)[] Bindings)
+    public sealed class Statement(SqliteCommand command, (SqliteParameter Parameter, Func<object, object?> Read)[] bindings)
     {
+        public SqliteCommand Command { get; } = command;
+
+        public (SqliteParameter Parameter, Func<object, object?> Read)[] Bindings { get; } = bindings;
+
         private object? _rowParser;
 
         /// <summary>Dapper's parser for this statement's rows, built at the first row: a statement's columns never change.</summary>
