@@ -26,6 +26,18 @@ if (Option("--awaiting") is { } awaitingOption)
     settings = settings with { AwaitingExecutions = int.Parse(awaitingOption, CultureInfo.InvariantCulture), FillLimit = TimeSpan.FromMinutes(10) };
 }
 
+if (Option("--rates") is { } ratesOption)
+{
+    // For profiling: submit only at these rates, for --seconds each (default 5), with no rate search.
+    var seconds = Option("--seconds") is { } secondsOption ? double.Parse(secondsOption, CultureInfo.InvariantCulture) : 5;
+    settings = settings with
+    {
+        FixedRates = [.. ratesOption.Split(',').Select(r => double.Parse(r, CultureInfo.InvariantCulture))],
+        FixedDuration = TimeSpan.FromSeconds(seconds),
+        SearchMaxSteps = 0,
+    };
+}
+
 if (Option("--window") is { } windowOption)
 {
     settings = settings with { MemoryWindow = TimeSpan.FromSeconds(int.Parse(windowOption, CultureInfo.InvariantCulture)) };

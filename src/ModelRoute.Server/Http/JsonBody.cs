@@ -36,12 +36,14 @@ public static class JsonBody
             sizeFeature.MaxRequestBodySize = maxBytes;
         }
 
-        var buffer = new ArrayBufferWriter<byte>(4096);
+        // Sized from Content-Length when there is one (plus a byte to see the end), so that a typical
+        // submission of a few hundred bytes is one small array instead of a 16 KiB one per request.
+        var buffer = new ArrayBufferWriter<byte>(request.ContentLength is { } length and >= 0 ? (int)length + 1 : 4096);
         try
         {
             while (true)
             {
-                var memory = buffer.GetMemory(16 * 1024);
+                var memory = buffer.GetMemory();
                 var read = await request.Body.ReadAsync(memory, cancellationToken);
                 if (read == 0)
                 {
