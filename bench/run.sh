@@ -9,7 +9,12 @@ cd "$(dirname "$0")/.."
 export BENCH_STARTED_AT_MS=$(($(date +%s%N) / 1000000))
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
-server=src/ModelRoute.Server/bin/Release/net10.0/ModelRoute.Server.dll
+# The gateway is published the way a deployment would be: Release, ReadyToRun (precompiled, so that the first
+# seconds under load are not spent in the JIT), framework-dependent, for this machine's runtime identifier.
+case "$(uname -m)" in aarch64|arm64) rid=linux-arm64 ;; *) rid=linux-x64 ;; esac
+published=src/ModelRoute.Server/bin/Release/net10.0/$rid/publish
+server=$published/ModelRoute.Server.dll
+export BENCH_SERVER_DLL=$PWD/$server
 bench=bench/ModelRoute.Bench/bin/Release/net10.0/ModelRoute.Bench.dll
 
 # Builds only when a source is newer than the build: even a no-op `dotnet build` costs many seconds on a busy 2-core machine.
@@ -20,7 +25,7 @@ stale() { # output, source folders…
   [ -n "$(find "$@" Directory.Build.props Directory.Packages.props global.json \( -path '*/bin' -o -path '*/obj' \) -prune -o -type f -newer "$output" -print -quit 2>/dev/null)" ]
 }
 if stale "$server" src/ModelRoute.Server; then
-  dotnet build src/ModelRoute.Server/ModelRoute.Server.csproj -c Release -nologo -v quiet
+  dotnet publish src/ModelRoute.Server/ModelRoute.Server.csproj -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true -o "$published" -nologo -v quiet
   touch "$server" # an unchanged build leaves the old file, and the check would build again next time
 fi
 if stale "$bench" bench/ModelRoute.Bench; then

@@ -8,10 +8,10 @@ var stores = Option("--store") is { } only ? [only] : new[] { "sqlite", "postgre
 var phases = (Option("--only") ?? string.Join(',', StoreBench.AllPhases.Append("baseline"))).Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
 var root = FindRepositoryRoot();
 var output = Option("--output") ?? Path.Combine(root, "docs");
-var serverDll = Path.Combine(root, "src/ModelRoute.Server/bin/Release/net10.0/ModelRoute.Server.dll");
+var serverDll = Environment.GetEnvironmentVariable("BENCH_SERVER_DLL") ?? Path.Combine(root, "src/ModelRoute.Server/bin/Release/net10.0/ModelRoute.Server.dll");
 if (!File.Exists(serverDll))
 {
-    Console.Error.WriteLine($"{serverDll} is missing: build Release first (./bench/run.sh does).");
+    Console.Error.WriteLine($"{serverDll} is missing: publish it first (./bench/run.sh does).");
     return 2;
 }
 

@@ -79,6 +79,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<ArtifactDownloader>();
         services.AddHttpClient(ArtifactDownloader.HttpClientName, c => c.Timeout = TimeSpan.FromMinutes(5));
         services.AddSingleton<ExecutionSubmitter>();
+        services.AddSingleton<SubmissionLoad>();
         services.AddHostedService<Dispatcher>();
         services.AddHostedService<ExecutionSweeper>();
 

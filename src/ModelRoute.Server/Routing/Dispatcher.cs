@@ -15,6 +15,7 @@ namespace ModelRoute.Server.Routing;
 public sealed partial class Dispatcher(
     IExecutionStore store,
     ExecutionChanges changes,
+    SubmissionLoad submissions,
     ProviderRegistry providers,
     ModelCatalog catalog,
     RoutePlanner planner,
@@ -28,6 +29,11 @@ public sealed partial class Dispatcher(
     ILogger<Dispatcher> logger) : BackgroundService
 {
     private static readonly TimeSpan SlotBusyDelay = TimeSpan.FromMilliseconds(100);
+
+    // While submissions crowd in, dispatch waits for them up to this long, then claims at most a few, so that
+    // work is still started during a long overload, slowly, and the rest once the burst is stored.
+    private static readonly TimeSpan SubmissionsFirstWait = TimeSpan.FromMilliseconds(50);
+    private const int ClaimWhileBusy = 4;
     private static readonly TimeSpan CircuitWait = TimeSpan.FromMilliseconds(500);
     private readonly DispatchOptions _options = options.Value.Dispatch;
 
@@ -58,8 +64,15 @@ public sealed partial class Dispatcher(
             {
                 await slots.WaitAsync(stoppingToken);
                 slots.Release();
+                var batch = Math.Min(slots.CurrentCount, 64);
+                if (submissions.IsBusy)
+                {
+                    await submissions.WaitForCalmAsync(SubmissionsFirstWait, time, stoppingToken);
+                    batch = submissions.IsBusy ? Math.Min(batch, ClaimWhileBusy) : batch;
+                }
+
                 var now = time.GetUtcNow();
-                var claimed = await store.ClaimDueAsync(node.Id, Math.Min(slots.CurrentCount, 64), now, now + _options.LeaseDuration, stoppingToken);
+                var claimed = await store.ClaimDueAsync(node.Id, batch, now, now + _options.LeaseDuration, stoppingToken);
                 foreach (var execution in claimed)
                 {
                     await slots.WaitAsync(stoppingToken);

@@ -20,7 +20,39 @@ public sealed record NewExecution(
     int TimeoutSeconds,
     long? MaxCostMicros,
     DateTimeOffset CreatedAt,
-    DateTimeOffset ExpiresAt);
+    DateTimeOffset ExpiresAt)
+{
+    /// <summary>
+    /// The execution as its row reads once stored (times kept to the millisecond, as the stores keep
+    /// them), so that a store need not read back what it has just written.
+    /// </summary>
+    public Execution ToPending()
+    {
+        var created = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt.ToUnixTimeMilliseconds());
+        return new Execution
+        {
+            Id = Id,
+            AccountId = AccountId,
+            Model = Model,
+            Status = ExecutionStatus.Pending,
+            IdempotencyKey = IdempotencyKey,
+            RequestHash = RequestHash,
+            Input = Input,
+            EstimatedMicros = EstimatedMicros,
+            HeldMicros = HoldMicros,
+            Price = Price,
+            WebhookUrl = WebhookUrl,
+            WebhookEvents = WebhookEvents,
+            Metadata = Metadata,
+            TimeoutSeconds = TimeoutSeconds,
+            MaxCostMicros = MaxCostMicros,
+            CreatedAt = created,
+            UpdatedAt = created,
+            ExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(ExpiresAt.ToUnixTimeMilliseconds()),
+            NextAttemptAt = created,
+        };
+    }
+}
 
 public enum SubmitResult
 {

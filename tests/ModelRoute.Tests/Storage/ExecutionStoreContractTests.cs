@@ -223,6 +223,20 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_execution_a_submit_answers_with_is_the_one_a_read_returns()
+    {
+        // A clock between two milliseconds: the stores keep times to the millisecond, so must the answer.
+        Time.Advance(TimeSpan.FromTicks(4321));
+        var account = await NewAccountAsync(1_000_000);
+        var x = NewExecution(account, 120_000, key: "key-answer");
+
+        var answered = (await Executions.SubmitAsync(x, None)).Execution.ShouldNotBeNull();
+        var stored = (await Executions.GetAsync(x.Id, account, None)).ShouldNotBeNull();
+
+        System.Text.Json.JsonSerializer.Serialize(answered).ShouldBe(System.Text.Json.JsonSerializer.Serialize(stored));
+    }
+
+    [Fact]
     public async Task Submit_is_refused_for_insufficient_balance_and_stores_nothing()
     {
         var account = await NewAccountAsync(50_000);

@@ -128,6 +128,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
 
     private void WriterLoop()
     {
+        WriterThreadPriority.Raise();
         var group = new List<PendingWrite>(MaxGroupSize);
         SqliteConnection? connection = null;
         SqlitePreparedStatements? statements = null;

@@ -15,13 +15,21 @@ public sealed class SqliteExecutionStore(
 
     public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
     {
-        var outcome = await db.WriteAsync<SubmitOutcome>(async (c, tx) =>
+        // Everything that can be done off the single writer thread is done before the write.
+        var now = x.CreatedAt.ToUnixTimeMilliseconds();
+        var row = new
+        {
+            x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
+            Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
+            x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
+        };
+        var (result, existing) = await db.WriteAsync<(SubmitResult Result, Execution? Existing)>(async (c, tx) =>
         {
             // The common case (a new key, money enough) runs four statements; a replay is found
             // when the hold or the insert does not happen, and answers before any refusal.
             if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
             {
-                return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
+                return (await ExistingAsync(c, tx, x) ?? (SubmitResult.CostCapExceeded, null), false);
             }
 
             var account = await c.QueryFirstOrDefaultPreparedAsync<(long Balance, long Held)>(
@@ -34,11 +42,11 @@ public sealed class SqliteExecutionStore(
                 tx);
             if (account == default)
             {
-                return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+                return (await ExistingAsync(c, tx, x) ?? (SubmitResult.InsufficientBalance, null), false);
             }
 
-            var now = x.CreatedAt.ToUnixTimeMilliseconds();
-            var created = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
+            // Not read back: the caller builds the stored execution from the submission (NewExecution.ToPending).
+            var inserted = await c.ExecutePreparedAsync(
                 """
                 INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                     estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
@@ -47,35 +55,31 @@ public sealed class SqliteExecutionStore(
                     @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
                     @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now)
                 ON CONFLICT (account_id, idempotency_key) DO NOTHING
-                RETURNING *
                 """,
-                new
-                {
-                    x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
-                    Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
-                    x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
-                },
+                row,
                 tx);
-            if (created is null)
+            if (inserted == 0)
             {
-                return ((await ExistingAsync(c, tx, x))!, false); // The key is taken: the hold above is rolled back.
+                return ((await ExistingAsync(c, tx, x))!.Value, false); // The key is taken: the hold above is rolled back.
             }
 
             await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
             await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
-            return (new SubmitOutcome(SubmitResult.Created, created.ToExecution()), true);
+            return ((SubmitResult.Created, null), true);
         }, cancellationToken, urgent: true);
 
-        if (outcome.Result == SubmitResult.Created)
+        if (result != SubmitResult.Created)
         {
-            changes.Published(outcome.Execution!);
+            return new SubmitOutcome(result, existing);
         }
 
-        return outcome;
+        var created = x.ToPending();
+        changes.Published(created);
+        return new SubmitOutcome(SubmitResult.Created, created);
     }
 
     /// <summary>A replay or a reused key when the submission's key is already taken in this account.</summary>
-    private static async Task<SubmitOutcome?> ExistingAsync(SqliteConnection c, SqliteTransaction tx, NewExecution x)
+    private static async Task<(SubmitResult, Execution?)?> ExistingAsync(SqliteConnection c, SqliteTransaction tx, NewExecution x)
     {
         var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
             "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
@@ -83,7 +87,7 @@ public sealed class SqliteExecutionStore(
             tx);
         return existing is null
             ? null
-            : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
+            : (existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
     }
 
     public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
