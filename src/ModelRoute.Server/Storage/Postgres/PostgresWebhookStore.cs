@@ -97,8 +97,10 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
         }, cancellationToken);
 
     public Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
-        db.WriteStatementAsync<IReadOnlyList<WebhookDelivery>>(async c =>
+        db.WriteAsync<IReadOnlyList<WebhookDelivery>>(async (c, tx) =>
         {
+            // Walks the due index in order, whatever the statistics say (see the execution claim).
+            await c.ExecuteAsync(PostgresExecutionStore.OrderedScanOnly, transaction: tx);
             var rows = await c.QueryAsync<DeliveryRow>(
                 """
                 UPDATE webhook_deliveries SET lease_owner = @owner, lease_expires_at = @Until
@@ -111,8 +113,9 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
                     FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """,
-                new { owner, max, Now = now.ToUnixTimeMilliseconds(), Until = leaseUntil.ToUnixTimeMilliseconds() });
-            return [.. rows.Select(r => r.ToDelivery())];
+                new { owner, max, Now = now.ToUnixTimeMilliseconds(), Until = leaseUntil.ToUnixTimeMilliseconds() },
+                tx);
+            return ([.. rows.Select(r => r.ToDelivery())], true);
         }, cancellationToken);
 
     public async Task<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
