@@ -103,7 +103,7 @@ foreach (var store in stores)
     {
         // One store's failure still leaves a report of the other.
         Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: FAILED: {ex}");
-        results.Add(new StoreResult(store, [], new SearchResult(0, null, []), null, null, null, null, null, 0, 0, [], ex.Message));
+        results.Add(new StoreResult(store, [], new SearchResult(0, null, []), null, null, null, null, null, null, 0, 0, [], ex.Message));
     }
     finally
     {

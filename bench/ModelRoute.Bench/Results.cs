@@ -12,6 +12,12 @@ public sealed record EndToEndResult(double Rate, int Submitted, int SubmitErrors
 
 public sealed record WebhookFloodResult(int Executions, long Accepted, int Delivered, double DeliveriesPerSecond, double SecondsFirstToLast, double SecondsFromSubmit, bool WaitCapped);
 
+/// <summary>
+/// Deliveries due at once: <see cref="Executions"/> completions, each sent to <see cref="Endpoints"/> registered endpoints,
+/// so that the rate is the delivery worker's and not the rate at which executions complete.
+/// </summary>
+public sealed record WebhookFanOutResult(int Executions, int Endpoints, int Expected, int Delivered, double DeliveriesPerSecond, double SecondsFirstToLast, double SecondsFromSubmit, int Rejected);
+
 public sealed record MemorySample(double Second, double RssMiB, double AnonymousMiB, long Awaiting);
 
 /// <summary>
@@ -49,6 +55,7 @@ public sealed record StoreResult(
     RunResult? Get,
     EndToEndResult? EndToEnd,
     WebhookFloodResult? Webhooks,
+    WebhookFanOutResult? FanOut,
     MemoryResult? Memory,
     BaselineResult? Baseline,
     double FractionOfSequentialBaseline,

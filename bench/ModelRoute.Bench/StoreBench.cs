@@ -76,6 +76,16 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
                 });
             }
 
+            WebhookFanOutResult? fanOut = null;
+            if (phases.Contains("webhooks"))
+            {
+                await TimedAsync("fan-out", async () =>
+                {
+                    fanOut = await WebhookFanOutAsync(cancellationToken);
+                    Log($"webhook fan-out: {fanOut.Delivered}/{fanOut.Expected} delivered ({fanOut.Executions} completions x {fanOut.Endpoints} endpoints), {fanOut.DeliveriesPerSecond}/s, {fanOut.Rejected} bad signatures");
+                });
+            }
+
             MemoryResult? memory = null;
             if (phases.Contains("memory"))
             {
@@ -86,7 +96,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
                 });
             }
 
-            return new StoreResult(store, submit, search, get, endToEnd, flood, memory, null, 0, 0, _times, null);
+            return new StoreResult(store, submit, search, get, endToEnd, flood, fanOut, memory, null, 0, 0, _times, null);
         }
         finally
         {
@@ -282,6 +292,49 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var fromSubmit = LoadGenerator.Ms(arrivals[^1] - started) / 1000.0;
         return new WebhookFloodResult(settings.WebhookFlood, accepted, arrivals.Length, Math.Round((arrivals.Length - 1) / span, 1), Math.Round(span, 2), Math.Round(fromSubmit, 2), capped);
     }
+
+    /// <summary>
+    /// Delivery throughput on its own: a second account registers <see cref="FanOutEndpoints"/> endpoints on the receiver,
+    /// then one batch of executions completes, and each completion is due to every endpoint at once. (The flood above is
+    /// bounded by how fast executions complete; this is bounded by the delivery worker.)
+    /// </summary>
+    private async Task<WebhookFanOutResult> WebhookFanOutAsync(CancellationToken cancellationToken)
+    {
+        var executions = Math.Max(1, settings.WebhookFlood / FanOutEndpoints);
+        var (key, _) = await gateway.CreateAccountAsync();
+        using var api = gateway.Client(key, 8);
+        var secrets = new string[FanOutEndpoints];
+        for (var n = 0; n < FanOutEndpoints; n++)
+        {
+            var endpoint = await GatewayHost.PostJsonAsync(api, "/v1/webhook-endpoints", $$"""{"url":"{{receiver.FanOutUrl}}/{{n}}","events":["execution.completed"]}""");
+            secrets[n] = endpoint.GetProperty("secret").GetString()!;
+        }
+
+        var rejectedBefore = receiver.Rejected;
+        receiver.StartFanOut(secrets);
+        var expected = executions * FanOutEndpoints;
+        var started = Stopwatch.GetTimestamp();
+        var json = "{\"executions\":[" + string.Join(',', Enumerable.Range(0, executions).Select(i => TextSubmission($"{_run}-fanout-{i}", null))) + "]}";
+        await GatewayHost.PostJsonAsync(api, "/v1/executions/batch", json);
+        while (receiver.FanOutCount < expected && LoadGenerator.SecondsSince(started) < settings.FloodWaitLimit.TotalSeconds)
+        {
+            await Task.Delay(20, cancellationToken);
+        }
+
+        var arrivals = receiver.FanOutArrivals();
+        await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
+        var rejected = receiver.Rejected - rejectedBefore;
+        if (arrivals.Length < 2)
+        {
+            return new WebhookFanOutResult(executions, FanOutEndpoints, expected, arrivals.Length, 0, 0, 0, rejected);
+        }
+
+        var span = LoadGenerator.Ms(arrivals[^1] - arrivals[0]) / 1000.0;
+        return new WebhookFanOutResult(executions, FanOutEndpoints, expected, arrivals.Length, Math.Round((arrivals.Length - 1) / span, 1), Math.Round(span, 2),
+            Math.Round(LoadGenerator.Ms(arrivals[^1] - started) / 1000.0, 2), rejected);
+    }
+
+    private const int FanOutEndpoints = 100;
 
     /// <summary>Waits until the receiver holds <paramref name="expected"/> verified completions, at most <paramref name="limit"/>; the seconds waited.</summary>
     private async Task<double> WaitForWebhooksAsync(long expected, TimeSpan limit, CancellationToken cancellationToken)

@@ -44,6 +44,27 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public void UseSecret(string whsec) => _key = Convert.FromBase64String(whsec["whsec_".Length..]);
 
+    /// <summary>Where fan-out endpoint <c>n</c> is: <c>{FanOutUrl}/{n}</c>.</summary>
+    public string FanOutUrl => Url[..^"/hook".Length] + "/fanout";
+
+    private byte[][] _fanOutKeys = [];
+    private ConcurrentQueue<long> _fanOut = new();
+    private int _fanOutCount;
+
+    /// <summary>Verified completed events that reached a fan-out endpoint since <see cref="StartFanOut"/>.</summary>
+    public int FanOutCount => Volatile.Read(ref _fanOutCount);
+
+    /// <summary>Starts counting fan-out deliveries; endpoint <c>n</c> signs with <paramref name="secrets"/>[n].</summary>
+    public void StartFanOut(IReadOnlyList<string> secrets)
+    {
+        _fanOutKeys = [.. secrets.Select(s => Convert.FromBase64String(s["whsec_".Length..]))];
+        _fanOut = new ConcurrentQueue<long>();
+        Volatile.Write(ref _fanOutCount, 0);
+    }
+
+    /// <summary>Stopwatch timestamps of the fan-out deliveries counted, in order.</summary>
+    public long[] FanOutArrivals() => [.. _fanOut.Order()];
+
     public static async Task<WebhookReceiver> StartAsync()
     {
         var port = GatewayHost.FreePort();
@@ -54,6 +75,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
         var app = builder.Build();
         var receiver = new WebhookReceiver(app, $"http://127.0.0.1:{port}/hook");
         app.MapPost("/hook", (Func<HttpContext, Task<IResult>>)receiver.HandleAsync);
+        app.MapPost("/fanout/{n:int}", (Func<HttpContext, int, Task<IResult>>)receiver.HandleFanOutAsync);
         await app.StartAsync();
         return receiver;
     }
@@ -88,7 +110,34 @@ public sealed class WebhookReceiver : IAsyncDisposable
         return Results.StatusCode(204);
     }
 
-    private bool Verify(string id, string timestamp, byte[] body, string signatures)
+    private async Task<IResult> HandleFanOutAsync(HttpContext context, int n)
+    {
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer);
+        var body = buffer.ToArray();
+        var arrived = Stopwatch.GetTimestamp();
+        var keys = _fanOutKeys;
+        if (n < 0 || n >= keys.Length || !Verify(keys[n], context.Request.Headers["webhook-id"].ToString(),
+                context.Request.Headers["webhook-timestamp"].ToString(), body, context.Request.Headers["webhook-signature"].ToString()))
+        {
+            Interlocked.Increment(ref _rejected);
+            return Results.StatusCode(204);
+        }
+
+        Interlocked.Increment(ref _verified);
+        using var doc = JsonDocument.Parse(body);
+        if (doc.RootElement.GetProperty("type").GetString() == "execution.completed")
+        {
+            _fanOut.Enqueue(arrived);
+            Interlocked.Increment(ref _fanOutCount);
+        }
+
+        return Results.StatusCode(204);
+    }
+
+    private bool Verify(string id, string timestamp, byte[] body, string signatures) => Verify(_key, id, timestamp, body, signatures);
+
+    private static bool Verify(byte[] key, string id, string timestamp, byte[] body, string signatures)
     {
         if (id.Length == 0 || timestamp.Length == 0 || signatures.Length == 0)
         {
@@ -99,7 +148,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
         var signed = new byte[prefix.Length + body.Length];
         prefix.CopyTo(signed, 0);
         body.CopyTo(signed, prefix.Length);
-        var expected = HMACSHA256.HashData(_key, signed);
+        var expected = HMACSHA256.HashData(key, signed);
         Span<byte> given = stackalloc byte[64];
         foreach (var signature in signatures.Split(' ', StringSplitOptions.RemoveEmptyEntries))
         {
