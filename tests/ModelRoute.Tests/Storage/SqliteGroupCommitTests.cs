@@ -111,6 +111,29 @@ public sealed class SqliteGroupCommitTests : IDisposable
     }
 
     [Fact]
+    public async Task A_prepared_statement_answers_the_rows_it_changed_and_a_broken_constraint_is_a_sqlite_error_of_that_write_alone()
+    {
+        var gate = new TaskCompletionSource();
+        var blocker = _db.WriteAsync(async (c, tx) => { await gate.Task; return (0, true); }, CancellationToken.None);
+        const string Insert = "INSERT INTO items (n) VALUES (@n) ON CONFLICT (n) DO NOTHING";
+        const string Strict = "INSERT INTO items (n) VALUES (@n)";
+
+        var first = _db.WriteAsync(async (c, tx) => (await c.ExecutePreparedAsync(Insert, new { n = 7L }, tx), true), CancellationToken.None);
+        var again = _db.WriteAsync(async (c, tx) => (await c.ExecutePreparedAsync(Insert, new { n = 7L }, tx), true), CancellationToken.None);
+        var duplicate = _db.WriteAsync(async (c, tx) => (await c.ExecutePreparedAsync(Strict, new { n = 7L }, tx), true), CancellationToken.None);
+        var other = _db.WriteAsync(async (c, tx) => (await c.ExecutePreparedAsync(Strict, new { n = 8L }, tx), true), CancellationToken.None);
+        gate.SetResult();
+        await blocker;
+
+        (await first).ShouldBe(1);
+        (await again).ShouldBe(0);
+        (await Should.ThrowAsync<SqliteException>(duplicate)).SqliteErrorCode.ShouldBe(19); // SQLITE_CONSTRAINT
+        (await other).ShouldBe(1);
+        await using var c = await _db.OpenAsync(CancellationToken.None);
+        (await c.QueryAsync<long>("SELECT n FROM items ORDER BY n")).ShouldBe([7L, 8L]);
+    }
+
+    [Fact]
     public async Task A_failed_commit_fails_every_write_of_the_group_and_the_writer_goes_on()
     {
         // A deferred foreign key fails only at COMMIT, so the whole group is lost together.

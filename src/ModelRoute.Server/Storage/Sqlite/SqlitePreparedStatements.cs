@@ -20,6 +20,7 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
 {
     private static readonly ConditionalWeakTable<SqliteConnection, SqlitePreparedStatements> Attached = new();
     private readonly Dictionary<(string Sql, Type Type), Statement?> _statements = [];
+    private readonly Dictionary<(string Sql, Type Type), RawStatement?> _rawStatements = [];
     private readonly SqliteConnection _connection;
 
     private SqlitePreparedStatements(SqliteConnection connection) => _connection = connection;
@@ -60,7 +61,28 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
     }
 
     /// <summary>Runs a statement without parameters (SAVEPOINT, RELEASE, …), prepared once.</summary>
-    public void Execute(string sql, SqliteTransaction transaction) => Bind(sql, NoParameters, transaction)!.Command.ExecuteNonQuery();
+    public void Execute(string sql, SqliteTransaction transaction) => ExecuteNonQuery(sql, NoParameters, transaction);
+
+    /// <summary>
+    /// Runs a statement that returns no rows; the number of rows it changed. Statements whose parameters are all
+    /// plain values run through SQLite's own API (<see cref="RawStatement"/>); the rest through the prepared command.
+    /// </summary>
+    public int ExecuteNonQuery(string sql, object param, DbTransaction? transaction)
+    {
+        var key = (sql, param.GetType());
+        if (!_rawStatements.TryGetValue(key, out var raw))
+        {
+            raw = RawStatement.Create(_connection, sql, param.GetType());
+            _rawStatements[key] = raw;
+        }
+
+        if (raw is not null)
+        {
+            return raw.Execute(param);
+        }
+
+        return Bind(sql, param, transaction) is { } statement ? statement.Command.ExecuteNonQuery() : -1;
+    }
 
     private static readonly object NoParameters = new();
 
@@ -71,12 +93,124 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
             statement?.Command.Dispose();
         }
 
+        foreach (var raw in _rawStatements.Values)
+        {
+            raw?.Dispose();
+        }
+
         _statements.Clear();
+        _rawStatements.Clear();
         Attached.Remove(_connection);
     }
 
     [GeneratedRegex(@"@([A-Za-z_][A-Za-z0-9_]*)")]
     private static partial Regex ParameterName();
+
+    /// <summary>
+    /// A statement that returns no rows, run with SQLite's own API on the writer's connection: parameters are bound by
+    /// the index found once at preparation, and no command, reader or parameter collection is involved. Microsoft.Data.Sqlite
+    /// looks every parameter up by name and builds a reader for each execution, which was much of the writer thread's time.
+    /// </summary>
+    public sealed class RawStatement : IDisposable
+    {
+        private static readonly HashSet<Type> Plain = [typeof(string), typeof(long), typeof(int), typeof(bool), typeof(double), typeof(byte[])];
+        private readonly SQLitePCL.sqlite3 _db;
+        private readonly SQLitePCL.sqlite3_stmt _statement;
+        private readonly (int Index, Func<object, object?> Read)[] _bindings;
+
+        private RawStatement(SQLitePCL.sqlite3 db, SQLitePCL.sqlite3_stmt statement, (int Index, Func<object, object?> Read)[] bindings)
+        {
+            _db = db;
+            _statement = statement;
+            _bindings = bindings;
+        }
+
+        /// <summary>Prepared for <paramref name="sql"/> (one statement) and the parameter type; null when a parameter is not a plain value.</summary>
+        public static RawStatement? Create(SqliteConnection connection, string sql, Type type)
+        {
+            var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+            var found = new List<(string Name, PropertyInfo Property)>();
+            foreach (var name in ParameterName().Matches(sql).Select(m => m.Groups[1].Value).Distinct(StringComparer.Ordinal))
+            {
+                var property = properties.FirstOrDefault(p => p.Name == name)
+                    ?? properties.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
+                var underlying = property is null ? null : Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+                if (property is null || underlying is null || !(Plain.Contains(underlying) || underlying.IsEnum))
+                {
+                    return null;
+                }
+
+                found.Add((name, property));
+            }
+
+            if (connection.Handle is not { } db)
+            {
+                return null;
+            }
+
+            var rc = SQLitePCL.raw.sqlite3_prepare_v2(db, sql, out var statement);
+            if (rc != SQLitePCL.raw.SQLITE_OK || statement is null)
+            {
+                statement?.Dispose();
+                SqliteException.ThrowExceptionForRC(rc, db);
+                return null; // Nothing to run (no statement in the text): the command path decides.
+            }
+
+            var bindings = new (int, Func<object, object?>)[found.Count];
+            for (var i = 0; i < found.Count; i++)
+            {
+                bindings[i] = (SQLitePCL.raw.sqlite3_bind_parameter_index(statement, "@" + found[i].Name), Statement.Getter(type, found[i].Property));
+            }
+
+            return new RawStatement(db, statement, bindings);
+        }
+
+        /// <summary>Binds <paramref name="param"/>, runs the statement to its end, and returns the number of rows it changed.</summary>
+        public int Execute(object param)
+        {
+            try
+            {
+                foreach (var (index, read) in _bindings)
+                {
+                    Check(Bind(index, read(param)));
+                }
+
+                int rc;
+                while ((rc = SQLitePCL.raw.sqlite3_step(_statement)) == SQLitePCL.raw.SQLITE_ROW)
+                {
+                }
+
+                Check(rc == SQLitePCL.raw.SQLITE_DONE ? SQLitePCL.raw.SQLITE_OK : rc);
+                return SQLitePCL.raw.sqlite3_changes(_db);
+            }
+            finally
+            {
+                SQLitePCL.raw.sqlite3_reset(_statement);
+            }
+        }
+
+        private int Bind(int index, object? value) => value switch
+        {
+            null => SQLitePCL.raw.sqlite3_bind_null(_statement, index),
+            string text => SQLitePCL.raw.sqlite3_bind_text(_statement, index, text),
+            long number => SQLitePCL.raw.sqlite3_bind_int64(_statement, index, number),
+            int number => SQLitePCL.raw.sqlite3_bind_int64(_statement, index, number),
+            bool flag => SQLitePCL.raw.sqlite3_bind_int64(_statement, index, flag ? 1 : 0),
+            double real => SQLitePCL.raw.sqlite3_bind_double(_statement, index, real),
+            byte[] bytes => SQLitePCL.raw.sqlite3_bind_blob(_statement, index, bytes),
+            _ => SQLitePCL.raw.sqlite3_bind_int64(_statement, index, Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture)),
+        };
+
+        private void Check(int rc)
+        {
+            if (rc != SQLitePCL.raw.SQLITE_OK)
+            {
+                SqliteException.ThrowExceptionForRC(rc, _db);
+            }
+        }
+
+        public void Dispose() => _statement.Dispose();
+    }
 
     public sealed class Statement(SqliteCommand command, (SqliteParameter Parameter, Func<object, object?> Read)[] bindings)
     {
@@ -117,7 +251,7 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
             return new Statement(command, [.. bindings]);
         }
 
-        private static Func<object, object?> Getter(Type type, PropertyInfo property)
+        internal static Func<object, object?> Getter(Type type, PropertyInfo property)
         {
             var instance = Expression.Parameter(typeof(object));
             Expression value = Expression.Property(Expression.Convert(instance, type), property);
@@ -140,8 +274,8 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
 internal static class PreparedSql
 {
     public static Task<int> ExecutePreparedAsync(this DbConnection c, string sql, object param, DbTransaction? tx) =>
-        SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is { } statement
-            ? Task.FromResult(statement.Command.ExecuteNonQuery())
+        SqlitePreparedStatements.For(c)?.ExecuteNonQuery(sql, param, tx) is { } changed and >= 0
+            ? Task.FromResult(changed)
             : c.ExecuteAsync(sql, param, tx);
 
     public static Task<IEnumerable<T>> QueryPreparedAsync<T>(this DbConnection c, string sql, object param, DbTransaction? tx)
