@@ -7,8 +7,29 @@ set -uo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
-results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+# Everything this run writes to temporary files (results, test databases, the throwaway PostgreSQL
+# clusters) goes below one folder of its own, removed at the end; the postgres user must reach into it.
+run_tmp=$(mktemp -d)
+chmod 755 "$run_tmp"
+export TMPDIR=$run_tmp
+results=$run_tmp/results
+
+# Each test process stops its PostgreSQL cluster when it exits, but a test host that is ended instead
+# of exiting leaves its server running: stop every cluster of this run before removing the folder.
+cleanup() {
+  local dir pg_ctl
+  pg_ctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)
+  for dir in "$run_tmp"/modelroute-pg-*; do
+    [ -f "$dir/data/postmaster.pid" ] && [ -n "$pg_ctl" ] || continue
+    if [ "$(id -u)" -eq 0 ]; then
+      su postgres -c "$pg_ctl -D $dir/data -m immediate -w stop" >/dev/null 2>&1
+    else
+      "$pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1
+    fi
+  done
+  rm -rf "$run_tmp"
+}
+trap cleanup EXIT
 
 dotnet test ModelRoute.slnx --logger "trx;LogFilePrefix=sqlite" --results-directory "$results" "$@"
 status=$?
