@@ -51,7 +51,7 @@ public static class ExecutionEndpoints
     }
 
     private static async Task<IResult> SubmitAsync(
-        HttpContext context, ModelCatalog catalog, ExecutionSubmitter submitter, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+        HttpContext context, ModelCatalog catalog, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {
         var limits = options.Value.Limits;
         var (document, problem) = await JsonBody.ReadAsync(context.Request, limits.MaxRequestBytes, cancellationToken);
@@ -68,7 +68,12 @@ public static class ExecutionEndpoints
                 return invalid.ToResult();
             }
 
-            var result = await submitter.SubmitAsync(context.User.AccountId(), submission!, "", cancellationToken);
+            SubmissionResult result;
+            using (load.Enter())
+            {
+                result = await submitter.SubmitAsync(context.User.AccountId(), submission!, "", cancellationToken);
+            }
+
             if (result.Problem is not null)
             {
                 return result.Problem.ToResult();
@@ -86,7 +91,7 @@ public static class ExecutionEndpoints
     }
 
     private static async Task<IResult> SubmitBatchAsync(
-        HttpContext context, ModelCatalog catalog, ExecutionSubmitter submitter, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+        HttpContext context, ModelCatalog catalog, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {
         var limits = options.Value.Limits;
         var (document, problem) = await JsonBody.ReadAsync(context.Request, limits.MaxBatchRequestBytes, cancellationToken);
@@ -123,6 +128,7 @@ public static class ExecutionEndpoints
             // waiting for one each; they are started in order, and an item whose key came earlier in
             // the batch waits for that one, so it is answered as a replay (or a reused key) as before.
             var accountId = context.User.AccountId();
+            using var counted = load.Enter(); // A batch counts as one client waiting, however many items it holds.
             var pending = new Task<SubmissionResult>[count];
             var lastWithKey = new Dictionary<string, Task>(StringComparer.Ordinal);
             var index = 0;
@@ -145,6 +151,7 @@ public static class ExecutionEndpoints
             }
 
             var submitted = await Task.WhenAll(pending);
+
             var results = submitted.Select((result, i) => result.Problem is { } p
                 ? new BatchItemView(i, p.Status, null, p.ToProblemDetails())
                 : new BatchItemView(i, result.Replayed ? 200 : 202, ExecutionView.From(result.Execution!), null)).ToList();

@@ -7,8 +7,7 @@ namespace ModelRoute.Server.Executions;
 public sealed record SubmissionResult(Execution? Execution, bool Replayed, Problem? Problem);
 
 /// <summary>Prices a validated submission, places its hold and stores it, all or nothing (SPEC §3–4).</summary>
-public sealed class ExecutionSubmitter(
-    IExecutionStore store, IdGenerator ids, Webhooks.WebhookUrlPolicy webhookUrls, Operations.GatewayMetrics metrics, SubmissionLoad load, TimeProvider time)
+public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, Webhooks.WebhookUrlPolicy webhookUrls, Operations.GatewayMetrics metrics, TimeProvider time)
 {
     public async Task<SubmissionResult> SubmitAsync(string accountId, ParsedSubmission submission, string fieldPrefix, CancellationToken cancellationToken)
     {
@@ -21,7 +20,6 @@ public sealed class ExecutionSubmitter(
 
         var hold = Money.HoldFor(submission.EstimatedMicros);
         var now = time.GetUtcNow();
-        using var counted = load.Enter();
         var outcome = await store.SubmitAsync(
             new NewExecution(
                 ids.New("exe"),

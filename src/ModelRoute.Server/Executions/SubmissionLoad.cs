@@ -1,10 +1,11 @@
 namespace ModelRoute.Server.Executions;
 
 /// <summary>
-/// How many submissions are being stored right now. Accepting work comes before working it off:
-/// a client waits on every submission, while dispatch can catch up later. So while many
-/// submissions are in flight, the dispatcher claims less and waits for them to drain first, and
-/// a burst is taken durably at once instead of queueing behind background writes.
+/// How many submit requests are storing their executions right now (a batch counts once).
+/// Accepting work comes before working it off: a client waits on every submission, while
+/// dispatch can catch up later. So while many are in flight, the dispatcher claims less and
+/// waits for them to drain first, and a burst is taken durably at once instead of queueing
+/// behind background writes.
 /// </summary>
 public sealed class SubmissionLoad
 {
