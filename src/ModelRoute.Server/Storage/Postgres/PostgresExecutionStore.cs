@@ -43,7 +43,7 @@ public sealed class PostgresExecutionStore(
                 @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now
             FROM account
             ON CONFLICT (account_id, idempotency_key) DO NOTHING
-            RETURNING *
+            RETURNING account_id
         ), held AS (
             UPDATE accounts SET held_micros = accounts.held_micros + @HoldMicros
             FROM created
@@ -56,7 +56,7 @@ public sealed class PostgresExecutionStore(
             INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
             SELECT @EventId, @Id, @AccountId, @EventType, 'PENDING', @Now FROM created
         )
-        SELECT * FROM created
+        SELECT true FROM created
         """;
 
     public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
@@ -79,11 +79,13 @@ public sealed class PostgresExecutionStore(
             };
 
             // Grouped: every submission of an account locks its balance row until its commit is flushed.
+            // The answer is built from the submission (NewExecution.ToPending), not read back: a row per
+            // submission and its parsing cost the gateway more than anything else in the write.
             outcome = await db.WriteGroupedAsync(
                 PostgresDatabase.Statement(SubmitSql, parameters),
-                ReadRowAsync,
-                async (created, scope) => created is not null
-                    ? new SubmitOutcome(SubmitResult.Created, created.ToExecution())
+                ReadCreatedAsync,
+                async (created, scope) => created
+                    ? new SubmitOutcome(SubmitResult.Created, x.ToPending())
                     : await NotCreatedAsync(scope.Connection, scope.Transaction, x, parameters),
                 cancellationToken);
         }
@@ -118,23 +120,23 @@ public sealed class PostgresExecutionStore(
             }
 
             // The key's holder was purged meanwhile, or a credit just arrived: try again.
-            if (await c.QueryFirstOrDefaultAsync<ExecutionRow>(SubmitSql, parameters, tx) is { } created)
+            if (await c.QueryFirstOrDefaultAsync<bool>(SubmitSql, parameters, tx))
             {
-                return new SubmitOutcome(SubmitResult.Created, created.ToExecution());
+                return new SubmitOutcome(SubmitResult.Created, x.ToPending());
             }
         }
     }
 
-    /// <summary>The one row a grouped statement returned, if any.</summary>
-    private static async Task<ExecutionRow?> ReadRowAsync(NpgsqlDataReader reader)
+    /// <summary>Whether the submission's statement inserted its row (it returns one row then, none otherwise).</summary>
+    private static async Task<bool> ReadCreatedAsync(NpgsqlDataReader reader)
     {
-        ExecutionRow? row = null;
+        var created = false;
         while (await reader.ReadAsync(CancellationToken.None))
         {
-            row ??= reader.GetRowParser<ExecutionRow>()(reader);
+            created = true;
         }
 
-        return row;
+        return created;
     }
 
     /// <summary>The account's execution with the submission's key, as a replay or a reuse.</summary>
