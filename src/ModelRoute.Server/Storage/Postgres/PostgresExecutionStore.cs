@@ -227,8 +227,10 @@ public sealed class PostgresExecutionStore(
         };
 
         // Grouped: an ending settles the hold on the account's balance row, which every submission locks
-        // too; the other moves share the group's round trip and fsync.
+        // too, so it shares their lane; the other moves touch no balance row and commit in a lane of
+        // their own, beside it, instead of waiting behind a group of submissions.
         var execution = await db.WriteGroupedAsync(
+            t.To.IsTerminal() ? GroupedLane.Balances : GroupedLane.Moves,
             PostgresDatabase.Statement(t.To.IsTerminal() ? TerminalMoveSql : MoveSql, parameters),
             ReadMovedAsync,
             (moved, scope) => FinishMoveAsync(moved, scope, t.To.EventType(), eventId, now),
