@@ -20,7 +20,9 @@ public sealed class PostgresExecutionStore(
     IdGenerator ids,
     ExecutionChanges changes,
     IOptions<ModelRouteOptions> options,
-    TimeProvider time) : IExecutionStore
+    TimeProvider time,
+    Routing.NodeIdentity? node = null,
+    WebhookHandoff? handoff = null) : IExecutionStore
 {
     private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
 
@@ -229,7 +231,7 @@ public sealed class PostgresExecutionStore(
         // Grouped: an ending settles the hold on the account's balance row, which every submission locks
         // too, so it shares their lane; the other moves touch no balance row and commit in a lane of
         // their own, beside it, instead of waiting behind a group of submissions.
-        var execution = await db.WriteGroupedAsync(
+        var (execution, leased) = await db.WriteGroupedAsync(
             t.To.IsTerminal() ? GroupedLane.Balances : GroupedLane.Moves,
             PostgresDatabase.Statement(t.To.IsTerminal() ? TerminalMoveSql : MoveSql, parameters),
             ReadMovedAsync,
@@ -239,7 +241,8 @@ public sealed class PostgresExecutionStore(
         if (execution is not null)
         {
             notifier.Notify(Payload(execution.Id, t.To));
-            changes.Published(execution);
+            handoff?.Offer(leased);
+            changes.Published(execution, signalWorkers: leased.Count == 0);
         }
 
         return execution;
@@ -259,37 +262,56 @@ public sealed class PostgresExecutionStore(
     /// <summary>
     /// The outbox for a move that happened: a delivery to the submission's webhook_url is queued for the
     /// group's last round trip; with enabled endpoints on the account, SharedWrites picks destinations.
+    /// A delivery due at once is written leased to this node's worker while it has room, and handed to
+    /// it after the commit (<see cref="WebhookHandoff"/>), as on SQLite: no claim between the commit and
+    /// the send. If this node dies first, the lease runs out and any node claims it.
     /// </summary>
-    private async Task<Execution?> FinishMoveAsync((ExecutionRow? Row, bool HasEndpoints) moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
+    private async Task<(Execution? Changed, IReadOnlyList<WebhookDelivery> Leased)> FinishMoveAsync(
+        (ExecutionRow? Row, bool HasEndpoints) moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
     {
         if (moved.Row is null)
         {
-            return null;
+            return (null, []);
         }
 
         var changed = moved.Row.ToExecution();
-        var firstDelay = options.Value.Webhooks.Schedule[0];
+        var webhooks = options.Value.Webhooks;
+        var firstDelay = webhooks.Schedule[0];
+        // The lease outlives the send timeout, as a claim's does.
+        var lease = node is not null && handoff is { HasRoom: true }
+            ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
+            : ((string Owner, long Until)?)null;
         if (moved.HasEndpoints)
         {
-            await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay);
-        }
-        else if (WebhookEventTypes.All.Contains(type) && WebhookPayloads.WantedBySubmission(changed, type))
-        {
-            // What SharedWrites.EnqueueWebhooksAsync writes for a webhook_url when the account has no endpoints.
-            scope.Later.Add(PostgresDatabase.Statement(
-                """
-                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
-                VALUES (@Id, @EventId, @AccountId, @ExecutionId, NULL, @Url, @Type, @Payload, 'pending', @Due, @Now, @Now)
-                """,
-                new
-                {
-                    Id = ids.New("whd"), EventId = eventId, changed.AccountId, ExecutionId = changed.Id, Url = changed.WebhookUrl!, Type = type,
-                    Payload = WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), changed, thin: false),
-                    Due = now + (long)firstDelay.TotalMilliseconds, Now = now,
-                }));
+            return (changed, await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay, lease));
         }
 
-        return changed;
+        if (!WebhookEventTypes.All.Contains(type) || !WebhookPayloads.WantedBySubmission(changed, type))
+        {
+            return (changed, []);
+        }
+
+        // What SharedWrites.EnqueueWebhooksAsync writes for a webhook_url when the account has no endpoints.
+        var owner = firstDelay <= TimeSpan.Zero ? lease?.Owner : null;
+        var id = ids.New("whd");
+        var payload = WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), changed, thin: false);
+        scope.Later.Add(PostgresDatabase.Statement(
+            """
+            INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
+            VALUES (@Id, @EventId, @AccountId, @ExecutionId, NULL, @Url, @Type, @Payload, 'pending', @Due, @Now, @Now, @Owner, @Until)
+            """,
+            new
+            {
+                Id = id, EventId = eventId, changed.AccountId, ExecutionId = changed.Id, Url = changed.WebhookUrl!, Type = type, Payload = payload,
+                Due = now + (long)firstDelay.TotalMilliseconds, Now = now, Owner = owner, Until = owner is null ? null : lease?.Until,
+            }));
+        if (owner is null)
+        {
+            return (changed, []);
+        }
+
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
+        return (changed, [new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null)]);
     }
 
     // attempt_log is TEXT (not jsonb, which refuses \u0000), so the attempt is appended as text.
