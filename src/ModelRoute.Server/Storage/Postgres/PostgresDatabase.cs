@@ -232,7 +232,16 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
             }
 
             return new PositionalShape(text.ToString(), [.. order.Select(p =>
-                ((Func<object, object?>)p.GetValue, DbTypeOf(Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType)))]);
+                (Getter(p), DbTypeOf(Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType)))]);
+        }
+
+        /// <summary>A compiled getter: PropertyInfo.GetValue goes through reflection on every call.</summary>
+        private static Func<object, object?> Getter(System.Reflection.PropertyInfo property)
+        {
+            var target = System.Linq.Expressions.Expression.Parameter(typeof(object));
+            var value = System.Linq.Expressions.Expression.Property(System.Linq.Expressions.Expression.Convert(target, property.DeclaringType!), property);
+            return System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(
+                System.Linq.Expressions.Expression.Convert(value, typeof(object)), target).Compile();
         }
 
         private static bool IsNameStart(char c) => char.IsAsciiLetter(c) || c == '_';
