@@ -3,9 +3,9 @@ using ModelRoute.Tests.Infrastructure;
 namespace ModelRoute.Tests.Webhooks;
 
 /// <summary>
-/// A delivery written by this node's own commit goes straight to its worker (SQLite), or the worker
-/// is woken to claim it (PostgreSQL); either way it never waits for the idle poll, which this
-/// gateway sets to ten minutes so that only those two paths can deliver in time.
+/// A delivery written by this node's own commit goes straight to its worker (on both stores), or the
+/// worker is woken to claim it (when the hand-off queue is full); either way it never waits for the
+/// idle poll, which this gateway sets to ten minutes so that only those paths can deliver in time.
 /// </summary>
 public sealed class WebhookHandoffTests : IAsyncLifetime
 {

@@ -20,7 +20,9 @@ public sealed class PostgresExecutionStore(
     IdGenerator ids,
     ExecutionChanges changes,
     IOptions<ModelRouteOptions> options,
-    TimeProvider time) : IExecutionStore
+    TimeProvider time,
+    Routing.NodeIdentity? node = null,
+    WebhookHandoff? handoff = null) : IExecutionStore
 {
     private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
 
@@ -43,7 +45,7 @@ public sealed class PostgresExecutionStore(
                 @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now
             FROM account
             ON CONFLICT (account_id, idempotency_key) DO NOTHING
-            RETURNING *
+            RETURNING account_id
         ), held AS (
             UPDATE accounts SET held_micros = accounts.held_micros + @HoldMicros
             FROM created
@@ -56,7 +58,7 @@ public sealed class PostgresExecutionStore(
             INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
             SELECT @EventId, @Id, @AccountId, @EventType, 'PENDING', @Now FROM created
         )
-        SELECT * FROM created
+        SELECT true FROM created
         """;
 
     public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
@@ -79,11 +81,13 @@ public sealed class PostgresExecutionStore(
             };
 
             // Grouped: every submission of an account locks its balance row until its commit is flushed.
+            // The answer is built from the submission (NewExecution.ToPending), not read back: a row per
+            // submission and its parsing cost the gateway more than anything else in the write.
             outcome = await db.WriteGroupedAsync(
                 PostgresDatabase.Statement(SubmitSql, parameters),
-                ReadRowAsync,
-                async (created, scope) => created is not null
-                    ? new SubmitOutcome(SubmitResult.Created, created.ToExecution())
+                ReadCreatedAsync,
+                async (created, scope) => created
+                    ? new SubmitOutcome(SubmitResult.Created, x.ToPending())
                     : await NotCreatedAsync(scope.Connection, scope.Transaction, x, parameters),
                 cancellationToken);
         }
@@ -118,23 +122,23 @@ public sealed class PostgresExecutionStore(
             }
 
             // The key's holder was purged meanwhile, or a credit just arrived: try again.
-            if (await c.QueryFirstOrDefaultAsync<ExecutionRow>(SubmitSql, parameters, tx) is { } created)
+            if (await c.QueryFirstOrDefaultAsync<bool>(SubmitSql, parameters, tx))
             {
-                return new SubmitOutcome(SubmitResult.Created, created.ToExecution());
+                return new SubmitOutcome(SubmitResult.Created, x.ToPending());
             }
         }
     }
 
-    /// <summary>The one row a grouped statement returned, if any.</summary>
-    private static async Task<ExecutionRow?> ReadRowAsync(NpgsqlDataReader reader)
+    /// <summary>Whether the submission's statement inserted its row (it returns one row then, none otherwise).</summary>
+    private static async Task<bool> ReadCreatedAsync(NpgsqlDataReader reader)
     {
-        ExecutionRow? row = null;
+        var created = false;
         while (await reader.ReadAsync(CancellationToken.None))
         {
-            row ??= reader.GetRowParser<ExecutionRow>()(reader);
+            created = true;
         }
 
-        return row;
+        return created;
     }
 
     /// <summary>The account's execution with the submission's key, as a replay or a reuse.</summary>
@@ -225,8 +229,10 @@ public sealed class PostgresExecutionStore(
         };
 
         // Grouped: an ending settles the hold on the account's balance row, which every submission locks
-        // too; the other moves share the group's round trip and fsync.
-        var execution = await db.WriteGroupedAsync(
+        // too, so it shares their lane; the other moves touch no balance row and commit in a lane of
+        // their own, beside it, instead of waiting behind a group of submissions.
+        var (execution, leased) = await db.WriteGroupedAsync(
+            t.To.IsTerminal() ? GroupedLane.Balances : GroupedLane.Moves,
             PostgresDatabase.Statement(t.To.IsTerminal() ? TerminalMoveSql : MoveSql, parameters),
             ReadMovedAsync,
             (moved, scope) => FinishMoveAsync(moved, scope, t.To.EventType(), eventId, now),
@@ -235,7 +241,8 @@ public sealed class PostgresExecutionStore(
         if (execution is not null)
         {
             notifier.Notify(Payload(execution.Id, t.To));
-            changes.Published(execution);
+            handoff?.Offer(leased);
+            changes.Published(execution, signalWorkers: leased.Count == 0);
         }
 
         return execution;
@@ -255,37 +262,56 @@ public sealed class PostgresExecutionStore(
     /// <summary>
     /// The outbox for a move that happened: a delivery to the submission's webhook_url is queued for the
     /// group's last round trip; with enabled endpoints on the account, SharedWrites picks destinations.
+    /// A delivery due at once is written leased to this node's worker while it has room, and handed to
+    /// it after the commit (<see cref="WebhookHandoff"/>), as on SQLite: no claim between the commit and
+    /// the send. If this node dies first, the lease runs out and any node claims it.
     /// </summary>
-    private async Task<Execution?> FinishMoveAsync((ExecutionRow? Row, bool HasEndpoints) moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
+    private async Task<(Execution? Changed, IReadOnlyList<WebhookDelivery> Leased)> FinishMoveAsync(
+        (ExecutionRow? Row, bool HasEndpoints) moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
     {
         if (moved.Row is null)
         {
-            return null;
+            return (null, []);
         }
 
         var changed = moved.Row.ToExecution();
-        var firstDelay = options.Value.Webhooks.Schedule[0];
+        var webhooks = options.Value.Webhooks;
+        var firstDelay = webhooks.Schedule[0];
+        // The lease outlives the send timeout, as a claim's does.
+        var lease = node is not null && handoff is { HasRoom: true }
+            ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
+            : ((string Owner, long Until)?)null;
         if (moved.HasEndpoints)
         {
-            await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay);
-        }
-        else if (WebhookEventTypes.All.Contains(type) && WebhookPayloads.WantedBySubmission(changed, type))
-        {
-            // What SharedWrites.EnqueueWebhooksAsync writes for a webhook_url when the account has no endpoints.
-            scope.Later.Add(PostgresDatabase.Statement(
-                """
-                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
-                VALUES (@Id, @EventId, @AccountId, @ExecutionId, NULL, @Url, @Type, @Payload, 'pending', @Due, @Now, @Now)
-                """,
-                new
-                {
-                    Id = ids.New("whd"), EventId = eventId, changed.AccountId, ExecutionId = changed.Id, Url = changed.WebhookUrl!, Type = type,
-                    Payload = WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), changed, thin: false),
-                    Due = now + (long)firstDelay.TotalMilliseconds, Now = now,
-                }));
+            return (changed, await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay, lease));
         }
 
-        return changed;
+        if (!WebhookEventTypes.All.Contains(type) || !WebhookPayloads.WantedBySubmission(changed, type))
+        {
+            return (changed, []);
+        }
+
+        // What SharedWrites.EnqueueWebhooksAsync writes for a webhook_url when the account has no endpoints.
+        var owner = firstDelay <= TimeSpan.Zero ? lease?.Owner : null;
+        var id = ids.New("whd");
+        var payload = WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), changed, thin: false);
+        scope.Later.Add(PostgresDatabase.Statement(
+            """
+            INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
+            VALUES (@Id, @EventId, @AccountId, @ExecutionId, NULL, @Url, @Type, @Payload, 'pending', @Due, @Now, @Now, @Owner, @Until)
+            """,
+            new
+            {
+                Id = id, EventId = eventId, changed.AccountId, ExecutionId = changed.Id, Url = changed.WebhookUrl!, Type = type, Payload = payload,
+                Due = now + (long)firstDelay.TotalMilliseconds, Now = now, Owner = owner, Until = owner is null ? null : lease?.Until,
+            }));
+        if (owner is null)
+        {
+            return (changed, []);
+        }
+
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
+        return (changed, [new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null)]);
     }
 
     // attempt_log is TEXT (not jsonb, which refuses \u0000), so the attempt is appended as text.
