@@ -10,7 +10,7 @@ namespace ModelRoute.Server.Executions;
 public sealed class SubmissionLoad
 {
     /// <summary>At or above this many submissions in flight, background dispatch gives way.</summary>
-    public const int Busy = 16;
+    public const int Busy = 32;
 
     private int _inFlight;
 
