@@ -197,31 +197,8 @@ public sealed class PostgresExecutionStore(
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var eventId = ids.New("evt");
-        var parameters = new
+        var parameters = TransitionValues.For(t, now) with
         {
-            Id = t.ExecutionId,
-            To = t.To.ToWire(),
-            From = t.From.Select(s => s.ToWire()).ToArray(),
-            Now = now,
-            Terminal = t.To.IsTerminal(),
-            t.Output,
-            Artifacts = t.Artifacts is null ? null : StoreJson.Serialize(t.Artifacts),
-            ClearError = t.To == ExecutionStatus.Completed,
-            Error = t.Error is null ? null : StoreJson.Serialize(t.Error),
-            t.Provider,
-            t.ProviderModel,
-            t.ProviderJobId,
-            t.CallbackTokenHash,
-            AttemptIncrement = t.IncrementAttempts ? 1 : t.UndoAttempt ? -1 : 0,
-            Attempt = t.Attempt is null ? null : StoreJson.Serialize(t.Attempt),
-            Usage = t.Usage is null ? null : StoreJson.Serialize(t.Usage),
-            t.ActualMicros,
-            NextAttemptAt = t.NextAttemptAt?.ToUnixTimeMilliseconds(),
-            NextPollAt = t.NextPollAt?.ToUnixTimeMilliseconds(),
-            LeaseExpiresAt = t.LeaseExpiresAt?.ToUnixTimeMilliseconds(),
-            t.LeaseOwner,
-            t.AccountId,
-            LeaseExpiredBy = t.LeaseExpiredBy?.ToUnixTimeMilliseconds(),
             EventId = eventId,
             EventType = t.To.EventType(),
             ReleaseId = ids.New("txn"),
@@ -354,7 +331,8 @@ public sealed class PostgresExecutionStore(
     private const string ReturnMoved =
         "SELECT moved.*, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = moved.account_id AND e.status = 'enabled') AS has_endpoints FROM moved";
 
-    private const string MoveSql =
+    // The conditional move and its event; every move statement starts with these two.
+    private const string MovedAndEvent =
         $"""
         WITH moved AS (
             {UpdateSql}
@@ -362,6 +340,11 @@ public sealed class PostgresExecutionStore(
             INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
             SELECT @EventId, id, account_id, @EventType, @To, @Now FROM moved
         )
+        """;
+
+    private const string MoveSql =
+        $"""
+        {MovedAndEvent}
         {ReturnMoved}
         """;
 
@@ -369,12 +352,7 @@ public sealed class PostgresExecutionStore(
     // hold (Execution.ChargedMicros, only for COMPLETED), and write the release and charge ledger entries.
     private const string TerminalMoveSql =
         $"""
-        WITH moved AS (
-            {UpdateSql}
-        ), event AS (
-            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
-            SELECT @EventId, id, account_id, @EventType, @To, @Now FROM moved
-        ), cost AS (
+        {MovedAndEvent}, cost AS (
             SELECT id, account_id, held_micros,
                 CASE WHEN status = 'COMPLETED' AND actual_micros IS NOT NULL THEN LEAST(GREATEST(actual_micros, 0), held_micros) ELSE 0 END AS charge
             FROM moved

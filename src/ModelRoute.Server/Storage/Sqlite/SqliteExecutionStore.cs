@@ -133,44 +133,15 @@ public sealed class SqliteExecutionStore(
     public async Task<Execution?> TransitionAsync(ExecutionTransition t, CancellationToken cancellationToken)
     {
         // Only non-terminal statuses can be left, so three slots hold any transition's sources.
-        var from = t.From.Select(s => s.ToWire()).ToArray();
-        if (from.Length > 3)
+        if (t.From.Count > 3)
         {
             throw new ArgumentException("A transition leaves at most three statuses.", nameof(t));
         }
 
-        // The parameters (JSON included) are made here, off the single writer thread.
+        // The values (JSON included) are made here, off the single writer thread.
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var terminal = t.To.IsTerminal();
-        var parameters = new
-        {
-            Id = t.ExecutionId,
-            To = t.To.ToWire(),
-            // Fixed slots, not a list, so that the statement stays prepared.
-            From0 = from.ElementAtOrDefault(0),
-            From1 = from.ElementAtOrDefault(1),
-            From2 = from.ElementAtOrDefault(2),
-            Now = now,
-            Terminal = terminal,
-            t.Output,
-            Artifacts = t.Artifacts is null ? null : StoreJson.Serialize(t.Artifacts),
-            ClearError = t.To == ExecutionStatus.Completed,
-            Error = t.Error is null ? null : StoreJson.Serialize(t.Error),
-            t.Provider,
-            t.ProviderModel,
-            t.ProviderJobId,
-            t.CallbackTokenHash,
-            AttemptIncrement = t.IncrementAttempts ? 1 : t.UndoAttempt ? -1 : 0,
-            Attempt = t.Attempt is null ? null : StoreJson.Serialize(t.Attempt),
-            Usage = t.Usage is null ? null : StoreJson.Serialize(t.Usage),
-            t.ActualMicros,
-            NextAttemptAt = t.NextAttemptAt?.ToUnixTimeMilliseconds(),
-            NextPollAt = t.NextPollAt?.ToUnixTimeMilliseconds(),
-            LeaseExpiresAt = t.LeaseExpiresAt?.ToUnixTimeMilliseconds(),
-            t.LeaseOwner,
-            t.AccountId,
-            LeaseExpiredBy = t.LeaseExpiredBy?.ToUnixTimeMilliseconds(),
-        };
+        var parameters = TransitionValues.For(t, now);
         var execution = await db.WriteAsync<(Execution? Changed, IReadOnlyList<Webhooks.WebhookDelivery> Leased)>(async (c, tx) =>
         {
             var row = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
