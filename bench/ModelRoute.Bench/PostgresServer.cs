@@ -24,8 +24,12 @@ public sealed class PostgresServer : IAsyncDisposable
 
     public string Version { get; private set; } = "";
 
+    /// <summary>
+    /// Over the cluster's Unix socket, as a gateway on the database's own machine would connect (BENCH_PG_TCP=1: over
+    /// loopback TCP instead). Both the gateway and the storage baseline use it.
+    /// </summary>
     public string ConnectionString(string database, int maxPool = 100) =>
-        $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Maximum Pool Size={maxPool};Timeout=30;Command Timeout=60";
+        $"Host={(Environment.GetEnvironmentVariable("BENCH_PG_TCP") == "1" ? "127.0.0.1" : _directory)};Port={Port};Username=postgres;Database={database};Maximum Pool Size={maxPool};Timeout=30;Command Timeout=60";
 
     public static async Task<PostgresServer> StartAsync()
     {
@@ -39,7 +43,7 @@ public sealed class PostgresServer : IAsyncDisposable
         }
 
         await AsPostgresAsync(bin, $"initdb -D {directory}/data -A trust -U postgres -E UTF8 --no-sync");
-        await AsPostgresAsync(bin, $"pg_ctl -D {directory}/data -l {directory}/log -w -t 60 -o \"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB\" start");
+        await AsPostgresAsync(bin, $"pg_ctl -D {directory}/data -l {directory}/log -w -t 60 -o \"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB{ExtraOptions}\" start");
         var server = new PostgresServer(directory, bin, port);
         await using var connection = new NpgsqlConnection(server.ConnectionString("postgres"));
         await connection.OpenAsync();
@@ -77,6 +81,9 @@ public sealed class PostgresServer : IAsyncDisposable
             // Best effort.
         }
     }
+
+    // For profiling: more server settings, e.g. BENCH_PG_OPTIONS="-c log_min_duration_statement=5".
+    private static string ExtraOptions => Environment.GetEnvironmentVariable("BENCH_PG_OPTIONS") is { Length: > 0 } extra ? " " + extra : "";
 
     private static bool IsRoot => Environment.UserName == "root";
 
