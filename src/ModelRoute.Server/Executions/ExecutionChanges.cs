@@ -15,41 +15,38 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     private readonly SemaphoreSlim _webhooksAvailable = new(0, 1);
 
     /// <summary>
-    /// A change committed by this node. <paramref name="signalWorkers"/> is false when the store handed
-    /// the work it made (a dispatch, deliveries) to this node's workers already: no claim is needed.
+    /// A change committed by this node. A PENDING execution wakes the dispatcher; <paramref name="webhooksToClaim"/>
+    /// wakes the webhook worker, and is false when the change wrote no deliveries or handed all it wrote to this
+    /// node's worker already (see WebhookHandoff): a claim then finds nothing, and costs a round trip.
     /// </summary>
-    public void Published(Execution execution, bool signalWorkers = true)
+    public void Published(Execution execution, bool webhooksToClaim = false)
     {
         metrics.Entered(execution.Status);
-        Wake(execution.Id, execution.Status, signalWorkers);
+        Wake(execution.Id, execution.Status);
+        if (webhooksToClaim)
+        {
+            SignalWebhooks();
+        }
     }
 
     /// <summary>
     /// A change committed by some node, heard through the store's notifications (this node's own
     /// changes come back this way too: a second wake-up only makes a waiter re-read). Not counted
-    /// in the metrics, which the committing node has already done.
+    /// in the metrics, which the committing node has already done. Deliveries to claim are told apart
+    /// (<see cref="SignalWebhooks"/>).
     /// </summary>
-    public void Remote(string executionId, ExecutionStatus status) => Wake(executionId, status, signalWorkers: true);
+    public void Remote(string executionId, ExecutionStatus status) => Wake(executionId, status);
 
-    private void Wake(string executionId, ExecutionStatus status, bool signalWorkers)
+    private void Wake(string executionId, ExecutionStatus status)
     {
         if (_waiters.TryRemove(executionId, out var waiter))
         {
             waiter.TrySetResult();
         }
 
-        if (!signalWorkers)
-        {
-            return;
-        }
-
         if (status == ExecutionStatus.Pending)
         {
             SignalWork();
-        }
-        else if (status.IsTerminal() || status == ExecutionStatus.Processing)
-        {
-            SignalWebhooks();
         }
     }
 

@@ -47,12 +47,12 @@ internal static class SharedWrites
     /// webhook_url if it wants the event, and to every enabled endpoint subscribed to it.
     /// </summary>
     /// <returns>The deliveries written already leased to <paramref name="lease"/>'s owner (only when given and due at once).</returns>
-    public static async Task<IReadOnlyList<WebhookDelivery>> EnqueueWebhooksAsync(
+    public static async Task<EnqueuedWebhooks> EnqueueWebhooksAsync(
         DbConnection c, DbTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay, (string Owner, long Until)? lease = null)
     {
         if (!WebhookEventTypes.All.Contains(type))
         {
-            return [];
+            return EnqueuedWebhooks.None;
         }
 
         var destinations = new List<(string? EndpointId, string Url, bool Thin)>();
@@ -97,6 +97,18 @@ internal static class SharedWrites
             }
         }
 
-        return leased;
+        return new EnqueuedWebhooks(leased, destinations.Count);
     }
+}
+
+/// <summary>
+/// The deliveries a state change wrote to the outbox: those leased to this node's worker (handed to it after the
+/// commit, see WebhookHandoff) and how many were written in all. Only the others need a worker to claim them.
+/// </summary>
+public sealed record EnqueuedWebhooks(IReadOnlyList<WebhookDelivery> Leased, int Written)
+{
+    public static readonly EnqueuedWebhooks None = new([], 0);
+
+    /// <summary>Whether some of the deliveries wait for a claim (not leased, or due later).</summary>
+    public bool NeedClaim => Written > Leased.Count;
 }

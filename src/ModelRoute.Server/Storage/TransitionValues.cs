@@ -38,11 +38,9 @@ internal sealed record TransitionValues
     public string? AccountId { get; init; }
     public long? LeaseExpiredBy { get; init; }
 
-    // Rows PostgreSQL's one-statement moves insert (the event, and the settlement's ledger entries).
+    // The event row PostgreSQL's one-statement moves insert.
     public string? EventId { get; init; }
     public string? EventType { get; init; }
-    public string? ReleaseId { get; init; }
-    public string? ChargeId { get; init; }
 
     public static TransitionValues For(ExecutionTransition t, long now) => new()
     {

@@ -381,6 +381,35 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Each_hold_of_parallel_submissions_records_the_account_as_it_was_right_after_it()
+    {
+        // Holds of different sizes, more than the balance covers: whichever order the store placed them in, each
+        // entry's held amount is the one before it plus its own, and every one stays within the balance.
+        var account = await NewAccountAsync(1_000_000);
+        var submissions = Enumerable.Range(0, 60).Select(i => NewExecution(account, 20_000 + (i * 100))).ToList();
+
+        var outcomes = await Task.WhenAll(submissions.Select(x => Task.Run(() => Executions.SubmitAsync(x, None))));
+
+        var created = outcomes.Where(o => o.Result == SubmitResult.Created).ToList();
+        outcomes.Count(o => o.Result == SubmitResult.InsufficientBalance).ShouldBe(outcomes.Length - created.Count);
+        var holds = (await LedgerAsync(account)).Where(e => e.Kind == LedgerKinds.Hold).OrderBy(e => e.HeldMicros).ToList();
+        holds.Count.ShouldBe(created.Count);
+        var held = 0L;
+        foreach (var hold in holds)
+        {
+            held += hold.AmountMicros;
+            hold.HeldMicros.ShouldBe(held, $"{hold.Id} holds {hold.AmountMicros}");
+            hold.BalanceMicros.ShouldBe(1_000_000);
+        }
+
+        // Refused only when what was left could not cover it: no gap that a refused one would have fitted in.
+        var available = 1_000_000 - held;
+        submissions.Where(x => !created.Any(c => c.Execution!.Id == x.Id)).ShouldAllBe(x => x.HoldMicros > available);
+        (await AccountAsync(account)).HeldMicros.ShouldBe(held);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
     public async Task Parallel_submissions_with_one_key_make_exactly_one_execution_and_one_hold()
     {
         var account = await NewAccountAsync(1_000_000);

@@ -35,13 +35,19 @@ public sealed class PostgresClaimPlanTests
                 FROM generate_series(1, 20000) AS i
                 """);
 
-            await using var transaction = await connection.BeginTransactionAsync();
-            await connection.ExecuteAsync(PostgresExecutionStore.OrderedScanOnly, transaction: transaction);
-            var plan = string.Join('\n', await connection.QueryAsync<string>(
-                "EXPLAIN " + PostgresExecutionStore.ClaimSql,
-                new { owner = "node", LeaseUntil = 40_000L, Now = 30_000L, max = 64 },
-                transaction));
+            // As the store sends it: the planner settings and the statement in one batch.
+            await using var batch = PostgresDatabase.OrderedScan(connection, PostgresDatabase.Statement(
+                "EXPLAIN " + PostgresExecutionStore.ClaimSql, new { owner = "node", LeaseUntil = 40_000L, Now = 30_000L, max = 64 }));
+            var lines = new List<string>();
+            await using (var reader = await batch.ExecuteReaderAsync())
+            {
+                while (await reader.ReadAsync())
+                {
+                    lines.Add(reader.GetString(0));
+                }
+            }
 
+            var plan = string.Join('\n', lines);
             plan.ShouldContain("Index Scan using ix_executions_due", customMessage: plan);
             plan.ShouldNotContain("Bitmap", customMessage: plan);
             plan.ShouldNotContain("Sort", customMessage: plan);

@@ -61,6 +61,67 @@ public sealed class PostgresExecutionStore(
         SELECT true FROM created
         """;
 
+    // The submissions gathered while the previous group ran, as one statement: it locks their accounts once, inserts
+    // the longest run of each account's submissions (in queue order) that its available balance covers, skips keys
+    // already taken (ON CONFLICT), and places the holds the inserted rows need: one update of each account row, where
+    // a statement each made a new version of the row per submission. Each ledger entry carries the balance and held
+    // amount just after its own hold, as if the holds were placed one by one in that order. A submission it does not
+    // insert is answered as one alone would be (NotCreatedAsync), so a short balance or a taken key means the same as
+    // before. One statement is one implicit transaction: all of it commits, or none.
+    private const string SubmitGroupSql =
+        """
+        WITH given AS (
+            SELECT * FROM unnest(@Ids::text[], @AccountIds::text[], @Models::text[], @IdempotencyKeys::text[], @RequestHashes::text[],
+                @Inputs::text[], @EstimatedMicros::bigint[], @HoldMicros::bigint[], @Prices::text[], @WebhookUrls::text[],
+                @WebhookEvents::text[], @Metadata::text[], @TimeoutSeconds::bigint[], @MaxCostMicros::bigint[], @Nows::bigint[],
+                @ExpiresAts::bigint[], @LedgerIds::text[], @EventIds::text[]) WITH ORDINALITY
+                AS g(id, account_id, model, idempotency_key, request_hash, input, estimated_micros, hold_micros, price, webhook_url,
+                    webhook_events, metadata, timeout_seconds, max_cost_micros, now, expires_at, ledger_id, event_id, ord)
+        ), account AS (
+            SELECT id, balance_micros - held_micros AS available FROM accounts
+            WHERE id IN (SELECT account_id FROM given)
+            ORDER BY id
+            FOR UPDATE
+        ), fitting AS (
+            SELECT g.* FROM (SELECT given.*, sum(hold_micros) OVER (PARTITION BY account_id ORDER BY ord) AS running FROM given) g
+            JOIN account ON account.id = g.account_id
+            WHERE g.running <= account.available
+        ), created AS (
+            INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
+                estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
+                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at)
+            SELECT id, account_id, model, 'PENDING', idempotency_key, request_hash, input,
+                estimated_micros, hold_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
+                max_cost_micros, now, now, expires_at, now
+            FROM fitting
+            ORDER BY ord
+            ON CONFLICT (account_id, idempotency_key) DO NOTHING
+            RETURNING id
+        ), placed AS (
+            SELECT g.* FROM given g JOIN created ON created.id = g.id
+        ), held AS (
+            UPDATE accounts SET held_micros = accounts.held_micros + totals.total
+            FROM (SELECT account_id, sum(hold_micros) AS total FROM placed GROUP BY account_id) totals
+            WHERE accounts.id = totals.account_id
+            RETURNING accounts.id, accounts.balance_micros, accounts.held_micros
+        ), ledger AS (
+            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
+            SELECT p.ledger_id, p.account_id, p.id, @LedgerKind, p.hold_micros, held.balance_micros,
+                held.held_micros - (sum(p.hold_micros) OVER (PARTITION BY p.account_id ORDER BY p.ord DESC) - p.hold_micros), p.now
+            FROM placed p JOIN held ON held.id = p.account_id
+        ), event AS (
+            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
+            SELECT event_id, id, account_id, @EventType, 'PENDING', now FROM placed
+        )
+        SELECT id FROM created
+        """;
+
+    // Enough for one commit's worth of submissions at the target rates; the arrays stay small.
+    private const int MaxSubmitGroup = 256;
+
+    private readonly PostgresBatchLane<QueuedSubmission, bool> _submissions = db.CreateBatchLane<QueuedSubmission, bool>(
+        group => SubmitGroupAsync(db, group), alone => SubmitAloneAsync(db, alone), MaxSubmitGroup);
+
     public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
     {
         SubmitOutcome outcome;
@@ -71,25 +132,14 @@ public sealed class PostgresExecutionStore(
         }
         else
         {
-            var now = x.CreatedAt.ToUnixTimeMilliseconds();
-            var parameters = new
-            {
-                x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
-                Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
-                x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
-                LedgerId = ids.New("txn"), LedgerKind = LedgerKinds.Hold, EventId = ids.New("evt"), EventType = ExecutionStatus.Pending.EventType(),
-            };
+            cancellationToken.ThrowIfCancellationRequested();
+            var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"));
 
-            // Grouped: every submission of an account locks its balance row until its commit is flushed.
             // The answer is built from the submission (NewExecution.ToPending), not read back: a row per
             // submission and its parsing cost the gateway more than anything else in the write.
-            outcome = await db.WriteGroupedAsync(
-                PostgresDatabase.Statement(SubmitSql, parameters),
-                ReadCreatedAsync,
-                async (created, scope) => created
-                    ? new SubmitOutcome(SubmitResult.Created, x.ToPending())
-                    : await NotCreatedAsync(scope.Connection, scope.Transaction, x, parameters),
-                cancellationToken);
+            outcome = await _submissions.RunAsync(queued)
+                ? new SubmitOutcome(SubmitResult.Created, x.ToPending())
+                : await db.WriteAsync(async (c, tx) => (await NotCreatedAsync(c, tx, x, queued.Parameters()), true), CancellationToken.None);
         }
 
         if (outcome.Result == SubmitResult.Created)
@@ -100,6 +150,82 @@ public sealed class PostgresExecutionStore(
 
         return outcome;
     }
+
+    /// <summary>A submission waiting for its group, with the ids of the ledger entry and event it would write.</summary>
+    private sealed record QueuedSubmission(NewExecution X, string LedgerId, string EventId)
+    {
+        /// <summary>The parameters of <see cref="SubmitSql"/>, for a submission written alone.</summary>
+        public object Parameters() => new
+        {
+            X.Id, X.AccountId, X.Model, X.IdempotencyKey, X.RequestHash, X.Input, X.EstimatedMicros, X.HoldMicros,
+            Price = StoreJson.Serialize(X.Price), X.WebhookUrl, X.WebhookEvents, X.Metadata, X.TimeoutSeconds,
+            X.MaxCostMicros, Now = X.CreatedAt.ToUnixTimeMilliseconds(), ExpiresAt = X.ExpiresAt.ToUnixTimeMilliseconds(),
+            LedgerId, LedgerKind = LedgerKinds.Hold, EventId, EventType = ExecutionStatus.Pending.EventType(),
+        };
+    }
+
+    /// <summary>
+    /// Which of the group's submissions <see cref="SubmitGroupSql"/> inserted. A second submission of a key already in
+    /// the group is left out of the statement and answered after it, as a replay or a reuse of the first.
+    /// </summary>
+    private static async Task<IReadOnlyList<bool>> SubmitGroupAsync(PostgresDatabase db, IReadOnlyList<QueuedSubmission> group)
+    {
+        var keys = new HashSet<(string, string)>();
+        var sent = new List<NewExecution>(group.Count);
+        var ledgerIds = new List<string>(group.Count);
+        var eventIds = new List<string>(group.Count);
+        foreach (var queued in group)
+        {
+            if (keys.Add((queued.X.AccountId, queued.X.IdempotencyKey)))
+            {
+                sent.Add(queued.X);
+                ledgerIds.Add(queued.LedgerId);
+                eventIds.Add(queued.EventId);
+            }
+        }
+
+        var statement = PostgresDatabase.Statement(SubmitGroupSql, new
+        {
+            Ids = sent.Select(x => x.Id).ToArray(),
+            AccountIds = sent.Select(x => x.AccountId).ToArray(),
+            Models = sent.Select(x => x.Model).ToArray(),
+            IdempotencyKeys = sent.Select(x => x.IdempotencyKey).ToArray(),
+            RequestHashes = sent.Select(x => x.RequestHash).ToArray(),
+            Inputs = sent.Select(x => x.Input).ToArray(),
+            EstimatedMicros = sent.Select(x => x.EstimatedMicros).ToArray(),
+            HoldMicros = sent.Select(x => x.HoldMicros).ToArray(),
+            Prices = sent.Select(x => StoreJson.Serialize(x.Price)).ToArray(),
+            WebhookUrls = sent.Select(x => x.WebhookUrl).ToArray(),
+            WebhookEvents = sent.Select(x => x.WebhookEvents).ToArray(),
+            Metadata = sent.Select(x => x.Metadata).ToArray(),
+            TimeoutSeconds = sent.Select(x => (long)x.TimeoutSeconds).ToArray(),
+            MaxCostMicros = sent.Select(x => x.MaxCostMicros).ToArray(),
+            Nows = sent.Select(x => x.CreatedAt.ToUnixTimeMilliseconds()).ToArray(),
+            ExpiresAts = sent.Select(x => x.ExpiresAt.ToUnixTimeMilliseconds()).ToArray(),
+            LedgerIds = ledgerIds.ToArray(),
+            EventIds = eventIds.ToArray(),
+            LedgerKind = LedgerKinds.Hold,
+            EventType = ExecutionStatus.Pending.EventType(),
+        });
+        var created = await db.WriteStatementAsync(async c =>
+        {
+            await using var batch = new NpgsqlBatch(c);
+            batch.BatchCommands.Add(statement);
+            await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
+            var inserted = new HashSet<string>(StringComparer.Ordinal);
+            while (await reader.ReadAsync(CancellationToken.None))
+            {
+                inserted.Add(reader.GetString(0));
+            }
+
+            return inserted;
+        }, CancellationToken.None);
+        return [.. group.Select(q => created.Contains(q.X.Id))];
+    }
+
+    /// <summary>One submission in a statement of its own, when its group failed.</summary>
+    private static Task<bool> SubmitAloneAsync(PostgresDatabase db, QueuedSubmission queued) =>
+        db.WriteStatementAsync(async c => await c.QueryFirstOrDefaultAsync<bool>(SubmitSql, queued.Parameters()), CancellationToken.None);
 
     /// <summary>Why the submission inserted nothing: its key is taken (a replay or a reuse), or the balance is short.</summary>
     private static async Task<SubmitOutcome> NotCreatedAsync(NpgsqlConnection c, NpgsqlTransaction tx, NewExecution x, object parameters)
@@ -197,20 +323,14 @@ public sealed class PostgresExecutionStore(
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var eventId = ids.New("evt");
-        var parameters = TransitionValues.For(t, now) with
-        {
-            EventId = eventId,
-            EventType = t.To.EventType(),
-            ReleaseId = ids.New("txn"),
-            ChargeId = ids.New("txn"),
-        };
+        var parameters = TransitionValues.For(t, now) with { EventId = eventId, EventType = t.To.EventType() };
 
-        // Grouped: an ending settles the hold on the account's balance row, which every submission locks
-        // too, so it shares their lane; the other moves touch no balance row and commit in a lane of
-        // their own, beside it, instead of waiting behind a group of submissions.
-        var (execution, leased) = await db.WriteGroupedAsync(
+        // Grouped: an ending settles the hold on the account's balance row, and its lane keeps endings
+        // apart from the other moves, which touch no balance row and commit in a lane of their own,
+        // beside it, instead of waiting for a group that waits for an account's lock.
+        var (execution, webhooks) = await db.WriteGroupedAsync(
             t.To.IsTerminal() ? GroupedLane.Balances : GroupedLane.Moves,
-            PostgresDatabase.Statement(t.To.IsTerminal() ? TerminalMoveSql : MoveSql, parameters),
+            PostgresDatabase.Statement(MoveSql, parameters),
             ReadMovedAsync,
             (moved, scope) => FinishMoveAsync(moved, scope, t.To.EventType(), eventId, now),
             cancellationToken);
@@ -218,8 +338,13 @@ public sealed class PostgresExecutionStore(
         if (execution is not null)
         {
             notifier.Notify(Payload(execution.Id, t.To));
-            handoff?.Offer(leased);
-            changes.Published(execution, signalWorkers: leased.Count == 0);
+            if (webhooks.NeedClaim)
+            {
+                notifier.Notify(PostgresDatabase.WebhooksPayload); // Any node's worker may take them.
+            }
+
+            handoff?.Offer(webhooks.Leased);
+            changes.Published(execution, webhooks.NeedClaim);
         }
 
         return execution;
@@ -243,15 +368,25 @@ public sealed class PostgresExecutionStore(
     /// it after the commit (<see cref="WebhookHandoff"/>), as on SQLite: no claim between the commit and
     /// the send. If this node dies first, the lease runs out and any node claims it.
     /// </summary>
-    private async Task<(Execution? Changed, IReadOnlyList<WebhookDelivery> Leased)> FinishMoveAsync(
+    private async Task<(Execution? Changed, EnqueuedWebhooks Webhooks)> FinishMoveAsync(
         (ExecutionRow? Row, bool HasEndpoints) moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
     {
         if (moved.Row is null)
         {
-            return (null, []);
+            return (null, EnqueuedWebhooks.None);
         }
 
         var changed = moved.Row.ToExecution();
+        if (changed.Status.IsTerminal())
+        {
+            var charge = changed.Status == ExecutionStatus.Completed ? changed.ChargedMicros ?? 0 : 0;
+            scope.LockLate(changed.AccountId, PostgresDatabase.Statement(SettleSql, new
+            {
+                Held = changed.HeldMicros, Charge = charge, changed.AccountId, ExecutionId = changed.Id,
+                ReleaseId = ids.New("txn"), ChargeId = ids.New("txn"), Now = now,
+            }));
+        }
+
         var webhooks = options.Value.Webhooks;
         var firstDelay = webhooks.Schedule[0];
         // The lease outlives the send timeout, as a claim's does.
@@ -265,7 +400,7 @@ public sealed class PostgresExecutionStore(
 
         if (!WebhookEventTypes.All.Contains(type) || !WebhookPayloads.WantedBySubmission(changed, type))
         {
-            return (changed, []);
+            return (changed, EnqueuedWebhooks.None);
         }
 
         // What SharedWrites.EnqueueWebhooksAsync writes for a webhook_url when the account has no endpoints.
@@ -284,11 +419,11 @@ public sealed class PostgresExecutionStore(
             }));
         if (owner is null)
         {
-            return (changed, []);
+            return (changed, new EnqueuedWebhooks([], 1));
         }
 
         var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
-        return (changed, [new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null)]);
+        return (changed, new EnqueuedWebhooks([new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null)], 1));
     }
 
     // attempt_log is TEXT (not jsonb, which refuses \u0000), so the attempt is appended as text.
@@ -349,32 +484,24 @@ public sealed class PostgresExecutionStore(
         """;
 
     // SharedWrites.SettleAsync in one statement: release the whole hold, charge what it cost capped at the
-    // hold (Execution.ChargedMicros, only for COMPLETED), and write the release and charge ledger entries.
-    private const string TerminalMoveSql =
-        $"""
-        {MovedAndEvent}, cost AS (
-            SELECT id, account_id, held_micros,
-                CASE WHEN status = 'COMPLETED' AND actual_micros IS NOT NULL THEN LEAST(GREATEST(actual_micros, 0), held_micros) ELSE 0 END AS charge
-            FROM moved
-        ), settled AS (
-            UPDATE accounts SET held_micros = accounts.held_micros - cost.held_micros, balance_micros = accounts.balance_micros - cost.charge
-            FROM cost
-            WHERE accounts.id = cost.account_id
-            RETURNING cost.id AS execution_id, cost.account_id, cost.held_micros AS released, cost.charge, accounts.balance_micros, accounts.held_micros
-        ), ledger AS (
-            INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
-            SELECT @ReleaseId, account_id, execution_id, 'release', released, balance_micros + charge, held_micros, @Now FROM settled
-            UNION ALL
-            SELECT @ChargeId, account_id, execution_id, 'charge', charge, balance_micros, held_micros, @Now FROM settled WHERE charge > 0
+    // hold (Execution.ChargedMicros, only for COMPLETED), and write the release and charge ledger entries. It is
+    // sent with the group's COMMIT (GroupScope.LockLate): every submission group locks the account row too, and the
+    // row stays locked from this statement to the end of the commit's flush.
+    private const string SettleSql =
+        """
+        WITH settled AS (
+            UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
+            WHERE id = @AccountId
+            RETURNING balance_micros, held_micros
         )
-        {ReturnMoved}
+        INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
+        SELECT @ReleaseId, @AccountId, @ExecutionId, 'release', @Held, balance_micros + @Charge, held_micros, @Now FROM settled
+        UNION ALL
+        SELECT @ChargeId, @AccountId, @ExecutionId, 'charge', @Charge, balance_micros, held_micros, @Now FROM settled WHERE @Charge > 0
         """;
 
     /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
     internal static string Payload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();
-
-    /// <summary>Planner settings for one transaction: an ordered index scan, never a bitmap scan of every match and a sort.</summary>
-    internal const string OrderedScanOnly = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
 
     internal const string ClaimSql =
         """
@@ -389,21 +516,15 @@ public sealed class PostgresExecutionStore(
         RETURNING *
         """;
 
-    public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
-        {
-            // SKIP LOCKED: nodes claiming at once take different rows instead of queueing on each other.
-            // The due rows are the first few of the index in next_attempt_at order. Statistics lag behind a
-            // growing backlog (autovacuum analyzes about once a minute), and with an estimate of a few rows
-            // PostgreSQL chose to read the whole backlog and sort it on every claim (5 ms at 10,000 pending)
-            // rather than walk the index; this transaction rules those plans out.
-            await c.ExecuteAsync(OrderedScanOnly, transaction: tx);
-            var rows = await c.QueryAsync<ExecutionRow>(
-                ClaimSql,
-                new { owner, max, Now = now.ToUnixTimeMilliseconds(), LeaseUntil = leaseUntil.ToUnixTimeMilliseconds() },
-                tx);
-            return ([.. rows.Select(r => r.ToExecution())], true);
-        }, cancellationToken);
+    // SKIP LOCKED: nodes claiming at once take different rows instead of queueing on each other. The due rows are the
+    // first few of the index in next_attempt_at order (PostgresDatabase.ClaimAsync keeps the planner to that).
+    public async Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
+    {
+        var rows = await db.ClaimAsync<ExecutionRow>(
+            PostgresDatabase.Statement(ClaimSql, new { owner, max, Now = now.ToUnixTimeMilliseconds(), LeaseUntil = leaseUntil.ToUnixTimeMilliseconds() }),
+            cancellationToken);
+        return [.. rows.Select(r => r.ToExecution())];
+    }
 
     public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
         db.WriteStatementAsync(async c =>

@@ -96,12 +96,11 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
             return (row?.ToEndpoint(), row is not null);
         }, cancellationToken);
 
-    public Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<WebhookDelivery>>(async (c, tx) =>
-        {
-            // Walks the due index in order, whatever the statistics say (see the execution claim).
-            await c.ExecuteAsync(PostgresExecutionStore.OrderedScanOnly, transaction: tx);
-            var rows = await c.QueryAsync<DeliveryRow>(
+    public async Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
+    {
+        // Walks the due index in order, whatever the statistics say (see PostgresDatabase.ClaimAsync).
+        var rows = await db.ClaimAsync<DeliveryRow>(
+            PostgresDatabase.Statement(
                 """
                 UPDATE webhook_deliveries SET lease_owner = @owner, lease_expires_at = @Until
                 WHERE id IN (
@@ -113,10 +112,10 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
                     FOR UPDATE SKIP LOCKED)
                 RETURNING *
                 """,
-                new { owner, max, Now = now.ToUnixTimeMilliseconds(), Until = leaseUntil.ToUnixTimeMilliseconds() },
-                tx);
-            return ([.. rows.Select(r => r.ToDelivery())], true);
-        }, cancellationToken);
+                new { owner, max, Now = now.ToUnixTimeMilliseconds(), Until = leaseUntil.ToUnixTimeMilliseconds() }),
+            cancellationToken);
+        return [.. rows.Select(r => r.ToDelivery())];
+    }
 
     public async Task<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
     {

@@ -142,7 +142,7 @@ public sealed class SqliteExecutionStore(
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var terminal = t.To.IsTerminal();
         var parameters = TransitionValues.For(t, now);
-        var execution = await db.WriteAsync<(Execution? Changed, IReadOnlyList<Webhooks.WebhookDelivery> Leased)>(async (c, tx) =>
+        var execution = await db.WriteAsync<(Execution? Changed, EnqueuedWebhooks Webhooks)>(async (c, tx) =>
         {
             var row = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
                 $"""
@@ -179,7 +179,7 @@ public sealed class SqliteExecutionStore(
                 tx);
             if (row is null)
             {
-                return ((null, []), false);
+                return ((null, EnqueuedWebhooks.None), false);
             }
 
             var changed = row.ToExecution();
@@ -194,14 +194,14 @@ public sealed class SqliteExecutionStore(
             var lease = node is not null && handoff is { HasRoom: true }
                 ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
                 : ((string, long)?)null;
-            var leased = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, webhooks.Schedule[0], lease);
-            return ((changed, leased), true);
+            var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, webhooks.Schedule[0], lease);
+            return ((changed, enqueued), true);
         }, cancellationToken);
 
         if (execution.Changed is not null)
         {
-            handoff?.Offer(execution.Leased);
-            changes.Published(execution.Changed, signalWorkers: execution.Leased.Count == 0);
+            handoff?.Offer(execution.Webhooks.Leased);
+            changes.Published(execution.Changed, execution.Webhooks.NeedClaim);
         }
 
         return execution.Changed;
