@@ -35,6 +35,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     private readonly string _connectionString;
     private readonly GroupLane _balances;
     private readonly GroupLane _moves;
+    private readonly GroupLane _deliveries;
     private readonly List<IBatchLane> _batchLanes = [];
 
     static PostgresDatabase() => DefaultTypeMap.MatchNamesWithUnderscores = true;
@@ -45,6 +46,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         _dataSource = new NpgsqlDataSourceBuilder(WithDefaults(connectionString)).Build();
         _balances = new GroupLane(_dataSource);
         _moves = new GroupLane(_dataSource);
+        _deliveries = new GroupLane(_dataSource);
     }
 
     /// <summary>
@@ -146,7 +148,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     {
         cancellationToken.ThrowIfCancellationRequested();
         var item = new GroupedWrite<TRead, T>(statement, read, finish, cancellationToken);
-        (lane == GroupedLane.Balances ? _balances : _moves).Enqueue(item);
+        (lane switch { GroupedLane.Balances => _balances, GroupedLane.Moves => _moves, _ => _deliveries }).Enqueue(item);
 
         // Not cancellable once queued: as with WriteAsync's commit, the caller must learn the outcome.
         return await item.Completion;
@@ -719,7 +721,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     {
         lock (_batchLanes)
         {
-            return [_balances.CompleteAsync(), _moves.CompleteAsync(), .. _batchLanes.Select(l => l.CompleteAsync())];
+            return [_balances.CompleteAsync(), _moves.CompleteAsync(), _deliveries.CompleteAsync(), .. _batchLanes.Select(l => l.CompleteAsync())];
         }
     }
 
@@ -745,4 +747,7 @@ public enum GroupedLane
 
     /// <summary>Writes that touch no balance row: moves between non-terminal states.</summary>
     Moves,
+
+    /// <summary>Webhook delivery attempts, recorded.</summary>
+    Deliveries,
 }

@@ -143,57 +143,76 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
             }, cancellationToken);
     }
 
-    public Task RecordAttemptAsync(AttemptResult r, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
-        {
-            var now = r.AttemptedAt.ToUnixTimeMilliseconds();
-            var status = r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
-            // The delivery's next state and its attempt row in one statement; nothing if the lease was lost.
-            var endpointId = await c.QueryFirstOrDefaultAsync<(string Id, string? EndpointId)>(
-                """
-                WITH recorded AS (
-                    UPDATE webhook_deliveries SET
-                        status = @status, attempts = attempts + 1, updated_at = @now,
-                        next_attempt_at = COALESCE(@Next::bigint, next_attempt_at),
-                        last_status_code = @StatusCode, last_error = @Error,
-                        completed_at = CASE WHEN @status = 'pending' THEN NULL ELSE @now END,
-                        lease_owner = NULL, lease_expires_at = NULL
-                    WHERE id = @DeliveryId AND lease_owner = @Owner AND status = 'pending'
-                    RETURNING id, endpoint_id
-                ), attempt AS (
-                    INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error)
-                    SELECT @AttemptId, id, @now, @StatusCode, @LatencyMs, @Error FROM recorded
-                )
-                SELECT id, endpoint_id FROM recorded
-                """,
-                new { status, now, Next = r.NextAttemptAt?.ToUnixTimeMilliseconds(), r.StatusCode, r.Error, r.DeliveryId, r.Owner, AttemptId = ids.New("wha"), r.LatencyMs },
-                tx);
-            if (endpointId.Id is null)
-            {
-                return (0, false); // Another worker took it over: its own attempt counts.
-            }
+    // The delivery's next state and its attempt row in one statement; no row if the lease was lost.
+    private const string RecordAttemptSql =
+        """
+        WITH recorded AS (
+            UPDATE webhook_deliveries SET
+                status = @Status, attempts = attempts + 1, updated_at = @Now,
+                next_attempt_at = COALESCE(@Next::bigint, next_attempt_at),
+                last_status_code = @StatusCode::integer, last_error = @Error::text,
+                completed_at = CASE WHEN @Status = 'pending' THEN NULL ELSE @Now END,
+                lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = @DeliveryId AND lease_owner = @Owner AND status = 'pending'
+            RETURNING id, endpoint_id
+        ), attempt AS (
+            INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error)
+            SELECT @AttemptId, id, @Now, @StatusCode::integer, @LatencyMs, @Error::text FROM recorded
+        )
+        SELECT id, endpoint_id FROM recorded
+        """;
 
-            if (endpointId.EndpointId is { } endpoint)
+    /// <summary>
+    /// Group-committed with the other attempts recorded meanwhile (a lane of their own): one commit, and so one
+    /// fsync, per group of deliveries rather than per delivery.
+    /// </summary>
+    public Task RecordAttemptAsync(AttemptResult r, CancellationToken cancellationToken)
+    {
+        var now = r.AttemptedAt.ToUnixTimeMilliseconds();
+        var status = r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
+        return db.WriteGroupedAsync(
+            GroupedLane.Deliveries,
+            PostgresDatabase.Statement(RecordAttemptSql, new
             {
-                if (r.DisableEndpointReason is not null)
+                Status = status, Now = now, Next = r.NextAttemptAt?.ToUnixTimeMilliseconds(), r.StatusCode, r.Error, r.DeliveryId, r.Owner,
+                AttemptId = ids.New("wha"), r.LatencyMs,
+            }),
+            async reader =>
+            {
+                (bool Recorded, string? EndpointId) recorded = (false, null);
+                while (await reader.ReadAsync(CancellationToken.None))
                 {
-                    await FailPendingAsync(c, tx, endpoint, "The endpoint was disabled: " + r.DisableEndpointReason, now);
+                    recorded = (true, await reader.IsDBNullAsync(1, CancellationToken.None) ? null : reader.GetString(1));
                 }
 
-                await c.ExecuteAsync(
-                    // Only a change of health writes (and locks) the endpoint's row: deliveries to one
-                    // endpoint must not queue behind each other's commits to say it is still healthy.
-                    r.Succeeded
-                        ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @endpoint AND failing_since IS NOT NULL"
-                        : r.DisableEndpointReason is not null
-                            ? "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @Reason WHERE id = @endpoint"
-                            : "UPDATE webhook_endpoints SET failing_since = @now WHERE id = @endpoint AND failing_since IS NULL",
-                    new { endpoint, now, Reason = r.DisableEndpointReason },
-                    tx);
-            }
+                return recorded;
+            },
+            async (recorded, scope) =>
+            {
+                // Not recorded: another worker took the delivery over, and its own attempt counts.
+                if (recorded is not (true, { } endpoint))
+                {
+                    return 0;
+                }
 
-            return (0, true);
-        }, cancellationToken);
+                if (r.DisableEndpointReason is not null)
+                {
+                    await FailPendingAsync(scope.Connection, scope.Transaction, endpoint, "The endpoint was disabled: " + r.DisableEndpointReason, now);
+                }
+
+                // Only a change of health writes (and locks) the endpoint's row: deliveries to one endpoint must not
+                // queue behind each other's commits to say it is still healthy.
+                scope.LockLate(endpoint, PostgresDatabase.Statement(
+                    r.Succeeded
+                        ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @Endpoint AND failing_since IS NOT NULL"
+                        : r.DisableEndpointReason is not null
+                            ? "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @Reason WHERE id = @Endpoint"
+                            : "UPDATE webhook_endpoints SET failing_since = @Now WHERE id = @Endpoint AND failing_since IS NULL",
+                    new { Endpoint = endpoint, Now = now, Reason = r.DisableEndpointReason }));
+                return 0;
+            },
+            cancellationToken);
+    }
 
     public Task<WebhookDelivery?> GetDeliveryAsync(string accountId, string id, CancellationToken cancellationToken) =>
         db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<DeliveryRow>(
