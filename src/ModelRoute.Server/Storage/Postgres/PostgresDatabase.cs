@@ -159,12 +159,16 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     /// told to walk the index in order: no bitmap scan of every match and no sort. Statistics lag behind a growing
     /// backlog (autovacuum analyzes about once a minute), and with an estimate of a few rows PostgreSQL chose to read
     /// the whole backlog and sort it on every claim (5 ms at 10,000 pending). The settings are SET LOCAL, sent in the
-    /// same batch as the claim: a batch is one implicit transaction, and they end with it.
+    /// same batch as the claim: a batch is one implicit transaction, and they end with it. A claim only writes a lease,
+    /// so its commit does not wait for the WAL flush (synchronous_commit = off): if the database server crashed before
+    /// the next flush, the lease would be lost and the row claimable again, as when a lease runs out. Every other write
+    /// commits durably, and its flush carries the claims committed before it.
     /// </summary>
     public Task<IReadOnlyList<TRow>> ClaimAsync<TRow>(NpgsqlBatchCommand claim, CancellationToken cancellationToken) =>
         WriteStatementAsync<IReadOnlyList<TRow>>(async c =>
         {
             await using var batch = OrderedScan(c, claim);
+            batch.BatchCommands.Insert(0, new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"));
             await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
             var parse = reader.GetRowParser<TRow>();
             var rows = new List<TRow>();
