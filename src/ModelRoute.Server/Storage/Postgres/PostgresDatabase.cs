@@ -122,9 +122,9 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     /// apply (there is no rollback of one write alone). <paramref name="read"/> reads its result;
     /// <paramref name="finish"/> may run more statements in the transaction, or queue statements
     /// that return nothing (<see cref="GroupScope.Later"/>, <see cref="GroupScope.LockLate"/>), sent
-    /// together with the COMMIT after every write's finish. If anything in a group fails (a write, or a deadlock with another node's group), the group
-    /// rolls back and each of its writes runs again in a transaction of its own, so only the failing
-    /// one fails.
+    /// together with the COMMIT after every write's finish. If anything in a group fails (a write, or
+    /// a deadlock with another node's group), nothing is committed and each of its writes runs again
+    /// in a transaction of its own, so only the failing one fails.
     /// </summary>
     public Task<T> WriteGroupedAsync<TRead, T>(
         NpgsqlBatchCommand statement,
