@@ -15,7 +15,8 @@ case "$(uname -m)" in aarch64|arm64) rid=linux-arm64 ;; *) rid=linux-x64 ;; esac
 published=src/ModelRoute.Server/bin/Release/net10.0/$rid/publish
 server=$published/ModelRoute.Server.dll
 export BENCH_SERVER_DLL=$PWD/$server
-bench=bench/ModelRoute.Bench/bin/Release/net10.0/ModelRoute.Bench.dll
+bench_published=bench/ModelRoute.Bench/bin/Release/net10.0/$rid/publish
+bench=$bench_published/ModelRoute.Bench.dll
 
 # Builds only when a source is newer than the build: even a no-op `dotnet build` costs many seconds on a busy 2-core machine.
 stale() { # output, source folders…
@@ -28,8 +29,9 @@ if stale "$server" src/ModelRoute.Server; then
   dotnet publish src/ModelRoute.Server/ModelRoute.Server.csproj -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true -o "$published" -nologo -v quiet
   touch "$server" # an unchanged build leaves the old file, and the check would build again next time
 fi
+# The load generator too: its JIT would otherwise share the cores with the gateway during the first phases.
 if stale "$bench" bench/ModelRoute.Bench; then
-  dotnet build bench/ModelRoute.Bench/ModelRoute.Bench.csproj -c Release -nologo -v quiet
+  dotnet publish bench/ModelRoute.Bench/ModelRoute.Bench.csproj -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true -o "$bench_published" -nologo -v quiet
   touch "$bench"
 fi
 
