@@ -30,9 +30,8 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     }
 
     /// <summary>
-    /// A change committed by some node, heard through the store's notifications (this node's own
-    /// changes come back this way too: a second wake-up only makes a waiter re-read). Not counted
-    /// in the metrics, which the committing node has already done. Deliveries to claim are told apart
+    /// A change committed by another node, heard through the store's notifications. Not counted in
+    /// the metrics, which the committing node has already done. Deliveries to claim are told apart
     /// (<see cref="SignalWebhooks"/>).
     /// </summary>
     public void Remote(string executionId, ExecutionStatus status) => Wake(executionId, status);

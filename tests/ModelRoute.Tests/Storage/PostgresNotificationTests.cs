@@ -104,4 +104,34 @@ public sealed class PostgresNotificationTests : IAsyncLifetime
         messages.ShouldAllBe(m => System.Text.Encoding.UTF8.GetByteCount(m) <= PostgresNotifier.MaxMessageBytes);
         messages.SelectMany(m => m.Split('\n')).ShouldBe(payloads);
     }
+
+    [Fact]
+    public void Messages_name_the_node_that_sent_them_on_their_first_line_and_stay_under_the_limit()
+    {
+        var payloads = Enumerable.Range(0, 1000).Select(i => $"exe_{i:D26} COMPLETED").ToList();
+
+        var messages = PostgresNotifier.Pack(payloads, "host/42/abc");
+
+        messages.Count.ShouldBeGreaterThan(1);
+        messages.ShouldAllBe(m => m.StartsWith(PostgresNotifier.OriginPrefix + "host/42/abc\n", StringComparison.Ordinal));
+        messages.ShouldAllBe(m => System.Text.Encoding.UTF8.GetByteCount(m) <= PostgresNotifier.MaxMessageBytes);
+        messages.SelectMany(m => m.Split('\n').Skip(1)).ShouldBe(payloads);
+    }
+
+    [Fact]
+    public void A_node_skips_its_own_messages_and_hears_the_other_nodes()
+    {
+        var node = new ModelRoute.Server.Routing.NodeIdentity();
+        var other = new ModelRoute.Server.Routing.NodeIdentity();
+        var changes = new ExecutionChanges(new ModelRoute.Server.Operations.GatewayMetrics());
+        var listener = new PostgresNotificationListener(null!, changes, TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotificationListener>.Instance, node);
+        var changed = changes.WhenChanged("exe_1");
+
+        listener.Handle(PostgresNotifier.Pack(["exe_1 COMPLETED"], node.Id).ShouldHaveSingleItem());
+        changed.IsCompleted.ShouldBeFalse("its own commit woke its waiters already");
+
+        listener.Handle(PostgresNotifier.Pack(["exe_1 COMPLETED"], other.Id).ShouldHaveSingleItem());
+        changed.IsCompleted.ShouldBeTrue();
+    }
 }

@@ -12,7 +12,8 @@ public sealed partial class PostgresNotificationListener(
     PostgresDatabase database,
     ExecutionChanges changes,
     TimeProvider time,
-    ILogger<PostgresNotificationListener> logger) : BackgroundService
+    ILogger<PostgresNotificationListener> logger,
+    Routing.NodeIdentity? node = null) : BackgroundService
 {
     private static readonly TimeSpan ReconnectDelay = TimeSpan.FromSeconds(2);
 
@@ -63,12 +64,27 @@ public sealed partial class PostgresNotificationListener(
         }
     }
 
-    /// <summary>A message holds newline-separated payloads (<see cref="PostgresNotifier"/> batches them).</summary>
+    /// <summary>
+    /// A message holds newline-separated payloads (<see cref="PostgresNotifier"/> batches them), after a line that
+    /// names the node that sent it.
+    /// </summary>
     internal void Handle(string message)
     {
-        foreach (var line in message.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        var lines = message.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var first = 0;
+        if (lines.Length > 0 && lines[0].StartsWith(PostgresNotifier.OriginPrefix, StringComparison.Ordinal))
         {
-            HandleOne(line);
+            if (node is not null && lines[0].AsSpan(PostgresNotifier.OriginPrefix.Length).SequenceEqual(node.Id))
+            {
+                return; // This node's own: it woke its waiters and workers when it committed.
+            }
+
+            first = 1;
+        }
+
+        for (var i = first; i < lines.Length; i++)
+        {
+            HandleOne(lines[i]);
         }
     }
 

@@ -4,7 +4,7 @@ using System.Threading.Channels;
 namespace ModelRoute.Server.Storage.Postgres;
 
 /// <summary>
-/// Tells every node (this one included) what this node committed, after the commit and outside the
+/// Tells every other node what this node committed, after the commit and outside the
 /// writing transaction. A NOTIFY inside a write would make PostgreSQL serialise that commit, fsync
 /// included, behind a global lock shared by every notifying transaction, so commits could no longer
 /// be flushed together. Instead payloads queue here and one loop sends whatever has piled up as a
@@ -13,7 +13,8 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// commit and the send is acceptable: every waiter also re-reads on a timeout (dispatch and webhook
 /// workers every Dispatch:PollInterval, long-polls every second, event streams every 15 s).
 /// </summary>
-public sealed partial class PostgresNotifier(PostgresDatabase database, TimeProvider time, ILogger<PostgresNotifier> logger) : IAsyncDisposable
+public sealed partial class PostgresNotifier(
+    PostgresDatabase database, TimeProvider time, ILogger<PostgresNotifier> logger, Routing.NodeIdentity? node = null) : IAsyncDisposable
 {
     /// <summary>PostgreSQL refuses payloads of 8000 bytes or more; stay well under it.</summary>
     internal const int MaxMessageBytes = 7900;
@@ -56,7 +57,7 @@ public sealed partial class PostgresNotifier(PostgresDatabase database, TimeProv
 
                 try
                 {
-                    await database.NotifyAsync(Pack(round), _stopping.Token);
+                    await database.NotifyAsync(Pack(round, node?.Id), _stopping.Token);
                 }
                 catch (Exception ex) when (!_stopping.IsCancellationRequested)
                 {
@@ -74,25 +75,45 @@ public sealed partial class PostgresNotifier(PostgresDatabase database, TimeProv
         }
     }
 
-    /// <summary>Joins payloads with newlines into messages under <see cref="MaxMessageBytes"/> each.</summary>
-    internal static List<string> Pack(IEnumerable<string> payloads)
+    /// <summary>
+    /// The first line of a message from a known node: <c>from &lt;node id&gt;</c>. A node's listener skips its own
+    /// messages: it woke its own waiters and workers when it committed, and an echo would only make its dispatcher
+    /// claim again and find nothing.
+    /// </summary>
+    internal const string OriginPrefix = "from ";
+
+    /// <summary>
+    /// Joins payloads with newlines into messages under <see cref="MaxMessageBytes"/> each, each starting with
+    /// <see cref="OriginPrefix"/> and <paramref name="origin"/> when one is given.
+    /// </summary>
+    internal static List<string> Pack(IEnumerable<string> payloads, string? origin = null)
     {
+        var header = origin is null ? null : OriginPrefix + origin;
+        var headerBytes = header is null ? 0 : Encoding.UTF8.GetByteCount(header);
         var messages = new List<string>();
         var current = new StringBuilder();
         var bytes = 0;
+        var count = 0;
         foreach (var payload in payloads)
         {
             var size = Encoding.UTF8.GetByteCount(payload);
-            if (size + 1 > MaxMessageBytes)
+            if (headerBytes + size + 1 > MaxMessageBytes)
             {
                 continue; // Ids and statuses are short; nothing this long is ever queued.
             }
 
-            if (bytes > 0 && bytes + 1 + size > MaxMessageBytes)
+            if (count > 0 && bytes + 1 + size > MaxMessageBytes)
             {
                 messages.Add(current.ToString());
                 current.Clear();
                 bytes = 0;
+                count = 0;
+            }
+
+            if (count == 0 && header is not null)
+            {
+                current.Append(header);
+                bytes = headerBytes;
             }
 
             if (bytes > 0)
@@ -103,9 +124,10 @@ public sealed partial class PostgresNotifier(PostgresDatabase database, TimeProv
 
             current.Append(payload);
             bytes += size;
+            count++;
         }
 
-        if (bytes > 0)
+        if (count > 0)
         {
             messages.Add(current.ToString());
         }
