@@ -114,30 +114,20 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     }
 
     /// <summary>
-    /// Runs one write in a transaction shared with the other writes queued meanwhile, so that they all
-    /// commit with one fsync (group commit), and sends the group's statements together, in one round
-    /// trip. This is for writes to hot rows: an account's balance row is locked by every submit and
-    /// every settlement until the commit is flushed, so one transaction each would cap an account at
-    /// one such write per fsync. <paramref name="statement"/> must change nothing when it does not
-    /// apply (there is no rollback of one write alone). <paramref name="read"/> reads its result;
+    /// Runs one write in a transaction shared with the other writes queued meanwhile in its
+    /// <paramref name="lane"/>, so that they all commit with one fsync (group commit), and sends the
+    /// group's statements together, in one round trip. This is for writes to hot rows: an account's
+    /// balance row is locked by every settlement until the commit is flushed, so one transaction each
+    /// would cap an account at one such write per fsync. Each lane is one loop of groups on a
+    /// connection of its own, and the lanes run side by side: a write that touches no balance row (a
+    /// non-terminal move) does not wait behind a group of endings. <paramref name="statement"/> must
+    /// change nothing when it does not apply (there is no rollback of one write alone) and must return
+    /// a result set (the group reads one per write). <paramref name="read"/> reads its result;
     /// <paramref name="finish"/> may run more statements in the transaction, or queue statements
     /// that return nothing (<see cref="GroupScope.Later"/>, <see cref="GroupScope.LockLate"/>), sent
     /// together with the COMMIT after every write's finish. If anything in a group fails (a write, or
     /// a deadlock with another node's group), nothing is committed and each of its writes runs again
     /// in a transaction of its own, so only the failing one fails.
-    /// </summary>
-    public Task<T> WriteGroupedAsync<TRead, T>(
-        NpgsqlBatchCommand statement,
-        Func<NpgsqlDataReader, Task<TRead>> read,
-        Func<TRead, GroupScope, Task<T>> finish,
-        CancellationToken cancellationToken) =>
-        WriteGroupedAsync(GroupedLane.Balances, statement, read, finish, cancellationToken);
-
-    /// <summary>
-    /// <see cref="WriteGroupedAsync{TRead, T}(NpgsqlBatchCommand, Func{NpgsqlDataReader, Task{TRead}}, Func{TRead, GroupScope, Task{T}}, CancellationToken)"/>
-    /// in the given lane. Each lane is one loop of groups on a connection of its own, and the lanes run
-    /// side by side: a write that touches no balance row (a non-terminal move) does not wait behind
-    /// a group of submissions, which all lock their account's row until their commit is flushed.
     /// </summary>
     public async Task<T> WriteGroupedAsync<TRead, T>(
         GroupedLane lane,
@@ -746,7 +736,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
 /// <summary>Which group-commit loop a grouped write joins (see <see cref="PostgresDatabase.WriteGroupedAsync{TRead, T}(GroupedLane, NpgsqlBatchCommand, Func{NpgsqlDataReader, Task{TRead}}, Func{TRead, PostgresDatabase.GroupScope, Task{T}}, CancellationToken)"/>).</summary>
 public enum GroupedLane
 {
-    /// <summary>Writes that lock an account's balance row: submissions and endings (they place and settle holds).</summary>
+    /// <summary>Writes that lock an account's balance row: endings (they settle holds; submissions have a lane of their own).</summary>
     Balances,
 
     /// <summary>Writes that touch no balance row: moves between non-terminal states.</summary>

@@ -11,7 +11,8 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// Executions, holds and the outbox on PostgreSQL, with the semantics of the SQLite store. Every
 /// state move is one conditional UPDATE; PostgreSQL re-checks its WHERE against the latest row
 /// version after waiting for a concurrent writer, so a terminal execution never changes again.
-/// Submissions and moves are group-committed (<see cref="PostgresDatabase.WriteGroupedAsync"/>), and
+/// Submissions are sent a group at a time (<see cref="PostgresBatchLane{TItem, TResult}"/>), moves are
+/// group-committed (<see cref="PostgresDatabase.WriteGroupedAsync"/>), and
 /// after each commit <see cref="PostgresNotifier"/> tells the other nodes.
 /// </summary>
 public sealed class PostgresExecutionStore(
