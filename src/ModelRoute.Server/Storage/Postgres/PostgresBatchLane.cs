@@ -3,20 +3,26 @@ using System.Threading.Channels;
 namespace ModelRoute.Server.Storage.Postgres;
 
 /// <summary>
-/// One loop that takes the writes queued while its previous group ran (at most <paramref name="maxGroup"/>) and
-/// hands them to <paramref name="runGroup"/> together: one multi-row statement, so one round trip and one commit
+/// One loop that takes the writes queued while its previous group ran (at most <c>maxGroup</c>) and
+/// hands them to <c>runGroup</c> together: one multi-row statement, so one round trip and one commit
 /// for the group, where a statement each would pay both per write. If the group throws, each of its writes runs
-/// through <paramref name="runAlone"/>, one at a time, so that only a failing one fails. Made by
+/// through <c>runAlone</c>, one at a time, so that only a failing one fails. Made by
 /// <see cref="PostgresDatabase.CreateBatchLane"/>, which drains it before closing.
 /// </summary>
-public sealed class PostgresBatchLane<TItem, TResult>(
-    Func<IReadOnlyList<TItem>, Task<IReadOnlyList<TResult>>> runGroup,
-    Func<TItem, Task<TResult>> runAlone,
-    int maxGroup) : PostgresDatabase.IBatchLane
+public sealed class PostgresBatchLane<TItem, TResult> : PostgresDatabase.IBatchLane
 {
-    private readonly Channel<Queued> _queue = Channel.CreateUnbounded<Queued>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Lock _start = new();
-    private Task? _loop;
+    private readonly Func<IReadOnlyList<TItem>, Task<IReadOnlyList<TResult>>> _runGroup;
+    private readonly Func<TItem, Task<TResult>> _runAlone;
+    private readonly int _maxGroup;
+    private readonly QueueLoop<Queued> _writes;
+
+    internal PostgresBatchLane(Func<IReadOnlyList<TItem>, Task<IReadOnlyList<TResult>>> runGroup, Func<TItem, Task<TResult>> runAlone, int maxGroup)
+    {
+        _runGroup = runGroup;
+        _runAlone = runAlone;
+        _maxGroup = maxGroup;
+        _writes = new QueueLoop<Queued>(RunGroupsAsync);
+    }
 
     /// <summary>
     /// Queues <paramref name="item"/> for the next group. Not cancellable once queued: as with a commit, the caller
@@ -25,40 +31,20 @@ public sealed class PostgresBatchLane<TItem, TResult>(
     public Task<TResult> RunAsync(TItem item)
     {
         var queued = new Queued(item);
-        if (!_queue.Writer.TryWrite(queued))
-        {
-            throw new ObjectDisposedException(nameof(PostgresDatabase));
-        }
-
-        if (_loop is null)
-        {
-            lock (_start)
-            {
-                _loop ??= Task.Run(RunGroupsAsync, CancellationToken.None);
-            }
-        }
-
+        _writes.Enqueue(queued);
         return queued.Completion.Task;
     }
 
     /// <inheritdoc />
-    public Task CompleteAsync()
-    {
-        _queue.Writer.TryComplete();
-        lock (_start)
-        {
-            return _loop ?? Task.CompletedTask;
-        }
-    }
+    public Task CompleteAsync() => _writes.CompleteAsync();
 
-    private async Task RunGroupsAsync()
+    private async Task RunGroupsAsync(ChannelReader<Queued> reader)
     {
-        var reader = _queue.Reader;
-        var group = new List<Queued>(maxGroup);
-        var items = new List<TItem>(maxGroup);
+        var group = new List<Queued>(_maxGroup);
+        var items = new List<TItem>(_maxGroup);
         while (await reader.WaitToReadAsync(CancellationToken.None))
         {
-            while (group.Count < maxGroup && reader.TryRead(out var queued))
+            while (group.Count < _maxGroup && reader.TryRead(out var queued))
             {
                 group.Add(queued);
                 items.Add(queued.Item);
@@ -67,7 +53,7 @@ public sealed class PostgresBatchLane<TItem, TResult>(
             IReadOnlyList<TResult>? results = null;
             try
             {
-                results = await runGroup(items);
+                results = await _runGroup(items);
             }
             catch (Exception)
             {
@@ -88,7 +74,7 @@ public sealed class PostgresBatchLane<TItem, TResult>(
                 {
                     try
                     {
-                        queued.Completion.TrySetResult(await runAlone(queued.Item));
+                        queued.Completion.TrySetResult(await _runAlone(queued.Item));
                     }
                     catch (Exception ex)
                     {

@@ -349,43 +349,24 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     }
 
     /// <summary>One loop of group commits: everything queued while a group runs goes into the next.</summary>
-    private sealed class GroupLane(NpgsqlDataSource dataSource)
+    private sealed class GroupLane
     {
-        private readonly System.Threading.Channels.Channel<GroupedWrite> _queue =
-            System.Threading.Channels.Channel.CreateUnbounded<GroupedWrite>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+        private readonly NpgsqlDataSource _dataSource;
+        private readonly QueueLoop<GroupedWrite> _writes;
 
-        private readonly Lock _start = new();
-        private Task? _loop;
-
-        public void Enqueue(GroupedWrite item)
+        public GroupLane(NpgsqlDataSource dataSource)
         {
-            if (!_queue.Writer.TryWrite(item))
-            {
-                throw new ObjectDisposedException(nameof(PostgresDatabase));
-            }
-
-            if (_loop is null)
-            {
-                lock (_start)
-                {
-                    _loop ??= Task.Run(RunGroupsAsync, CancellationToken.None);
-                }
-            }
+            _dataSource = dataSource;
+            _writes = new QueueLoop<GroupedWrite>(RunGroupsAsync);
         }
+
+        public void Enqueue(GroupedWrite item) => _writes.Enqueue(item);
 
         /// <summary>Takes no more writes and waits for the ones queued.</summary>
-        public Task CompleteAsync()
-        {
-            _queue.Writer.TryComplete();
-            lock (_start)
-            {
-                return _loop ?? Task.CompletedTask;
-            }
-        }
+        public Task CompleteAsync() => _writes.CompleteAsync();
 
-        private async Task RunGroupsAsync()
+        private async Task RunGroupsAsync(System.Threading.Channels.ChannelReader<GroupedWrite> reader)
         {
-            var reader = _queue.Reader;
             var group = new List<GroupedWrite>(MaxGroup);
             while (await reader.WaitToReadAsync(CancellationToken.None))
             {
@@ -411,7 +392,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         {
             try
             {
-                await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
+                await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None);
                 await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, CancellationToken.None);
                 var scope = new GroupScope(connection, transaction);
                 if (await RunGroupAsync(group, scope))
