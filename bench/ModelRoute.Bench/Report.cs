@@ -165,6 +165,19 @@ public static class Report
             md.AppendLine(CultureInfo.InvariantCulture, $"| End to end: submit → verified `execution.completed` webhook (simulator latency 0) | {F(e.Rate)}/s | {e.Submitted} | {e.SubmitErrors} submit, {e.Missing} missing after waiting {F(e.WaitedSeconds)} s, {e.RejectedSignatures} bad signatures | {F(e.Latency.P50Ms)} ms | {F(e.Latency.P99Ms)} ms | {F(e.Latency.P999Ms)} ms | {F(e.Latency.MaxMs)} ms | |");
         }
 
+        if (s.EndToEnd?.Stages is { } stages)
+        {
+            md.AppendLine();
+            md.AppendLine("End to end by stage (from the times in each webhook's payload, which have millisecond precision):");
+            md.AppendLine();
+            md.AppendLine("| Stage | p50 | p90 | p99 | max |");
+            md.AppendLine("|---|---|---|---|---|");
+            StageRow(md, "Submit response (`202`)", stages.Submit);
+            StageRow(md, "`created_at` → `started_at`: stored, claimed, attempt begun", stages.CreatedToStarted);
+            StageRow(md, "`started_at` → `completed_at`: simulator call, result written", stages.StartedToCompleted);
+            StageRow(md, "`completed_at` → webhook verified at the receiver", stages.CompletedToReceived);
+        }
+
         md.AppendLine();
         md.AppendLine("| Figure | Value |");
         md.AppendLine("|---|---|");
@@ -203,6 +216,9 @@ public static class Report
 
         md.AppendLine(CultureInfo.InvariantCulture, $"| Time per phase (gateway CPU) | {string.Join(", ", s.Phases.Select(p => $"{p.Phase} {F(p.Seconds)} s ({F(p.GatewayCpuSeconds)} CPU s)"))} |");
     }
+
+    private static void StageRow(StringBuilder md, string what, LatencyStats l) =>
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {F(l.P50Ms)} ms | {F(l.P90Ms)} ms | {F(l.P99Ms)} ms | {F(l.MaxMs)} ms |");
 
     private static void Row(StringBuilder md, string what, RunResult r)
     {

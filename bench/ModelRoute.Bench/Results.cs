@@ -8,7 +8,15 @@ public sealed record Machine(int Cores, string Cpu, string Memory, string Os, st
 /// </summary>
 public sealed record SearchResult(double HighestRateUnder50MsP99, double? LowestFailedRate, IReadOnlyList<RunResult> Steps);
 
-public sealed record EndToEndResult(double Rate, int Submitted, int SubmitErrors, int WebhooksReceived, int Missing, LatencyStats Latency, int RejectedSignatures, double WaitedSeconds);
+public sealed record EndToEndResult(double Rate, int Submitted, int SubmitErrors, int WebhooksReceived, int Missing, LatencyStats Latency, int RejectedSignatures, double WaitedSeconds,
+    EndToEndStages? Stages = null);
+
+/// <summary>
+/// Where end-to-end time goes, from the times the gateway put in each webhook (millisecond precision): the submit's own
+/// response time, created → started (accepted, claimed, attempt begun), started → completed (the provider call and
+/// its result written), completed → received (delivery, signing, the receiver's check).
+/// </summary>
+public sealed record EndToEndStages(LatencyStats Submit, LatencyStats CreatedToStarted, LatencyStats StartedToCompleted, LatencyStats CompletedToReceived);
 
 public sealed record WebhookFloodResult(int Executions, long Accepted, int Delivered, double DeliveriesPerSecond, double SecondsFirstToLast, double SecondsFromSubmit, bool WaitCapped);
 

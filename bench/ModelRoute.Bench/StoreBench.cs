@@ -254,16 +254,26 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
             (i, token) => PostAsync("/v1/executions", TextSubmission(prefix + i, receiver.Url), token), scheduled);
         var waited = await WaitForWebhooksAsync(countBefore + run.Ok, settings.EndToEndWaitLimit, cancellationToken);
         var latencies = new List<double>(count);
+        List<double> queued = [], ran = [], delivered = [];
         for (var i = 0; i < count; i++)
         {
             if (receiver.Completed.TryGetValue(prefix + i, out var arrived))
             {
                 latencies.Add(LoadGenerator.Ms(arrived - scheduled[i]));
             }
+
+            if (receiver.CompletedTimes.TryGetValue(prefix + i, out var times))
+            {
+                queued.Add((times.Started - times.Created).TotalMilliseconds);
+                ran.Add((times.Completed - times.Started).TotalMilliseconds);
+                delivered.Add((times.Arrived - times.Completed).TotalMilliseconds);
+            }
         }
 
+        var stages = new EndToEndStages(run.Latency, LatencyStats.From(queued), LatencyStats.From(ran), LatencyStats.From(delivered));
+
         await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
-        return new EndToEndResult(rate, count, run.Errors, latencies.Count, count - latencies.Count, LatencyStats.From(latencies), receiver.Rejected - rejectedBefore, waited);
+        return new EndToEndResult(rate, count, run.Errors, latencies.Count, count - latencies.Count, LatencyStats.From(latencies), receiver.Rejected - rejectedBefore, waited, stages);
     }
 
     private async Task<WebhookFloodResult> WebhookFloodAsync(CancellationToken cancellationToken)

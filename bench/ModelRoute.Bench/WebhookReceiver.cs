@@ -31,6 +31,12 @@ public sealed class WebhookReceiver : IAsyncDisposable
     /// <summary>Stopwatch timestamp of each verified completed event, by the execution's idempotency key.</summary>
     public ConcurrentDictionary<string, long> Completed { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// For each verified completed event, the execution's own times (from the payload, millisecond precision) and the
+    /// wall-clock time it arrived, so that end to end can be split into its stages.
+    /// </summary>
+    public ConcurrentDictionary<string, DeliveredTimes> CompletedTimes { get; } = new(StringComparer.Ordinal);
+
     /// <summary>How many distinct executions' completed events arrived (cheaper to poll than <see cref="Completed"/>.Count).</summary>
     public int CompletedCount => Volatile.Read(ref _completed);
 
@@ -86,6 +92,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
         await context.Request.Body.CopyToAsync(buffer);
         var body = buffer.ToArray();
         var arrived = Stopwatch.GetTimestamp();
+        var arrivedAt = TimeProvider.System.GetUtcNow();
         var id = context.Request.Headers["webhook-id"].ToString();
         var timestamp = context.Request.Headers["webhook-timestamp"].ToString();
         var signatures = context.Request.Headers["webhook-signature"].ToString();
@@ -104,6 +111,11 @@ public sealed class WebhookReceiver : IAsyncDisposable
             if (Completed.TryAdd(k, arrived))
             {
                 Interlocked.Increment(ref _completed);
+                var data = root.GetProperty("data");
+                if (Time(data, "created_at") is { } created && Time(data, "started_at") is { } started && Time(data, "completed_at") is { } completed)
+                {
+                    CompletedTimes[k] = new DeliveredTimes(created, started, completed, arrivedAt);
+                }
             }
         }
 
@@ -134,6 +146,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
         return Results.StatusCode(204);
     }
+
+    private static DateTimeOffset? Time(JsonElement data, string name) =>
+        data.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.TryGetDateTimeOffset(out var time) ? time : null;
 
     private bool Verify(string id, string timestamp, byte[] body, string signatures) => Verify(_key, id, timestamp, body, signatures);
 
@@ -171,3 +186,6 @@ public sealed class WebhookReceiver : IAsyncDisposable
         await _app.DisposeAsync();
     }
 }
+
+/// <summary>An execution's created, started and completed times as the gateway reported them, and when its webhook arrived.</summary>
+public sealed record DeliveredTimes(DateTimeOffset Created, DateTimeOffset Started, DateTimeOffset Completed, DateTimeOffset Arrived);

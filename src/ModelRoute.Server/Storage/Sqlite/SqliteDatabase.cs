@@ -271,7 +271,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
         // Durability first: a 202 means the execution is on disk, so every commit is synced.
-        connection.Execute("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA wal_autocheckpoint = 0;");
+        connection.Execute("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;");
         return connection;
     }
 
