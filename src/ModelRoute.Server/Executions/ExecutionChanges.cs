@@ -15,14 +15,15 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     private readonly SemaphoreSlim _webhooksAvailable = new(0, 1);
 
     /// <summary>
-    /// A change committed by this node. A PENDING execution wakes the dispatcher; <paramref name="webhooksToClaim"/>
+    /// A change committed by this node. A PENDING execution wakes the dispatcher, unless <paramref name="dispatchToClaim"/>
+    /// is false because it was handed to this node's dispatcher already (see DispatchHandoff). <paramref name="webhooksToClaim"/>
     /// wakes the webhook worker, and is false when the change wrote no deliveries or handed all it wrote to this
     /// node's worker already (see WebhookHandoff): a claim then finds nothing, and costs a round trip.
     /// </summary>
-    public void Published(Execution execution, bool webhooksToClaim = false)
+    public void Published(Execution execution, bool webhooksToClaim = false, bool dispatchToClaim = true)
     {
         metrics.Entered(execution.Status);
-        Wake(execution.Id, execution.Status);
+        Wake(execution.Id, execution.Status, dispatchToClaim);
         if (webhooksToClaim)
         {
             SignalWebhooks();
@@ -34,16 +35,16 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     /// the metrics, which the committing node has already done. Deliveries to claim are told apart
     /// (<see cref="SignalWebhooks"/>).
     /// </summary>
-    public void Remote(string executionId, ExecutionStatus status) => Wake(executionId, status);
+    public void Remote(string executionId, ExecutionStatus status) => Wake(executionId, status, dispatchToClaim: true);
 
-    private void Wake(string executionId, ExecutionStatus status)
+    private void Wake(string executionId, ExecutionStatus status, bool dispatchToClaim)
     {
         if (_waiters.TryRemove(executionId, out var waiter))
         {
             waiter.TrySetResult();
         }
 
-        if (status == ExecutionStatus.Pending)
+        if (status == ExecutionStatus.Pending && dispatchToClaim)
         {
             SignalWork();
         }

@@ -36,6 +36,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<ExecutionChanges>();
         services.AddSingleton<NodeIdentity>();
         services.AddSingleton<WebhookHandoff>();
+        services.AddSingleton<DispatchHandoff>();
         services.AddSingleton<InFlightExecutions>();
         services.AddSingleton(sp => ModelCatalog.Build(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value).Catalog!);
 

@@ -8,14 +8,16 @@ using ModelRoute.Server.Storage;
 namespace ModelRoute.Server.Routing;
 
 /// <summary>
-/// Claims due PENDING executions under a lease, holds each back until its provider has a free
-/// slot, calls the provider, and records what came back. A crashed node's leases run out and
+/// Claims due PENDING executions under a lease (or takes fresh ones this node's submissions handed
+/// over, already leased: see <see cref="DispatchHandoff"/>), holds each back until its provider has a
+/// free slot, calls the provider, and records what came back. A crashed node's leases run out and
 /// any node resumes the work.
 /// </summary>
 public sealed partial class Dispatcher(
     IExecutionStore store,
     ExecutionChanges changes,
     SubmissionLoad submissions,
+    DispatchHandoff handoff,
     ProviderRegistry providers,
     ModelCatalog catalog,
     RoutePlanner planner,
@@ -58,6 +60,18 @@ public sealed partial class Dispatcher(
 
         using var slots = new SemaphoreSlim(_options.MaxInFlight, _options.MaxInFlight);
         var running = new HashSet<Task>();
+        void Track(Task task)
+        {
+            lock (running)
+            {
+                running.Add(task);
+            }
+
+            _ = task.ContinueWith(t => { lock (running) { running.Remove(t); } }, TaskScheduler.Default);
+        }
+
+        handoff.Open(slots);
+        var handedOver = TakeHandedOverAsync(slots, Track, stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -76,13 +90,7 @@ public sealed partial class Dispatcher(
                 foreach (var execution in claimed)
                 {
                     await slots.WaitAsync(stoppingToken);
-                    var task = RunGuardedAsync(execution, slots, stoppingToken);
-                    lock (running)
-                    {
-                        running.Add(task);
-                    }
-
-                    _ = task.ContinueWith(t => { lock (running) { running.Remove(t); } }, TaskScheduler.Default);
+                    Track(RunGuardedAsync(execution, slots, stoppingToken));
                 }
 
                 if (claimed.Count == 0)
@@ -101,6 +109,9 @@ public sealed partial class Dispatcher(
             }
         }
 
+        handoff.Close();
+        await handedOver;
+        await GiveBackHandedOverAsync();
         Task[] remaining;
         lock (running)
         {
@@ -108,6 +119,51 @@ public sealed partial class Dispatcher(
         }
 
         await Task.WhenAll(remaining);
+    }
+
+    /// <summary>Starts each execution handed over by this node's submissions as soon as a place is free.</summary>
+    private async Task TakeHandedOverAsync(SemaphoreSlim slots, Action<Task> track, CancellationToken stoppingToken)
+    {
+        try
+        {
+            while (await handoff.Reader.WaitToReadAsync(stoppingToken))
+            {
+                while (handoff.Reader.TryPeek(out _))
+                {
+                    await slots.WaitAsync(stoppingToken);
+                    if (!handoff.Reader.TryRead(out var execution))
+                    {
+                        slots.Release();
+                        break;
+                    }
+
+                    handoff.Taken();
+                    track(RunGuardedAsync(execution, slots, stoppingToken));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping: what is still queued is given back below.
+        }
+    }
+
+    /// <summary>On the way out, hands executions still queued back to any node now rather than when their lease runs out.</summary>
+    private async Task GiveBackHandedOverAsync()
+    {
+        while (handoff.Reader.TryRead(out var execution))
+        {
+            handoff.Taken();
+            try
+            {
+                await store.ReleaseClaimAsync(execution.Id, node.Id, time.GetUtcNow(), CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                // Its lease runs out and any node claims it then.
+                LogRunFailed(logger, execution.Id, ex);
+            }
+        }
     }
 
     private async Task RunGuardedAsync(Execution execution, SemaphoreSlim slots, CancellationToken stoppingToken)

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using ModelRoute.Server.Billing;
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Operations;
+using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Sqlite;
 using ModelRoute.Tests.Infrastructure;
@@ -32,6 +33,12 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
 
     /// <summary>Both stores on one fresh, migrated database whose clock is <paramref name="time"/>.</summary>
     protected abstract Task<(IExecutionStore Executions, IAccountStore Accounts)> CreateStoresAsync(TimeProvider time);
+
+    /// <summary>
+    /// Another execution store on the same database, as a gateway node builds it: this node's submissions go
+    /// leased to its dispatcher through <paramref name="dispatch"/> when it has room.
+    /// </summary>
+    protected abstract IExecutionStore CreateNodeStore(TimeProvider time, NodeIdentity node, DispatchHandoff dispatch);
 
     /// <summary>Releases what <see cref="CreateStoresAsync"/> made.</summary>
     protected abstract Task DisposeStoresAsync();
@@ -441,6 +448,71 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
         execution.LeaseExpiresAt.ShouldBe(Now + Lease);
         (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty();
         (await Executions.ListEventsAsync(submitted.Id, 0, None)).Count.ShouldBe(1, "a claim is not a status change");
+    }
+
+    [Fact]
+    public async Task A_submission_handed_to_its_nodes_dispatcher_is_stored_leased_to_that_node_and_no_other_claims_it_before_the_lease_runs_out()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var node = new NodeIdentity();
+        var dispatch = new DispatchHandoff(new SubmissionLoad());
+        using var slots = new SemaphoreSlim(8);
+        dispatch.Open(slots);
+        var nodeStore = CreateNodeStore(Time, node, dispatch);
+
+        var submitted = (await nodeStore.SubmitAsync(NewExecution(account, 10_000), None)).Execution!;
+
+        dispatch.Reader.TryRead(out var handed).ShouldBeTrue("a fresh submission goes to the dispatcher at once");
+        handed!.Id.ShouldBe(submitted.Id);
+        handed.LeaseOwner.ShouldBe(node.Id);
+        var stored = (await Executions.GetAsync(submitted.Id, null, None))!;
+        stored.Status.ShouldBe(ExecutionStatus.Pending);
+        stored.LeaseOwner.ShouldBe(node.Id);
+        stored.LeaseExpiresAt.ShouldBe(Now + Lease);
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldBeEmpty("it is this node's to start");
+
+        // If the node died before starting it, the lease runs out and any node takes it.
+        Time.Advance(Lease + TimeSpan.FromSeconds(1));
+        (await Executions.ClaimDueAsync("node-b", 10, Now, Now + Lease, None)).ShouldHaveSingleItem().Id.ShouldBe(submitted.Id);
+    }
+
+    [Fact]
+    public async Task Submissions_not_stored_free_their_place_with_the_dispatcher_and_submissions_beyond_its_room_wait_unleased_for_a_claim()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var dispatch = new DispatchHandoff(new SubmissionLoad());
+        using var slots = new SemaphoreSlim(DispatchHandoff.Capacity * 2);
+        dispatch.Open(slots);
+        var nodeStore = CreateNodeStore(Time, new NodeIdentity(), dispatch);
+        var first = NewExecution(account, 10_000);
+        (await nodeStore.SubmitAsync(first, None)).Result.ShouldBe(SubmitResult.Created);
+        dispatch.Reader.TryRead(out _).ShouldBeTrue();
+        dispatch.Taken();
+
+        // Replays, reused keys and refusals store nothing: each place they reserved is given back.
+        for (var i = 0; i < DispatchHandoff.Capacity + 1; i++)
+        {
+            (await nodeStore.SubmitAsync(first, None)).Result.ShouldBe(SubmitResult.Replayed);
+            (await nodeStore.SubmitAsync(first with { RequestHash = "other" }, None)).Result.ShouldBe(SubmitResult.KeyReused);
+            (await nodeStore.SubmitAsync(NewExecution(account, 10_000_000), None)).Result.ShouldBe(SubmitResult.InsufficientBalance);
+        }
+
+        dispatch.Reader.TryRead(out _).ShouldBeFalse("nothing stored, nothing handed over");
+        var handed = new List<string>();
+        for (var i = 0; i < DispatchHandoff.Capacity + 3; i++)
+        {
+            handed.Add((await nodeStore.SubmitAsync(NewExecution(account, 10_000), None)).Execution!.Id);
+        }
+
+        var taken = new List<string>();
+        while (dispatch.Reader.TryRead(out var execution))
+        {
+            taken.Add(execution.Id);
+        }
+
+        taken.ShouldBe(handed.Take(DispatchHandoff.Capacity), "the dispatcher is given as many as it has room for, no more");
+        var claimed = await Executions.ClaimDueAsync("node-b", 100, Now, Now + Lease, None);
+        claimed.Select(e => e.Id).Order().ShouldBe(handed.Skip(DispatchHandoff.Capacity).Order(), "the rest wait for any node's claim");
     }
 
     [Fact]
@@ -1209,6 +1281,10 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
         var executions = new SqliteExecutionStore(_database, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
         return (executions, new SqliteAccountStore(_database));
     }
+
+    protected override IExecutionStore CreateNodeStore(TimeProvider time, NodeIdentity node, DispatchHandoff dispatch) =>
+        new SqliteExecutionStore(_database!, new IdGenerator(time), new ExecutionChanges(new GatewayMetrics()),
+            Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time, node, dispatch: dispatch);
 
     protected override Task DisposeStoresAsync()
     {

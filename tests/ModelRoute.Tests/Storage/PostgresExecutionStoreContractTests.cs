@@ -26,6 +26,10 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
         return (executions, new PostgresAccountStore(_database));
     }
 
+    protected override IExecutionStore CreateNodeStore(TimeProvider time, ModelRoute.Server.Routing.NodeIdentity node, ModelRoute.Server.Routing.DispatchHandoff dispatch) =>
+        new PostgresExecutionStore(_database!, _notifier!, new IdGenerator(time), new ExecutionChanges(new GatewayMetrics()),
+            Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time, node, dispatch: dispatch);
+
     protected override async Task DisposeStoresAsync()
     {
         if (_database is null)

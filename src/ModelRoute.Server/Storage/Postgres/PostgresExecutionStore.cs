@@ -23,7 +23,8 @@ public sealed class PostgresExecutionStore(
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
     Routing.NodeIdentity? node = null,
-    WebhookHandoff? handoff = null) : IExecutionStore
+    WebhookHandoff? handoff = null,
+    Routing.DispatchHandoff? dispatch = null) : IExecutionStore
 {
     private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
 
@@ -40,10 +41,10 @@ public sealed class PostgresExecutionStore(
         ), created AS (
             INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                 estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at)
+                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
             SELECT @Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
                 @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-                @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now
+                @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now, @LeaseOwner, @LeaseExpiresAt
             FROM account
             ON CONFLICT (account_id, idempotency_key) DO NOTHING
             RETURNING account_id
@@ -75,9 +76,10 @@ public sealed class PostgresExecutionStore(
             SELECT * FROM unnest(@Ids::text[], @AccountIds::text[], @Models::text[], @IdempotencyKeys::text[], @RequestHashes::text[],
                 @Inputs::text[], @EstimatedMicros::bigint[], @HoldMicros::bigint[], @Prices::text[], @WebhookUrls::text[],
                 @WebhookEvents::text[], @Metadata::text[], @TimeoutSeconds::bigint[], @MaxCostMicros::bigint[], @Nows::bigint[],
-                @ExpiresAts::bigint[], @LedgerIds::text[], @EventIds::text[]) WITH ORDINALITY
+                @ExpiresAts::bigint[], @LedgerIds::text[], @EventIds::text[], @LeaseOwners::text[], @LeaseExpiresAts::bigint[]) WITH ORDINALITY
                 AS g(id, account_id, model, idempotency_key, request_hash, input, estimated_micros, hold_micros, price, webhook_url,
-                    webhook_events, metadata, timeout_seconds, max_cost_micros, now, expires_at, ledger_id, event_id, ord)
+                    webhook_events, metadata, timeout_seconds, max_cost_micros, now, expires_at, ledger_id, event_id, lease_owner,
+                    lease_expires_at, ord)
         ), account AS (
             SELECT id, balance_micros - held_micros AS available FROM accounts
             WHERE id IN (SELECT account_id FROM given)
@@ -90,10 +92,10 @@ public sealed class PostgresExecutionStore(
         ), created AS (
             INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                 estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at)
+                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
             SELECT id, account_id, model, 'PENDING', idempotency_key, request_hash, input,
                 estimated_micros, hold_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, now, now, expires_at, now
+                max_cost_micros, now, now, expires_at, now, lease_owner, lease_expires_at
             FROM fitting
             ORDER BY ord
             ON CONFLICT (account_id, idempotency_key) DO NOTHING
@@ -126,6 +128,7 @@ public sealed class PostgresExecutionStore(
     public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
     {
         SubmitOutcome outcome;
+        using var lease = SubmissionLease.Reserve(node, dispatch, time, options.Value.Dispatch.LeaseDuration);
         if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
             // A replay is answered even when the cap would refuse the submission.
@@ -134,7 +137,7 @@ public sealed class PostgresExecutionStore(
         else
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"));
+            var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"), lease.LeaseOwner, lease.LeaseExpiresAt);
 
             // The answer is built from the submission (NewExecution.ToPending), not read back: a row per
             // submission and its parsing cost the gateway more than anything else in the write.
@@ -145,15 +148,21 @@ public sealed class PostgresExecutionStore(
 
         if (outcome.Result == SubmitResult.Created)
         {
-            notifier.Notify(Payload(outcome.Execution!.Id, ExecutionStatus.Pending));
-            changes.Published(outcome.Execution!);
+            // Handed to this node's dispatcher: no other node could claim it, so none is told.
+            var handedOver = lease.HandOver(outcome.Execution!);
+            if (!handedOver)
+            {
+                notifier.Notify(Payload(outcome.Execution!.Id, ExecutionStatus.Pending));
+            }
+
+            changes.Published(outcome.Execution!, dispatchToClaim: !handedOver);
         }
 
         return outcome;
     }
 
     /// <summary>A submission waiting for its group, with the ids of the ledger entry and event it would write.</summary>
-    private sealed record QueuedSubmission(NewExecution X, string LedgerId, string EventId)
+    private sealed record QueuedSubmission(NewExecution X, string LedgerId, string EventId, string? LeaseOwner, long? LeaseExpiresAt)
     {
         /// <summary>The parameters of <see cref="SubmitSql"/>, for a submission written alone.</summary>
         public object Parameters() => new
@@ -161,7 +170,7 @@ public sealed class PostgresExecutionStore(
             X.Id, X.AccountId, X.Model, X.IdempotencyKey, X.RequestHash, X.Input, X.EstimatedMicros, X.HoldMicros,
             Price = StoreJson.Serialize(X.Price), X.WebhookUrl, X.WebhookEvents, X.Metadata, X.TimeoutSeconds,
             X.MaxCostMicros, Now = X.CreatedAt.ToUnixTimeMilliseconds(), ExpiresAt = X.ExpiresAt.ToUnixTimeMilliseconds(),
-            LedgerId, LedgerKind = LedgerKinds.Hold, EventId, EventType = ExecutionStatus.Pending.EventType(),
+            LedgerId, LedgerKind = LedgerKinds.Hold, EventId, EventType = ExecutionStatus.Pending.EventType(), LeaseOwner, LeaseExpiresAt,
         };
     }
 
@@ -175,6 +184,8 @@ public sealed class PostgresExecutionStore(
         var sent = new List<NewExecution>(group.Count);
         var ledgerIds = new List<string>(group.Count);
         var eventIds = new List<string>(group.Count);
+        var leaseOwners = new List<string?>(group.Count);
+        var leaseExpiresAts = new List<long?>(group.Count);
         foreach (var queued in group)
         {
             if (keys.Add((queued.X.AccountId, queued.X.IdempotencyKey)))
@@ -182,6 +193,8 @@ public sealed class PostgresExecutionStore(
                 sent.Add(queued.X);
                 ledgerIds.Add(queued.LedgerId);
                 eventIds.Add(queued.EventId);
+                leaseOwners.Add(queued.LeaseOwner);
+                leaseExpiresAts.Add(queued.LeaseExpiresAt);
             }
         }
 
@@ -205,6 +218,8 @@ public sealed class PostgresExecutionStore(
             ExpiresAts = sent.Select(x => x.ExpiresAt.ToUnixTimeMilliseconds()).ToArray(),
             LedgerIds = ledgerIds.ToArray(),
             EventIds = eventIds.ToArray(),
+            LeaseOwners = leaseOwners.ToArray(),
+            LeaseExpiresAts = leaseExpiresAts.ToArray(),
             LedgerKind = LedgerKinds.Hold,
             EventType = ExecutionStatus.Pending.EventType(),
         });

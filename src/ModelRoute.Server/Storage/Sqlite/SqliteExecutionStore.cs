@@ -9,7 +9,7 @@ namespace ModelRoute.Server.Storage.Sqlite;
 /// <summary>Executions, holds and the outbox on SQLite. Every state move is one conditional UPDATE.</summary>
 public sealed class SqliteExecutionStore(
     SqliteDatabase db, IdGenerator ids, ExecutionChanges changes, IOptions<ModelRouteOptions> options, TimeProvider time,
-    Routing.NodeIdentity? node = null, Webhooks.WebhookHandoff? handoff = null) : IExecutionStore
+    Routing.NodeIdentity? node = null, Webhooks.WebhookHandoff? handoff = null, Routing.DispatchHandoff? dispatch = null) : IExecutionStore
 {
     private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
 
@@ -17,12 +17,14 @@ public sealed class SqliteExecutionStore(
     {
         // Everything that can be done off the single writer thread is done before the write.
         var now = x.CreatedAt.ToUnixTimeMilliseconds();
+        var lease = SubmissionLease.Reserve(node, dispatch, time, options.Value.Dispatch.LeaseDuration);
         var row = new
         {
             x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
             Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
-            x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
+            x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(), lease.LeaseOwner, lease.LeaseExpiresAt,
         };
+        using var reservation = lease;
         var (result, existing) = await db.WriteAsync<(SubmitResult Result, Execution? Existing)>(async (c, tx) =>
         {
             // The common case (a new key, money enough) runs four statements; a replay is found
@@ -50,10 +52,10 @@ public sealed class SqliteExecutionStore(
                 """
                 INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                     estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                    max_cost_micros, created_at, updated_at, expires_at, next_attempt_at)
+                    max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
                 VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
                     @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-                    @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now)
+                    @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now, @LeaseOwner, @LeaseExpiresAt)
                 ON CONFLICT (account_id, idempotency_key) DO NOTHING
                 """,
                 row,
@@ -74,7 +76,7 @@ public sealed class SqliteExecutionStore(
         }
 
         var created = x.ToPending();
-        changes.Published(created);
+        changes.Published(created, dispatchToClaim: !reservation.HandOver(created));
         return new SubmitOutcome(SubmitResult.Created, created);
     }
 
