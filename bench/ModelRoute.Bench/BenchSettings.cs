@@ -7,6 +7,7 @@ namespace ModelRoute.Bench;
 public sealed record BenchSettings(
     bool Quick,
     TimeSpan Warmup,
+    TimeSpan WarmupBurst,
     double[] FixedRates,
     TimeSpan FixedDuration,
     int SearchMaxSteps,
@@ -36,6 +37,7 @@ public sealed record BenchSettings(
         ? new(
             Quick: true,
             Warmup: TimeSpan.FromSeconds(2),
+            WarmupBurst: TimeSpan.Zero,
             FixedRates: [500, TargetRate],
             FixedDuration: TimeSpan.FromSeconds(1),
             SearchMaxSteps: 2,
@@ -58,6 +60,7 @@ public sealed record BenchSettings(
         : new(
             Quick: false,
             Warmup: TimeSpan.FromSeconds(10),
+            WarmupBurst: TimeSpan.FromSeconds(3),
             FixedRates: [500, 1000, TargetRate, 4000],
             FixedDuration: TimeSpan.FromSeconds(5),
             SearchMaxSteps: 5,

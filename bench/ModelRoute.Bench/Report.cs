@@ -11,6 +11,9 @@ public static class Report
     public static string Notes(BenchSettings s) =>
         (s.Quick ? $"QUICK MODE: {s.FixedDuration.TotalSeconds:0.#} s runs, a {s.SearchMaxSteps}-step search and at most {s.FillLimit.TotalSeconds:0.#} s to park executions; indicative only. Run ./bench/run.sh (full) for the real figures. " : "")
         + "Gateway (Release build) and load generator run on the same machine over loopback, so they share its CPUs. "
+        + $"Each store is warmed up first ({s.Warmup.TotalSeconds:0.#} s at 500/s with webhooks"
+        + (s.WarmupBurst > TimeSpan.Zero ? $", then {s.WarmupBurst.TotalSeconds:0.#} s at {BenchSettings.TargetRate:0}/s" : "")
+        + "), so that the JIT has compiled the hot paths to their optimized tier before anything is measured. "
         + "Submit and GET latencies are open loop: measured from each request's scheduled send time; requests still unanswered "
         + $"{s.RequestDrainLimit.TotalSeconds:0.#} s after the last scheduled send are abandoned and count as errors. "
         + "Submissions are sim/text with simulate.latency_ms 0, so the gateway also dispatches and completes each one in the background while it takes new ones; "

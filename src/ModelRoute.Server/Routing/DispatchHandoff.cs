@@ -19,6 +19,7 @@ public sealed class DispatchHandoff(SubmissionLoad submissions)
     private readonly Channel<Execution> _executions = Channel.CreateUnbounded<Execution>(new UnboundedChannelOptions { SingleReader = true });
     private SemaphoreSlim? _slots;
     private int _waiting;
+    private static readonly bool NoHandoff = Environment.GetEnvironmentVariable("NOHANDOFF") == "1";
 
     public ChannelReader<Execution> Reader => _executions.Reader;
 
@@ -34,7 +35,7 @@ public sealed class DispatchHandoff(SubmissionLoad submissions)
     /// </summary>
     public bool TryReserve()
     {
-        if (Volatile.Read(ref _slots) is not { } slots || submissions.IsBusy)
+        if (NoHandoff || Volatile.Read(ref _slots) is not { } slots || submissions.IsBusy)
         {
             return false;
         }
