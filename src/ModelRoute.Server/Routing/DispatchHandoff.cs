@@ -19,7 +19,6 @@ public sealed class DispatchHandoff(SubmissionLoad submissions)
     private readonly Channel<Execution> _executions = Channel.CreateUnbounded<Execution>(new UnboundedChannelOptions { SingleReader = true });
     private SemaphoreSlim? _slots;
     private int _waiting;
-    private static readonly bool NoHandoff = Environment.GetEnvironmentVariable("NOHANDOFF") == "1";
 
     public ChannelReader<Execution> Reader => _executions.Reader;
 
@@ -35,7 +34,7 @@ public sealed class DispatchHandoff(SubmissionLoad submissions)
     /// </summary>
     public bool TryReserve()
     {
-        if (NoHandoff || Volatile.Read(ref _slots) is not { } slots || submissions.IsBusy)
+        if (Volatile.Read(ref _slots) is not { } slots || submissions.IsBusy)
         {
             return false;
         }

@@ -144,7 +144,9 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
     }
 
     // The delivery's next state and its attempt row in one statement; no row if the lease was lost.
-    private const string RecordAttemptSql =
+    // (status || ''): a plain "status = 'pending'" lets the planner scan the whole partial ix_webhook_deliveries_due in
+    // place of the primary key when its statistics predate a backlog of due deliveries (see PostgresExecutionStore.UpdateSql).
+    internal const string RecordAttemptSql =
         """
         WITH recorded AS (
             UPDATE webhook_deliveries SET
@@ -153,7 +155,7 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
                 last_status_code = @StatusCode::integer, last_error = @Error::text,
                 completed_at = CASE WHEN @Status = 'pending' THEN NULL ELSE @Now END,
                 lease_owner = NULL, lease_expires_at = NULL
-            WHERE id = @DeliveryId AND lease_owner = @Owner AND status = 'pending'
+            WHERE id = @DeliveryId AND lease_owner = @Owner AND (status || '') = 'pending'
             RETURNING id, endpoint_id
         ), attempt AS (
             INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error)
