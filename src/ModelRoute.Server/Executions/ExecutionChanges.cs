@@ -14,6 +14,10 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     private readonly SemaphoreSlim _workAvailable = new(0, 1);
     private readonly SemaphoreSlim _webhooksAvailable = new(0, 1);
 
+    // UTC ticks of the earliest work known to come due later with no one to signal it then (a retry after its backoff,
+    // work held back for a moment); long.MaxValue when none is known.
+    private long _nextDue = long.MaxValue;
+
     /// <summary>
     /// A change committed by this node. A PENDING execution wakes the dispatcher, unless <paramref name="dispatchToClaim"/>
     /// is false because it was handed to this node's dispatcher already (see DispatchHandoff). <paramref name="webhooksToClaim"/>
@@ -23,6 +27,11 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     public void Published(Execution execution, bool webhooksToClaim = false, bool dispatchToClaim = true)
     {
         metrics.Entered(execution.Status);
+        if (execution.Status == ExecutionStatus.Pending && dispatchToClaim)
+        {
+            WorkDueAt(execution.NextAttemptAt);
+        }
+
         Wake(execution.Id, execution.Status, dispatchToClaim);
         if (webhooksToClaim)
         {
@@ -71,6 +80,49 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
         {
             // Already signalled: one wake-up is enough.
         }
+    }
+
+    /// <summary>
+    /// Work that comes due at <paramref name="due"/> with no one to signal it then (a retry after its backoff, work held
+    /// back for a moment): an idle dispatcher looks again at that time, not a whole poll interval later. Only the
+    /// earliest is kept; later ones are found by the look it causes or by the poll.
+    /// </summary>
+    public void WorkDueAt(DateTimeOffset due)
+    {
+        var ticks = due.UtcTicks;
+        long seen;
+        do
+        {
+            seen = Volatile.Read(ref _nextDue);
+            if (ticks >= seen)
+            {
+                return;
+            }
+        }
+        while (Interlocked.CompareExchange(ref _nextDue, ticks, seen) != seen);
+    }
+
+    /// <summary>
+    /// How long an idle dispatcher whose look for due work at <paramref name="lookedAt"/> found nothing waits before the
+    /// next: <paramref name="poll"/>, or less when known work comes due sooner. Work due by then was seen by that look,
+    /// so its hint is used up.
+    /// </summary>
+    public TimeSpan UntilNextLook(TimeSpan poll, DateTimeOffset lookedAt)
+    {
+        var due = Volatile.Read(ref _nextDue);
+        if (due <= lookedAt.UtcTicks)
+        {
+            Interlocked.CompareExchange(ref _nextDue, long.MaxValue, due);
+            due = Volatile.Read(ref _nextDue);
+        }
+
+        if (due == long.MaxValue)
+        {
+            return poll;
+        }
+
+        var wait = TimeSpan.FromTicks(Math.Max(0, due - lookedAt.UtcTicks));
+        return wait < poll ? wait : poll;
     }
 
     /// <summary>Completes when new work may be due, or after <paramref name="timeout"/>.</summary>

@@ -95,7 +95,7 @@ public sealed partial class Dispatcher(
 
                 if (claimed.Count == 0)
                 {
-                    await changes.WaitForWorkAsync(_options.PollInterval, time, stoppingToken);
+                    await changes.WaitForWorkAsync(changes.UntilNextLook(_options.PollInterval, now), time, stoppingToken);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -204,7 +204,7 @@ public sealed partial class Dispatcher(
             if (choice.HeldBack)
             {
                 // Every route left is behind an open circuit: wait for a trial call rather than fail.
-                await store.ReleaseClaimAsync(execution.Id, node.Id, time.GetUtcNow() + CircuitWait, stoppingToken);
+                await GiveBackUntilAsync(execution.Id, time.GetUtcNow() + CircuitWait, stoppingToken);
                 return;
             }
 
@@ -217,7 +217,7 @@ public sealed partial class Dispatcher(
         if (!provider.TryAcquire())
         {
             // The provider is at its concurrency limit: hold the work back rather than overload it.
-            await store.ReleaseClaimAsync(execution.Id, node.Id, time.GetUtcNow() + SlotBusyDelay, stoppingToken);
+            await GiveBackUntilAsync(execution.Id, time.GetUtcNow() + SlotBusyDelay, stoppingToken);
             return;
         }
 
@@ -230,6 +230,13 @@ public sealed partial class Dispatcher(
             provider.Release();
             changes.SignalWork(); // Work held back for this provider may go now.
         }
+    }
+
+    /// <summary>Gives a claimed execution back until <paramref name="notBefore"/>, and looks for it again then.</summary>
+    private async Task GiveBackUntilAsync(string executionId, DateTimeOffset notBefore, CancellationToken stoppingToken)
+    {
+        await store.ReleaseClaimAsync(executionId, node.Id, notBefore, stoppingToken);
+        changes.WorkDueAt(notBefore);
     }
 
     private async Task CallProviderAsync(Execution claimed, ModelDefinition model, RouteDefinition route, ProviderEndpoint provider, CancellationToken stoppingToken)

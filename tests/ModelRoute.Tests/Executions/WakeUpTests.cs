@@ -5,8 +5,8 @@ namespace ModelRoute.Tests.Executions;
 /// <summary>
 /// New work starts when it is written, not on a polling tick: with the idle workers' poll set to a minute, a fresh
 /// submission is dispatched (handed to the dispatcher), completed and its webhook sent (handed to the delivery
-/// worker) at once, and a redelivery (which waits for a claim) wakes the worker. Runs on both stores
-/// (MODELROUTE_TEST_STORE).
+/// worker) at once, a redelivery (which waits for a claim) wakes the worker, and a retry is claimed when its backoff
+/// ends. Runs on both stores (MODELROUTE_TEST_STORE).
 /// </summary>
 public sealed class WakeUpTests : IAsyncLifetime
 {
@@ -41,5 +41,19 @@ public sealed class WakeUpTests : IAsyncLifetime
         var redelivered = await account.Client.PostJsonAsync($"/v1/webhook-deliveries/{delivery.GetProperty("id").GetString()}/redeliver", "{}");
         redelivered.Status.ShouldBe(202, redelivered.Body);
         await Eventually.HoldsAsync(() => _receiver.Received.Count == 4, "the redelivery arrived", Seconds);
+    }
+
+    [Fact]
+    public async Task A_retry_is_dispatched_when_its_backoff_ends_and_not_a_poll_later()
+    {
+        using var account = await _gateway.CreateAccountAsync();
+        await Task.Delay(500);
+
+        // Two retryable failures, each followed by a backoff of at most 100 ms (the test gateway's RetryMaxDelay).
+        var id = (await account.Client.SubmitTextAsync(simulate: """{"fail":"server_error","fail_times":2,"latency_ms":0}""")).Json.GetProperty("id").GetString()!;
+
+        var done = await account.Client.WaitForTerminalAsync(id, Seconds);
+        done.GetProperty("status").GetString().ShouldBe("COMPLETED");
+        done.GetProperty("attempts").GetInt32().ShouldBe(3);
     }
 }

@@ -1,0 +1,63 @@
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Operations;
+
+namespace ModelRoute.Tests.Executions;
+
+public sealed class ExecutionChangesTests
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
+    private static readonly DateTimeOffset Now = new(2026, 11, 21, 12, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void An_idle_dispatcher_waits_a_poll_when_no_work_is_known_to_come_due()
+    {
+        new ExecutionChanges(new GatewayMetrics()).UntilNextLook(Poll, Now).ShouldBe(Poll);
+    }
+
+    [Fact]
+    public void It_looks_again_when_the_earliest_known_work_comes_due()
+    {
+        var changes = new ExecutionChanges(new GatewayMetrics());
+        changes.WorkDueAt(Now.AddMilliseconds(300));
+        changes.WorkDueAt(Now.AddMilliseconds(100));
+        changes.WorkDueAt(Now.AddMilliseconds(200));
+
+        changes.UntilNextLook(Poll, Now).ShouldBe(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public void Work_due_beyond_the_poll_waits_for_the_poll()
+    {
+        var changes = new ExecutionChanges(new GatewayMetrics());
+        changes.WorkDueAt(Now.AddSeconds(5));
+
+        changes.UntilNextLook(Poll, Now).ShouldBe(Poll);
+        changes.UntilNextLook(Poll, Now.AddSeconds(4.5)).ShouldBe(TimeSpan.FromSeconds(0.5), "the hint is kept until it comes due");
+    }
+
+    [Fact]
+    public void Work_due_by_the_look_was_seen_by_it_and_its_hint_is_used_up()
+    {
+        var changes = new ExecutionChanges(new GatewayMetrics());
+        changes.WorkDueAt(Now.AddMilliseconds(100));
+
+        changes.UntilNextLook(Poll, Now.AddMilliseconds(100)).ShouldBe(Poll);
+        changes.UntilNextLook(Poll, Now.AddMilliseconds(100)).ShouldBe(Poll);
+    }
+
+    [Fact]
+    public void A_pending_execution_published_with_a_later_attempt_is_looked_for_then()
+    {
+        var changes = new ExecutionChanges(new GatewayMetrics());
+        var retry = new Execution
+        {
+            Id = "exe_1", AccountId = "acct_1", Model = "sim/text", Status = ExecutionStatus.Pending, IdempotencyKey = "k", RequestHash = "h",
+            Input = "{}", EstimatedMicros = 1, HeldMicros = 1, Price = new ModelRoute.Server.Billing.Price(), TimeoutSeconds = 300, CreatedAt = Now, UpdatedAt = Now, ExpiresAt = Now.AddMinutes(5),
+            NextAttemptAt = Now.AddMilliseconds(250),
+        };
+
+        changes.Published(retry);
+
+        changes.UntilNextLook(Poll, Now).ShouldBe(TimeSpan.FromMilliseconds(250));
+    }
+}
