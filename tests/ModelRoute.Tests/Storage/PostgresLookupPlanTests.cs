@@ -8,7 +8,8 @@ using Npgsql;
 namespace ModelRoute.Tests.Storage;
 
 /// <summary>
-/// The writes that touch one row by id must find it through the primary key however big a backlog is. With
+/// The writes that touch one row by id must find it through the primary key (an endpoint's deliveries through the
+/// endpoint's index) however big a backlog is. With
 /// statistics taken while almost every row had ended, PostgreSQL once chose to scan a whole partial index (the due
 /// executions, the open ones, the due deliveries) whose predicate the statement's status condition matched:
 /// 15 ms a move with 30,000 PENDING rows, and dispatch stalled for most of a minute after a burst.
@@ -49,14 +50,16 @@ public sealed class PostgresLookupPlanTests
                 ("recording a delivery attempt", PostgresWebhookStore.RecordAttemptSql,
                     new { Status = "succeeded", Now = 40_000L, Next = (long?)null, StatusCode = (int?)200, Error = (string?)null, DeliveryId = "whd_exe10000", Owner = "node", AttemptId = "wha_1", LatencyMs = 3L },
                     "webhook_deliveries_pkey"),
+                ("failing an endpoint's pending deliveries", PostgresWebhookStore.FailPendingSql,
+                    new { endpointId = "whe_1", reason = "gone", now = 40_000L }, "ix_webhook_deliveries_endpoint"),
             };
 
             foreach (var (what, sql, parameters, key) in statements)
             {
                 var plan = await ExplainAsync(connection, sql, parameters);
-                plan.ShouldContain($"using {key}", customMessage: $"{what} ({planMode}):\n{plan}");
+                plan.ShouldContain(key, customMessage: $"{what} ({planMode}):\n{plan}");
                 plan.ShouldNotContain("using ix_executions", customMessage: $"{what} ({planMode}):\n{plan}");
-                plan.ShouldNotContain("using ix_webhook_deliveries", customMessage: $"{what} ({planMode}):\n{plan}");
+                plan.ShouldNotContain("using ix_webhook_deliveries_due", customMessage: $"{what} ({planMode}):\n{plan}");
             }
         }
         finally
@@ -74,7 +77,7 @@ public sealed class PostgresLookupPlanTests
             FROM generate_series(1, 20000) AS i;
             INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status,
                 next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
-            SELECT 'whd_' || @prefix || i, 'evt_' || @prefix || i, 'acct_1', @prefix || '_' || i, NULL, 'https://example.com/hook', 'execution.completed', '{}',
+            SELECT 'whd_' || @prefix || i, 'evt_' || @prefix || i, 'acct_1', @prefix || '_' || i, 'whe_' || (i % 100), 'https://example.com/hook', 'execution.completed', '{}',
                 @deliveryStatus, i, i, i, 'node', 50000
             FROM generate_series(1, 20000) AS i;
             """,

@@ -73,13 +73,14 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
 
     /// <summary>Ends the pending deliveries of an endpoint that will take no more.</summary>
     private static Task FailPendingAsync(NpgsqlConnection c, NpgsqlTransaction tx, string endpointId, string reason, long now) =>
-        c.ExecuteAsync(
-            """
-            UPDATE webhook_deliveries SET status = 'failed', last_error = @reason, completed_at = @now, updated_at = @now, lease_owner = NULL, lease_expires_at = NULL
-            WHERE endpoint_id = @endpointId AND status = 'pending'
-            """,
-            new { endpointId, reason, now },
-            tx);
+        c.ExecuteAsync(FailPendingSql, new { endpointId, reason, now }, tx);
+
+    // By the endpoint's index, not the whole partial index of due deliveries (see RecordAttemptSql).
+    internal const string FailPendingSql =
+        """
+        UPDATE webhook_deliveries SET status = 'failed', last_error = @reason, completed_at = @now, updated_at = @now, lease_owner = NULL, lease_expires_at = NULL
+        WHERE endpoint_id = @endpointId AND (status || '') = 'pending'
+        """;
 
     public Task<WebhookEndpoint?> RotateSecretAsync(string accountId, string id, string secret, DateTimeOffset previousExpiresAt, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
