@@ -17,14 +17,13 @@ public sealed class SqliteExecutionStore(
     {
         // Everything that can be done off the single writer thread is done before the write.
         var now = x.CreatedAt.ToUnixTimeMilliseconds();
-        var lease = SubmissionLease.Reserve(node, dispatch, time, options.Value.Dispatch.LeaseDuration);
+        using var lease = SubmissionLease.Reserve(node, dispatch, time, options.Value.Dispatch.LeaseDuration);
         var row = new
         {
             x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
             Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
             x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(), lease.LeaseOwner, lease.LeaseExpiresAt,
         };
-        using var reservation = lease;
         var (result, existing) = await db.WriteAsync<(SubmitResult Result, Execution? Existing)>(async (c, tx) =>
         {
             // The common case (a new key, money enough) runs four statements; a replay is found
@@ -76,7 +75,7 @@ public sealed class SqliteExecutionStore(
         }
 
         var created = x.ToPending();
-        changes.Published(created, dispatchToClaim: !reservation.HandOver(created));
+        changes.Published(created, dispatchToClaim: !lease.HandOver(created));
         return new SubmitOutcome(SubmitResult.Created, created);
     }
 
