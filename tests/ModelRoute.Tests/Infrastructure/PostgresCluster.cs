@@ -59,6 +59,27 @@ public sealed class PostgresCluster
         return name;
     }
 
+    /// <summary>Runs <paramref name="test"/> on a connection to a new database with the gateway's schema, dropped afterwards.</summary>
+    public async Task WithMigratedDatabaseAsync(string purpose, Func<NpgsqlConnection, Task> test)
+    {
+        var name = await CreateDatabaseAsync(purpose);
+        try
+        {
+            await using (var database = new ModelRoute.Server.Storage.Postgres.PostgresDatabase(ConnectionString(name)))
+            {
+                await database.MigrateAsync(CancellationToken.None);
+            }
+
+            await using var connection = new NpgsqlConnection(ConnectionString(name));
+            await connection.OpenAsync();
+            await test(connection);
+        }
+        finally
+        {
+            await DropDatabaseAsync(name);
+        }
+    }
+
     public async Task DropDatabaseAsync(string name)
     {
         NpgsqlConnection.ClearAllPools();

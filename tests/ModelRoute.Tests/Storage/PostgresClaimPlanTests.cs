@@ -1,7 +1,6 @@
 using Dapper;
 using ModelRoute.Server.Storage.Postgres;
 using ModelRoute.Tests.Infrastructure;
-using Npgsql;
 
 namespace ModelRoute.Tests.Storage;
 
@@ -16,16 +15,8 @@ public sealed class PostgresClaimPlanTests
     public async Task The_claim_walks_the_due_index_even_when_the_statistics_saw_an_empty_table()
     {
         var cluster = await PostgresCluster.SharedAsync();
-        var name = await cluster.CreateDatabaseAsync("claimplan");
-        try
+        await cluster.WithMigratedDatabaseAsync("claimplan", async connection =>
         {
-            await using (var database = new PostgresDatabase(cluster.ConnectionString(name)))
-            {
-                await database.MigrateAsync(CancellationToken.None);
-            }
-
-            await using var connection = new NpgsqlConnection(cluster.ConnectionString(name));
-            await connection.OpenAsync();
             await connection.ExecuteAsync("ANALYZE executions"); // Statistics of the empty table, as after a quiet spell.
             await connection.ExecuteAsync(
                 """
@@ -51,10 +42,6 @@ public sealed class PostgresClaimPlanTests
             plan.ShouldContain("Index Scan using ix_executions_due", customMessage: plan);
             plan.ShouldNotContain("Bitmap", customMessage: plan);
             plan.ShouldNotContain("Sort", customMessage: plan);
-        }
-        finally
-        {
-            await cluster.DropDatabaseAsync(name);
-        }
+        });
     }
 }

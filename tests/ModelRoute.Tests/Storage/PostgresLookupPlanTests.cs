@@ -23,16 +23,8 @@ public sealed class PostgresLookupPlanTests
     public async Task Writes_by_id_use_the_primary_key_even_when_the_statistics_predate_a_backlog(string planMode)
     {
         var cluster = await PostgresCluster.SharedAsync();
-        var name = await cluster.CreateDatabaseAsync("lookupplan");
-        try
+        await cluster.WithMigratedDatabaseAsync("lookupplan", async connection =>
         {
-            await using (var database = new PostgresDatabase(cluster.ConnectionString(name)))
-            {
-                await database.MigrateAsync(CancellationToken.None);
-            }
-
-            await using var connection = new NpgsqlConnection(cluster.ConnectionString(name));
-            await connection.OpenAsync();
             // Statistics taken while every row had ended (after a quiet spell), then a burst leaves 20,000 waiting.
             await InsertAsync(connection, "done", "COMPLETED", "succeeded");
             await connection.ExecuteAsync("ANALYZE executions; ANALYZE webhook_deliveries");
@@ -61,11 +53,7 @@ public sealed class PostgresLookupPlanTests
                 plan.ShouldNotContain("using ix_executions", customMessage: $"{what} ({planMode}):\n{plan}");
                 plan.ShouldNotContain("using ix_webhook_deliveries_due", customMessage: $"{what} ({planMode}):\n{plan}");
             }
-        }
-        finally
-        {
-            await cluster.DropDatabaseAsync(name);
-        }
+        });
     }
 
     private static Task InsertAsync(NpgsqlConnection connection, string prefix, string status, string deliveryStatus) =>

@@ -21,6 +21,15 @@ public sealed class SqliteGroupCommitTests : IDisposable
     }
 
     [Fact]
+    public async Task The_writer_keeps_its_savepoint_journals_in_memory()
+    {
+        // With temp_store at its default (a file), every group of savepoints opened, wrote and unlinked a temporary file.
+        var tempStore = await _db.WriteAsync(async (c, tx) => (await c.ExecuteScalarAsync<long>("PRAGMA temp_store", transaction: tx), true), CancellationToken.None);
+
+        tempStore.ShouldBe(2, "2 is MEMORY");
+    }
+
+    [Fact]
     public async Task Writes_queued_behind_a_slow_one_commit_together_and_each_is_visible_when_its_caller_hears_back()
     {
         var gate = new TaskCompletionSource();

@@ -181,45 +181,29 @@ public sealed class PostgresExecutionStore(
     private static async Task<IReadOnlyList<bool>> SubmitGroupAsync(PostgresDatabase db, IReadOnlyList<QueuedSubmission> group)
     {
         var keys = new HashSet<(string, string)>();
-        var sent = new List<NewExecution>(group.Count);
-        var ledgerIds = new List<string>(group.Count);
-        var eventIds = new List<string>(group.Count);
-        var leaseOwners = new List<string?>(group.Count);
-        var leaseExpiresAts = new List<long?>(group.Count);
-        foreach (var queued in group)
-        {
-            if (keys.Add((queued.X.AccountId, queued.X.IdempotencyKey)))
-            {
-                sent.Add(queued.X);
-                ledgerIds.Add(queued.LedgerId);
-                eventIds.Add(queued.EventId);
-                leaseOwners.Add(queued.LeaseOwner);
-                leaseExpiresAts.Add(queued.LeaseExpiresAt);
-            }
-        }
-
+        var sent = group.Where(q => keys.Add((q.X.AccountId, q.X.IdempotencyKey))).ToList();
         var statement = PostgresDatabase.Statement(SubmitGroupSql, new
         {
-            Ids = sent.Select(x => x.Id).ToArray(),
-            AccountIds = sent.Select(x => x.AccountId).ToArray(),
-            Models = sent.Select(x => x.Model).ToArray(),
-            IdempotencyKeys = sent.Select(x => x.IdempotencyKey).ToArray(),
-            RequestHashes = sent.Select(x => x.RequestHash).ToArray(),
-            Inputs = sent.Select(x => x.Input).ToArray(),
-            EstimatedMicros = sent.Select(x => x.EstimatedMicros).ToArray(),
-            HoldMicros = sent.Select(x => x.HoldMicros).ToArray(),
-            Prices = sent.Select(x => StoreJson.Serialize(x.Price)).ToArray(),
-            WebhookUrls = sent.Select(x => x.WebhookUrl).ToArray(),
-            WebhookEvents = sent.Select(x => x.WebhookEvents).ToArray(),
-            Metadata = sent.Select(x => x.Metadata).ToArray(),
-            TimeoutSeconds = sent.Select(x => (long)x.TimeoutSeconds).ToArray(),
-            MaxCostMicros = sent.Select(x => x.MaxCostMicros).ToArray(),
-            Nows = sent.Select(x => x.CreatedAt.ToUnixTimeMilliseconds()).ToArray(),
-            ExpiresAts = sent.Select(x => x.ExpiresAt.ToUnixTimeMilliseconds()).ToArray(),
-            LedgerIds = ledgerIds.ToArray(),
-            EventIds = eventIds.ToArray(),
-            LeaseOwners = leaseOwners.ToArray(),
-            LeaseExpiresAts = leaseExpiresAts.ToArray(),
+            Ids = sent.Select(q => q.X.Id).ToArray(),
+            AccountIds = sent.Select(q => q.X.AccountId).ToArray(),
+            Models = sent.Select(q => q.X.Model).ToArray(),
+            IdempotencyKeys = sent.Select(q => q.X.IdempotencyKey).ToArray(),
+            RequestHashes = sent.Select(q => q.X.RequestHash).ToArray(),
+            Inputs = sent.Select(q => q.X.Input).ToArray(),
+            EstimatedMicros = sent.Select(q => q.X.EstimatedMicros).ToArray(),
+            HoldMicros = sent.Select(q => q.X.HoldMicros).ToArray(),
+            Prices = sent.Select(q => StoreJson.Serialize(q.X.Price)).ToArray(),
+            WebhookUrls = sent.Select(q => q.X.WebhookUrl).ToArray(),
+            WebhookEvents = sent.Select(q => q.X.WebhookEvents).ToArray(),
+            Metadata = sent.Select(q => q.X.Metadata).ToArray(),
+            TimeoutSeconds = sent.Select(q => (long)q.X.TimeoutSeconds).ToArray(),
+            MaxCostMicros = sent.Select(q => q.X.MaxCostMicros).ToArray(),
+            Nows = sent.Select(q => q.X.CreatedAt.ToUnixTimeMilliseconds()).ToArray(),
+            ExpiresAts = sent.Select(q => q.X.ExpiresAt.ToUnixTimeMilliseconds()).ToArray(),
+            LedgerIds = sent.Select(q => q.LedgerId).ToArray(),
+            EventIds = sent.Select(q => q.EventId).ToArray(),
+            LeaseOwners = sent.Select(q => q.LeaseOwner).ToArray(),
+            LeaseExpiresAts = sent.Select(q => q.LeaseExpiresAt).ToArray(),
             LedgerKind = LedgerKinds.Hold,
             EventType = ExecutionStatus.Pending.EventType(),
         });
