@@ -39,8 +39,13 @@ public sealed class PostgresLookupPlanTests
                 ("a state move", PostgresExecutionStore.MoveSql, start, "executions_pkey"),
                 ("giving a claim back", PostgresExecutionStore.ReleaseClaimSql, new { id = "exe_10000", owner = "node", NotBefore = 41_000L }, "executions_pkey"),
                 ("renewing a lease", PostgresExecutionStore.RenewLeaseSql, new { id = "exe_10000", owner = "node", Until = 70_000L }, "executions_pkey"),
-                ("recording a delivery attempt", PostgresWebhookStore.RecordAttemptSql,
-                    new { Status = "succeeded", Now = 40_000L, Next = (long?)null, StatusCode = (int?)200, Error = (string?)null, DeliveryId = "whd_exe10000", Owner = "node", AttemptId = "wha_1", LatencyMs = 3L },
+                ("recording delivery attempts", PostgresWebhookStore.RecordAttemptsSql,
+                    new
+                    {
+                        DeliveryIds = new[] { "whd_exe10000", "whd_exe10001" }, Owners = new[] { "node", "node" }, Statuses = new[] { "succeeded", "pending" },
+                        Nows = new[] { 40_000L, 40_001L }, Nexts = new long?[] { null, 50_000L }, StatusCodes = new int?[] { 200, 500 },
+                        Errors = new string?[] { null, "The receiver answered 500." }, AttemptIds = new[] { "wha_1", "wha_2" }, LatencyMs = new[] { 3L, 4L },
+                    },
                     "webhook_deliveries_pkey"),
                 ("failing an endpoint's pending deliveries", PostgresWebhookStore.FailPendingSql,
                     new { endpointId = "whe_1", reason = "gone", now = 40_000L }, "ix_webhook_deliveries_endpoint"),
@@ -86,7 +91,7 @@ public sealed class PostgresLookupPlanTests
         }
 
         // EXECUTE is a utility statement, which takes no bound parameters: the values go in as literals.
-        var values = string.Join(", ", statement.Parameters.Select(p => Literal(p.Value)));
+        var values = string.Join(", ", statement.Parameters.Select(p => $"{Literal(p.Value)}::{p.DataTypeName}"));
         await using var explain = new NpgsqlCommand($"EXPLAIN EXECUTE lookup({values})", connection);
 
         var lines = new List<string>();
@@ -103,7 +108,7 @@ public sealed class PostgresLookupPlanTests
     {
         null or DBNull => "NULL",
         string text => "'" + text.Replace("'", "''", StringComparison.Ordinal) + "'",
-        string[] texts => "ARRAY[" + string.Join(", ", texts.Select(Literal)) + "]::text[]",
+        System.Collections.IEnumerable items => "ARRAY[" + string.Join(", ", items.Cast<object?>().Select(Literal)) + "]",
         bool flag => flag ? "true" : "false",
         IFormattable number => number.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
         _ => throw new NotSupportedException(value.GetType().Name),

@@ -35,7 +35,6 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     private readonly string _connectionString;
     private readonly GroupLane _balances;
     private readonly GroupLane _moves;
-    private readonly GroupLane _deliveries;
     private readonly List<IBatchLane> _batchLanes = [];
 
     static PostgresDatabase() => DefaultTypeMap.MatchNamesWithUnderscores = true;
@@ -46,7 +45,6 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         _dataSource = new NpgsqlDataSourceBuilder(WithDefaults(connectionString)).Build();
         _balances = new GroupLane(_dataSource);
         _moves = new GroupLane(_dataSource);
-        _deliveries = new GroupLane(_dataSource);
     }
 
     /// <summary>
@@ -138,7 +136,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     {
         cancellationToken.ThrowIfCancellationRequested();
         var item = new GroupedWrite<TRead, T>(statement, read, finish, cancellationToken);
-        (lane switch { GroupedLane.Balances => _balances, GroupedLane.Moves => _moves, _ => _deliveries }).Enqueue(item);
+        (lane == GroupedLane.Balances ? _balances : _moves).Enqueue(item);
 
         // Not cancellable once queued: as with WriteAsync's commit, the caller must learn the outcome.
         return await item.Completion;
@@ -305,6 +303,8 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         : type == typeof(int) ? NpgsqlDbType.Integer
         : type == typeof(bool) ? NpgsqlDbType.Boolean
         : type == typeof(string[]) ? NpgsqlDbType.Array | NpgsqlDbType.Text
+        : type == typeof(long[]) || type == typeof(long?[]) ? NpgsqlDbType.Array | NpgsqlDbType.Bigint
+        : type == typeof(int[]) || type == typeof(int?[]) ? NpgsqlDbType.Array | NpgsqlDbType.Integer
         : null;
 
     /// <summary>The transaction a grouped write finishes in, and the statements it leaves for the group's last round trip.</summary>
@@ -696,7 +696,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     {
         lock (_batchLanes)
         {
-            return [_balances.CompleteAsync(), _moves.CompleteAsync(), _deliveries.CompleteAsync(), .. _batchLanes.Select(l => l.CompleteAsync())];
+            return [_balances.CompleteAsync(), _moves.CompleteAsync(), .. _batchLanes.Select(l => l.CompleteAsync())];
         }
     }
 
@@ -722,7 +722,4 @@ public enum GroupedLane
 
     /// <summary>Writes that touch no balance row: moves between non-terminal states.</summary>
     Moves,
-
-    /// <summary>Webhook delivery attempts, recorded.</summary>
-    Deliveries,
 }

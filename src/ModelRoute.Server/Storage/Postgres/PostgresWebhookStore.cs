@@ -129,92 +129,199 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
             return secret is null ? null : [secret];
         }
 
-        return await db.ReadAsync<IReadOnlyList<string>?>(async c =>
-            {
-                var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
-                    "SELECT * FROM webhook_endpoints WHERE id = @EndpointId AND status = 'enabled'", new { delivery.EndpointId });
-                if (row is null)
-                {
-                    return null;
-                }
+        cancellationToken.ThrowIfCancellationRequested();
+        var row = await _secretReads.RunAsync(delivery.EndpointId);
+        if (row is null)
+        {
+            return null;
+        }
 
-                return row.PreviousSecret is { } previous && row.PreviousSecretExpiresAt > now.ToUnixTimeMilliseconds()
-                    ? [row.Secret, previous]
-                    : [row.Secret];
-            }, cancellationToken);
+        return row.PreviousSecret is { } previous && row.PreviousSecretExpiresAt > now.ToUnixTimeMilliseconds()
+            ? [row.Secret, previous]
+            : [row.Secret];
     }
 
-    // The delivery's next state and its attempt row in one statement; no row if the lease was lost.
+    // Read at the moment of sending, so a rotation or a disable is seen by the next delivery; one read serves every
+    // delivery that asked while the previous read ran, where a read each cost a round trip and a statement per delivery.
+    private const string SecretsSql =
+        "SELECT id, secret, previous_secret, previous_secret_expires_at FROM webhook_endpoints WHERE id = ANY(@Ids) AND status = 'enabled'";
+
+    private const int MaxSecretGroup = 256;
+
+    private readonly PostgresBatchLane<string, EndpointSecrets?> _secretReads = db.CreateBatchLane<string, EndpointSecrets?>(
+        group => ReadSecretsAsync(db, group), async alone => (await ReadSecretsAsync(db, [alone]))[0], MaxSecretGroup);
+
+    internal sealed record EndpointSecrets(string Secret, string? PreviousSecret, long? PreviousSecretExpiresAt);
+
+    internal static Task<IReadOnlyList<EndpointSecrets?>> ReadSecretsAsync(PostgresDatabase db, IReadOnlyList<string> endpointIds) =>
+        db.ReadAsync<IReadOnlyList<EndpointSecrets?>>(async c =>
+        {
+            await using var batch = new NpgsqlBatch(c) { BatchCommands = { PostgresDatabase.Statement(SecretsSql, new { Ids = endpointIds.Distinct().ToArray() }) } };
+            await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
+            var found = new Dictionary<string, EndpointSecrets>(StringComparer.Ordinal);
+            while (await reader.ReadAsync(CancellationToken.None))
+            {
+                found[reader.GetString(0)] = new EndpointSecrets(
+                    reader.GetString(1),
+                    await reader.IsDBNullAsync(2, CancellationToken.None) ? null : reader.GetString(2),
+                    await reader.IsDBNullAsync(3, CancellationToken.None) ? null : reader.GetInt64(3));
+            }
+
+            return [.. endpointIds.Select(id => found.GetValueOrDefault(id))];
+        }, CancellationToken.None);
+
+    // The attempts recorded meanwhile, as one statement: each delivery's next state and its attempt row (none if the
+    // lease was lost), and the endpoints whose latest recorded attempt in the group succeeded marked healthy again.
     // (status || ''): a plain "status = 'pending'" lets the planner scan the whole partial ix_webhook_deliveries_due in
     // place of the primary key when its statistics predate a backlog of due deliveries (see PostgresExecutionStore.UpdateSql).
-    internal const string RecordAttemptSql =
+    // Only a change of health writes (and locks) an endpoint's row: deliveries to one endpoint must not queue behind
+    // each other's commits to say it is still healthy.
+    internal const string RecordAttemptsSql =
         """
-        WITH recorded AS (
-            UPDATE webhook_deliveries SET
-                status = @Status, attempts = attempts + 1, updated_at = @Now,
-                next_attempt_at = COALESCE(@Next::bigint, next_attempt_at),
-                last_status_code = @StatusCode::integer, last_error = @Error::text,
-                completed_at = CASE WHEN @Status = 'pending' THEN NULL ELSE @Now END,
+        WITH given AS (
+            SELECT * FROM unnest(@DeliveryIds::text[], @Owners::text[], @Statuses::text[], @Nows::bigint[], @Nexts::bigint[],
+                @StatusCodes::integer[], @Errors::text[], @AttemptIds::text[], @LatencyMs::bigint[]) WITH ORDINALITY
+                AS g(delivery_id, owner, status, now, next, status_code, error, attempt_id, latency_ms, ord)
+        ), recorded AS (
+            UPDATE webhook_deliveries d SET
+                status = g.status, attempts = d.attempts + 1, updated_at = g.now,
+                next_attempt_at = COALESCE(g.next, d.next_attempt_at),
+                last_status_code = g.status_code, last_error = g.error,
+                completed_at = CASE WHEN g.status = 'pending' THEN NULL ELSE g.now END,
                 lease_owner = NULL, lease_expires_at = NULL
-            WHERE id = @DeliveryId AND lease_owner = @Owner AND (status || '') = 'pending'
-            RETURNING id, endpoint_id
+            FROM given g
+            WHERE d.id = g.delivery_id AND d.lease_owner = g.owner AND (d.status || '') = 'pending'
+            RETURNING d.id, d.endpoint_id, g.status, g.ord
         ), attempt AS (
             INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error)
-            SELECT @AttemptId, id, @Now, @StatusCode::integer, @LatencyMs, @Error::text FROM recorded
+            SELECT g.attempt_id, g.delivery_id, g.now, g.status_code, g.latency_ms, g.error FROM given g JOIN recorded r ON r.id = g.delivery_id
+        ), healthy AS (
+            SELECT endpoint_id FROM (
+                SELECT DISTINCT ON (endpoint_id) endpoint_id, status FROM recorded WHERE endpoint_id IS NOT NULL ORDER BY endpoint_id, ord DESC) latest
+            WHERE status = 'succeeded'
+        ), cleared AS (
+            UPDATE webhook_endpoints SET failing_since = NULL
+            WHERE id IN (SELECT endpoint_id FROM healthy) AND failing_since IS NOT NULL
         )
         SELECT id, endpoint_id FROM recorded
         """;
 
+    private const int MaxAttemptGroup = 256;
+
+    private readonly PostgresBatchLane<AttemptResult, bool> _attempts = db.CreateBatchLane<AttemptResult, bool>(
+        group => RecordAttemptsAsync(db, ids, group), async alone => (await RecordAttemptsAsync(db, ids, [alone]))[0], MaxAttemptGroup);
+
     /// <summary>
-    /// Group-committed with the other attempts recorded meanwhile (a lane of their own): one commit, and so one
-    /// fsync, per group of deliveries rather than per delivery.
+    /// Group-committed with the other attempts recorded meanwhile (a lane of their own): one statement and one commit,
+    /// so one fsync, per group of deliveries rather than per delivery.
     /// </summary>
     public Task RecordAttemptAsync(AttemptResult r, CancellationToken cancellationToken)
     {
-        var now = r.AttemptedAt.ToUnixTimeMilliseconds();
-        var status = r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
-        return db.WriteGroupedAsync(
-            GroupedLane.Deliveries,
-            PostgresDatabase.Statement(RecordAttemptSql, new
+        cancellationToken.ThrowIfCancellationRequested();
+        return _attempts.RunAsync(r);
+    }
+
+    /// <summary>
+    /// Which of the group's attempts were recorded (false: another worker took the delivery over, and its own attempt
+    /// counts). When every attempt succeeded the statement is the whole write, in its own implicit transaction; a
+    /// failure also marks its endpoint failing, or disables it and fails its pending deliveries, in the same transaction.
+    /// </summary>
+    internal static async Task<IReadOnlyList<bool>> RecordAttemptsAsync(PostgresDatabase db, IdGenerator ids, IReadOnlyList<AttemptResult> group)
+    {
+        // A second attempt at one delivery would find the first one's lease cleared, so it is not recorded.
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var sent = group.Where(a => seen.Add(a.DeliveryId)).ToList();
+        var statement = PostgresDatabase.Statement(RecordAttemptsSql, new
+        {
+            DeliveryIds = sent.Select(a => a.DeliveryId).ToArray(),
+            Owners = sent.Select(a => a.Owner).ToArray(),
+            Statuses = sent.Select(Status).ToArray(),
+            Nows = sent.Select(a => a.AttemptedAt.ToUnixTimeMilliseconds()).ToArray(),
+            Nexts = sent.Select(a => a.NextAttemptAt?.ToUnixTimeMilliseconds()).ToArray(),
+            StatusCodes = sent.Select(a => a.StatusCode).ToArray(),
+            Errors = sent.Select(a => a.Error).ToArray(),
+            AttemptIds = sent.Select(_ => ids.New("wha")).ToArray(),
+            LatencyMs = sent.Select(a => a.LatencyMs).ToArray(),
+        });
+        var allSucceeded = sent.TrueForAll(a => a.Succeeded && a.DisableEndpointReason is null);
+        var recorded = await db.WriteStatementAsync(async c =>
+        {
+            await using var transaction = allSucceeded ? null : await c.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, CancellationToken.None);
+            var endpoints = new Dictionary<string, string?>(StringComparer.Ordinal);
+            await using (var batch = new NpgsqlBatch(c, transaction) { BatchCommands = { statement } })
+            await using (var reader = await batch.ExecuteReaderAsync(CancellationToken.None))
             {
-                Status = status, Now = now, Next = r.NextAttemptAt?.ToUnixTimeMilliseconds(), r.StatusCode, r.Error, r.DeliveryId, r.Owner,
-                AttemptId = ids.New("wha"), r.LatencyMs,
-            }),
-            async reader =>
-            {
-                (bool Recorded, string? EndpointId) recorded = (false, null);
                 while (await reader.ReadAsync(CancellationToken.None))
                 {
-                    recorded = (true, await reader.IsDBNullAsync(1, CancellationToken.None) ? null : reader.GetString(1));
+                    endpoints[reader.GetString(0)] = await reader.IsDBNullAsync(1, CancellationToken.None) ? null : reader.GetString(1);
                 }
+            }
 
-                return recorded;
-            },
-            async (recorded, scope) =>
+            if (transaction is not null)
             {
-                // Not recorded: another worker took the delivery over, and its own attempt counts.
-                if (recorded is not (true, { } endpoint))
-                {
-                    return 0;
-                }
+                var scope = new PostgresDatabase.GroupScope(c, transaction);
+                MarkFailing(sent, endpoints, scope);
+                await scope.CommitAsync();
+            }
 
-                if (r.DisableEndpointReason is not null)
-                {
-                    await FailPendingAsync(scope.Connection, scope.Transaction, endpoint, "The endpoint was disabled: " + r.DisableEndpointReason, now);
-                }
+            return endpoints;
+        }, CancellationToken.None);
 
-                // Only a change of health writes (and locks) the endpoint's row: deliveries to one endpoint must not
-                // queue behind each other's commits to say it is still healthy.
+        var first = new HashSet<string>(StringComparer.Ordinal);
+        return [.. group.Select(a => first.Add(a.DeliveryId) && recorded.ContainsKey(a.DeliveryId))];
+    }
+
+    private static string Status(AttemptResult r) =>
+        r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
+
+    /// <summary>
+    /// The endpoint side of the group's recorded failures, as if each attempt were recorded alone in order: a failure
+    /// marks its endpoint failing since then (over a success earlier in the group, which cleared it; a success later in
+    /// the group leaves it healthy, as the statement did), and a disabling answer disables the endpoint and fails its
+    /// pending deliveries.
+    /// </summary>
+    private static void MarkFailing(List<AttemptResult> sent, Dictionary<string, string?> recorded, PostgresDatabase.GroupScope scope)
+    {
+        var endsHealthy = new Dictionary<string, bool>(StringComparer.Ordinal);
+        foreach (var r in sent)
+        {
+            if (recorded.GetValueOrDefault(r.DeliveryId) is { } endpoint)
+            {
+                endsHealthy[endpoint] = r.Succeeded;
+            }
+        }
+
+        var succeededBefore = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var r in sent)
+        {
+            if (recorded.GetValueOrDefault(r.DeliveryId) is not { } endpoint)
+            {
+                continue;
+            }
+
+            var now = r.AttemptedAt.ToUnixTimeMilliseconds();
+            if (r.Succeeded)
+            {
+                succeededBefore.Add(endpoint);
+                continue;
+            }
+
+            if (r.DisableEndpointReason is not null)
+            {
+                scope.Later.Add(PostgresDatabase.Statement(FailPendingSql, new { endpointId = endpoint, reason = "The endpoint was disabled: " + r.DisableEndpointReason, now }));
                 scope.LockLate(endpoint, PostgresDatabase.Statement(
-                    r.Succeeded
-                        ? "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = @Endpoint AND failing_since IS NOT NULL"
-                        : r.DisableEndpointReason is not null
-                            ? "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @Reason WHERE id = @Endpoint"
-                            : "UPDATE webhook_endpoints SET failing_since = @Now WHERE id = @Endpoint AND failing_since IS NULL",
-                    new { Endpoint = endpoint, Now = now, Reason = r.DisableEndpointReason }));
-                return 0;
-            },
-            cancellationToken);
+                    "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = @Reason WHERE id = @Endpoint",
+                    new { Endpoint = endpoint, Reason = r.DisableEndpointReason }));
+            }
+            else if (!endsHealthy[endpoint])
+            {
+                scope.LockLate(endpoint, PostgresDatabase.Statement(
+                    succeededBefore.Remove(endpoint)
+                        ? "UPDATE webhook_endpoints SET failing_since = @Now WHERE id = @Endpoint"
+                        : "UPDATE webhook_endpoints SET failing_since = @Now WHERE id = @Endpoint AND failing_since IS NULL",
+                    new { Endpoint = endpoint, Now = now }));
+            }
+        }
     }
 
     public Task<WebhookDelivery?> GetDeliveryAsync(string accountId, string id, CancellationToken cancellationToken) =>
