@@ -26,6 +26,13 @@ public sealed record ExecutionTransition(string ExecutionId, ExecutionStatus To,
     public AttemptRecord? Attempt { get; init; }
     public bool IncrementAttempts { get; init; }
 
+    /// <summary>
+    /// Queued behind a write of this node's for the same execution that has not committed yet (an attempt's start the
+    /// dispatcher did not wait for, see <see cref="Providers.IProviderAdapter.MayCallBack"/>): the store applies it
+    /// after that write. SQLite's single queue keeps that order; PostgreSQL writes both in the lane of endings.
+    /// </summary>
+    public bool Pipelined { get; init; }
+
     /// <summary>Takes back the attempt <see cref="StartAttempt"/> counted, for a call that never reached the provider.</summary>
     public bool UndoAttempt { get; init; }
 

@@ -60,6 +60,13 @@ public interface IProviderAdapter
 {
     Task<ProviderOutcome> ExecuteAsync(ProviderCall call, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Whether the answer to <paramref name="call"/> may come through its callback URL (or a later poll) rather than in
+    /// the call's own reply. If it may, the attempt's start, with the callback's token, is committed before the call;
+    /// if not, the call begins while the start is still being written, and a quick answer commits with it.
+    /// </summary>
+    bool MayCallBack(ProviderCall call) => true;
+
     /// <summary>Asks an async provider where an accepted job stands (when its callback is late).</summary>
     Task<ProviderOutcome> PollAsync(ProviderCall call, CancellationToken cancellationToken);
 

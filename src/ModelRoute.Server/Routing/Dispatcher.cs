@@ -243,12 +243,28 @@ public sealed partial class Dispatcher(
     {
         var token = ProviderCallbacks.NewToken();
         var startedAt = time.GetUtcNow();
-        var execution = await store.TransitionAsync(
-            ExecutionTransition.StartAttempt(claimed.Id, node.Id, startedAt + _options.LeaseDuration, route.Provider, route.ProviderModel, ProviderCallbacks.Hash(token)),
-            stoppingToken);
-        if (execution is null)
+        var start = ExecutionTransition.StartAttempt(claimed.Id, node.Id, startedAt + _options.LeaseDuration, route.Provider, route.ProviderModel, ProviderCallbacks.Hash(token));
+        var callbackUrl = callbacks.UrlFor(route.Provider, claimed.Id, token);
+
+        // A provider that answers in its reply is called while the start is still being written: the call and the
+        // write overlap, and a quick answer's outcome joins the start's commit. The start is queued first, so it is
+        // applied first; if it finds the execution cancelled, expired or taken over, so does the outcome. The call
+        // then works from the execution as the start leaves it (it holds the lease, so nothing else changes it).
+        var started = Started(claimed, start, startedAt);
+        Task<Execution?>? starting = null;
+        Execution? execution;
+        if (claimed.ExpiresAt > startedAt && !provider.Adapter.MayCallBack(new ProviderCall(started, model, route, started.Attempts, callbackUrl)))
         {
-            return; // Cancelled or expired since the claim.
+            starting = store.TransitionAsync(start with { Pipelined = true }, CancellationToken.None); // The call is made: its start must be written.
+            execution = started;
+        }
+        else
+        {
+            execution = await store.TransitionAsync(start, stoppingToken);
+            if (execution is null)
+            {
+                return; // Cancelled or expired since the claim.
+            }
         }
 
         var remaining = execution.ExpiresAt - startedAt;
@@ -266,7 +282,7 @@ public sealed partial class Dispatcher(
         inFlight.Register(execution.Id, cancellation);
         using var heartbeat = new CancellationTokenSource();
         var renewing = RenewLeaseAsync(execution.Id, heartbeat.Token);
-        var call = new ProviderCall(execution, model, route, execution.Attempts, callbacks.UrlFor(route.Provider, execution.Id, token));
+        var call = new ProviderCall(execution, model, route, execution.Attempts, callbackUrl);
         var stopwatch = Stopwatch.StartNew();
         ProviderOutcome outcome;
         try
@@ -277,6 +293,11 @@ public sealed partial class Dispatcher(
         {
             // The circuit opened while this one waited: give it back without counting the attempt against the route.
             await StopHeartbeatAsync(heartbeat, renewing);
+            if (!await StartedAsync(starting))
+            {
+                return;
+            }
+
             await store.TransitionAsync(
                 ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], time.GetUtcNow() + CircuitWait, null, null, node.Id) with { UndoAttempt = true },
                 CancellationToken.None);
@@ -286,18 +307,26 @@ public sealed partial class Dispatcher(
         {
             // Shutting down: hand the execution back now rather than wait for the lease to run out.
             await StopHeartbeatAsync(heartbeat, renewing);
+            if (!await StartedAsync(starting))
+            {
+                return;
+            }
+
             await store.TransitionAsync(ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], time.GetUtcNow(), null, null, node.Id), CancellationToken.None);
             return;
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
+            await StartedAsync(starting);
             return; // Cancelled or expired: the store already has the final state.
         }
         catch (OperationCanceledException) when ((deadline.IsCancellationRequested && !providerTimeoutBinds) || time.GetUtcNow() >= execution.ExpiresAt)
         {
             // The execution's own deadline cut the call short: it expires, it did not fail.
             var cut = new AttemptRecord(execution.Attempts, route.Provider, route.ProviderModel, "expired", startedAt, stopwatch.ElapsedMilliseconds);
-            await store.TransitionAsync(ExecutionTransition.Expire(execution.Id) with { Attempt = cut }, CancellationToken.None);
+            await Task.WhenAll(
+                store.TransitionAsync(ExecutionTransition.Expire(execution.Id) with { Attempt = cut, Pipelined = starting is not null }, CancellationToken.None),
+                starting ?? Task.FromResult<Execution?>(null));
             return;
         }
         catch (OperationCanceledException)
@@ -316,8 +345,30 @@ public sealed partial class Dispatcher(
 
         var error = (outcome as ProviderOutcome.Failed)?.Error;
         var attempt = new AttemptRecord(execution.Attempts, route.Provider, route.ProviderModel, ExecutionOutcomes.OutcomeName(outcome), startedAt, stopwatch.ElapsedMilliseconds, error);
-        await outcomes.ApplyAsync(execution, outcome, [ExecutionStatus.Processing], attempt, node.Id, CancellationToken.None);
+        // Queued behind the start when it was not waited for: both commit together, or the start first.
+        await Task.WhenAll(
+            outcomes.ApplyAsync(execution, outcome, [ExecutionStatus.Processing], attempt, node.Id, CancellationToken.None, pipelined: starting is not null),
+            starting ?? Task.FromResult<Execution?>(null));
     }
+
+    /// <summary>The execution as <paramref name="start"/> leaves it (what the store's RETURNING would give).</summary>
+    private static Execution Started(Execution claimed, ExecutionTransition start, DateTimeOffset startedAt) => claimed with
+    {
+        Status = ExecutionStatus.Processing,
+        Provider = start.Provider,
+        ProviderModel = start.ProviderModel,
+        ProviderJobId = null,
+        CallbackTokenHash = start.CallbackTokenHash,
+        Attempts = claimed.Attempts + 1,
+        StartedAt = claimed.StartedAt ?? startedAt,
+        UpdatedAt = startedAt,
+        NextPollAt = null,
+        LeaseOwner = start.LeaseOwner,
+        LeaseExpiresAt = start.LeaseExpiresAt,
+    };
+
+    /// <summary>Whether the attempt's start, when it was not waited for, was applied (false: the execution had moved on).</summary>
+    private static async Task<bool> StartedAsync(Task<Execution?>? starting) => starting is null || await starting is not null;
 
     private async Task RenewLeaseAsync(string executionId, CancellationToken cancellationToken)
     {

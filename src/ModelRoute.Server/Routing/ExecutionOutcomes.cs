@@ -20,22 +20,27 @@ public sealed class ExecutionOutcomes(
     IOptions<ModelRouteOptions> options,
     TimeProvider time)
 {
+    /// <param name="pipelined">
+    /// The attempt's start was queued and may not have committed yet (<see cref="ExecutionTransition.Pipelined"/>).
+    /// </param>
     public async Task<Execution?> ApplyAsync(
         Execution execution,
         ProviderOutcome outcome,
         IReadOnlyCollection<ExecutionStatus> from,
         AttemptRecord? attempt,
         string? leaseOwner,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        bool pipelined = false)
     {
         var dispatch = options.Value.Dispatch;
         switch (outcome)
         {
             case ProviderOutcome.Completed completed:
-                return await CompleteAsync(execution, completed, from, attempt, leaseOwner, cancellationToken);
+                return await CompleteAsync(execution, completed, from, attempt, leaseOwner, pipelined, cancellationToken);
 
             case ProviderOutcome.Accepted accepted:
-                return await store.TransitionAsync(
+                return await WriteAsync(
+                    pipelined,
                     ExecutionTransition.AwaitCallback(execution.Id, leaseOwner!, accepted.JobId, time.GetUtcNow() + dispatch.CallbackPollInterval, attempt!),
                     cancellationToken);
 
@@ -43,7 +48,7 @@ public sealed class ExecutionOutcomes(
                 var now = time.GetUtcNow();
                 if (now >= execution.ExpiresAt)
                 {
-                    return await store.TransitionAsync(ExecutionTransition.Expire(execution.Id) with { From = from, Attempt = attempt }, cancellationToken);
+                    return await WriteAsync(pipelined, ExecutionTransition.Expire(execution.Id) with { From = from, Attempt = attempt }, cancellationToken);
                 }
 
                 if (failed.Error.Retryable && execution.Attempts < dispatch.MaxAttempts && catalog.Find(execution.Model) is { } model)
@@ -59,14 +64,15 @@ public sealed class ExecutionOutcomes(
                             : TimeSpan.Zero;
                         if (now + delay < execution.ExpiresAt)
                         {
-                            return await store.TransitionAsync(
+                            return await WriteAsync(
+                                pipelined,
                                 ExecutionTransition.Retry(execution.Id, from, now + delay, failed.Error, attempt, leaseOwner),
                                 cancellationToken);
                         }
                     }
                 }
 
-                return await store.TransitionAsync(ExecutionTransition.Fail(execution.Id, from, failed.Error, attempt, leaseOwner), cancellationToken);
+                return await WriteAsync(pipelined, ExecutionTransition.Fail(execution.Id, from, failed.Error, attempt, leaseOwner), cancellationToken);
 
             default:
                 return null;
@@ -80,6 +86,7 @@ public sealed class ExecutionOutcomes(
         IReadOnlyCollection<ExecutionStatus> from,
         AttemptRecord? attempt,
         string? leaseOwner,
+        bool pipelined,
         CancellationToken cancellationToken)
     {
         var stored = new List<Artifact>();
@@ -96,7 +103,7 @@ public sealed class ExecutionOutcomes(
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
-                return await store.TransitionAsync(ExecutionTransition.Expire(execution.Id) with { From = from, Attempt = attempt }, cancellationToken);
+                return await WriteAsync(pipelined, ExecutionTransition.Expire(execution.Id) with { From = from, Attempt = attempt }, cancellationToken);
             }
 
             var (data, contentType, error) = fetched;
@@ -104,7 +111,7 @@ public sealed class ExecutionOutcomes(
             {
                 // The result exists but its output could not be kept: try again rather than lose it.
                 var failed = new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderUnavailable, error!, true, execution.Provider));
-                return await ApplyAsync(execution, failed, from, attempt, leaseOwner, cancellationToken);
+                return await ApplyAsync(execution, failed, from, attempt, leaseOwner, cancellationToken, pipelined);
             }
 
             await artifacts.SaveAsync(execution.Id, artifact.Name, data, cancellationToken);
@@ -112,10 +119,14 @@ public sealed class ExecutionOutcomes(
         }
 
         var cost = execution.Price.CostOf(completed.Usage);
-        return await store.TransitionAsync(
+        return await WriteAsync(
+            pipelined,
             ExecutionTransition.Complete(execution.Id, from, completed.Output, stored, completed.Usage, cost, attempt, leaseOwner),
             cancellationToken);
     }
+
+    private Task<Execution?> WriteAsync(bool pipelined, ExecutionTransition transition, CancellationToken cancellationToken) =>
+        store.TransitionAsync(pipelined ? transition with { Pipelined = true } : transition, cancellationToken);
 
     private static int FailuresOnCurrentRoute(IReadOnlyList<AttemptRecord> log, Execution execution) =>
         Math.Max(1, log.Count(a => a.Error is not null && a.Provider == execution.Provider && a.ProviderModel == execution.ProviderModel));

@@ -1,7 +1,4 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Storage;
 using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Routing;
@@ -52,59 +49,7 @@ public sealed class DispatchHandoffTests
         Claims(gateway).Distinct().Count().ShouldBe(Claims(gateway).Count, "nothing is claimed twice");
     }
 
-    private static IReadOnlyList<string> Claims(GatewayFactory gateway) =>
-        [.. ((ClaimCountingStore)gateway.Services.GetRequiredService<IExecutionStore>()).Claimed];
+    private static IReadOnlyList<string> Claims(GatewayFactory gateway) => [.. RecordingExecutionStore.Of(gateway).Claimed];
 
-    /// <summary>Wraps the gateway's own execution store to see what the dispatcher claims.</summary>
-    private static void CountClaims(IServiceCollection services)
-    {
-        var original = services.Last(d => d.ServiceType == typeof(IExecutionStore));
-        services.Remove(original);
-        services.AddSingleton<IExecutionStore>(sp => new ClaimCountingStore((IExecutionStore)original.ImplementationFactory!(sp)));
-    }
-
-    private sealed class ClaimCountingStore(IExecutionStore inner) : IExecutionStore
-    {
-        public ConcurrentQueue<string> Claimed { get; } = new();
-
-        public async Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
-        {
-            var claimed = await inner.ClaimDueAsync(owner, max, now, leaseUntil, cancellationToken);
-            foreach (var execution in claimed)
-            {
-                Claimed.Enqueue(execution.Id);
-            }
-
-            return claimed;
-        }
-
-        public Task<SubmitOutcome> SubmitAsync(NewExecution execution, CancellationToken cancellationToken) => inner.SubmitAsync(execution, cancellationToken);
-
-        public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) => inner.GetAsync(id, accountId, cancellationToken);
-
-        public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
-            inner.FindByIdempotencyKeyAsync(accountId, idempotencyKey, cancellationToken);
-
-        public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) => inner.ListAsync(accountId, query, cancellationToken);
-
-        public Task<Execution?> TransitionAsync(ExecutionTransition transition, CancellationToken cancellationToken) => inner.TransitionAsync(transition, cancellationToken);
-
-        public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
-            inner.ReleaseClaimAsync(id, owner, notBefore, cancellationToken);
-
-        public Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
-            inner.RenewLeaseAsync(id, owner, leaseUntil, cancellationToken);
-
-        public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
-            inner.ClaimDuePollsAsync(max, now, nextPollAt, cancellationToken);
-
-        public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) => inner.ListExpiredAsync(now, max, cancellationToken);
-
-        public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) => inner.ListAbandonedAsync(now, max, cancellationToken);
-
-        public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) => inner.PurgeAsync(endedBefore, max, cancellationToken);
-
-        public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
-            inner.ListEventsAsync(executionId, afterSequence, cancellationToken);
-    }
+    private static void CountClaims(IServiceCollection services) => RecordingExecutionStore.Install(services);
 }

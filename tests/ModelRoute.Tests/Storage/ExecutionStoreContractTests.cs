@@ -1011,6 +1011,43 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Pipelined_writes_apply_in_the_order_queued_even_when_the_first_has_not_committed()
+    {
+        // The dispatcher queues an attempt's start and, without waiting for it, the attempt's outcome: a retry (a move
+        // between non-terminal states) or an ending. Each must find the execution as the start left it.
+        var account = await NewAccountAsync(10_000_000);
+        var executions = new List<Execution>();
+        for (var i = 0; i < 40; i++)
+        {
+            executions.Add(await SubmitAsync(account, 10_000));
+        }
+
+        (await Executions.ClaimDueAsync("node-a", 100, Now, Now + Lease, None)).Count.ShouldBe(40);
+        var written = executions.Select((e, i) =>
+        {
+            var start = Executions.TransitionAsync(StartAttempt(e.Id, "node-a") with { Pipelined = true }, None);
+            var outcome = Executions.TransitionAsync(
+                (i % 2 == 0
+                    ? ExecutionTransition.Retry(e.Id, [ExecutionStatus.Processing], Now + TimeSpan.FromMinutes(1), Timeout, Attempt(1, "failed"), "node-a")
+                    : Complete(e.Id, 5_000)) with { Pipelined = true },
+                None);
+            return (start, outcome, Ends: i % 2 == 1);
+        }).ToList();
+
+        foreach (var (start, outcome, ends) in written)
+        {
+            (await start).ShouldNotBeNull().Status.ShouldBe(ExecutionStatus.Processing);
+            var after = (await outcome).ShouldNotBeNull("the outcome found the execution as its start left it");
+            after.Status.ShouldBe(ends ? ExecutionStatus.Completed : ExecutionStatus.Pending);
+            after.Attempts.ShouldBe(1);
+            (await Executions.ListEventsAsync(after.Id, 0, None)).Select(e => e.Status)
+                .ShouldBe([ExecutionStatus.Pending, ExecutionStatus.Processing, ends ? ExecutionStatus.Completed : ExecutionStatus.Pending]);
+        }
+
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
     public async Task A_retry_moves_processing_back_to_pending_until_its_time_and_clears_the_lease()
     {
         var account = await NewAccountAsync(1_000_000);

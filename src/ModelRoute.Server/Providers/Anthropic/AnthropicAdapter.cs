@@ -72,6 +72,9 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
         return ReadResponse(name, text);
     }
 
+    /// <summary>Never: the answer is the reply to the call.</summary>
+    public bool MayCallBack(ProviderCall call) => false;
+
     public Task<ProviderOutcome> PollAsync(ProviderCall call, CancellationToken cancellationToken) =>
         Task.FromResult<ProviderOutcome>(Fail(ExecutionErrorCodes.ProviderError, "Anthropic answers synchronously; there is no job to poll."));
 

@@ -73,6 +73,9 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
         return ReadResponse(name, text);
     }
 
+    /// <summary>Never: the answer is the reply to the call.</summary>
+    public bool MayCallBack(ProviderCall call) => false;
+
     public Task<ProviderOutcome> PollAsync(ProviderCall call, CancellationToken cancellationToken) =>
         Task.FromResult<ProviderOutcome>(Fail(ExecutionErrorCodes.ProviderError, "Gemini answers synchronously; there is no job to poll."));
 

@@ -25,6 +25,9 @@ public sealed class SimulatorAdapterFactory(IHttpClientFactory httpClients, Time
 /// </summary>
 public sealed class SimulatorAdapter(string name, SimulatorCallbackQueue callbacks, TimeProvider time) : IProviderAdapter
 {
+    /// <summary>Only image models, which answer through the callback path.</summary>
+    public bool MayCallBack(ProviderCall call) => SimulationPlan.AnswersByCallback(call.Model);
+
     public async Task<ProviderOutcome> ExecuteAsync(ProviderCall call, CancellationToken cancellationToken)
     {
         var plan = SimulationPlan.From(call);
@@ -78,7 +81,9 @@ public sealed class SimulatorAdapter(string name, SimulatorCallbackQueue callbac
 /// <summary>What <c>input.simulate</c> asks for, read from an already validated input.</summary>
 internal sealed record SimulationPlan(ProviderCall Call, int LatencyMs, string? Fail, int? FailTimes, int RetryAfterMs, JsonElement? UsageOverride)
 {
-    public bool UsesCallback => Call.Model.Modality == Modality.Image;
+    public bool UsesCallback => AnswersByCallback(Call.Model);
+
+    public static bool AnswersByCallback(ModelDefinition model) => model.Modality == Modality.Image;
 
     public bool FailsThisAttempt => Fail is not null && (FailTimes is null || Call.AttemptNumber <= FailTimes);
 

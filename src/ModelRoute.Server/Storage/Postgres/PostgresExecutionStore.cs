@@ -327,9 +327,10 @@ public sealed class PostgresExecutionStore(
 
         // Grouped: an ending settles the hold on the account's balance row, and its lane keeps endings
         // apart from the other moves, which touch no balance row and commit in a lane of their own,
-        // beside it, instead of waiting for a group that waits for an account's lock.
+        // beside it, instead of waiting for a group that waits for an account's lock. A pipelined attempt
+        // (its start and its outcome queued together) stays in one lane, whose queue order is commit order.
         var (execution, webhooks) = await db.WriteGroupedAsync(
-            t.To.IsTerminal() ? GroupedLane.Balances : GroupedLane.Moves,
+            t.To.IsTerminal() || t.Pipelined ? GroupedLane.Balances : GroupedLane.Moves,
             PostgresDatabase.Statement(MoveSql, parameters),
             ReadMovedAsync,
             (moved, scope) => FinishMoveAsync(moved, scope, t.To.EventType(), eventId, now),

@@ -1,0 +1,83 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Storage;
+
+namespace ModelRoute.Tests.Infrastructure;
+
+/// <summary>
+/// Wraps the gateway's own execution store to see what the dispatcher claims and writes. <see cref="Install"/> puts it
+/// in place of the store; <see cref="Of"/> finds it again.
+/// </summary>
+public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionStore
+{
+    public ConcurrentQueue<string> Claimed { get; } = new();
+
+    /// <summary>Every transition asked for, in the order asked.</summary>
+    public ConcurrentQueue<ExecutionTransition> Transitions { get; } = new();
+
+    /// <summary>
+    /// Called with each transition as it is asked for, before the store has it; the transition's task completes only
+    /// when the returned task does too (and the store's write has).
+    /// </summary>
+    public Func<ExecutionTransition, Task>? BeforeAnswering { get; set; }
+
+    public static void Install(IServiceCollection services)
+    {
+        var original = services.Last(d => d.ServiceType == typeof(IExecutionStore));
+        services.Remove(original);
+        services.AddSingleton<IExecutionStore>(sp => new RecordingExecutionStore((IExecutionStore)original.ImplementationFactory!(sp)));
+    }
+
+    public static RecordingExecutionStore Of(GatewayFactory gateway) => (RecordingExecutionStore)gateway.Services.GetRequiredService<IExecutionStore>();
+
+    public async Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
+    {
+        var claimed = await inner.ClaimDueAsync(owner, max, now, leaseUntil, cancellationToken);
+        foreach (var execution in claimed)
+        {
+            Claimed.Enqueue(execution.Id);
+        }
+
+        return claimed;
+    }
+
+    public async Task<Execution?> TransitionAsync(ExecutionTransition transition, CancellationToken cancellationToken)
+    {
+        Transitions.Enqueue(transition);
+        var written = inner.TransitionAsync(transition, cancellationToken);
+        if (BeforeAnswering is { } before)
+        {
+            await before(transition);
+        }
+
+        return await written;
+    }
+
+    public Task<SubmitOutcome> SubmitAsync(NewExecution execution, CancellationToken cancellationToken) => inner.SubmitAsync(execution, cancellationToken);
+
+    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) => inner.GetAsync(id, accountId, cancellationToken);
+
+    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
+        inner.FindByIdempotencyKeyAsync(accountId, idempotencyKey, cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) => inner.ListAsync(accountId, query, cancellationToken);
+
+    public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
+        inner.ReleaseClaimAsync(id, owner, notBefore, cancellationToken);
+
+    public Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        inner.RenewLeaseAsync(id, owner, leaseUntil, cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
+        inner.ClaimDuePollsAsync(max, now, nextPollAt, cancellationToken);
+
+    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) => inner.ListExpiredAsync(now, max, cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) => inner.ListAbandonedAsync(now, max, cancellationToken);
+
+    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) => inner.PurgeAsync(endedBefore, max, cancellationToken);
+
+    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
+        inner.ListEventsAsync(executionId, afterSequence, cancellationToken);
+}
