@@ -164,4 +164,21 @@ public sealed class IdGeneratorTests
 
         fromB.ShouldAllBe(id => !fromA.Contains(id));
     }
+
+    [Fact]
+    public void Each_new_millisecond_starts_from_fresh_random_bits()
+    {
+        // Far more ids than one fill of the random buffer: every millisecond's random part is new.
+        var time = new ManualTimeProvider();
+        var ids = new IdGenerator(time);
+        var randomParts = new HashSet<string>(StringComparer.Ordinal);
+
+        for (var i = 0; i < 200; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            randomParts.Add(Body(ids.New("evt"), "evt")[10..]);
+        }
+
+        randomParts.Count.ShouldBe(200);
+    }
 }
