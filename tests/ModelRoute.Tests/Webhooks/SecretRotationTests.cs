@@ -7,7 +7,7 @@ using ModelRoute.Tests.Infrastructure;
 namespace ModelRoute.Tests.Webhooks;
 
 /// <summary>SPEC §7: endpoint secrets, their rotation with an overlap, and the account's default secret.</summary>
-public sealed class SecretRotationTests : IAsyncLifetime
+public sealed class SecretRotationTests() : GatewayAndReceiver(FastRetries)
 {
     private const int Seconds = 60;
 
@@ -19,25 +19,14 @@ public sealed class SecretRotationTests : IAsyncLifetime
         ["ModelRoute:Webhooks:Timeout"] = "00:00:02",
     };
 
-    private readonly GatewayFactory _gateway = new(FastRetries);
-    private WebhookReceiver _receiver = null!;
-
-    public async Task InitializeAsync() => _receiver = await WebhookReceiver.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _receiver.DisposeAsync();
-        await _gateway.DisposeAsync();
-    }
-
     [Fact]
     public async Task After_a_rotation_deliveries_carry_two_signatures_one_verifying_with_the_old_secret_and_one_with_the_new()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        var (endpointId, oldSecret) = await CreateEndpointAsync(account, _receiver.Url("/rotating"));
+        using var account = await Gateway.CreateAccountAsync();
+        var (endpointId, oldSecret) = await CreateEndpointAsync(account, Receiver.Url("/rotating"));
 
         // Before: one signature, by the creation secret.
-        var before = await DeliveredAsync(account, _receiver);
+        var before = await DeliveredAsync(account, Receiver);
         before.Signature.Split(' ').Length.ShouldBe(1);
         Verifies(oldSecret, before).ShouldBeTrue();
 
@@ -51,7 +40,7 @@ public sealed class SecretRotationTests : IAsyncLifetime
         var expires = DateTimeOffset.Parse(rotated.Json.GetProperty("previous_secret_expires_at").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
         expires.ShouldBeGreaterThan(DateTimeOffset.UtcNow + TimeSpan.FromHours(23));
 
-        var after = await DeliveredAsync(account, _receiver);
+        var after = await DeliveredAsync(account, Receiver);
 
         var signatures = after.Signature.Split(' ');
         signatures.Length.ShouldBe(2, after.Signature);
@@ -69,7 +58,7 @@ public sealed class SecretRotationTests : IAsyncLifetime
         var settings = new Dictionary<string, string?>(FastRetries) { ["ModelRoute:Webhooks:RotationOverlap"] = "00:00:01" };
         await using var gateway = new GatewayFactory(settings);
         using var account = await gateway.CreateAccountAsync();
-        var (endpointId, oldSecret) = await CreateEndpointAsync(account, _receiver.Url("/short-overlap"));
+        var (endpointId, oldSecret) = await CreateEndpointAsync(account, Receiver.Url("/short-overlap"));
 
         var rotated = await account.Client.PostJsonAsync($"/v1/webhook-endpoints/{endpointId}/rotate-secret", "{}");
         rotated.Status.ShouldBe(200, rotated.Body);
@@ -82,7 +71,7 @@ public sealed class SecretRotationTests : IAsyncLifetime
             await Task.Delay(100);
         }
 
-        var after = await DeliveredAsync(account, _receiver);
+        var after = await DeliveredAsync(account, Receiver);
 
         after.Signature.Split(' ').Length.ShouldBe(1, after.Signature);
         Verifies(newSecret, after).ShouldBeTrue();
@@ -92,7 +81,7 @@ public sealed class SecretRotationTests : IAsyncLifetime
     [Fact]
     public async Task Rotating_an_unknown_endpoint_is_404()
     {
-        using var account = await _gateway.CreateAccountAsync();
+        using var account = await Gateway.CreateAccountAsync();
 
         var response = await account.Client.PostJsonAsync("/v1/webhook-endpoints/we_doesnotexist0000000000/rotate-secret", "{}");
 
@@ -103,9 +92,9 @@ public sealed class SecretRotationTests : IAsyncLifetime
     [Fact]
     public async Task Rotating_another_accounts_endpoint_is_404_and_leaves_its_secret_alone()
     {
-        using var owner = await _gateway.CreateAccountAsync();
-        using var other = await _gateway.CreateAccountAsync();
-        var (endpointId, secret) = await CreateEndpointAsync(owner, _receiver.Url("/owned"));
+        using var owner = await Gateway.CreateAccountAsync();
+        using var other = await Gateway.CreateAccountAsync();
+        var (endpointId, secret) = await CreateEndpointAsync(owner, Receiver.Url("/owned"));
 
         var response = await other.Client.PostJsonAsync($"/v1/webhook-endpoints/{endpointId}/rotate-secret", "{}");
 
@@ -115,7 +104,7 @@ public sealed class SecretRotationTests : IAsyncLifetime
         var endpoint = await owner.Client.GetApiAsync($"/v1/webhook-endpoints/{endpointId}");
         endpoint.Status.ShouldBe(200, endpoint.Body);
         IsNullOrAbsent(endpoint.Json, "previous_secret_expires_at").ShouldBeTrue(endpoint.Body);
-        var delivered = await DeliveredAsync(owner, _receiver);
+        var delivered = await DeliveredAsync(owner, Receiver);
         delivered.Signature.Split(' ').Length.ShouldBe(1, "no rotation happened");
         Verifies(secret, delivered).ShouldBeTrue();
     }
@@ -123,8 +112,8 @@ public sealed class SecretRotationTests : IAsyncLifetime
     [Fact]
     public async Task The_default_secret_is_stable_across_calls_and_differs_between_accounts()
     {
-        using var first = await _gateway.CreateAccountAsync();
-        using var second = await _gateway.CreateAccountAsync();
+        using var first = await Gateway.CreateAccountAsync();
+        using var second = await Gateway.CreateAccountAsync();
 
         var a1 = await DefaultSecretAsync(first);
         var a2 = await DefaultSecretAsync(first);
@@ -142,8 +131,8 @@ public sealed class SecretRotationTests : IAsyncLifetime
     [Fact]
     public async Task Endpoint_secrets_are_shown_only_at_creation_and_rotation()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        var (endpointId, created) = await CreateEndpointAsync(account, _receiver.Url("/shown-once"));
+        using var account = await Gateway.CreateAccountAsync();
+        var (endpointId, created) = await CreateEndpointAsync(account, Receiver.Url("/shown-once"));
         created.ShouldStartWith("whsec_");
         Convert.FromBase64String(created["whsec_".Length..]).Length.ShouldBeInRange(24, 64);
 

@@ -7,9 +7,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Webhooks;
 
-public sealed class WebhookDeliveryTests : IAsyncLifetime
-{
-    private readonly GatewayFactory _gateway = new(new Dictionary<string, string?>
+public sealed class WebhookDeliveryTests() : GatewayAndReceiver(new Dictionary<string, string?>
     {
         ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:00",
         ["ModelRoute:Webhooks:RetrySchedule:1"] = "00:00:00.200",
@@ -17,30 +15,20 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
         ["ModelRoute:Webhooks:RetrySchedule:3"] = "00:00:00.200",
         ["ModelRoute:Webhooks:RetrySchedule:4"] = "00:00:00.200",
         ["ModelRoute:Webhooks:Timeout"] = "00:00:01",
-    });
-
-    private WebhookReceiver _receiver = null!;
-
-    public async Task InitializeAsync() => _receiver = await WebhookReceiver.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _receiver.DisposeAsync();
-        await _gateway.DisposeAsync();
-    }
-
+    })
+{
     [Fact]
     public async Task A_submissions_webhook_url_receives_the_completed_event_signed_with_the_accounts_default_secret()
     {
-        using var account = await _gateway.CreateAccountAsync();
+        using var account = await Gateway.CreateAccountAsync();
         var secret = (await account.Client.GetApiAsync("/v1/webhooks/default-secret")).Json.GetProperty("secret").GetString()!;
         secret.ShouldStartWith("whsec_");
 
-        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{_receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
+        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{Receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
         var execution = await account.Client.WaitForTerminalAsync(id);
-        await Eventually.HoldsAsync(() => !_receiver.Received.IsEmpty, "the webhook arrived");
+        await Eventually.HoldsAsync(() => !Receiver.Received.IsEmpty, "the webhook arrived");
 
-        var webhook = _receiver.Received.Single();
+        var webhook = Receiver.Received.Single();
         webhook.Headers["content-type"].ShouldStartWith("application/json");
         webhook.Id.ShouldStartWith("evt_");
         webhook.Signature.ShouldBe(WebhookSigner.Sign(secret, webhook.Id, webhook.Timestamp, webhook.Body));
@@ -55,38 +43,38 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
     [Fact]
     public async Task Webhook_events_on_a_submission_choose_which_events_are_sent()
     {
-        using var account = await _gateway.CreateAccountAsync();
+        using var account = await Gateway.CreateAccountAsync();
 
-        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{_receiver.Url()}\",\"webhook_events\":[\"execution.processing\",\"execution.completed\"]"))
+        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{Receiver.Url()}\",\"webhook_events\":[\"execution.processing\",\"execution.completed\"]"))
             .Json.GetProperty("id").GetString()!;
         await account.Client.WaitForTerminalAsync(id);
-        await Eventually.HoldsAsync(() => _receiver.Received.Count == 2, "two webhooks arrived");
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 2, "two webhooks arrived");
 
-        _receiver.Received.Select(w => w.Json.GetProperty("type").GetString()).Order().ShouldBe(["execution.completed", "execution.processing"]);
-        _receiver.Received.Select(w => w.Id).Distinct().Count().ShouldBe(2, "each event has its own webhook-id");
+        Receiver.Received.Select(w => w.Json.GetProperty("type").GetString()).Order().ShouldBe(["execution.completed", "execution.processing"]);
+        Receiver.Received.Select(w => w.Id).Distinct().Count().ShouldBe(2, "each event has its own webhook-id");
     }
 
     [Fact]
     public async Task Registered_endpoints_receive_only_the_event_types_they_subscribe_to_and_thin_ones_only_id_and_status()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        var failedOnly = await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{_receiver.Url("/failed")}}","events":["execution.failed"]}""");
+        using var account = await Gateway.CreateAccountAsync();
+        var failedOnly = await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{Receiver.Url("/failed")}}","events":["execution.failed"]}""");
         failedOnly.Status.ShouldBe(201, failedOnly.Body);
         failedOnly.Json.GetProperty("secret").GetString().ShouldStartWith("whsec_");
-        var thin = await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{_receiver.Url("/thin")}}","thin":true}""");
+        var thin = await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{Receiver.Url("/thin")}}","thin":true}""");
         thin.Status.ShouldBe(201, thin.Body);
 
         var ok = (await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!;
         var bad = (await account.Client.SubmitTextAsync(simulate: """{"fail":"content_policy"}""")).Json.GetProperty("id").GetString()!;
         await account.Client.WaitForTerminalAsync(ok);
         await account.Client.WaitForTerminalAsync(bad);
-        await Eventually.HoldsAsync(() => _receiver.Received.Count == 3, "three webhooks arrived");
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 3, "three webhooks arrived");
 
-        var failed = _receiver.Received.Where(w => w.Path == "/failed").ToList();
+        var failed = Receiver.Received.Where(w => w.Path == "/failed").ToList();
         failed.Count.ShouldBe(1);
         failed[0].Json.GetProperty("data").GetProperty("id").GetString().ShouldBe(bad);
         failed[0].Json.GetProperty("data").GetProperty("error").GetProperty("code").GetString().ShouldBe("CONTENT_POLICY_VIOLATION");
-        var thinOnes = _receiver.Received.Where(w => w.Path == "/thin").ToList();
+        var thinOnes = Receiver.Received.Where(w => w.Path == "/thin").ToList();
         thinOnes.Select(w => w.Json.GetProperty("data").GetProperty("id").GetString()).Order().ShouldBe(new[] { ok, bad }.Order());
         foreach (var w in thinOnes)
         {
@@ -94,7 +82,7 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
         }
 
         // Other accounts' endpoints hear nothing of this account.
-        using var other = await _gateway.CreateAccountAsync();
+        using var other = await Gateway.CreateAccountAsync();
         (await other.Client.GetApiAsync("/v1/webhook-endpoints")).Json.GetProperty("data").GetArrayLength().ShouldBe(0);
     }
 
@@ -102,19 +90,19 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
     [InlineData(500)]
     [InlineData(302)]
     [InlineData(429)]
-    public async Task A_receiver_that_fails_first_gets_the_event_later_with_the_same_webhook_id(int failure)
+    public async Task AReceiver_that_fails_first_gets_the_event_later_with_the_same_webhook_id(int failure)
     {
-        using var account = await _gateway.CreateAccountAsync();
-        _receiver.Answer = (n, _) => n < 2
-            ? new ReceiverAnswer(failure, Headers: failure == 302 ? new Dictionary<string, string> { ["Location"] = _receiver.Url("/elsewhere") } : null)
+        using var account = await Gateway.CreateAccountAsync();
+        Receiver.Answer = (n, _) => n < 2
+            ? new ReceiverAnswer(failure, Headers: failure == 302 ? new Dictionary<string, string> { ["Location"] = Receiver.Url("/elsewhere") } : null)
             : ReceiverAnswer.Ok;
 
-        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{_receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
+        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{Receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
         await account.Client.WaitForTerminalAsync(id);
-        await Eventually.HoldsAsync(() => _receiver.Received.Count == 3, "three attempts arrived");
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 3, "three attempts arrived");
 
-        _receiver.Received.Select(w => w.Id).Distinct().Count().ShouldBe(1, "webhook-id is stable across retries");
-        _receiver.Received.ShouldAllBe(w => w.Path == "/hook", "redirects are not followed");
+        Receiver.Received.Select(w => w.Id).Distinct().Count().ShouldBe(1, "webhook-id is stable across retries");
+        Receiver.Received.ShouldAllBe(w => w.Path == "/hook", "redirects are not followed");
         var delivery = await SingleDeliveryAsync(account, id, d => d.GetProperty("status").GetString() == "succeeded");
         delivery.GetProperty("attempts").GetInt32().ShouldBe(3);
         var log = delivery.GetProperty("attempt_log").EnumerateArray().ToList();
@@ -125,12 +113,12 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_receiver_that_times_out_gets_the_event_on_a_later_attempt()
+    public async Task AReceiver_that_times_out_gets_the_event_on_a_later_attempt()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        _receiver.Answer = (n, _) => n == 0 ? new ReceiverAnswer(200, Delay: TimeSpan.FromSeconds(3)) : ReceiverAnswer.Ok;
+        using var account = await Gateway.CreateAccountAsync();
+        Receiver.Answer = (n, _) => n == 0 ? new ReceiverAnswer(200, Delay: TimeSpan.FromSeconds(3)) : ReceiverAnswer.Ok;
 
-        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{_receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
+        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{Receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
         await account.Client.WaitForTerminalAsync(id);
 
         var delivery = await SingleDeliveryAsync(account, id, d => d.GetProperty("status").GetString() == "succeeded");
@@ -141,9 +129,9 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_receiver_that_is_down_gets_the_event_once_it_is_up()
+    public async Task AReceiver_that_is_down_gets_the_event_once_it_is_up()
     {
-        using var account = await _gateway.CreateAccountAsync();
+        using var account = await Gateway.CreateAccountAsync();
         var port = GatewayProcess.FreePort(); // nothing listens there yet: connection refused
 
         var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"http://127.0.0.1:{port}/late\"")).Json.GetProperty("id").GetString()!;
@@ -164,47 +152,47 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Retry_after_from_the_receiver_is_honoured()
+    public async Task Retry_after_from_theReceiver_is_honoured()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        _receiver.Answer = (n, _) => n == 0 ? new ReceiverAnswer(503, Headers: new Dictionary<string, string> { ["Retry-After"] = "2" }) : ReceiverAnswer.Ok;
+        using var account = await Gateway.CreateAccountAsync();
+        Receiver.Answer = (n, _) => n == 0 ? new ReceiverAnswer(503, Headers: new Dictionary<string, string> { ["Retry-After"] = "2" }) : ReceiverAnswer.Ok;
 
-        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{_receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
+        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{Receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
         await account.Client.WaitForTerminalAsync(id);
-        await Eventually.HoldsAsync(() => _receiver.Received.Count == 2, "the retry arrived");
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 2, "the retry arrived");
 
-        var times = _receiver.Received.Select(w => w.ReceivedAt).ToList();
+        var times = Receiver.Received.Select(w => w.ReceivedAt).ToList();
         (times[1] - times[0]).ShouldBeGreaterThanOrEqualTo(TimeSpan.FromSeconds(1.9)); // the schedule alone says 0.2 s
     }
 
     [Fact]
     public async Task After_the_last_scheduled_attempt_the_delivery_is_failed_and_can_be_redelivered()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        _receiver.Answer = (_, _) => new ReceiverAnswer(500);
+        using var account = await Gateway.CreateAccountAsync();
+        Receiver.Answer = (_, _) => new ReceiverAnswer(500);
 
-        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{_receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
+        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{Receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
         await account.Client.WaitForTerminalAsync(id);
         var failed = await SingleDeliveryAsync(account, id, d => d.GetProperty("status").GetString() == "failed");
         failed.GetProperty("attempts").GetInt32().ShouldBe(5, "one attempt per entry of the schedule");
-        _receiver.Received.Count.ShouldBe(5);
+        Receiver.Received.Count.ShouldBe(5);
 
-        _receiver.Answer = (_, _) => ReceiverAnswer.Ok;
+        Receiver.Answer = (_, _) => ReceiverAnswer.Ok;
         var redelivered = await account.Client.PostJsonAsync($"/v1/webhook-deliveries/{failed.GetProperty("id").GetString()}/redeliver", "{}");
 
         redelivered.Status.ShouldBe(202, redelivered.Body);
         redelivered.Json.GetProperty("event_id").GetString().ShouldBe(failed.GetProperty("event_id").GetString());
-        await Eventually.HoldsAsync(() => _receiver.Received.Count == 6, "the redelivery arrived");
-        _receiver.Received.Select(w => w.Id).Distinct().Count().ShouldBe(1);
-        _receiver.Received.Select(w => w.Body).Distinct().Count().ShouldBe(1, "the same body every time");
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 6, "the redelivery arrived");
+        Receiver.Received.Select(w => w.Id).Distinct().Count().ShouldBe(1);
+        Receiver.Received.Select(w => w.Body).Distinct().Count().ShouldBe(1, "the same body every time");
     }
 
     [Fact]
     public async Task A_410_gone_disables_the_endpoint_and_it_receives_nothing_more()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        _receiver.Answer = (_, _) => new ReceiverAnswer(410);
-        var endpoint = (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{_receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
+        using var account = await Gateway.CreateAccountAsync();
+        Receiver.Answer = (_, _) => new ReceiverAnswer(410);
+        var endpoint = (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{Receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
 
         await account.Client.WaitForTerminalAsync((await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!);
         await Eventually.HoldsAsync(
@@ -213,7 +201,7 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
         await account.Client.WaitForTerminalAsync((await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!);
         await Task.Delay(500);
 
-        _receiver.Received.Count.ShouldBe(1, "one attempt, no retry after 410, nothing after disabling");
+        Receiver.Received.Count.ShouldBe(1, "one attempt, no retry after 410, nothing after disabling");
         var deliveries = (await account.Client.GetApiAsync($"/v1/webhook-endpoints/{endpoint}/deliveries")).Json.GetProperty("data").EnumerateArray().ToList();
         deliveries.Count.ShouldBe(1);
         deliveries[0].GetProperty("status").GetString().ShouldBe("failed");
@@ -222,9 +210,9 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
     [Fact]
     public async Task Another_accounts_deliveries_and_endpoints_are_not_found()
     {
-        using var owner = await _gateway.CreateAccountAsync();
-        using var stranger = await _gateway.CreateAccountAsync();
-        var endpoint = (await owner.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{_receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
+        using var owner = await Gateway.CreateAccountAsync();
+        using var stranger = await Gateway.CreateAccountAsync();
+        var endpoint = (await owner.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{Receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
         var id = (await owner.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!;
         await owner.Client.WaitForTerminalAsync(id);
         var delivery = await SingleDeliveryAsync(owner, id, _ => true);
@@ -247,7 +235,7 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
     [InlineData("""{"url":"http://x.test/","secret":"whsec_mine"}""", "secret")]
     public async Task Registering_an_endpoint_with_bad_fields_is_a_400_naming_the_field(string body, string field)
     {
-        using var account = await _gateway.CreateAccountAsync();
+        using var account = await Gateway.CreateAccountAsync();
 
         var response = await account.Client.PostJsonAsync("/v1/webhook-endpoints", body);
 
@@ -277,34 +265,22 @@ public sealed class WebhookDeliveryTests : IAsyncLifetime
     }
 }
 
-public sealed class WebhookEndpointLifecycleTests : IAsyncLifetime
-{
-    private readonly GatewayFactory _gateway = new(new Dictionary<string, string?>
+public sealed class WebhookEndpointLifecycleTests() : GatewayAndReceiver(new Dictionary<string, string?>
     {
         ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:00",
         ["ModelRoute:Webhooks:RetrySchedule:1"] = "00:01:00", // a retry that would wait a minute
         ["ModelRoute:Webhooks:Timeout"] = "00:00:01",
-    });
-
-    private WebhookReceiver _receiver = null!;
-
-    public async Task InitializeAsync() => _receiver = await WebhookReceiver.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _receiver.DisposeAsync();
-        await _gateway.DisposeAsync();
-    }
-
+    })
+{
     [Fact]
     public async Task Deleting_an_endpoint_fails_its_pending_deliveries_at_once_and_a_delivery_can_be_read_by_id()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        _receiver.Answer = (_, _) => new ReceiverAnswer(500);
-        var endpoint = (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{_receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
+        using var account = await Gateway.CreateAccountAsync();
+        Receiver.Answer = (_, _) => new ReceiverAnswer(500);
+        var endpoint = (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{Receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
         var id = (await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!;
         await account.Client.WaitForTerminalAsync(id);
-        await Eventually.HoldsAsync(() => _receiver.Received.Count == 1, "the first attempt");
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 1, "the first attempt");
         var deliveryId = (await account.Client.GetApiAsync($"/v1/executions/{id}/webhook-deliveries")).Json.GetProperty("data")[0].GetProperty("id").GetString()!;
         await Eventually.HoldsAsync(
             async () => (await account.Client.GetApiAsync($"/v1/webhook-deliveries/{deliveryId}")).Json.GetProperty("attempts").GetInt32() == 1,
@@ -323,9 +299,9 @@ public sealed class WebhookEndpointLifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_disabled_endpoint_can_be_enabled_again_and_then_receives_events()
     {
-        using var account = await _gateway.CreateAccountAsync();
-        _receiver.Answer = (n, _) => n == 0 ? new ReceiverAnswer(410) : ReceiverAnswer.Ok;
-        var endpoint = (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{_receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
+        using var account = await Gateway.CreateAccountAsync();
+        Receiver.Answer = (n, _) => n == 0 ? new ReceiverAnswer(410) : ReceiverAnswer.Ok;
+        var endpoint = (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{Receiver.Url()}}"}""")).Json.GetProperty("id").GetString()!;
         await account.Client.WaitForTerminalAsync((await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!);
         await Eventually.HoldsAsync(
             async () => (await account.Client.GetApiAsync($"/v1/webhook-endpoints/{endpoint}")).Json.GetProperty("status").GetString() == "disabled",
@@ -337,6 +313,6 @@ public sealed class WebhookEndpointLifecycleTests : IAsyncLifetime
         enabled.Json.GetProperty("status").GetString().ShouldBe("enabled");
         enabled.Json.GetProperty("disabled_reason").ValueKind.ShouldBe(System.Text.Json.JsonValueKind.Null);
         await account.Client.WaitForTerminalAsync((await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!);
-        await Eventually.HoldsAsync(() => _receiver.Received.Count == 2, "the next event arrived");
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 2, "the next event arrived");
     }
 }
