@@ -56,10 +56,10 @@ public sealed partial class OpenAIAdapter(string name, ProviderOptions options, 
         };
     }
 
-    /// <summary>Nothing is ever accepted for later, so there is nothing to poll.</summary>
     /// <summary>Never: the answer is the reply to the call.</summary>
     public bool MayCallBack(ProviderCall call) => false;
 
+    /// <summary>Nothing is ever accepted for later, so there is nothing to poll.</summary>
     public Task<ProviderOutcome> PollAsync(ProviderCall call, CancellationToken cancellationToken) =>
         Task.FromResult<ProviderOutcome>(new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderError, "The openai provider has no jobs to poll.", false, name)));
 

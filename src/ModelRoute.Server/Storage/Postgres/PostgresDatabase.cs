@@ -179,7 +179,10 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         },
     };
 
-    /// <summary>A lane of writes sent a group at a time (<see cref="PostgresBatchLane{TItem, TResult}"/>); drained when the database closes.</summary>
+    /// <summary>
+    /// A lane of statements sent a group at a time (<see cref="PostgresBatchLane{TItem, TResult}"/>): writes, or a read
+    /// that many callers make at once; drained when the database closes.
+    /// </summary>
     public PostgresBatchLane<TItem, TResult> CreateBatchLane<TItem, TResult>(
         Func<IReadOnlyList<TItem>, Task<IReadOnlyList<TResult>>> runGroup, Func<TItem, Task<TResult>> runAlone, int maxGroup)
     {
