@@ -84,6 +84,12 @@ internal sealed class ExecutionRow
         NextPollAt = FromMs(NextPollAt),
     };
 
+    /// <summary>
+    /// Read only by a state move (SQLite's RETURNING, PostgreSQL's <c>has_endpoints</c>): whether the account has an enabled
+    /// webhook endpoint, so that a move on an account with none needs no read of its endpoints. False anywhere else.
+    /// </summary>
+    public bool HasEndpoints { get; set; }
+
     internal static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
     internal static DateTimeOffset? FromMs(long? ms) => ms is { } v ? DateTimeOffset.FromUnixTimeMilliseconds(v) : null;

@@ -46,9 +46,11 @@ internal static class SharedWrites
     /// The outbox: writes the deliveries of one event in the caller's transaction — to the submission's
     /// webhook_url if it wants the event, and to every enabled endpoint subscribed to it.
     /// </summary>
+    /// <param name="hasEndpoints">False when the caller knows the account has no enabled endpoint: no read of them then.</param>
     /// <returns>The deliveries written already leased to <paramref name="lease"/>'s owner (only when given and due at once).</returns>
     public static async Task<EnqueuedWebhooks> EnqueueWebhooksAsync(
-        DbConnection c, DbTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay, (string Owner, long Until)? lease = null)
+        DbConnection c, DbTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay,
+        (string Owner, long Until)? lease = null, bool hasEndpoints = true)
     {
         if (!WebhookEventTypes.All.Contains(type))
         {
@@ -61,10 +63,12 @@ internal static class SharedWrites
             destinations.Add((null, execution.WebhookUrl!, false));
         }
 
-        var endpoints = await c.QueryPreparedAsync<(string Id, string Url, string Events, long Thin)>(
-            "SELECT id, url, events, thin FROM webhook_endpoints WHERE account_id = @AccountId AND status = 'enabled'",
-            new { execution.AccountId },
-            tx);
+        var endpoints = hasEndpoints
+            ? await c.QueryPreparedAsync<(string Id, string Url, string Events, long Thin)>(
+                "SELECT id, url, events, thin FROM webhook_endpoints WHERE account_id = @AccountId AND status = 'enabled'",
+                new { execution.AccountId },
+                tx)
+            : [];
         foreach (var endpoint in endpoints)
         {
             if (JsonSerializer.Deserialize<string[]>(endpoint.Events)!.Contains(type))

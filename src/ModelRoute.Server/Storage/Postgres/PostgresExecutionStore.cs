@@ -351,12 +351,12 @@ public sealed class PostgresExecutionStore(
         return execution;
     }
 
-    private static async Task<(ExecutionRow? Row, bool HasEndpoints)> ReadMovedAsync(NpgsqlDataReader reader)
+    private static async Task<ExecutionRow?> ReadMovedAsync(NpgsqlDataReader reader)
     {
-        (ExecutionRow?, bool) moved = (null, false);
+        ExecutionRow? moved = null;
         while (await reader.ReadAsync(CancellationToken.None))
         {
-            moved = (reader.GetRowParser<ExecutionRow>()(reader), reader.GetBoolean(reader.GetOrdinal("has_endpoints")));
+            moved = reader.GetRowParser<ExecutionRow>()(reader);
         }
 
         return moved;
@@ -370,14 +370,14 @@ public sealed class PostgresExecutionStore(
     /// the send. If this node dies first, the lease runs out and any node claims it.
     /// </summary>
     private async Task<(Execution? Changed, EnqueuedWebhooks Webhooks)> FinishMoveAsync(
-        (ExecutionRow? Row, bool HasEndpoints) moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
+        ExecutionRow? moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
     {
-        if (moved.Row is null)
+        if (moved is null)
         {
             return (null, EnqueuedWebhooks.None);
         }
 
-        var changed = moved.Row.ToExecution();
+        var changed = moved.ToExecution();
         if (changed.Status.IsTerminal())
         {
             var charge = changed.Status == ExecutionStatus.Completed ? changed.ChargedMicros ?? 0 : 0;

@@ -174,7 +174,7 @@ public sealed class SqliteExecutionStore(
                   AND (@LeaseOwner IS NULL OR lease_owner = @LeaseOwner)
                   AND (@AccountId IS NULL OR account_id = @AccountId)
                   AND (@LeaseExpiredBy IS NULL OR lease_expires_at <= @LeaseExpiredBy)
-                RETURNING *
+                RETURNING *, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = executions.account_id AND e.status = 'enabled') AS has_endpoints
                 """,
                 parameters,
                 tx);
@@ -195,7 +195,7 @@ public sealed class SqliteExecutionStore(
             var lease = node is not null && handoff is { HasRoom: true }
                 ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
                 : ((string, long)?)null;
-            var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, webhooks.Schedule[0], lease);
+            var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, webhooks.Schedule[0], lease, row.HasEndpoints);
             return ((changed, enqueued), true);
         }, cancellationToken);
 
