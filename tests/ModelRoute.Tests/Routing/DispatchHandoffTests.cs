@@ -1,4 +1,8 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Routing;
+using ModelRoute.Server.Storage;
 using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Routing;
@@ -47,6 +51,32 @@ public sealed class DispatchHandoffTests
         Claims(gateway).ShouldNotBeEmpty("a submission the dispatcher had no room for waits for a claim");
         Claims(gateway).ShouldNotContain(ids[0], "the first went straight to the dispatcher");
         Claims(gateway).Distinct().Count().ShouldBe(Claims(gateway).Count, "nothing is claimed twice");
+    }
+
+    [Fact]
+    public async Task A_dispatcher_that_stops_gives_back_what_was_handed_to_it_and_not_started()
+    {
+        // One place, held by a slow execution: a hand-over queued behind it cannot start before the dispatcher stops.
+        await using var gateway = new GatewayFactory(new Dictionary<string, string?> { ["ModelRoute:Dispatch:MaxInFlight"] = "1" });
+        using var account = await gateway.CreateAccountAsync();
+        var slow = (await account.Client.SubmitTextAsync(simulate: """{"latency_ms":10000}""")).Json.GetProperty("id").GetString()!;
+        await account.Client.WaitForStatusAsync(slow, "PROCESSING");
+
+        // Leased to this node and queued for its dispatcher, as a submission stored while it had room would be.
+        var queuedId = (await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!;
+        var store = gateway.Services.GetRequiredService<IExecutionStore>();
+        var node = gateway.Services.GetRequiredService<NodeIdentity>();
+        var now = gateway.Services.GetRequiredService<TimeProvider>().GetUtcNow();
+        var queued = (await store.ClaimDueAsync(node.Id, 1, now, now + TimeSpan.FromMinutes(5), CancellationToken.None)).ShouldHaveSingleItem();
+        queued.Id.ShouldBe(queuedId);
+        gateway.Services.GetRequiredService<DispatchHandoff>().Offer(queued);
+
+        await gateway.Services.GetServices<IHostedService>().OfType<Dispatcher>().Single().StopAsync(CancellationToken.None);
+
+        var after = (await store.GetAsync(queuedId, null, CancellationToken.None)).ShouldNotBeNull();
+        after.Status.ShouldBe(ExecutionStatus.Pending);
+        after.LeaseOwner.ShouldBeNull("given back on the way out, not left leased until the lease runs out");
+        after.Attempts.ShouldBe(0);
     }
 
     private static IReadOnlyList<string> Claims(GatewayFactory gateway) => [.. RecordingExecutionStore.Of(gateway).Claimed];
