@@ -62,7 +62,8 @@ public sealed class DispatchHandoffTests
         var slow = (await account.Client.SubmitTextAsync(simulate: """{"latency_ms":10000}""")).Json.GetProperty("id").GetString()!;
         await account.Client.WaitForStatusAsync(slow, "PROCESSING");
 
-        // Leased to this node and queued for its dispatcher, as a submission stored while it had room would be.
+        // Leased to this node and queued for its dispatcher, as a submission stored while it had room would be (offered
+        // without a reservation, which the full dispatcher would refuse; its place count is of no use once it stops).
         var queuedId = (await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!;
         var store = gateway.Services.GetRequiredService<IExecutionStore>();
         var node = gateway.Services.GetRequiredService<NodeIdentity>();

@@ -61,11 +61,27 @@ public sealed class PipelinedAttemptTests
     {
         await using var gateway = new GatewayFactory(services: RecordingExecutionStore.Install);
         var store = RecordingExecutionStore.Of(gateway);
+        // The start's answer is held back a moment: a call made before it would have its outcome asked for meanwhile.
+        var startAnswered = false;
+        bool? startAnsweredWhenOutcomeAsked = null;
+        store.BeforeAnswering = async t =>
+        {
+            if (t.To == ExecutionStatus.Processing)
+            {
+                await Task.Delay(300);
+                Volatile.Write(ref startAnswered, true);
+            }
+            else
+            {
+                startAnsweredWhenOutcomeAsked ??= Volatile.Read(ref startAnswered);
+            }
+        };
         using var account = await gateway.CreateAccountAsync();
 
         var id = (await account.Client.SubmitAsync("sim/image", """{"prompt":"a lighthouse","n":1,"simulate":{"latency_ms":50}}""")).Json.GetProperty("id").GetString()!;
 
         (await account.Client.WaitForTerminalAsync(id)).GetProperty("status").GetString().ShouldBe("COMPLETED");
+        startAnsweredWhenOutcomeAsked.ShouldBe(true, "the provider was called only after the start had been written");
         var writes = store.Transitions.Where(t => t.ExecutionId == id).ToList();
         writes.Select(t => t.To).ShouldBe([ExecutionStatus.Processing, ExecutionStatus.AwaitingWebhook, ExecutionStatus.Completed]);
         writes.ShouldAllBe(t => !t.Pipelined, "the callback's token is stored before the provider can use it");
