@@ -376,7 +376,14 @@ public sealed partial class Dispatcher(
         {
             while (true)
             {
-                await Task.Delay(_options.LeaseDuration / 3, time, cancellationToken);
+                // Most calls end before the first renewal: their end is no exception (one a call, thrown and caught,
+                // was about 3 % of the gateway's CPU with a zero-latency provider).
+                await Task.Delay(_options.LeaseDuration / 3, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+
                 if (!await store.RenewLeaseAsync(executionId, node.Id, time.GetUtcNow() + _options.LeaseDuration, cancellationToken))
                 {
                     // The execution ended elsewhere (a cancel or expiry on another node) or another node took it
