@@ -13,6 +13,9 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
 {
     public ConcurrentQueue<string> Claimed { get; } = new();
 
+    /// <summary>Every lease renewal: the execution, when it was answered (wall clock), and whether the lease was still held.</summary>
+    public ConcurrentQueue<(string Id, DateTimeOffset At, bool Renewed)> Renewals { get; } = new();
+
     /// <summary>Every transition asked for, in the order asked.</summary>
     public ConcurrentQueue<ExecutionTransition> Transitions { get; } = new();
 
@@ -66,8 +69,12 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
     public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
         inner.ReleaseClaimAsync(id, owner, notBefore, cancellationToken);
 
-    public Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
-        inner.RenewLeaseAsync(id, owner, leaseUntil, cancellationToken);
+    public async Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
+    {
+        var renewed = await inner.RenewLeaseAsync(id, owner, leaseUntil, cancellationToken);
+        Renewals.Enqueue((id, DateTimeOffset.UtcNow, renewed));
+        return renewed;
+    }
 
     public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
         inner.ClaimDuePollsAsync(max, now, nextPollAt, cancellationToken);
