@@ -13,8 +13,8 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
 {
     public ConcurrentQueue<string> Claimed { get; } = new();
 
-    /// <summary>Every lease renewal: the execution, when it was answered (wall clock), and whether the lease was still held.</summary>
-    public ConcurrentQueue<(string Id, DateTimeOffset At, bool Renewed)> Renewals { get; } = new();
+    /// <summary>Every lease renewal, in the order answered: the execution, and whether the lease was still held.</summary>
+    public ConcurrentQueue<(string Id, bool Renewed)> Renewals { get; } = new();
 
     /// <summary>Every transition asked for, in the order asked.</summary>
     public ConcurrentQueue<ExecutionTransition> Transitions { get; } = new();
@@ -72,7 +72,7 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
     public async Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
         var renewed = await inner.RenewLeaseAsync(id, owner, leaseUntil, cancellationToken);
-        Renewals.Enqueue((id, DateTimeOffset.UtcNow, renewed));
+        Renewals.Enqueue((id, renewed));
         return renewed;
     }
 

@@ -18,7 +18,6 @@ public sealed class LeaseHeartbeatTests
 
         var id = (await account.Client.SubmitTextAsync(simulate: """{"latency_ms":4500}""")).Json.GetProperty("id").GetString()!;
         var done = await account.Client.WaitForTerminalAsync(id);
-        var ended = DateTimeOffset.UtcNow;
 
         done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
         done.GetProperty("attempts").GetInt32().ShouldBe(1, "the lease never ran out, so no one took the call back");
