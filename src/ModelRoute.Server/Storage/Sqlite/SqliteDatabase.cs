@@ -322,7 +322,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         connection.Open();
         // Durability first: a 202 means the execution is on disk, so every commit is synced. A WAL that grew in a burst
         // is cut back to the catch-up's length when it starts over (journal_size_limit), so the disk gets the space back.
-        connection.Execute($"PRAGMA synchronous = FULL; PRAGMA busy_timeout = {WriterBusyTimeoutMs}; PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = {DefaultCatchUpAfterFrames * 4096L};");
+        connection.Execute($"PRAGMA synchronous = FULL; PRAGMA busy_timeout = {WriterBusyTimeoutMs}; PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = {_catchUpAfterFrames * 4096L};");
         return connection;
     }
 

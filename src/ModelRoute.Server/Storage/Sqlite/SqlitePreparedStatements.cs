@@ -61,7 +61,7 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
     }
 
     /// <summary>Runs a statement without parameters (SAVEPOINT, RELEASE, …), prepared once.</summary>
-    public void Execute(string sql, SqliteTransaction? transaction) => ExecuteNonQuery(sql, NoParameters, transaction);
+    public void Execute(string sql, SqliteTransaction transaction) => ExecuteNonQuery(sql, NoParameters, transaction);
 
     /// <summary>
     /// Runs a statement that returns no rows; the number of rows it changed. Statements whose parameters are all
