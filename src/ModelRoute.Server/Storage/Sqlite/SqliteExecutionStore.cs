@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using ModelRoute.Server.Hosting;
 using Microsoft.Data.Sqlite;
 using ModelRoute.Server.Executions;
+using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Server.Storage.Sqlite;
 
@@ -11,7 +12,57 @@ public sealed class SqliteExecutionStore(
     SqliteDatabase db, IdGenerator ids, ExecutionChanges changes, IOptions<ModelRouteOptions> options, TimeProvider time,
     Routing.NodeIdentity? node = null, Webhooks.WebhookHandoff? handoff = null, Routing.DispatchHandoff? dispatch = null) : IExecutionStore
 {
-    private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
+    /// <summary>
+    /// The statuses of open and of ended executions as the predicates of their partial indexes (migration 0004),
+    /// which a query repeats word for word for SQLite to use the index. OR chains, not IN lists: for an IN list of
+    /// three or more values SQLite builds a temporary b-tree of it at every execution of the statement.
+    /// </summary>
+    internal const string OpenStatus = "(status = 'PENDING' OR status = 'PROCESSING' OR status = 'AWAITING_WEBHOOK')";
+
+    internal const string EndedStatus = "(status = 'COMPLETED' OR status = 'FAILED' OR status = 'CANCELLED' OR status = 'EXPIRED')";
+
+    /// <summary>A submission's row; <c>ON CONFLICT … DO NOTHING</c> leaves a taken key to the replay check.</summary>
+    internal const string InsertSql = """
+        INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
+            estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
+            max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
+        VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
+            @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
+            @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now, @LeaseOwner, @LeaseExpiresAt)
+        ON CONFLICT (account_id, idempotency_key) DO NOTHING
+        """;
+
+    /// <summary>A state move: one conditional UPDATE, applied only from the statuses and lease it names.</summary>
+    internal const string MoveSql = $"""
+        UPDATE executions SET
+            status = @To,
+            updated_at = @Now,
+            output = COALESCE(@Output, output),
+            artifacts = COALESCE(@Artifacts, artifacts),
+            error = CASE WHEN @ClearError THEN NULL ELSE COALESCE(@Error, error) END,
+            provider = COALESCE(@Provider, provider),
+            provider_model = COALESCE(@ProviderModel, provider_model),
+            provider_job_id = CASE WHEN @To = 'PROCESSING' THEN NULL ELSE COALESCE(@ProviderJobId, provider_job_id) END,
+            callback_token_hash = COALESCE(@CallbackTokenHash, callback_token_hash),
+            attempts = attempts + @AttemptIncrement,
+            attempt_log = CASE WHEN @Attempt IS NULL THEN attempt_log ELSE json_insert(attempt_log, '$[#]', json(@Attempt)) END,
+            usage = COALESCE(@Usage, usage),
+            actual_micros = COALESCE(@ActualMicros, actual_micros),
+            overage_micros = CASE WHEN @ActualMicros IS NULL THEN overage_micros ELSE MAX(0, @ActualMicros - held_micros) END,
+            started_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(started_at, @Now) ELSE started_at END,
+            completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
+            next_attempt_at = COALESCE(@NextAttemptAt, next_attempt_at),
+            next_poll_at = @NextPollAt,
+            lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
+            lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt, lease_expires_at) ELSE NULL END
+        WHERE id = @Id
+          AND (status = @From0 OR status = @From1 OR status = @From2)
+          AND {OpenStatus}
+          AND (@LeaseOwner IS NULL OR lease_owner = @LeaseOwner)
+          AND (@AccountId IS NULL OR account_id = @AccountId)
+          AND (@LeaseExpiredBy IS NULL OR lease_expires_at <= @LeaseExpiredBy)
+        RETURNING *, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = executions.account_id AND e.status = 'enabled') AS has_endpoints
+        """;
 
     public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
     {
@@ -48,15 +99,7 @@ public sealed class SqliteExecutionStore(
 
             // Not read back: the caller builds the stored execution from the submission (NewExecution.ToPending).
             var inserted = await c.ExecutePreparedAsync(
-                """
-                INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
-                    estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                    max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
-                VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
-                    @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-                    @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now, @LeaseOwner, @LeaseExpiresAt)
-                ON CONFLICT (account_id, idempotency_key) DO NOTHING
-                """,
+                InsertSql,
                 row,
                 tx);
             if (inserted == 0)
@@ -143,69 +186,49 @@ public sealed class SqliteExecutionStore(
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var terminal = t.To.IsTerminal();
         var parameters = TransitionValues.For(t, now);
-        var execution = await db.WriteAsync<(Execution? Changed, EnqueuedWebhooks Webhooks)>(async (c, tx) =>
+        var type = t.To.EventType();
+        var moved = await db.WriteAsync<(ExecutionRow? Row, Execution? Changed, EnqueuedWebhooks Webhooks)>(async (c, tx) =>
         {
             var row = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
-                $"""
-                UPDATE executions SET
-                    status = @To,
-                    updated_at = @Now,
-                    output = COALESCE(@Output, output),
-                    artifacts = COALESCE(@Artifacts, artifacts),
-                    error = CASE WHEN @ClearError THEN NULL ELSE COALESCE(@Error, error) END,
-                    provider = COALESCE(@Provider, provider),
-                    provider_model = COALESCE(@ProviderModel, provider_model),
-                    provider_job_id = CASE WHEN @To = 'PROCESSING' THEN NULL ELSE COALESCE(@ProviderJobId, provider_job_id) END,
-                    callback_token_hash = COALESCE(@CallbackTokenHash, callback_token_hash),
-                    attempts = attempts + @AttemptIncrement,
-                    attempt_log = CASE WHEN @Attempt IS NULL THEN attempt_log ELSE json_insert(attempt_log, '$[#]', json(@Attempt)) END,
-                    usage = COALESCE(@Usage, usage),
-                    actual_micros = COALESCE(@ActualMicros, actual_micros),
-                    overage_micros = CASE WHEN @ActualMicros IS NULL THEN overage_micros ELSE MAX(0, @ActualMicros - held_micros) END,
-                    started_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(started_at, @Now) ELSE started_at END,
-                    completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
-                    next_attempt_at = COALESCE(@NextAttemptAt, next_attempt_at),
-                    next_poll_at = @NextPollAt,
-                    lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
-                    lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt, lease_expires_at) ELSE NULL END
-                WHERE id = @Id
-                  AND status IN (@From0, @From1, @From2)
-                  AND status IN {NonTerminalList}
-                  AND (@LeaseOwner IS NULL OR lease_owner = @LeaseOwner)
-                  AND (@AccountId IS NULL OR account_id = @AccountId)
-                  AND (@LeaseExpiredBy IS NULL OR lease_expires_at <= @LeaseExpiredBy)
-                RETURNING *, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = executions.account_id AND e.status = 'enabled') AS has_endpoints
-                """,
+                MoveSql,
                 parameters,
                 tx);
             if (row is null)
             {
-                return ((null, EnqueuedWebhooks.None), false);
+                return ((null, null, EnqueuedWebhooks.None), false);
             }
 
-            var changed = row.ToExecution();
             if (terminal)
             {
-                await SharedWrites.SettleAsync(c, tx, ids, changed, now);
+                await SharedWrites.SettleAsync(c, tx, ids, row.AccountId, row.Id, t.To, row.HeldMicros, row.ActualMicros, now);
             }
 
             var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
+            if (!row.HasEndpoints && !(WebhookEventTypes.All.Contains(type) && WebhookPayloads.WantedBySubmission(row.WebhookUrl, row.WebhookEvents, type)))
+            {
+                // No delivery to write: the row becomes an execution (its JSON parsed) after the commit, off the writer's thread.
+                return ((row, null, EnqueuedWebhooks.None), true);
+            }
+
+            var changed = row.ToExecution();
             var webhooks = options.Value.Webhooks;
             // Leased to this node's worker when it has room (see WebhookHandoff); the lease outlives the send timeout, as a claim's does.
             var lease = node is not null && handoff is { HasRoom: true }
                 ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
                 : ((string, long)?)null;
-            var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, t.To.EventType(), now, webhooks.Schedule[0], lease, row.HasEndpoints);
-            return ((changed, enqueued), true);
+            var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, type, now, webhooks.Schedule[0], lease, row.HasEndpoints);
+            return ((row, changed, enqueued), true);
         }, cancellationToken);
 
-        if (execution.Changed is not null)
+        if (moved.Row is null)
         {
-            handoff?.Offer(execution.Webhooks.Leased);
-            changes.Published(execution.Changed, execution.Webhooks.NeedClaim);
+            return null;
         }
 
-        return execution.Changed;
+        var execution = moved.Changed ?? moved.Row.ToExecution();
+        handoff?.Offer(moved.Webhooks.Leased);
+        changes.Published(execution, moved.Webhooks.NeedClaim);
+        return execution;
     }
 
     public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
@@ -244,7 +267,7 @@ public sealed class SqliteExecutionStore(
         db.WriteAsync(async (c, tx) =>
         {
             var n = await c.ExecutePreparedAsync(
-                "UPDATE executions SET lease_expires_at = @Until WHERE id = @id AND lease_owner = @owner AND status IN ('PENDING', 'PROCESSING')",
+                "UPDATE executions SET lease_expires_at = @Until WHERE id = @id AND lease_owner = @owner AND (status = 'PENDING' OR status = 'PROCESSING')",
                 new { id, owner, Until = leaseUntil.ToUnixTimeMilliseconds() },
                 tx);
             return (n == 1, true);
@@ -271,7 +294,7 @@ public sealed class SqliteExecutionStore(
     public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
         db.ReadAsync<IReadOnlyList<string>>(async c =>
             [.. await c.QueryAsync<string>(
-                $"SELECT id FROM executions WHERE status IN {NonTerminalList} AND expires_at <= @Now ORDER BY expires_at LIMIT @max",
+                $"SELECT id FROM executions WHERE {OpenStatus} AND expires_at <= @Now ORDER BY expires_at LIMIT @max",
                 new { Now = now.ToUnixTimeMilliseconds(), max })],
             cancellationToken);
 
@@ -286,7 +309,7 @@ public sealed class SqliteExecutionStore(
         db.WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
         {
             var ids = (await c.QueryPreparedAsync<string>(
-                "SELECT id FROM executions WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND completed_at < @Before LIMIT @max",
+                $"SELECT id FROM executions WHERE {EndedStatus} AND completed_at < @Before LIMIT @max",
                 new { Before = endedBefore.ToUnixTimeMilliseconds(), max },
                 tx)).ToArray();
             if (ids.Length > 0)
