@@ -135,7 +135,10 @@ public sealed record Execution
     public DateTimeOffset? NextPollAt { get; init; }
 
     /// <summary>What was charged: the actual cost capped at the hold (SPEC §3).</summary>
-    public long? ChargedMicros => ActualMicros is { } actual ? Math.Clamp(actual, 0, HeldMicros) : null;
+    public long? ChargedMicros => Charged(ActualMicros, HeldMicros);
+
+    /// <summary>What an execution with this actual cost and hold is charged (see <see cref="ChargedMicros"/>).</summary>
+    public static long? Charged(long? actualMicros, long heldMicros) => actualMicros is { } actual ? Math.Clamp(actual, 0, heldMicros) : null;
 }
 
 /// <summary>A status change as recorded in the outbox, in order.</summary>

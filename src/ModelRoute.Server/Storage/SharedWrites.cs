@@ -24,21 +24,26 @@ internal static class SharedWrites
             tx);
 
     /// <summary>Ends the hold of an execution that just ended: release it all, then charge what it cost, capped at the hold (SPEC §3).</summary>
-    public static async Task SettleAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution ended, long now)
+    public static Task SettleAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution ended, long now) =>
+        SettleAsync(c, tx, ids, ended.AccountId, ended.Id, ended.Status, ended.HeldMicros, ended.ActualMicros, now);
+
+    /// <summary><see cref="SettleAsync(DbConnection, DbTransaction, IdGenerator, Execution, long)"/> from the ended row's own values.</summary>
+    public static async Task SettleAsync(
+        DbConnection c, DbTransaction tx, IdGenerator ids, string accountId, string executionId, ExecutionStatus status, long heldMicros, long? actualMicros, long now)
     {
-        var charge = ended.Status == ExecutionStatus.Completed ? ended.ChargedMicros ?? 0 : 0;
+        var charge = status == ExecutionStatus.Completed ? Execution.Charged(actualMicros, heldMicros) ?? 0 : 0;
         var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(
             """
             UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
             WHERE id = @AccountId
             RETURNING balance_micros, held_micros
             """,
-            new { Held = ended.HeldMicros, Charge = charge, ended.AccountId },
+            new { Held = heldMicros, Charge = charge, AccountId = accountId },
             tx);
-        await InsertLedgerAsync(c, tx, ids, ended.AccountId, ended.Id, LedgerKinds.Release, ended.HeldMicros, account.Balance + charge, account.Held, now);
+        await InsertLedgerAsync(c, tx, ids, accountId, executionId, LedgerKinds.Release, heldMicros, account.Balance + charge, account.Held, now);
         if (charge > 0)
         {
-            await InsertLedgerAsync(c, tx, ids, ended.AccountId, ended.Id, LedgerKinds.Charge, charge, account.Balance, account.Held, now);
+            await InsertLedgerAsync(c, tx, ids, accountId, executionId, LedgerKinds.Charge, charge, account.Balance, account.Held, now);
         }
     }
 

@@ -17,14 +17,17 @@ public static class WebhookPayloads
             ApiJson.Options);
 
     /// <summary>The destinations an event goes to, given the execution's own settings.</summary>
-    public static bool WantedBySubmission(Execution execution, string type)
+    public static bool WantedBySubmission(Execution execution, string type) => WantedBySubmission(execution.WebhookUrl, execution.WebhookEvents, type);
+
+    /// <summary>Whether a submission with this <c>webhook_url</c> and <c>webhook_events</c> (JSON) wants <paramref name="type"/>.</summary>
+    public static bool WantedBySubmission(string? webhookUrl, string? webhookEvents, string type)
     {
-        if (execution.WebhookUrl is null)
+        if (webhookUrl is null)
         {
             return false;
         }
 
-        var events = execution.WebhookEvents is null ? null : JsonSerializer.Deserialize<string[]>(execution.WebhookEvents);
+        var events = webhookEvents is null ? null : JsonSerializer.Deserialize<string[]>(webhookEvents);
         return (events ?? WebhookEventTypes.Default).Contains(type);
     }
 

@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Data.Common;
+using System.Diagnostics.CodeAnalysis;
 using System.Linq.Expressions;
 using System.Reflection;
 using System.Runtime.CompilerServices;
@@ -69,6 +70,39 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
     /// </summary>
     public int ExecuteNonQuery(string sql, object param, DbTransaction? transaction)
     {
+        if (Raw(sql, param) is { } raw)
+        {
+            return raw.Execute(param);
+        }
+
+        return Bind(sql, param, transaction) is { } statement ? statement.Command.ExecuteNonQuery() : -1;
+    }
+
+    /// <summary>
+    /// Runs a statement that returns rows through SQLite's own API (<see cref="RawStatement"/>), reading each row
+    /// straight into a <typeparamref name="T"/>; false, with nothing run, when its parameters or <typeparamref name="T"/>
+    /// need the command path.
+    /// </summary>
+    public bool TryQuery<T>(string sql, object param, [NotNullWhen(true)] out List<T>? rows)
+    {
+        rows = null;
+        if (Raw(sql, param) is not { } raw)
+        {
+            return false;
+        }
+
+        var read = new List<T>();
+        if (!raw.TryQuery(param, read))
+        {
+            return false;
+        }
+
+        rows = read;
+        return true;
+    }
+
+    private RawStatement? Raw(string sql, object param)
+    {
         var key = (sql, param.GetType());
         if (!_rawStatements.TryGetValue(key, out var raw))
         {
@@ -76,12 +110,7 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
             _rawStatements[key] = raw;
         }
 
-        if (raw is not null)
-        {
-            return raw.Execute(param);
-        }
-
-        return Bind(sql, param, transaction) is { } statement ? statement.Command.ExecuteNonQuery() : -1;
+        return raw;
     }
 
     private static readonly object NoParameters = new();
@@ -168,26 +197,59 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
         /// <summary>Binds <paramref name="param"/>, runs the statement to its end, and returns the number of rows it changed.</summary>
         public int Execute(object param)
         {
+            Run<object?>(param, null, null);
+            return SQLitePCL.raw.sqlite3_changes(_db);
+        }
+
+        /// <summary>
+        /// Binds <paramref name="param"/>, runs the statement to its end and adds each row it returns to <paramref name="rows"/>;
+        /// false, with nothing run, when <see cref="RowReader"/> cannot read a <typeparamref name="T"/> from its columns.
+        /// </summary>
+        public bool TryQuery<T>(object param, List<T> rows)
+        {
+            if (_reader?.Type != typeof(T))
+            {
+                _reader = (typeof(T), RowReader.For<T>(_statement));
+            }
+
+            if (_reader.Value.Read is not Func<SQLitePCL.sqlite3_stmt, T> read)
+            {
+                return false;
+            }
+
+            Run(param, read, rows);
+            return true;
+        }
+
+        /// <summary>Binds, steps to the end (a RETURNING statement finishes its work only then), reading rows if asked, and resets.</summary>
+        private void Run<T>(object param, Func<SQLitePCL.sqlite3_stmt, T>? read, List<T>? rows)
+        {
             try
             {
-                foreach (var (index, read) in _bindings)
+                foreach (var (index, value) in _bindings)
                 {
-                    Check(Bind(index, read(param)));
+                    Check(Bind(index, value(param)));
                 }
 
                 int rc;
                 while ((rc = SQLitePCL.raw.sqlite3_step(_statement)) == SQLitePCL.raw.SQLITE_ROW)
                 {
+                    if (read is not null)
+                    {
+                        rows!.Add(read(_statement));
+                    }
                 }
 
                 Check(rc == SQLitePCL.raw.SQLITE_DONE ? SQLitePCL.raw.SQLITE_OK : rc);
-                return SQLitePCL.raw.sqlite3_changes(_db);
             }
             finally
             {
                 SQLitePCL.raw.sqlite3_reset(_statement);
             }
         }
+
+        // How rows become the T of the last query (a statement's columns never change); null Read: not readable here.
+        private (Type Type, Delegate? Read)? _reader;
 
         private int Bind(int index, object? value) => value switch
         {
@@ -280,7 +342,13 @@ internal static class PreparedSql
 
     public static Task<IEnumerable<T>> QueryPreparedAsync<T>(this DbConnection c, string sql, object param, DbTransaction? tx)
     {
-        if (SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is not { } statement)
+        var statements = SqlitePreparedStatements.For(c);
+        if (statements is not null && statements.TryQuery<T>(sql, param, out var read))
+        {
+            return Task.FromResult<IEnumerable<T>>(read);
+        }
+
+        if (statements?.Bind(sql, param, tx) is not { } statement)
         {
             return c.QueryAsync<T>(sql, param, tx);
         }
@@ -300,7 +368,13 @@ internal static class PreparedSql
 
     public static async Task<T?> QueryFirstOrDefaultPreparedAsync<T>(this DbConnection c, string sql, object param, DbTransaction? tx)
     {
-        if (SqlitePreparedStatements.For(c)?.Bind(sql, param, tx) is not { } statement)
+        var statements = SqlitePreparedStatements.For(c);
+        if (statements is not null && statements.TryQuery<T>(sql, param, out var read))
+        {
+            return read.Count > 0 ? read[0] : default;
+        }
+
+        if (statements?.Bind(sql, param, tx) is not { } statement)
         {
             return await c.QueryFirstOrDefaultAsync<T>(sql, param, tx);
         }
