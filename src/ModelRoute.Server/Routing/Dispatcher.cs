@@ -227,8 +227,9 @@ public sealed partial class Dispatcher(
         }
         finally
         {
+            // No wake-up for the claim loop here: work held back for this provider comes due at its own time
+            // (GiveBackUntilAsync), and a claim now would find nothing, one wasted claim per call.
             provider.Release();
-            changes.SignalWork(); // Work held back for this provider may go now.
         }
     }
 

@@ -11,7 +11,12 @@ namespace ModelRoute.Tests.Infrastructure;
 /// </summary>
 public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionStore
 {
+    private int _claimCalls;
+
     public ConcurrentQueue<string> Claimed { get; } = new();
+
+    /// <summary>How many times the dispatcher looked for due work, whether or not it found any.</summary>
+    public int ClaimCalls => Volatile.Read(ref _claimCalls);
 
     /// <summary>Every lease renewal, in the order answered: the execution, and whether the lease was still held.</summary>
     public ConcurrentQueue<(string Id, bool Renewed)> Renewals { get; } = new();
@@ -36,6 +41,7 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
 
     public async Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _claimCalls);
         var claimed = await inner.ClaimDueAsync(owner, max, now, leaseUntil, cancellationToken);
         foreach (var execution in claimed)
         {

@@ -31,6 +31,26 @@ public sealed class DispatchHandoffTests
     }
 
     [Fact]
+    public async Task A_finished_call_does_not_send_the_dispatcher_looking_for_work()
+    {
+        // Polling slowed right down, so that any look for due work during the run was caused by something else. Each
+        // finished call used to wake the claim loop, which found nothing: a wasted claim (a write) per execution.
+        await using var gateway = new GatewayFactory(new Dictionary<string, string?> { ["ModelRoute:Dispatch:PollInterval"] = "00:01:00" }, CountClaims);
+        using var account = await gateway.CreateAccountAsync();
+        var first = (await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!;
+        (await account.Client.WaitForTerminalAsync(first)).GetProperty("status").GetString().ShouldBe("COMPLETED");
+        var before = RecordingExecutionStore.Of(gateway).ClaimCalls;
+
+        for (var i = 0; i < 10; i++)
+        {
+            var id = (await account.Client.SubmitTextAsync()).Json.GetProperty("id").GetString()!;
+            (await account.Client.WaitForTerminalAsync(id)).GetProperty("status").GetString().ShouldBe("COMPLETED");
+        }
+
+        (RecordingExecutionStore.Of(gateway).ClaimCalls - before).ShouldBeLessThan(3, "ten handed-over executions ran and finished with nothing else due");
+    }
+
+    [Fact]
     public async Task Submissions_beyond_the_dispatchers_room_are_claimed_and_complete()
     {
         // One place in flight: the first submission takes it, the others are stored unleased for a claim.
