@@ -48,27 +48,37 @@ internal static class SharedWrites
     }
 
     /// <summary>
+    /// Where an event may go, from the moved row's own values: to the submission's <c>webhook_url</c> (if it wants the
+    /// event), and whether the account's endpoints must be read (<paramref name="hasEndpoints"/>: it has an enabled one).
+    /// The one check of both stores, made before anything is built for a delivery, so that most moves build nothing.
+    /// </summary>
+    public static WebhooksDue DeliveriesDue(bool hasEndpoints, string? webhookUrl, string? webhookEvents, string type) =>
+        WebhookEventTypes.All.Contains(type)
+            ? new WebhooksDue(WebhookPayloads.WantedBySubmission(webhookUrl, webhookEvents, type), hasEndpoints)
+            : default;
+
+    /// <summary>
     /// The outbox: writes the deliveries of one event in the caller's transaction — to the submission's
     /// webhook_url if it wants the event, and to every enabled endpoint subscribed to it.
     /// </summary>
-    /// <param name="hasEndpoints">False when the caller knows the account has no enabled endpoint: no read of them then.</param>
+    /// <param name="wanted">From <see cref="DeliveriesDue"/>: the endpoints are read only when the account has one.</param>
     /// <returns>The deliveries written already leased to <paramref name="lease"/>'s owner (only when given and due at once).</returns>
     public static async Task<EnqueuedWebhooks> EnqueueWebhooksAsync(
         DbConnection c, DbTransaction tx, IdGenerator ids, Execution execution, string eventId, string type, long now, TimeSpan firstDelay,
-        (string Owner, long Until)? lease = null, bool hasEndpoints = true)
+        WebhooksDue wanted, (string Owner, long Until)? lease = null)
     {
-        if (!WebhookEventTypes.All.Contains(type))
+        if (!wanted.Any)
         {
             return EnqueuedWebhooks.None;
         }
 
         var destinations = new List<(string? EndpointId, string Url, bool Thin)>();
-        if (WebhookPayloads.WantedBySubmission(execution, type))
+        if (wanted.ToSubmission)
         {
             destinations.Add((null, execution.WebhookUrl!, false));
         }
 
-        var endpoints = hasEndpoints
+        var endpoints = wanted.ToEndpoints
             ? await c.QueryPreparedAsync<(string Id, string Url, string Events, long Thin)>(
                 "SELECT id, url, events, thin FROM webhook_endpoints WHERE account_id = @AccountId AND status = 'enabled'",
                 new { execution.AccountId },
@@ -120,4 +130,12 @@ public sealed record EnqueuedWebhooks(IReadOnlyList<WebhookDelivery> Leased, int
 
     /// <summary>Whether some of the deliveries wait for a claim (not leased, or due later).</summary>
     public bool NeedClaim => Written > Leased.Count;
+}
+
+/// <summary>Where one event's deliveries may go (see <see cref="SharedWrites.DeliveriesDue"/>).</summary>
+/// <param name="ToSubmission">The submission's own <c>webhook_url</c> wants the event.</param>
+/// <param name="ToEndpoints">The account has an enabled endpoint, so the endpoints must be read.</param>
+public readonly record struct WebhooksDue(bool ToSubmission, bool ToEndpoints)
+{
+    public bool Any => ToSubmission || ToEndpoints;
 }

@@ -16,9 +16,6 @@ public static class WebhookPayloads
             new EventBody(eventId, "event", type, createdAt, thin ? new ThinExecution(execution.Id, "execution", execution.Status.ToWire()) : ExecutionView.From(execution)),
             ApiJson.Options);
 
-    /// <summary>The destinations an event goes to, given the execution's own settings.</summary>
-    public static bool WantedBySubmission(Execution execution, string type) => WantedBySubmission(execution.WebhookUrl, execution.WebhookEvents, type);
-
     /// <summary>Whether a submission with this <c>webhook_url</c> and <c>webhook_events</c> (JSON) wants <paramref name="type"/>.</summary>
     public static bool WantedBySubmission(string? webhookUrl, string? webhookEvents, string type)
     {

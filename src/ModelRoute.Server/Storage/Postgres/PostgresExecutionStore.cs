@@ -394,12 +394,13 @@ public sealed class PostgresExecutionStore(
         var lease = node is not null && handoff is { HasRoom: true }
             ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
             : ((string Owner, long Until)?)null;
-        if (moved.HasEndpoints)
+        var due = SharedWrites.DeliveriesDue(moved.HasEndpoints, changed.WebhookUrl, changed.WebhookEvents, type);
+        if (due.ToEndpoints)
         {
-            return (changed, await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay, lease));
+            return (changed, await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay, due, lease));
         }
 
-        if (!WebhookEventTypes.All.Contains(type) || !WebhookPayloads.WantedBySubmission(changed, type))
+        if (!due.ToSubmission)
         {
             return (changed, EnqueuedWebhooks.None);
         }

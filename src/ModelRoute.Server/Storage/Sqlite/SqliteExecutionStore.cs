@@ -204,7 +204,8 @@ public sealed class SqliteExecutionStore(
             }
 
             var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
-            if (!row.HasEndpoints && !(WebhookEventTypes.All.Contains(type) && WebhookPayloads.WantedBySubmission(row.WebhookUrl, row.WebhookEvents, type)))
+            var due = SharedWrites.DeliveriesDue(row.HasEndpoints, row.WebhookUrl, row.WebhookEvents, type);
+            if (!due.Any)
             {
                 // No delivery to write: the row becomes an execution (its JSON parsed) after the commit, off the writer's thread.
                 return ((row, null, EnqueuedWebhooks.None), true);
@@ -216,7 +217,7 @@ public sealed class SqliteExecutionStore(
             var lease = node is not null && handoff is { HasRoom: true }
                 ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
                 : ((string, long)?)null;
-            var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, type, now, webhooks.Schedule[0], lease, row.HasEndpoints);
+            var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, type, now, webhooks.Schedule[0], due, lease);
             return ((row, changed, enqueued), true);
         }, cancellationToken);
 
