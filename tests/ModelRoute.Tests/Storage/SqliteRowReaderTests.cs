@@ -53,6 +53,22 @@ public sealed class SqliteRowReaderTests : IDisposable
         none.ShouldBe(default);
     }
 
+    [Fact]
+    public async Task What_the_raw_reader_cannot_take_goes_through_dapper_with_the_same_answer()
+    {
+        // A list parameter (Dapper expands it into one parameter per item), and a member type the raw reader has no
+        // column call for (decimal): both must still be answered, by Dapper's command path, on the writer too.
+        var listed = (await OnWriterAsync((c, tx) => c.QueryPreparedAsync<Thing>(
+            "SELECT * FROM things WHERE id IN @Ids ORDER BY id", new { Ids = new[] { "a", "b", "zzz" } }, tx))).ToList();
+        const string Sql = "SELECT * FROM things WHERE id >= @From ORDER BY id";
+        var unreadable = (await OnWriterAsync((c, tx) => c.QueryPreparedAsync<DecimalThing>(Sql, new { From = "a" }, tx))).ToList();
+        var readableAfter = (await OnWriterAsync((c, tx) => c.QueryPreparedAsync<Thing>(Sql, new { From = "a" }, tx))).ToList();
+
+        listed.ShouldBe(await ReadWithDapperAsync<Thing>(Sql));
+        unreadable.Select(t => (t.Id, t.Count)).ShouldBe([("a", 9007199254740993m), ("b", -1m)]);
+        readableAfter.ShouldBe(listed, "the same statement read raw again once the type is readable");
+    }
+
     private Task<T> OnWriterAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> read) =>
         _db.WriteAsync(async (c, tx) => (await read(c, tx), true), CancellationToken.None);
 
@@ -78,5 +94,11 @@ public sealed class SqliteRowReaderTests : IDisposable
         public int? Small { get; set; }
         public bool Flag { get; set; }
         public double? Ratio { get; set; }
+    }
+
+    public sealed record DecimalThing
+    {
+        public string Id { get; set; } = "";
+        public decimal Count { get; set; }
     }
 }
