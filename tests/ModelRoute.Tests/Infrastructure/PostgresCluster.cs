@@ -5,7 +5,7 @@ namespace ModelRoute.Tests.Infrastructure;
 
 /// <summary>
 /// A throwaway PostgreSQL 15 cluster for the test run: initdb and pg_ctl as the postgres user,
-/// on a private port and socket directory, removed when the test process exits. Each test class
+/// on a private port and socket directory, removed when the test process exits or is ended. Each test class
 /// gets a database of its own. There is no skipping: a machine without PostgreSQL fails these tests.
 /// </summary>
 public sealed class PostgresCluster
@@ -104,6 +104,7 @@ public sealed class PostgresCluster
         await AsPostgresAsync(bin, $"initdb -D {directory}/data -A trust -U postgres -E UTF8 --no-sync");
         // Durability of the database server is not under test here; speed is welcome.
         await AsPostgresAsync(bin, $"pg_ctl -D {directory}/data -l {directory}/log -w -t 60 -o \"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300\" start");
+        await StartWatchdogAsync(bin, directory);
         return new PostgresCluster(directory, bin, port);
     }
 
@@ -122,6 +123,18 @@ public sealed class PostgresCluster
     }
 
     private static bool IsRoot => Environment.UserName == "root";
+
+    /// <summary>
+    /// A test host that is ended rather than left to exit (as `dotnet test` ends it after a filtered run) never runs
+    /// the exit handler, and its cluster kept running. A watchdog outside the host's process tree (detached with
+    /// setsid, so that ending the tree does not end it) stops the cluster and removes its folder once the host is gone.
+    /// </summary>
+    private static Task StartWatchdogAsync(string bin, string directory)
+    {
+        var stop = $"{bin}/pg_ctl -D {directory}/data -m immediate -w stop";
+        var script = $"while kill -0 {Environment.ProcessId} 2>/dev/null; do sleep 1; done; {(IsRoot ? $"su postgres -c '{stop}'" : stop)}; rm -rf {directory}";
+        return RunAsync("bash", ["-c", $"setsid bash -c \"{script}\" </dev/null >/dev/null 2>&1 &"]);
+    }
 
     /// <summary>A test process killed before its exit handler ran leaves its folder; a server no longer running means it can go.</summary>
     private static void RemoveStaleClusters()
