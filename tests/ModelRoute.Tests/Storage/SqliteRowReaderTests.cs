@@ -66,7 +66,7 @@ public sealed class SqliteRowReaderTests : IDisposable
 
         listed.ShouldBe(await ReadWithDapperAsync<Thing>(Sql));
         unreadable.Select(t => (t.Id, t.Count)).ShouldBe([("a", 9007199254740993m), ("b", -1m)]);
-        readableAfter.ShouldBe(listed, "the same statement read raw again once the type is readable");
+        readableAfter.ShouldBe(listed, "after a fallback the same statement still answers a type it can read");
     }
 
     private Task<T> OnWriterAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> read) =>
