@@ -12,6 +12,7 @@ public sealed record BenchSettings(
     TimeSpan FixedDuration,
     int SearchMaxSteps,
     TimeSpan SearchStepDuration,
+    int SearchStepMinRequests,
     TimeSpan RequestDrainLimit,
     TimeSpan BacklogDrainLimit,
     TimeSpan PhaseDrainLimit,
@@ -43,6 +44,7 @@ public sealed record BenchSettings(
             FixedDuration: TimeSpan.FromSeconds(1),
             SearchMaxSteps: 2,
             SearchStepDuration: TimeSpan.FromSeconds(1),
+            SearchStepMinRequests: 0,
             RequestDrainLimit: TimeSpan.FromSeconds(0.5),
             BacklogDrainLimit: TimeSpan.FromSeconds(0.5),
             PhaseDrainLimit: TimeSpan.FromSeconds(0.5),
@@ -67,6 +69,8 @@ public sealed record BenchSettings(
             FixedDuration: TimeSpan.FromSeconds(5),
             SearchMaxSteps: 5,
             SearchStepDuration: TimeSpan.FromSeconds(3),
+            // A p99 from a few hundred requests is the few slowest of them: a step at a low rate runs until it has sent this many.
+            SearchStepMinRequests: 3000,
             RequestDrainLimit: TimeSpan.FromSeconds(2),
             BacklogDrainLimit: TimeSpan.FromSeconds(3),
             PhaseDrainLimit: TimeSpan.FromSeconds(10),
@@ -105,4 +109,8 @@ public sealed record BenchSettings(
         var middle = Math.Round((highestPass + fail) / 2 / 250) * 250;
         return middle <= highestPass || middle >= fail ? Math.Round((highestPass + fail) / 2) : middle;
     }
+
+    /// <summary>How long a rate search step at <paramref name="rate"/> runs: <see cref="SearchStepDuration"/>, or longer at a low rate, so that its p99 comes from at least <see cref="SearchStepMinRequests"/> requests.</summary>
+    public TimeSpan SearchStepLength(double rate) =>
+        rate > 0 && SearchStepMinRequests / rate > SearchStepDuration.TotalSeconds ? TimeSpan.FromSeconds(Math.Ceiling(SearchStepMinRequests / rate)) : SearchStepDuration;
 }

@@ -215,7 +215,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
             }
 
             await WaitForBacklogAsync(settings.SearchDrainLimit, cancellationToken);
-            var result = await SubmitRunAsync($"search-{rate}", rate, settings.SearchStepDuration, cancellationToken);
+            var result = await SubmitRunAsync($"search-{rate}", rate, settings.SearchStepLength(rate), cancellationToken);
             steps.Add(result);
             runs.Add(result);
             Log("search " + Describe(result));
