@@ -49,11 +49,11 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
 
     private DateTimeOffset Now => Time.GetUtcNow();
 
-    private static CancellationToken None => CancellationToken.None;
+    protected static CancellationToken None => CancellationToken.None;
 
     // ---------------------------------------------------------------- helpers
 
-    private async Task<string> NewAccountAsync(long creditMicros)
+    protected async Task<string> NewAccountAsync(long creditMicros)
     {
         var id = Ids.New("acct");
         await Accounts.CreateAccountAsync(id, "contract", Now, None);
@@ -66,7 +66,7 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
         return id;
     }
 
-    private NewExecution NewExecution(string accountId, long holdMicros, string? key = null, string hash = "hash-1", TimeSpan? timeout = null)
+    protected NewExecution NewExecution(string accountId, long holdMicros, string? key = null, string hash = "hash-1", TimeSpan? timeout = null)
     {
         var created = Now;
         var limit = timeout ?? TimeSpan.FromMinutes(5);
@@ -154,7 +154,7 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     /// SPEC §3: balance = credits − charges, held = holds − releases, available ≥ 0, and every
     /// execution has one hold that is released exactly once when (and only when) it has ended.
     /// </summary>
-    private async Task AssertLedgerBalancedAsync(string accountId)
+    protected async Task AssertLedgerBalancedAsync(string accountId)
     {
         var entries = await LedgerAsync(accountId);
         var account = await AccountAsync(accountId);
@@ -1317,6 +1317,27 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
         var ids = new IdGenerator(time);
         var executions = new SqliteExecutionStore(_database, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
         return (executions, new SqliteAccountStore(_database));
+    }
+
+    [Fact]
+    public async Task Refused_and_replayed_submissions_change_nothing_so_no_group_runs_twice()
+    {
+        // The writer runs a group's writes without savepoints, and runs the whole group again for a write that changed
+        // rows before it refused: a submission refused for money, or answered as a replay or a reused key, must not be one.
+        var account = await NewAccountAsync(20 * 10_000);
+        (await Executions.SubmitAsync(NewExecution(account, 10_000, key: "same", hash: "h"), None)).Result.ShouldBe(SubmitResult.Created);
+        var submissions = Enumerable.Range(0, 40).Select(_ => NewExecution(account, 10_000))
+            .Concat(Enumerable.Range(0, 10).Select(_ => NewExecution(account, 10_000, key: "same", hash: "h")))
+            .Concat(Enumerable.Range(0, 10).Select(_ => NewExecution(account, 10_000, key: "same", hash: "other")));
+
+        var outcomes = await Task.WhenAll(submissions.Select(x => Task.Run(() => Executions.SubmitAsync(x, None))));
+
+        outcomes.Count(o => o.Result == SubmitResult.Created).ShouldBe(19);
+        outcomes.Count(o => o.Result == SubmitResult.InsufficientBalance).ShouldBe(21);
+        outcomes.Count(o => o.Result == SubmitResult.Replayed).ShouldBe(10);
+        outcomes.Count(o => o.Result == SubmitResult.KeyReused).ShouldBe(10);
+        _database!.GroupsRunAgain.ShouldBe(0);
+        await AssertLedgerBalancedAsync(account);
     }
 
     protected override IExecutionStore CreateNodeStore(TimeProvider time, NodeIdentity node, DispatchHandoff dispatch) =>

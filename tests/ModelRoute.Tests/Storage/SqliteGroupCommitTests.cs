@@ -118,6 +118,84 @@ public sealed class SqliteGroupCommitTests : IDisposable
 
         await using var c = await _db.OpenAsync(CancellationToken.None);
         (await c.QueryAsync<long>("SELECT n FROM items ORDER BY n")).ShouldBe(Enumerable.Range(0, 90).Where(n => n % 3 == 0).Select(n => (long)n));
+        _db.GroupsRunAgain.ShouldBeGreaterThan(0, "writes that inserted and then failed are undone alone only by a second run with savepoints");
+    }
+
+    [Fact]
+    public async Task A_write_that_fails_or_rolls_back_before_changing_anything_costs_its_group_no_second_run()
+    {
+        await using (var c = await _db.OpenAsync(CancellationToken.None))
+        {
+            await c.ExecuteAsync("INSERT INTO items (n) VALUES (-1)");
+        }
+
+        var gate = new TaskCompletionSource();
+        var blocker = _db.WriteAsync(async (c, tx) => { await gate.Task; return (0, true); }, CancellationToken.None);
+
+        var writes = Enumerable.Range(0, 90).Select(n => _db.WriteAsync<int>(async (c, tx) =>
+        {
+            switch (n % 3)
+            {
+                case 1:
+                    return (n, false);
+                case 2:
+                    // A broken constraint is undone by SQLite itself: nothing of the statement stays.
+                    await c.ExecutePreparedAsync("INSERT INTO items (n) VALUES (@n)", new { n = -1 }, tx);
+                    break;
+            }
+
+            await c.ExecutePreparedAsync("INSERT INTO items (n) VALUES (@n)", new { n }, tx);
+            return (n, true);
+        }, CancellationToken.None)).ToArray();
+        gate.SetResult();
+        await blocker;
+
+        for (var n = 0; n < writes.Length; n++)
+        {
+            if (n % 3 == 2)
+            {
+                (await Should.ThrowAsync<SqliteException>(writes[n])).SqliteErrorCode.ShouldBe(19); // SQLITE_CONSTRAINT
+            }
+            else
+            {
+                (await writes[n]).ShouldBe(n);
+            }
+        }
+
+        await using var reader = await _db.OpenAsync(CancellationToken.None);
+        (await reader.QueryAsync<long>("SELECT n FROM items WHERE n >= 0 ORDER BY n")).ShouldBe(Enumerable.Range(0, 90).Where(n => n % 3 == 0).Select(n => (long)n));
+        _db.GroupsRunAgain.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task A_write_that_ends_the_transaction_fails_its_whole_group_and_the_writer_goes_on()
+    {
+        // As SQLite does on an I/O error or a full disk: the group's transaction is gone, with the writes before it.
+        var gate = new TaskCompletionSource();
+        var blocker = _db.WriteAsync(async (c, tx) => { await gate.Task; return (0, true); }, CancellationToken.None);
+        var before = _db.WriteAsync(async (c, tx) => (await c.ExecuteAsync("INSERT INTO items (n) VALUES (1)", transaction: tx), true), CancellationToken.None);
+        var ending = _db.WriteAsync<int>((c, tx) =>
+        {
+            SQLitePCL.raw.sqlite3_exec(c.Handle, "ROLLBACK").ShouldBe(0);
+            throw new InvalidOperationException("the transaction is gone");
+        }, CancellationToken.None);
+        var after = _db.WriteAsync(async (c, tx) => (await c.ExecuteAsync("INSERT INTO items (n) VALUES (2)", transaction: tx), true), CancellationToken.None);
+        gate.SetResult();
+        try
+        {
+            await blocker;
+        }
+        catch (InvalidOperationException)
+        {
+            // The blocker shared the lost group.
+        }
+
+        await Should.ThrowAsync<InvalidOperationException>(before);
+        (await Should.ThrowAsync<InvalidOperationException>(ending)).Message.ShouldBe("the transaction is gone");
+
+        (await after).ShouldBe(1, "the write queued after the lost group runs in the next one");
+        await using var reader = await _db.OpenAsync(CancellationToken.None);
+        (await reader.QueryAsync<long>("SELECT n FROM items ORDER BY n")).ShouldBe([2L], "nothing of the lost group is on disk");
     }
 
     [Fact]

@@ -62,6 +62,31 @@ public sealed class SqliteStatementPlanTests : IDisposable
         plan.ShouldContain($"USING INDEX {index}");
     }
 
+    [Theory]
+    [InlineData(SqliteExecutionStore.MoveSql)]
+    [InlineData(SqliteExecutionStore.HoldSql)]
+    [InlineData(SqliteExecutionStore.ClaimSql)]
+    public async Task The_writers_statements_that_return_rows_have_no_check_that_would_abort_them(string sql)
+    {
+        // SQLite runs RETURNING as a trigger; with a check that aborts (OE_Abort, 2, in a Halt's P2) such a statement gets
+        // a statement journal, a copy of every page it changes. OR FAIL (3) leaves its checks without one.
+        await using var c = await _db.OpenAsync(CancellationToken.None);
+        var aborting = new List<string>();
+        await using (var program = await c.ExecuteReaderAsync("EXPLAIN " + sql))
+        {
+            while (await program.ReadAsync())
+            {
+                var opcode = program.GetString(program.GetOrdinal("opcode"));
+                if (opcode is "Halt" or "HaltIfNull" && program.GetInt64(program.GetOrdinal("p1")) != 0 && program.GetInt64(program.GetOrdinal("p2")) == 2)
+                {
+                    aborting.Add($"{opcode} {program.GetValue(program.GetOrdinal("p4"))}");
+                }
+            }
+        }
+
+        aborting.ShouldBeEmpty();
+    }
+
     private async Task<int> TemporaryBtreesAsync(string sql, object parameters)
     {
         await using var c = await _db.OpenAsync(CancellationToken.None);

@@ -10,8 +10,9 @@ namespace ModelRoute.Server.Storage.Sqlite;
 /// <summary>
 /// One SQLite file in WAL mode. SQLite has a single writer, so every write goes to one writer
 /// loop on its own connection, which commits them in groups: the writes waiting when a commit
-/// starts share the next transaction and its one fsync, each inside its own savepoint so that
-/// one write rolling back (or throwing) leaves the others in. A write's caller hears back only
+/// starts share the next transaction and its one fsync. A write that rolls back (or throws) leaves
+/// the others in: one that had changed nothing yet needs no undoing, and for one that had, the
+/// group runs again with a savepoint around each write. A write's caller hears back only
 /// after the group's commit is on disk, so an answer still means durable. Readers run beside
 /// the writer on pooled connections of their own.
 /// </summary>
@@ -56,6 +57,9 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     static SqliteDatabase()
     {
         SQLitePCL.Batteries_V2.Init();
+        // SQLite counts every allocation under a process-wide mutex to report its memory use, which nothing here reads.
+        // It takes settings only before its first connection; a process that opened one already keeps the defaults.
+        _ = SQLitePCL.raw.sqlite3_config(SQLitePCL.raw.SQLITE_CONFIG_MEMSTATUS, 0);
         DefaultTypeMap.MatchNamesWithUnderscores = true;
     }
 
@@ -106,6 +110,9 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     /// Runs <paramref name="write"/> on the writer's connection inside the current group's
     /// transaction; its changes are kept unless it throws or asks to roll back. Completes once
     /// the group is committed (synced to disk), with the write's result or its exception.
+    /// <paramref name="write"/> may run twice (when another write of its group has to be undone alone), so it changes
+    /// nothing but the database, and it should refuse before it changes anything: a write that changes rows and then
+    /// rolls back costs its whole group a second run.
     /// </summary>
     /// <param name="urgent">A client is waiting on it: it goes ahead of background writes.</param>
     public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken, bool urgent = false)
@@ -219,36 +226,43 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
     private void RunGroup(SqliteConnection connection, SqlitePreparedStatements statements, List<PendingWrite> group)
     {
         var started = Stopwatch.GetTimestamp();
-        using var transaction = connection.BeginTransaction(IsolationLevel.Serializable);
-        var urgent = 0;
-        while (group.Count < MaxGroupSize && Stopwatch.GetElapsedTime(started) < MaxGroupWork && TryNext(ref urgent, out var write))
+        var transaction = connection.BeginTransaction(IsolationLevel.Serializable);
+        try
         {
-            if (write.Cancelled)
+            var urgent = 0;
+            while (group.Count < MaxGroupSize && Stopwatch.GetElapsedTime(started) < MaxGroupWork && TryNext(ref urgent, out var write))
             {
-                write.Cancel();
-                continue;
-            }
-
-            group.Add(write);
-            statements.Execute("SAVEPOINT w", transaction);
-            try
-            {
-                // SQLite's async calls complete synchronously; a write that truly awaits holds the writer, as it must.
-                if (!write.RunAsync(connection, transaction).GetAwaiter().GetResult())
+                if (write.Cancelled)
                 {
-                    statements.Execute("ROLLBACK TO w", transaction);
+                    write.Cancel();
+                    continue;
+                }
+
+                group.Add(write);
+                if (!RunWithoutSavepoint(connection, transaction, write))
+                {
+                    // The write changed rows and then failed or asked to roll back: only a savepoint can take back its
+                    // changes alone, so the group starts over with one around each write, and takes no more writes.
+                    transaction.Rollback();
+                    transaction.Dispose();
+                    transaction = connection.BeginTransaction(IsolationLevel.Serializable);
+                    Interlocked.Increment(ref _groupsRunAgain);
+                    foreach (var again in group)
+                    {
+                        RunInSavepoint(connection, statements, transaction, again);
+                    }
+
+                    break;
                 }
             }
-            catch (Exception ex)
-            {
-                statements.Execute("ROLLBACK TO w", transaction);
-                write.Failed = ex;
-            }
 
-            statements.Execute("RELEASE w", transaction);
+            transaction.Commit();
+        }
+        finally
+        {
+            transaction.Dispose();
         }
 
-        transaction.Commit();
         foreach (var write in group)
         {
             write.Complete();
@@ -265,6 +279,65 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
             _checkpoint = Task.Run(CheckpointAsync);
         }
     }
+
+    /// <summary>
+    /// Runs a write straight in the group's transaction, without a savepoint of its own: a savepoint makes SQLite copy every
+    /// page the write changes into its sub-journal first, which was about a sixth of the writer's time. True when the
+    /// write's outcome stands as run: it kept its changes, or it failed or rolled back having changed nothing. False
+    /// when it changed rows and then failed or asked to roll back. The stores' writes refuse before they change
+    /// anything (a replayed key, too little money), so that takes a bug or a broken constraint after a first statement.
+    /// </summary>
+    private static bool RunWithoutSavepoint(SqliteConnection connection, SqliteTransaction transaction, PendingWrite write)
+    {
+        var db = connection.Handle!;
+        var before = SQLitePCL.raw.sqlite3_total_changes(db);
+        try
+        {
+            // SQLite's async calls complete synchronously; a write that truly awaits holds the writer, as it must.
+            if (write.RunAsync(connection, transaction).GetAwaiter().GetResult())
+            {
+                return true;
+            }
+        }
+        catch (Exception ex)
+        {
+            write.Failed = ex;
+        }
+
+        if (SQLitePCL.raw.sqlite3_get_autocommit(db) != 0)
+        {
+            // SQLite rolled the whole transaction back (an I/O error, a full disk): the group is lost, as with a failed commit.
+            throw write.Failed ?? new InvalidOperationException("The group's transaction ended inside a write.");
+        }
+
+        return SQLitePCL.raw.sqlite3_total_changes(db) == before;
+    }
+
+    /// <summary>Runs a write in a savepoint of its own, so that its changes go if it throws or asks to roll back, and the group's others stay.</summary>
+    private static void RunInSavepoint(SqliteConnection connection, SqlitePreparedStatements statements, SqliteTransaction transaction, PendingWrite write)
+    {
+        write.Failed = null;
+        statements.Execute("SAVEPOINT w", transaction);
+        try
+        {
+            if (!write.RunAsync(connection, transaction).GetAwaiter().GetResult())
+            {
+                statements.Execute("ROLLBACK TO w", transaction);
+            }
+        }
+        catch (Exception ex)
+        {
+            statements.Execute("ROLLBACK TO w", transaction);
+            write.Failed = ex;
+        }
+
+        statements.Execute("RELEASE w", transaction);
+    }
+
+    private long _groupsRunAgain;
+
+    /// <summary>How many groups were run again with a savepoint around each write (see <see cref="RunWithoutSavepoint"/>).</summary>
+    internal long GroupsRunAgain => Interlocked.Read(ref _groupsRunAgain);
 
     /// <summary>
     /// Once the WAL is long, after a checkpoint beside the writer: copies back what the writer wrote while it ran (a

@@ -22,6 +22,10 @@ public sealed class SqliteExecutionStore(
     internal const string EndedStatus = "(status = 'COMPLETED' OR status = 'FAILED' OR status = 'CANCELLED' OR status = 'EXPIRED')";
 
     /// <summary>A submission's row; <c>ON CONFLICT … DO NOTHING</c> leaves a taken key to the replay check.</summary>
+    /// <remarks>
+    /// One row of VALUES: SQLite gives an INSERT … SELECT a statement journal (a copy of every page it changes, in case
+    /// it fails halfway), which cost more than the separate check of the money before it.
+    /// </remarks>
     internal const string InsertSql = """
         INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
             estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
@@ -32,9 +36,36 @@ public sealed class SqliteExecutionStore(
         ON CONFLICT (account_id, idempotency_key) DO NOTHING
         """;
 
+    /// <summary>Places a submission's hold, after its row is in; the money was checked before the row (<c>OR FAIL</c>: see <see cref="MoveSql"/>).</summary>
+    internal const string HoldSql = """
+        UPDATE OR FAIL accounts SET held_micros = held_micros + @HoldMicros
+        WHERE id = @AccountId
+        RETURNING balance_micros, held_micros
+        """;
+
+    /// <summary>Leases due PENDING executions to a dispatcher (<c>OR FAIL</c>: see <see cref="MoveSql"/>).</summary>
+    internal const string ClaimSql = """
+        UPDATE OR FAIL executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil
+        WHERE id IN (
+            SELECT id FROM executions
+            WHERE status = 'PENDING' AND next_attempt_at <= @Now AND expires_at > @Now
+              AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
+            ORDER BY next_attempt_at
+            LIMIT @max)
+        RETURNING *
+        """;
+
     /// <summary>A state move: one conditional UPDATE, applied only from the statuses and lease it names.</summary>
+    /// <remarks>
+    /// Why the writer's UPDATEs with RETURNING say <c>OR FAIL</c>: SQLite runs RETURNING as a trigger, which makes the
+    /// statement a write that might stop halfway, and when such a statement has a check that would abort it (NOT NULL,
+    /// CHECK, UNIQUE), SQLite first copies every page it changes into a statement journal, to undo it alone. That copying
+    /// was a twentieth of the writer's time. A statement that fails instead of aborting keeps what it changed before the
+    /// failure, which for a statement of one row is nothing; the claims change only lease columns, which no check
+    /// covers. A write that fails after changing rows has its whole group run again with savepoints (SqliteDatabase).
+    /// </remarks>
     internal const string MoveSql = $"""
-        UPDATE executions SET
+        UPDATE OR FAIL executions SET
             status = @To,
             updated_at = @Now,
             output = COALESCE(@Output, output),
@@ -77,36 +108,31 @@ public sealed class SqliteExecutionStore(
         };
         var (result, existing) = await db.WriteAsync<(SubmitResult Result, Execution? Existing)>(async (c, tx) =>
         {
-            // The common case (a new key, money enough) runs four statements; a replay is found
-            // when the hold or the insert does not happen, and answers before any refusal.
+            // The common case (a new key, money enough) runs five statements. A replay, a reused key or too little
+            // money is found before anything has changed (see SqliteDatabase.WriteAsync), and a replay answers
+            // before any refusal.
             if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
             {
                 return (await ExistingAsync(c, tx, x) ?? (SubmitResult.CostCapExceeded, null), false);
             }
 
-            var account = await c.QueryFirstOrDefaultPreparedAsync<(long Balance, long Held)>(
-                """
-                UPDATE accounts SET held_micros = held_micros + @HoldMicros
-                WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros
-                RETURNING balance_micros, held_micros
-                """,
+            var funded = await c.QueryFirstOrDefaultPreparedAsync<long>(
+                "SELECT 1 FROM accounts WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros",
                 new { x.AccountId, x.HoldMicros },
                 tx);
-            if (account == default)
+            if (funded != 1)
             {
                 return (await ExistingAsync(c, tx, x) ?? (SubmitResult.InsufficientBalance, null), false);
             }
 
             // Not read back: the caller builds the stored execution from the submission (NewExecution.ToPending).
-            var inserted = await c.ExecutePreparedAsync(
-                InsertSql,
-                row,
-                tx);
-            if (inserted == 0)
+            if (await c.ExecutePreparedAsync(InsertSql, row, tx) == 0)
             {
-                return ((await ExistingAsync(c, tx, x))!.Value, false); // The key is taken: the hold above is rolled back.
+                return ((await ExistingAsync(c, tx, x))!.Value, false); // The key is taken.
             }
 
+            // The money was there a statement ago, and nothing else writes in between (one writer, one transaction).
+            var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(HoldSql, new { x.AccountId, x.HoldMicros }, tx);
             await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
             await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
             return ((SubmitResult.Created, null), true);
@@ -236,16 +262,7 @@ public sealed class SqliteExecutionStore(
         db.WriteAsync<IReadOnlyList<Execution>>(async (c, tx) =>
         {
             var rows = await c.QueryPreparedAsync<ExecutionRow>(
-                """
-                UPDATE executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil
-                WHERE id IN (
-                    SELECT id FROM executions
-                    WHERE status = 'PENDING' AND next_attempt_at <= @Now AND expires_at > @Now
-                      AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
-                    ORDER BY next_attempt_at
-                    LIMIT @max)
-                RETURNING *
-                """,
+                ClaimSql,
                 new { owner, max, Now = now.ToUnixTimeMilliseconds(), LeaseUntil = leaseUntil.ToUnixTimeMilliseconds() },
                 tx);
             return ([.. rows.Select(r => r.ToExecution())], true);

@@ -20,8 +20,8 @@ namespace ModelRoute.Server.Storage.Sqlite;
 internal sealed partial class SqlitePreparedStatements : IDisposable
 {
     private static readonly ConditionalWeakTable<SqliteConnection, SqlitePreparedStatements> Attached = new();
-    private readonly Dictionary<(string Sql, Type Type), Statement?> _statements = [];
-    private readonly Dictionary<(string Sql, Type Type), RawStatement?> _rawStatements = [];
+    private readonly Dictionary<(string Sql, Type Type), Statement?> _statements = new(KeyComparer.Instance);
+    private readonly Dictionary<(string Sql, Type Type), RawStatement?> _rawStatements = new(KeyComparer.Instance);
     private readonly SqliteConnection _connection;
 
     private SqlitePreparedStatements(SqliteConnection connection) => _connection = connection;
@@ -114,6 +114,26 @@ internal sealed partial class SqlitePreparedStatements : IDisposable
     }
 
     private static readonly object NoParameters = new();
+
+    /// <summary>
+    /// Looks statements up without hashing their whole SQL text at every call (that hash was a few per cent of the writer
+    /// thread's time): the texts are constants, so their length and a few characters spread them, and equality still
+    /// compares them whole (at once when they are the same string).
+    /// </summary>
+    private sealed class KeyComparer : IEqualityComparer<(string Sql, Type Type)>
+    {
+        public static readonly KeyComparer Instance = new();
+
+        public bool Equals((string Sql, Type Type) x, (string Sql, Type Type) y) => x.Type == y.Type && string.Equals(x.Sql, y.Sql, StringComparison.Ordinal);
+
+        public int GetHashCode((string Sql, Type Type) key)
+        {
+            var sql = key.Sql;
+            return sql.Length == 0
+                ? key.Type.GetHashCode()
+                : HashCode.Combine(sql.Length, sql[sql.Length / 3], sql[sql.Length / 2], sql[^1], key.Type);
+        }
+    }
 
     public void Dispose()
     {

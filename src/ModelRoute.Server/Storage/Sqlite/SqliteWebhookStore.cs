@@ -98,9 +98,10 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
     public Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
         db.WriteAsync<IReadOnlyList<WebhookDelivery>>(async (c, tx) =>
         {
+            // OR FAIL: no statement journal (see SqliteExecutionStore.MoveSql).
             var rows = await c.QueryPreparedAsync<DeliveryRow>(
                 """
-                UPDATE webhook_deliveries SET lease_owner = @owner, lease_expires_at = @Until
+                UPDATE OR FAIL webhook_deliveries SET lease_owner = @owner, lease_expires_at = @Until
                 WHERE id IN (
                     SELECT id FROM webhook_deliveries
                     WHERE status = 'pending' AND next_attempt_at <= @Now
@@ -145,9 +146,10 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
         {
             var now = r.AttemptedAt.ToUnixTimeMilliseconds();
             var status = r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
+            // OR FAIL: no statement journal (see SqliteExecutionStore.MoveSql).
             var endpointId = await c.QueryFirstOrDefaultPreparedAsync<(string Id, string? EndpointId)>(
                 """
-                UPDATE webhook_deliveries SET
+                UPDATE OR FAIL webhook_deliveries SET
                     status = @status, attempts = attempts + 1, updated_at = @now,
                     next_attempt_at = COALESCE(@Next, next_attempt_at),
                     last_status_code = @StatusCode, last_error = @Error,
