@@ -307,7 +307,12 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         if (SQLitePCL.raw.sqlite3_get_autocommit(db) != 0)
         {
             // SQLite rolled the whole transaction back (an I/O error, a full disk): the group is lost, as with a failed commit.
-            throw write.Failed ?? new InvalidOperationException("The group's transaction ended inside a write.");
+            if (write.Failed is { } failed)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
+            }
+
+            throw new InvalidOperationException("The group's transaction ended inside a write.");
         }
 
         return SQLitePCL.raw.sqlite3_total_changes(db) == before;
