@@ -1,0 +1,60 @@
+namespace ModelRoute.Bench.Tests;
+
+/// <summary>The rate search and the length of its steps: what the published "highest rate" rests on.</summary>
+public sealed class BenchSettingsTests
+{
+    [Theory]
+    [InlineData(0, 250)] // Nothing passed yet: start low.
+    [InlineData(2000, 4000)] // Up ×2 until a step fails.
+    public void Without_a_failure_the_search_doubles_the_highest_rate_that_passed(double highestPass, double expected) =>
+        BenchSettings.NextSearchRate(highestPass, null).ShouldBe(expected);
+
+    [Theory]
+    [InlineData(2000, 4000, 3000.0)]
+    [InlineData(2000, 3000, 2500.0)]
+    [InlineData(2500, 3000, 2750.0)]
+    [InlineData(0, 250, null)] // Within 250 of each other: done.
+    [InlineData(2750, 3000, null)]
+    public void After_a_failure_the_search_bisects_on_steps_of_250_until_the_gap_is_small(double highestPass, double lowestFail, double? expected) =>
+        BenchSettings.NextSearchRate(highestPass, lowestFail).ShouldBe(expected);
+
+    [Fact]
+    public void A_wide_gap_always_gives_a_rate_strictly_between_the_pass_and_the_failure()
+    {
+        for (var pass = 0d; pass <= 6000; pass += 125)
+        {
+            for (var fail = pass + 1; fail <= 8000; fail += 97)
+            {
+                if (BenchSettings.NextSearchRate(pass, fail) is { } next)
+                {
+                    next.ShouldBeGreaterThan(pass, $"pass {pass}, fail {fail}");
+                    next.ShouldBeLessThan(fail, $"pass {pass}, fail {fail}");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(250, 12)] // 3,000 requests at 250/s.
+    [InlineData(500, 6)]
+    [InlineData(700, 5)] // 4.3 s, rounded up.
+    [InlineData(1000, 3)] // Already 3,000 in the usual 3 s.
+    [InlineData(4000, 3)]
+    public void A_full_run_search_step_lasts_until_it_has_sent_at_least_3000_requests(double rate, double seconds)
+    {
+        var full = BenchSettings.For(quick: false);
+
+        full.SearchStepLength(rate).ShouldBe(TimeSpan.FromSeconds(seconds));
+        (full.SearchStepLength(rate).TotalSeconds * rate).ShouldBeGreaterThanOrEqualTo(full.SearchStepMinRequests);
+    }
+
+    [Fact]
+    public void A_quick_run_keeps_its_one_second_steps_and_the_target_rate_is_always_run()
+    {
+        var quick = BenchSettings.For(quick: true);
+
+        quick.SearchStepLength(250).ShouldBe(TimeSpan.FromSeconds(1));
+        quick.FixedRates.ShouldContain(BenchSettings.TargetRate);
+        BenchSettings.For(quick: false).FixedRates.ShouldContain(BenchSettings.TargetRate);
+    }
+}
