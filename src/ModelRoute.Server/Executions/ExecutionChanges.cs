@@ -85,7 +85,9 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     /// <summary>
     /// Work that comes due at <paramref name="due"/> with no one to signal it then (a retry after its backoff, work held
     /// back for a moment): an idle dispatcher looks again at that time, not a whole poll interval later. Only the
-    /// earliest is kept; later ones are found by the look it causes or by the poll.
+    /// earliest is kept; later ones are found by the look it causes or by the poll. A time earlier than any known also
+    /// wakes the dispatcher: it may already be waiting, for a whole poll, on a look that came before this news (work
+    /// given back while the claim loop went round), and it then sets its wait again from this time.
     /// </summary>
     public void WorkDueAt(DateTimeOffset due)
     {
@@ -100,6 +102,7 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
             }
         }
         while (Interlocked.CompareExchange(ref _nextDue, ticks, seen) != seen);
+        SignalWork();
     }
 
     /// <summary>

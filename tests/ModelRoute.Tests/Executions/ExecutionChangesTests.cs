@@ -1,8 +1,10 @@
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Operations;
+using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Executions;
 
+/// <summary>How an idle dispatcher learns of work that comes due later.</summary>
 public sealed class ExecutionChangesTests
 {
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
@@ -59,5 +61,42 @@ public sealed class ExecutionChangesTests
         changes.Published(retry);
 
         changes.UntilNextLook(Poll, Now).ShouldBe(TimeSpan.FromMilliseconds(250));
+    }
+
+    [Fact]
+    public async Task Work_given_back_while_the_dispatcher_already_waits_for_a_whole_poll_wakes_it_to_wait_for_that_time_instead()
+    {
+        // The race behind a retry left for a minute: the claim loop looked (nothing due), found no hint and began to wait
+        // a whole poll; only then was an execution given back with its own due time (the provider was full).
+        var time = new ManualTimeProvider();
+        var changes = new ExecutionChanges(new GatewayMetrics());
+        var lookedAt = time.GetUtcNow();
+        var poll = TimeSpan.FromMinutes(1);
+        var waiting = changes.WaitForWorkAsync(changes.UntilNextLook(poll, lookedAt), time, CancellationToken.None);
+
+        changes.WorkDueAt(lookedAt + TimeSpan.FromMilliseconds(50));
+
+        (await Task.WhenAny(waiting, Task.Delay(TimeSpan.FromSeconds(10)))).ShouldBe(waiting, "the dispatcher is woken without the clock moving");
+        var lookedAgainAt = time.GetUtcNow();
+        changes.UntilNextLook(poll, lookedAgainAt).ShouldBe(TimeSpan.FromMilliseconds(50));
+    }
+
+    [Fact]
+    public async Task A_due_time_later_than_one_already_known_does_not_wake_the_dispatcher()
+    {
+        var time = new ManualTimeProvider();
+        var changes = new ExecutionChanges(new GatewayMetrics());
+        var now = time.GetUtcNow();
+        changes.WorkDueAt(now + TimeSpan.FromSeconds(30));
+        await changes.WaitForWorkAsync(TimeSpan.FromMinutes(1), time, CancellationToken.None); // Takes that wake-up.
+        using var stop = new CancellationTokenSource();
+        var waiting = changes.WaitForWorkAsync(changes.UntilNextLook(TimeSpan.FromMinutes(1), now), time, stop.Token);
+
+        changes.WorkDueAt(now + TimeSpan.FromSeconds(40));
+
+        (await Task.WhenAny(waiting, Task.Delay(TimeSpan.FromMilliseconds(500)))).ShouldNotBe(waiting, "the wait already ends at the earlier time");
+        changes.UntilNextLook(TimeSpan.FromMinutes(1), now).ShouldBe(TimeSpan.FromSeconds(30));
+        await stop.CancelAsync();
+        await Should.ThrowAsync<OperationCanceledException>(waiting);
     }
 }
