@@ -95,21 +95,35 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
             return (row?.ToEndpoint(), row is not null);
         }, cancellationToken);
 
+    /// <summary>Leases due deliveries to a worker (<c>OR FAIL</c>: no statement journal, see <see cref="SqliteExecutionStore.MoveSql"/>).</summary>
+    internal const string ClaimSql = """
+        UPDATE OR FAIL webhook_deliveries SET lease_owner = @owner, lease_expires_at = @Until
+        WHERE id IN (
+            SELECT id FROM webhook_deliveries
+            WHERE status = 'pending' AND next_attempt_at <= @Now
+              AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
+            ORDER BY next_attempt_at
+            LIMIT @max)
+        RETURNING *
+        """;
+
+    /// <summary>Ends a leased delivery's attempt (<c>OR FAIL</c>: see <see cref="SqliteExecutionStore.MoveSql"/>).</summary>
+    internal const string RecordAttemptSql = """
+        UPDATE OR FAIL webhook_deliveries SET
+            status = @status, attempts = attempts + 1, updated_at = @now,
+            next_attempt_at = COALESCE(@Next, next_attempt_at),
+            last_status_code = @StatusCode, last_error = @Error,
+            completed_at = CASE WHEN @status = 'pending' THEN NULL ELSE @now END,
+            lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = @DeliveryId AND lease_owner = @Owner AND status = 'pending'
+        RETURNING id, endpoint_id
+        """;
+
     public Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
         db.WriteAsync<IReadOnlyList<WebhookDelivery>>(async (c, tx) =>
         {
-            // OR FAIL: no statement journal (see SqliteExecutionStore.MoveSql).
             var rows = await c.QueryPreparedAsync<DeliveryRow>(
-                """
-                UPDATE OR FAIL webhook_deliveries SET lease_owner = @owner, lease_expires_at = @Until
-                WHERE id IN (
-                    SELECT id FROM webhook_deliveries
-                    WHERE status = 'pending' AND next_attempt_at <= @Now
-                      AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
-                    ORDER BY next_attempt_at
-                    LIMIT @max)
-                RETURNING *
-                """,
+                ClaimSql,
                 new { owner, max, Now = now.ToUnixTimeMilliseconds(), Until = leaseUntil.ToUnixTimeMilliseconds() },
                 tx);
             return ([.. rows.Select(r => r.ToDelivery())], true);
@@ -146,18 +160,8 @@ public sealed class SqliteWebhookStore(SqliteDatabase db, IdGenerator ids) : IWe
         {
             var now = r.AttemptedAt.ToUnixTimeMilliseconds();
             var status = r.Succeeded ? DeliveryStatuses.Succeeded : r.NextAttemptAt is null ? DeliveryStatuses.Failed : DeliveryStatuses.Pending;
-            // OR FAIL: no statement journal (see SqliteExecutionStore.MoveSql).
             var endpointId = await c.QueryFirstOrDefaultPreparedAsync<(string Id, string? EndpointId)>(
-                """
-                UPDATE OR FAIL webhook_deliveries SET
-                    status = @status, attempts = attempts + 1, updated_at = @now,
-                    next_attempt_at = COALESCE(@Next, next_attempt_at),
-                    last_status_code = @StatusCode, last_error = @Error,
-                    completed_at = CASE WHEN @status = 'pending' THEN NULL ELSE @now END,
-                    lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = @DeliveryId AND lease_owner = @Owner AND status = 'pending'
-                RETURNING id, endpoint_id
-                """,
+                RecordAttemptSql,
                 new { status, now, Next = r.NextAttemptAt?.ToUnixTimeMilliseconds(), r.StatusCode, r.Error, r.DeliveryId, r.Owner },
                 tx);
             if (endpointId.Id is null)
