@@ -72,6 +72,7 @@ public sealed partial class Dispatcher(
 
         handoff.Open(slots);
         var handedOver = TakeHandedOverAsync(slots, Track, stoppingToken);
+        var backoff = new FailureBackoff(_options.PollInterval);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -87,6 +88,7 @@ public sealed partial class Dispatcher(
 
                 var now = time.GetUtcNow();
                 var claimed = await store.ClaimDueAsync(node.Id, batch, now, now + _options.LeaseDuration, stoppingToken);
+                backoff.Succeeded();
                 foreach (var execution in claimed)
                 {
                     await slots.WaitAsync(stoppingToken);
@@ -104,8 +106,9 @@ public sealed partial class Dispatcher(
             }
             catch (Exception ex)
             {
+                // Not a whole poll: work due meanwhile (a retry's backoff ending) would wait for it.
                 LogLoopFailed(logger, ex);
-                await Task.Delay(_options.PollInterval, time, CancellationToken.None);
+                await Task.Delay(backoff.Failed(), time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
 

@@ -38,6 +38,7 @@ public sealed partial class WebhookDeliveryWorker(
         var dispatch = options.Value.Dispatch;
         using var slots = new SemaphoreSlim(webhooks.MaxInFlight, webhooks.MaxInFlight);
         var handedOver = SendHandedOverAsync(slots, stoppingToken);
+        var backoff = new FailureBackoff(dispatch.PollInterval);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -47,6 +48,7 @@ public sealed partial class WebhookDeliveryWorker(
                 var now = time.GetUtcNow();
                 // The lease outlives the request timeout, so a live worker never loses a delivery mid-send.
                 var claimed = await store.ClaimDueAsync(node.Id, Math.Min(slots.CurrentCount, 64), now, now + webhooks.Timeout + dispatch.LeaseDuration, stoppingToken);
+                backoff.Succeeded();
                 foreach (var delivery in claimed)
                 {
                     await slots.WaitAsync(stoppingToken);
@@ -65,7 +67,7 @@ public sealed partial class WebhookDeliveryWorker(
             catch (Exception ex)
             {
                 LogLoopFailed(logger, ex);
-                await Task.Delay(dispatch.PollInterval, time, CancellationToken.None);
+                await Task.Delay(backoff.Failed(), time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
 
