@@ -92,9 +92,15 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
     public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
         inner.ReleaseClaimAsync(id, owner, notBefore, cancellationToken);
 
+    /// <summary>
+    /// Asked before each lease renewal: true answers it as lost (another node took the work over) without renewing,
+    /// so the lease runs out as it would then.
+    /// </summary>
+    public Func<string, bool>? LoseLease { get; set; }
+
     public async Task<bool> RenewLeaseAsync(string id, string owner, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
-        var renewed = await inner.RenewLeaseAsync(id, owner, leaseUntil, cancellationToken);
+        var renewed = LoseLease?.Invoke(id) != true && await inner.RenewLeaseAsync(id, owner, leaseUntil, cancellationToken);
         Renewals.Enqueue((id, renewed));
         return renewed;
     }

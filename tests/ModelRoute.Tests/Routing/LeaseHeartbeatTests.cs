@@ -1,10 +1,12 @@
+using ModelRoute.Server.Executions;
 using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Routing;
 
 /// <summary>
-/// While a provider call runs, the dispatcher renews the execution's lease every third of its length, so a call longer
-/// than the lease is not taken back; the renewals stop when the call ends. Runs on both stores (MODELROUTE_TEST_STORE).
+/// While provider calls run, the dispatcher's one renewal loop renews each call's lease between a third and a half of
+/// its length after it was last written, so a call longer than the lease is not taken back; the renewals stop when the
+/// call ends, and a call whose lease is found lost is stopped. Runs on both stores (MODELROUTE_TEST_STORE).
 /// </summary>
 public sealed class LeaseHeartbeatTests
 {
@@ -28,5 +30,47 @@ public sealed class LeaseHeartbeatTests
         await Task.Delay(TimeSpan.FromSeconds(2));
         store.Renewals.Where(r => r.Id == id).Count().ShouldBe(during.Count, "no renewal after the call ended");
         store.Claimed.Count(c => c == id).ShouldBeLessThanOrEqualTo(1);
+    }
+
+    [Fact]
+    public async Task Calls_running_at_once_each_keep_their_own_lease()
+    {
+        await using var gateway = new GatewayFactory(services: RecordingExecutionStore.Install);
+        var store = RecordingExecutionStore.Of(gateway);
+        using var account = await gateway.CreateAccountAsync();
+
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            ids.Add((await account.Client.SubmitTextAsync(simulate: """{"latency_ms":4500}""")).Json.GetProperty("id").GetString()!);
+            await Task.Delay(300); // Started at different moments, so their renewals fall due at different looks.
+        }
+
+        foreach (var id in ids)
+        {
+            var done = await account.Client.WaitForTerminalAsync(id);
+            done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
+            done.GetProperty("attempts").GetInt32().ShouldBe(1, $"{id}'s lease never ran out");
+            store.Renewals.Count(r => r.Id == id && r.Renewed).ShouldBeGreaterThanOrEqualTo(2, id);
+        }
+    }
+
+    [Fact]
+    public async Task A_call_whose_lease_is_found_lost_is_stopped_and_writes_no_outcome()
+    {
+        await using var gateway = new GatewayFactory(services: RecordingExecutionStore.Install);
+        var store = RecordingExecutionStore.Of(gateway);
+        using var account = await gateway.CreateAccountAsync();
+        var lost = 0;
+        store.LoseLease = _ => Interlocked.Increment(ref lost) == 1; // Only the first attempt's first renewal.
+
+        var id = (await account.Client.SubmitTextAsync(simulate: """{"latency_ms":4500}""")).Json.GetProperty("id").GetString()!;
+        var done = await account.Client.WaitForTerminalAsync(id, 30);
+
+        // The first call stopped at its lost renewal; its lease ran out and the work went to a second attempt.
+        done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
+        done.GetProperty("attempts").GetInt32().ShouldBe(2);
+        store.Transitions.Count(t => t.ExecutionId == id && t.To == ExecutionStatus.Completed)
+            .ShouldBe(1, "the stopped call asked for no outcome of its own: only the second attempt's completion");
     }
 }
