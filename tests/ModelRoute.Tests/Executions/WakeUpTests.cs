@@ -14,7 +14,7 @@ public sealed class WakeUpTests() : GatewayAndReceiver(new Dictionary<string, st
     private const int Seconds = 15;
 
     [Fact]
-    public async Task A_fresh_submission_is_dispatched_and_its_webhook_sent_and_redelivered_without_waiting_for_a_poll()
+    public Task A_fresh_submission_is_dispatched_and_its_webhook_sent_and_redelivered_without_waiting_for_a_poll() => WithGatewayLogOnFailureAsync(async () =>
     {
         using var account = await Gateway.CreateAccountAsync();
         await Task.Delay(500); // The workers' first look for work is behind them: from here on they wait for a wake-up or the poll.
@@ -31,10 +31,10 @@ public sealed class WakeUpTests() : GatewayAndReceiver(new Dictionary<string, st
         var redelivered = await account.Client.PostJsonAsync($"/v1/webhook-deliveries/{delivery.GetProperty("id").GetString()}/redeliver", "{}");
         redelivered.Status.ShouldBe(202, redelivered.Body);
         await Eventually.HoldsAsync(() => Receiver.Received.Count == 4, "the redelivery arrived", Seconds);
-    }
+    });
 
     [Fact]
-    public async Task A_retry_is_dispatched_when_its_backoff_ends_and_not_a_poll_later()
+    public Task A_retry_is_dispatched_when_its_backoff_ends_and_not_a_poll_later() => WithGatewayLogOnFailureAsync(async () =>
     {
         using var account = await Gateway.CreateAccountAsync();
         await Task.Delay(500);
@@ -45,5 +45,5 @@ public sealed class WakeUpTests() : GatewayAndReceiver(new Dictionary<string, st
         var done = await account.Client.WaitForTerminalAsync(id, Seconds);
         done.GetProperty("status").GetString().ShouldBe("COMPLETED");
         done.GetProperty("attempts").GetInt32().ShouldBe(3);
-    }
+    });
 }
