@@ -43,8 +43,9 @@ public sealed partial class ExecutionSweeper(
             }
             catch (Exception ex)
             {
+                // The pause ends at shutdown: stopping must not wait out a whole interval.
                 LogSweepFailed(logger, ex);
-                await Task.Delay(interval, time, CancellationToken.None);
+                await Task.Delay(interval, time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
     }

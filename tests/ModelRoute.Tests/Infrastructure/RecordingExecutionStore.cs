@@ -35,11 +35,19 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
     /// </summary>
     public Func<ExecutionTransition, Task>? BeforeAnswering { get; set; }
 
-    public static void Install(IServiceCollection services)
+    public static void Install(IServiceCollection services) => Install(services, _ => { });
+
+    /// <summary>Installs it set up by <paramref name="configure"/> before the gateway's first use of it.</summary>
+    public static void Install(IServiceCollection services, Action<RecordingExecutionStore> configure)
     {
         var original = services.Last(d => d.ServiceType == typeof(IExecutionStore));
         services.Remove(original);
-        services.AddSingleton<IExecutionStore>(sp => new RecordingExecutionStore((IExecutionStore)original.ImplementationFactory!(sp)));
+        services.AddSingleton<IExecutionStore>(sp =>
+        {
+            var store = new RecordingExecutionStore((IExecutionStore)original.ImplementationFactory!(sp));
+            configure(store);
+            return store;
+        });
     }
 
     public static RecordingExecutionStore Of(GatewayFactory gateway) => (RecordingExecutionStore)gateway.Services.GetRequiredService<IExecutionStore>();
@@ -108,7 +116,11 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
     public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
         inner.ClaimDuePollsAsync(max, now, nextPollAt, cancellationToken);
 
-    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) => inner.ListExpiredAsync(now, max, cancellationToken);
+    /// <summary>While true, every sweep fails at its first step (the store unreachable).</summary>
+    public bool FailSweeps { get; set; }
+
+    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        FailSweeps ? throw new InvalidOperationException("The store is unreachable (a test's simulated failure).") : inner.ListExpiredAsync(now, max, cancellationToken);
 
     public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) => inner.ListAbandonedAsync(now, max, cancellationToken);
 

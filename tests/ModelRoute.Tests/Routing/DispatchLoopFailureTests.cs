@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using ModelRoute.Server.Hosting;
 using ModelRoute.Tests.Infrastructure;
 
@@ -64,5 +65,37 @@ public sealed class FailureBackoffTests
 
         backoff.Failed().ShouldBe(TimeSpan.FromMilliseconds(20));
         backoff.Failed().ShouldBe(TimeSpan.FromMilliseconds(20));
+    }
+}
+
+/// <summary>The sweeper's pause after a failed sweep does not hold up shutdown. Runs on both stores (MODELROUTE_TEST_STORE).</summary>
+public sealed class SweeperFailureTests
+{
+    [Fact]
+    public async Task Stopping_the_gateway_does_not_wait_out_the_sweepers_pause_after_a_failed_sweep()
+    {
+        var gateway = new GatewayFactory(
+            new Dictionary<string, string?> { ["ModelRoute:Dispatch:SweepInterval"] = "00:05:00" },
+            services =>
+            {
+                RecordingExecutionStore.Install(services, store => store.FailSweeps = true);
+                // Longer than the test allows below: a sweeper that waits out its pause holds shutdown this long.
+                services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
+            });
+        try
+        {
+            _ = gateway.Services; // Starts the gateway; its first sweep fails at once.
+            await Eventually.HoldsAsync(() => gateway.Logs.All.Contains("The sweep failed; retrying"), "a sweep failed", 15);
+        }
+        catch
+        {
+            await gateway.DisposeAsync();
+            throw;
+        }
+
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
+        await gateway.DisposeAsync();
+
+        stopping.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(20), "the pause after the failed sweep ended at shutdown");
     }
 }
