@@ -12,16 +12,14 @@ namespace ModelRoute.Tests.Infrastructure;
 public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionStore
 {
     private int _claimCalls;
-    private int _claimsToFail;
-    private int _failedClaims;
 
     public ConcurrentQueue<string> Claimed { get; } = new();
 
     /// <summary>How many times the dispatcher looked for due work, whether or not it found any.</summary>
     public int ClaimCalls => Volatile.Read(ref _claimCalls);
 
-    /// <summary>How many looks for due work <see cref="FailNextClaims"/> made throw.</summary>
-    public int FailedClaims => Volatile.Read(ref _failedClaims);
+    /// <summary>Looks for due work to make throw, as a dropped database connection would.</summary>
+    public SimulatedFailures Claims { get; } = new();
 
     /// <summary>Every lease renewal, in the order answered: the execution, and whether the lease was still held.</summary>
     public ConcurrentQueue<(string Id, bool Renewed)> Renewals { get; } = new();
@@ -52,21 +50,10 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
 
     public static RecordingExecutionStore Of(GatewayFactory gateway) => (RecordingExecutionStore)gateway.Services.GetRequiredService<IExecutionStore>();
 
-    /// <summary>Makes the next <paramref name="count"/> looks for due work throw, as a dropped database connection would.</summary>
-    public void FailNextClaims(int count) => Volatile.Write(ref _claimsToFail, count);
-
     public async Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _claimCalls);
-        for (var left = Volatile.Read(ref _claimsToFail); left > 0; left = Volatile.Read(ref _claimsToFail))
-        {
-            if (Interlocked.CompareExchange(ref _claimsToFail, left - 1, left) == left)
-            {
-                Interlocked.Increment(ref _failedClaims);
-                throw new InvalidOperationException("The store is unreachable (a test's simulated failure).");
-            }
-        }
-
+        Claims.ThrowIfDue();
         var claimed = await inner.ClaimDueAsync(owner, max, now, leaseUntil, cancellationToken);
         foreach (var execution in claimed)
         {

@@ -20,7 +20,7 @@ public sealed class DispatchLoopFailureTests
         var store = RecordingExecutionStore.Of(gateway);
         using var account = await gateway.CreateAccountAsync();
         await Task.Delay(500); // The loop's first look is behind it: the next one is for the retry below.
-        store.FailNextClaims(2);
+        store.Claims.Next(2);
 
         // One retryable failure: the retry waits in PENDING for a claim, and the first two claims throw.
         var id = (await account.Client.SubmitTextAsync(simulate: """{"fail":"server_error","fail_times":1,"latency_ms":0}""")).Json.GetProperty("id").GetString()!;
@@ -28,7 +28,7 @@ public sealed class DispatchLoopFailureTests
 
         done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
         done.GetProperty("attempts").GetInt32().ShouldBe(2);
-        store.FailedClaims.ShouldBe(2);
+        store.Claims.Failed.ShouldBe(2);
         gateway.Logs.All.ShouldContain("The dispatch loop failed; retrying");
     }
 }
