@@ -103,11 +103,14 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
     public Task<IReadOnlyList<Execution>> ClaimDuePollsAsync(int max, DateTimeOffset now, DateTimeOffset nextPollAt, CancellationToken cancellationToken) =>
         inner.ClaimDuePollsAsync(max, now, nextPollAt, cancellationToken);
 
-    /// <summary>While true, every sweep fails at its first step (the store unreachable).</summary>
-    public bool FailSweeps { get; set; }
+    /// <summary>Sweeps to make fail at their first step (the store unreachable).</summary>
+    public SimulatedFailures Sweeps { get; } = new();
 
-    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        FailSweeps ? throw new InvalidOperationException("The store is unreachable (a test's simulated failure).") : inner.ListExpiredAsync(now, max, cancellationToken);
+    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken)
+    {
+        Sweeps.ThrowIfDue();
+        return inner.ListExpiredAsync(now, max, cancellationToken);
+    }
 
     public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) => inner.ListAbandonedAsync(now, max, cancellationToken);
 

@@ -78,7 +78,7 @@ public sealed class SweeperFailureTests
             new Dictionary<string, string?> { ["ModelRoute:Dispatch:SweepInterval"] = "00:05:00" },
             services =>
             {
-                RecordingExecutionStore.Install(services, store => store.FailSweeps = true);
+                RecordingExecutionStore.Install(services, store => store.Sweeps.Next(int.MaxValue));
                 // Longer than the test allows below: a sweeper that waits out its pause holds shutdown this long.
                 services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
             });
