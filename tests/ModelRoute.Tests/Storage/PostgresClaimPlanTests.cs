@@ -27,11 +27,12 @@ public sealed class PostgresClaimPlanTests
                 """);
 
             // As the store sends it: the planner settings and the statement in one batch.
-            await using var batch = PostgresDatabase.OrderedScan(connection, PostgresDatabase.Statement(
+            await using var batch = PostgresDatabase.ClaimBatch(connection, PostgresDatabase.Statement(
                 "EXPLAIN " + PostgresExecutionStore.ClaimSql, new { owner = "node", LeaseUntil = 40_000L, Now = 30_000L, max = 64 }));
             var lines = new List<string>();
             await using (var reader = await batch.ExecuteReaderAsync())
             {
+                await reader.NextResultAsync();
                 while (await reader.ReadAsync())
                 {
                     lines.Add(reader.GetString(0));
@@ -42,6 +43,34 @@ public sealed class PostgresClaimPlanTests
             plan.ShouldContain("Index Scan using ix_executions_due", customMessage: plan);
             plan.ShouldNotContain("Bitmap", customMessage: plan);
             plan.ShouldNotContain("Sort", customMessage: plan);
+        });
+    }
+
+    [Fact]
+    public async Task The_claim_settings_hold_for_its_batch_alone_and_make_PostgreSQL_warn_of_nothing()
+    {
+        var cluster = await PostgresCluster.SharedAsync();
+        await cluster.WithMigratedDatabaseAsync("claimsettings", async connection =>
+        {
+            // SET LOCAL outside an explicit transaction took effect too, but PostgreSQL answered every claim with
+            // "WARNING: SET LOCAL can only be used in transaction blocks", in its log and as a notice to the client.
+            var notices = new List<string>();
+            connection.Notice += (_, e) => notices.Add($"{e.Notice.Severity}: {e.Notice.MessageText}");
+            const string Settings = "SELECT current_setting('enable_bitmapscan'), current_setting('enable_sort'), current_setting('synchronous_commit')";
+            await connection.ExecuteAsync("SET synchronous_commit = on"); // As in production; the test cluster runs with it off.
+
+            await using (var batch = PostgresDatabase.ClaimBatch(connection, PostgresDatabase.Statement(Settings, new { })))
+            await using (var reader = await batch.ExecuteReaderAsync())
+            {
+                await reader.NextResultAsync();
+                (await reader.ReadAsync()).ShouldBeTrue();
+                new[] { reader.GetString(0), reader.GetString(1), reader.GetString(2) }.ShouldBe(["off", "off", "off"]);
+            }
+
+            // Local to the batch's implicit transaction: the pooled connection's next user gets the defaults.
+            var after = await connection.QuerySingleAsync<(string, string, string)>(Settings);
+            after.ShouldBe(("on", "on", "on"));
+            notices.ShouldBeEmpty();
         });
     }
 }

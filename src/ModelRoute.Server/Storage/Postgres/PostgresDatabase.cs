@@ -146,8 +146,10 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     /// Runs a claim (an UPDATE … RETURNING over the first due rows of an index) in one round trip, with the planner
     /// told to walk the index in order: no bitmap scan of every match and no sort. Statistics lag behind a growing
     /// backlog (autovacuum analyzes about once a minute), and with an estimate of a few rows PostgreSQL chose to read
-    /// the whole backlog and sort it on every claim (5 ms at 10,000 pending). The settings are SET LOCAL, sent in the
-    /// same batch as the claim: a batch is one implicit transaction, and they end with it. A claim only writes a lease,
+    /// the whole backlog and sort it on every claim (5 ms at 10,000 pending). The settings are local to the transaction
+    /// (set_config(…, true)), sent in the same batch as the claim: a batch is one implicit transaction, and they end with
+    /// it. Not SET LOCAL: outside an explicit transaction block PostgreSQL takes it, but writes a WARNING to its log for
+    /// every claim (and sends the client a notice). A claim only writes a lease,
     /// so its commit does not wait for the WAL flush (synchronous_commit = off): if the database server crashed before
     /// the next flush, the lease would be lost and the row claimable again, as when a lease runs out. Every other write
     /// commits durably, and its flush carries the claims committed before it.
@@ -155,9 +157,9 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     public Task<IReadOnlyList<TRow>> ClaimAsync<TRow>(NpgsqlBatchCommand claim, CancellationToken cancellationToken) =>
         WriteStatementAsync<IReadOnlyList<TRow>>(async c =>
         {
-            await using var batch = OrderedScan(c, claim);
-            batch.BatchCommands.Insert(0, new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"));
+            await using var batch = ClaimBatch(c, claim);
             await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
+            await reader.NextResultAsync(CancellationToken.None); // Past the settings' own row.
             var parse = reader.GetRowParser<TRow>();
             var rows = new List<TRow>();
             while (await reader.ReadAsync(CancellationToken.None))
@@ -168,14 +170,14 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
             return rows;
         }, cancellationToken);
 
-    /// <summary><paramref name="statement"/> after the planner settings of <see cref="ClaimAsync{TRow}"/>, as one batch.</summary>
-    internal static NpgsqlBatch OrderedScan(NpgsqlConnection connection, NpgsqlBatchCommand statement) => new(connection)
+    /// <summary><paramref name="claim"/> after the settings of <see cref="ClaimAsync{TRow}"/>, as one batch.</summary>
+    internal static NpgsqlBatch ClaimBatch(NpgsqlConnection connection, NpgsqlBatchCommand claim) => new(connection)
     {
         BatchCommands =
         {
-            new NpgsqlBatchCommand("SET LOCAL enable_bitmapscan = off"),
-            new NpgsqlBatchCommand("SET LOCAL enable_sort = off"),
-            statement,
+            new NpgsqlBatchCommand(
+                "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('synchronous_commit', 'off', true)"),
+            claim,
         },
     };
 
