@@ -271,6 +271,28 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_nodes_submitting_at_once_for_one_account_never_hold_more_than_its_balance()
+    {
+        // Each node gathers its own submissions into groups, and their groups race for the one balance: on PostgreSQL
+        // a group reads the balance without a lock and places its holds last, so a group whose balance the other node
+        // took meanwhile must fail as a whole and its submissions be answered one by one.
+        var account = await NewAccountAsync(150 * 10_000);
+        var nodes = new[]
+        {
+            CreateNodeStore(Time, new NodeIdentity(), new DispatchHandoff(new SubmissionLoad())),
+            CreateNodeStore(Time, new NodeIdentity(), new DispatchHandoff(new SubmissionLoad())),
+        };
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 400).Select(i =>
+            Task.Run(() => nodes[i % 2].SubmitAsync(NewExecution(account, 10_000), None))));
+
+        outcomes.Count(o => o.Result == SubmitResult.Created).ShouldBe(150);
+        outcomes.Count(o => o.Result == SubmitResult.InsufficientBalance).ShouldBe(250);
+        (await AccountAsync(account)).AvailableMicros.ShouldBe(0);
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
     public async Task A_hold_that_uses_exactly_the_available_balance_is_accepted()
     {
         var account = await NewAccountAsync(30_000);

@@ -63,13 +63,21 @@ public sealed class PostgresExecutionStore(
         SELECT true FROM created
         """;
 
-    // The submissions gathered while the previous group ran, as one statement: it locks their accounts once, inserts
-    // the longest run of each account's submissions (in queue order) that its available balance covers, skips keys
-    // already taken (ON CONFLICT), and places the holds the inserted rows need: one update of each account row, where
-    // a statement each made a new version of the row per submission. Each ledger entry carries the balance and held
-    // amount just after its own hold, as if the holds were placed one by one in that order. A submission it does not
-    // insert is answered as one alone would be (NotCreatedAsync), so a short balance or a taken key means the same as
-    // before. One statement is one implicit transaction: all of it commits, or none.
+    // The submissions gathered while the previous group ran, as one statement: it inserts the longest run of each
+    // account's submissions (in queue order) that its available balance covers, skips keys already taken (ON
+    // CONFLICT), and places the holds the inserted rows need: one update of each account row, where a statement each
+    // made a new version of the row per submission. Each ledger entry carries the balance and held amount just after
+    // its own hold, as if the holds were placed one by one in that order. A submission it does not insert is answered
+    // as one alone would be (NotCreatedAsync), so a short balance or a taken key means the same as before. One
+    // statement is one implicit transaction: all of it commits, or none.
+    // The balance is read without locking the account's row. A locked row stays locked to the end of the commit's
+    // flush, and every ending's settlement waits for it: locked first, it was held through all the inserts too. The
+    // update that places the holds locks the row (PostgreSQL runs it after the insert that feeds it, and the events,
+    // listed before it, are written before it); it sees the newest version, and
+    // the table's CHECK (balance - held >= 0) refuses it if something took the balance since the read (a debit, or
+    // another node's submissions), and then the group fails and each submission runs alone, locking first (SubmitSql).
+    // Settlements only make more of a balance available, so on its own the read is at worst too cautious, and
+    // NotCreatedAsync looks again under the lock before it refuses.
     private const string SubmitGroupSql =
         """
         WITH given AS (
@@ -83,8 +91,6 @@ public sealed class PostgresExecutionStore(
         ), account AS (
             SELECT id, balance_micros - held_micros AS available FROM accounts
             WHERE id IN (SELECT account_id FROM given)
-            ORDER BY id
-            FOR UPDATE
         ), fitting AS (
             SELECT g.* FROM (SELECT given.*, sum(hold_micros) OVER (PARTITION BY account_id ORDER BY ord) AS running FROM given) g
             JOIN account ON account.id = g.account_id
@@ -102,6 +108,9 @@ public sealed class PostgresExecutionStore(
             RETURNING id
         ), placed AS (
             SELECT g.* FROM given g JOIN created ON created.id = g.id
+        ), event AS (
+            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
+            SELECT event_id, id, account_id, @EventType, 'PENDING', now FROM placed
         ), held AS (
             UPDATE accounts SET held_micros = accounts.held_micros + totals.total
             FROM (SELECT account_id, sum(hold_micros) AS total FROM placed GROUP BY account_id) totals
@@ -112,9 +121,6 @@ public sealed class PostgresExecutionStore(
             SELECT p.ledger_id, p.account_id, p.id, @LedgerKind, p.hold_micros, held.balance_micros,
                 held.held_micros - (sum(p.hold_micros) OVER (PARTITION BY p.account_id ORDER BY p.ord DESC) - p.hold_micros), p.now
             FROM placed p JOIN held ON held.id = p.account_id
-        ), event AS (
-            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
-            SELECT event_id, id, account_id, @EventType, 'PENDING', now FROM placed
         )
         SELECT id FROM created
         """;
