@@ -3,6 +3,13 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using ModelRoute.Bench;
 
+if (BenchArguments.Problem(args) is { } problem)
+{
+    // Empty for --help: the usage alone, and no error.
+    (problem.Length == 0 ? Console.Out : Console.Error).WriteLine((problem + "\n" + BenchArguments.Usage).TrimStart());
+    return problem.Length == 0 ? 0 : 2;
+}
+
 var quick = args.Contains("--quick");
 var stores = Option("--store") is { } only ? [only] : new[] { "sqlite", "postgres" };
 var phases = (Option("--only") ?? string.Join(',', StoreBench.AllPhases.Append("baseline"))).Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
