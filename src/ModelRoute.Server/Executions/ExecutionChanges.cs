@@ -14,9 +14,13 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     private readonly SemaphoreSlim _workAvailable = new(0, 1);
     private readonly SemaphoreSlim _webhooksAvailable = new(0, 1);
 
-    // UTC ticks of the earliest work known to come due later with no one to signal it then (a retry after its backoff,
-    // work held back for a moment); long.MaxValue when none is known.
-    private long _nextDue = long.MaxValue;
+    // UTC ticks of work known to come due later with no one to signal it then (a retry after its backoff, work held
+    // back for a moment), each kept until a look that found nothing passes it. Every time is kept, not only the
+    // earliest: with only the earliest, a retry's due time was dropped while an earlier one, already claimed by a look
+    // that found work, was still held, and the retry waited for a whole poll. Bounded: past MaxDueTimes the earliest
+    // goes (under such load the dispatcher keeps looking anyway, and the poll is the floor).
+    private const int MaxDueTimes = 4096;
+    private readonly SortedSet<long> _dueTimes = [];
 
     /// <summary>
     /// A change committed by this node. A PENDING execution wakes the dispatcher, unless <paramref name="dispatchToClaim"/>
@@ -84,47 +88,59 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
 
     /// <summary>
     /// Work that comes due at <paramref name="due"/> with no one to signal it then (a retry after its backoff, work held
-    /// back for a moment): an idle dispatcher looks again at that time, not a whole poll interval later. Only the
-    /// earliest is kept; later ones are found by the look it causes or by the poll. A time earlier than any known also
-    /// wakes the dispatcher: it may already be waiting, for a whole poll, on a look that came before this news (work
-    /// given back while the claim loop went round), and it then sets its wait again from this time.
+    /// back for a moment): an idle dispatcher looks again at that time, not a whole poll interval later. A time earlier
+    /// than any known also wakes the dispatcher: it may already be waiting, for a whole poll, on a look that came before
+    /// this news (work given back while the claim loop went round), and it then sets its wait again from this time.
     /// </summary>
     public void WorkDueAt(DateTimeOffset due)
     {
         var ticks = due.UtcTicks;
-        long seen;
-        do
+        bool earliest;
+        lock (_dueTimes)
         {
-            seen = Volatile.Read(ref _nextDue);
-            if (ticks >= seen)
+            if (!_dueTimes.Add(ticks))
             {
-                return;
+                return; // Known already.
             }
+
+            if (_dueTimes.Count > MaxDueTimes)
+            {
+                _dueTimes.Remove(_dueTimes.Min); // Most likely a time already looked past by a look that found work.
+            }
+
+            earliest = _dueTimes.Min == ticks;
         }
-        while (Interlocked.CompareExchange(ref _nextDue, ticks, seen) != seen);
-        SignalWork();
+
+        if (earliest)
+        {
+            SignalWork();
+        }
     }
 
     /// <summary>
     /// How long an idle dispatcher whose look for due work at <paramref name="lookedAt"/> found nothing waits before the
     /// next: <paramref name="poll"/>, or less when known work comes due sooner. Work due by then was seen by that look,
-    /// so its hint is used up.
+    /// so its times are used up.
     /// </summary>
     public TimeSpan UntilNextLook(TimeSpan poll, DateTimeOffset lookedAt)
     {
-        var due = Volatile.Read(ref _nextDue);
-        if (due <= lookedAt.UtcTicks)
+        long due;
+        lock (_dueTimes)
         {
-            Interlocked.CompareExchange(ref _nextDue, long.MaxValue, due);
-            due = Volatile.Read(ref _nextDue);
+            while (_dueTimes.Count > 0 && _dueTimes.Min <= lookedAt.UtcTicks)
+            {
+                _dueTimes.Remove(_dueTimes.Min);
+            }
+
+            if (_dueTimes.Count == 0)
+            {
+                return poll;
+            }
+
+            due = _dueTimes.Min;
         }
 
-        if (due == long.MaxValue)
-        {
-            return poll;
-        }
-
-        var wait = TimeSpan.FromTicks(Math.Max(0, due - lookedAt.UtcTicks));
+        var wait = TimeSpan.FromTicks(due - lookedAt.UtcTicks);
         return wait < poll ? wait : poll;
     }
 

@@ -48,6 +48,33 @@ public sealed class ExecutionChangesTests
     }
 
     [Fact]
+    public void A_later_due_time_is_kept_while_an_earlier_one_claimed_by_a_look_that_found_work_is_still_held()
+    {
+        // A retry's second backoff: the look at the first due time found the execution (so no wait was worked out and
+        // that time stayed), its attempt failed again, and the second due time came while the first was still held.
+        // It was dropped as the later of the two, and the retry waited for a whole poll.
+        var changes = new ExecutionChanges(new GatewayMetrics());
+        changes.WorkDueAt(Now.AddMilliseconds(100));
+        changes.WorkDueAt(Now.AddMilliseconds(250));
+
+        changes.UntilNextLook(Poll, Now.AddMilliseconds(120)).ShouldBe(TimeSpan.FromMilliseconds(130));
+    }
+
+    [Fact]
+    public void Every_known_due_time_gets_a_look_not_only_the_earliest()
+    {
+        var changes = new ExecutionChanges(new GatewayMetrics());
+        changes.WorkDueAt(Now.AddMilliseconds(100));
+        changes.WorkDueAt(Now.AddMilliseconds(300));
+        changes.WorkDueAt(Now.AddMilliseconds(200));
+
+        changes.UntilNextLook(Poll, Now).ShouldBe(TimeSpan.FromMilliseconds(100));
+        changes.UntilNextLook(Poll, Now.AddMilliseconds(100)).ShouldBe(TimeSpan.FromMilliseconds(100));
+        changes.UntilNextLook(Poll, Now.AddMilliseconds(200)).ShouldBe(TimeSpan.FromMilliseconds(100));
+        changes.UntilNextLook(Poll, Now.AddMilliseconds(300)).ShouldBe(Poll);
+    }
+
+    [Fact]
     public void A_pending_execution_published_with_a_later_attempt_is_looked_for_then()
     {
         var changes = new ExecutionChanges(new GatewayMetrics());
