@@ -197,6 +197,11 @@ public static class Report
         if (s.Baseline is { } b)
         {
             md.AppendLine(CultureInfo.InvariantCulture, $"| Storage baseline, sequential single-row durable inserts (no gateway) | {F(b.SequentialInsertsPerSecond)}/s |");
+            if (b.SequentialCommit is { } c)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| Storage baseline, time per sequential insert and commit (the storage's own tail) | p50 {F(c.P50Ms)} ms, p99 {F(c.P99Ms)} ms, p99.9 {F(c.P999Ms)} ms, max {F(c.MaxMs)} ms |");
+            }
+
             md.AppendLine(CultureInfo.InvariantCulture, $"| Storage baseline, {b.Writers} concurrent writers | {F(b.ConcurrentInsertsPerSecond)}/s |");
             md.AppendLine(CultureInfo.InvariantCulture, $"| Gateway rate as a fraction of the baseline | {s.FractionOfSequentialBaseline:P0} of sequential, {s.FractionOfConcurrentBaseline:P0} of concurrent |");
             md.AppendLine(CultureInfo.InvariantCulture, $"| Storage baseline setup | {b.Description} |");

@@ -6,7 +6,9 @@ namespace ModelRoute.Bench;
 
 /// <summary>
 /// The storage's own limit: single-row durable inserts, one per transaction, into the same kind of database with
-/// no gateway. Sequential (one connection) and with a few concurrent writers (a connection each).
+/// no gateway. Sequential (one connection) and with a few concurrent writers (a connection each). The sequential run
+/// also times each commit: the storage's own latency tail (an fsync that stalls on a shared disk) is a floor under the
+/// gateway's p99.
 /// </summary>
 public static class StorageBaseline
 {
@@ -28,7 +30,7 @@ public static class StorageBaseline
                 await ExecAsync(setup, "PRAGMA journal_mode=WAL; CREATE TABLE t (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL);");
             }
 
-            async Task<long> Writer(int writer, long until)
+            async Task<long> Writer(int writer, long until, List<double>? commits)
             {
                 await using var connection = new SqliteConnection(connectionString);
                 await connection.OpenAsync();
@@ -44,7 +46,9 @@ public static class StorageBaseline
                 {
                     id.Value = $"{writer}-{Guid.NewGuid():N}";
                     at.Value = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                    var started = Stopwatch.GetTimestamp();
                     await insert.ExecuteNonQueryAsync();
+                    commits?.Add(LoadGenerator.Ms(Stopwatch.GetTimestamp() - started));
                     n++;
                 }
 
@@ -52,7 +56,7 @@ public static class StorageBaseline
             }
 
             // Synchronous SQLite calls: each writer gets its own thread.
-            return await MeasureAsync(duration, (w, until) => Task.Run(() => Writer(w, until)), "SQLite WAL, synchronous=FULL, one INSERT per transaction");
+            return await MeasureAsync(duration, (w, until, commits) => Task.Run(() => Writer(w, until, commits)), "SQLite WAL, synchronous=FULL, one INSERT per transaction");
         }
         finally
         {
@@ -72,7 +76,7 @@ public static class StorageBaseline
             await create.ExecuteNonQueryAsync();
         }
 
-        async Task<long> Writer(int writer, long until)
+        async Task<long> Writer(int writer, long until, List<double>? commits)
         {
             await using var connection = new NpgsqlConnection(connectionString);
             await connection.OpenAsync();
@@ -88,7 +92,9 @@ public static class StorageBaseline
             {
                 id.TypedValue = $"{writer}-{Guid.NewGuid():N}";
                 at.TypedValue = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var started = Stopwatch.GetTimestamp();
                 await insert.ExecuteNonQueryAsync();
+                commits?.Add(LoadGenerator.Ms(Stopwatch.GetTimestamp() - started));
                 n++;
             }
 
@@ -98,17 +104,18 @@ public static class StorageBaseline
         return await MeasureAsync(duration, Writer, "PostgreSQL, fsync=on, synchronous_commit=on, one INSERT per transaction (autocommit)");
     }
 
-    private static async Task<BaselineResult> MeasureAsync(TimeSpan duration, Func<int, long, Task<long>> writer, string description)
+    private static async Task<BaselineResult> MeasureAsync(TimeSpan duration, Func<int, long, List<double>?, Task<long>> writer, string description)
     {
-        var sequential = await RateAsync(1);
-        var concurrent = await RateAsync(ConcurrentWriters);
-        return new BaselineResult(description, sequential, ConcurrentWriters, concurrent);
+        var commits = new List<double>();
+        var sequential = await RateAsync(1, commits);
+        var concurrent = await RateAsync(ConcurrentWriters, null);
+        return new BaselineResult(description, sequential, ConcurrentWriters, concurrent, commits.Count > 0 ? LatencyStats.From(commits) : null);
 
-        async Task<double> RateAsync(int writers)
+        async Task<double> RateAsync(int writers, List<double>? latencies)
         {
             var started = Stopwatch.GetTimestamp();
             var until = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-            var counts = await Task.WhenAll(Enumerable.Range(0, writers).Select(w => writer(w, until)));
+            var counts = await Task.WhenAll(Enumerable.Range(0, writers).Select(w => writer(w, until, latencies)));
             var seconds = LoadGenerator.Ms(Stopwatch.GetTimestamp() - started) / 1000.0;
             return Math.Round(counts.Sum() / seconds, 1);
         }
@@ -122,4 +129,5 @@ public static class StorageBaseline
     }
 }
 
-public sealed record BaselineResult(string Description, double SequentialInsertsPerSecond, int Writers, double ConcurrentInsertsPerSecond);
+/// <param name="SequentialCommit">Each insert's time in the sequential run (one writer, so no concurrency in it).</param>
+public sealed record BaselineResult(string Description, double SequentialInsertsPerSecond, int Writers, double ConcurrentInsertsPerSecond, LatencyStats? SequentialCommit);
