@@ -19,6 +19,9 @@ public static class BenchArguments
 
     private static readonly string[] Stores = ["sqlite", "postgres"];
 
+    /// <summary>What <c>--only</c> may name; all of them when it is not given.</summary>
+    public static IEnumerable<string> Phases => StoreBench.AllPhases.Append("baseline");
+
     /// <summary>What is wrong with <paramref name="args"/>, or null when a run may start.</summary>
     public static string? Problem(IReadOnlyList<string> args)
     {
@@ -46,7 +49,7 @@ public static class BenchArguments
                 return $"--store is sqlite or postgres, not '{value}'.";
             }
 
-            if (arg == "--only" && value.Split(',', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(p => !StoreBench.AllPhases.Append("baseline").Contains(p)) is { } phase)
+            if (arg == "--only" && value.Split(',', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(p => !Phases.Contains(p)) is { } phase)
             {
                 return $"--only: unknown phase '{phase}'.";
             }

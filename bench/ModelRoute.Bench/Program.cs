@@ -12,7 +12,7 @@ if (BenchArguments.Problem(args) is { } problem)
 
 var quick = args.Contains("--quick");
 var stores = Option("--store") is { } only ? [only] : new[] { "sqlite", "postgres" };
-var phases = (Option("--only") ?? string.Join(',', StoreBench.AllPhases.Append("baseline"))).Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+var phases = (Option("--only") ?? string.Join(',', BenchArguments.Phases)).Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
 var root = FindRepositoryRoot();
 var output = Option("--output") ?? Path.Combine(root, "docs");
 var serverDll = Environment.GetEnvironmentVariable("BENCH_SERVER_DLL") ?? Path.Combine(root, "src/ModelRoute.Server/bin/Release/net10.0/ModelRoute.Server.dll");

@@ -63,21 +63,18 @@ public sealed class PostgresExecutionStore(
         SELECT true FROM created
         """;
 
-    // The submissions gathered while the previous group ran, as one statement: it inserts the longest run of each
-    // account's submissions (in queue order) that its available balance covers, skips keys already taken (ON
-    // CONFLICT), and places the holds the inserted rows need: one update of each account row, where a statement each
-    // made a new version of the row per submission. Each ledger entry carries the balance and held amount just after
-    // its own hold, as if the holds were placed one by one in that order. A submission it does not insert is answered
-    // as one alone would be (NotCreatedAsync), so a short balance or a taken key means the same as before. One
-    // statement is one implicit transaction: all of it commits, or none.
-    // The balance is read without locking the account's row. A locked row stays locked to the end of the commit's
-    // flush, and every ending's settlement waits for it: locked first, it was held through all the inserts too. The
-    // update that places the holds locks the row (PostgreSQL runs it after the insert that feeds it, and the events,
-    // listed before it, are written before it); it sees the newest version, and
-    // the table's CHECK (balance - held >= 0) refuses it if something took the balance since the read (a debit, or
-    // another node's submissions), and then the group fails and each submission runs alone, locking first (SubmitSql).
-    // Settlements only make more of a balance available, so on its own the read is at worst too cautious, and
-    // NotCreatedAsync looks again under the lock before it refuses.
+    // The submissions gathered while the previous group ran, as one statement (one implicit transaction: all of it
+    // commits, or none). It inserts the longest run of each account's submissions (in queue order) that its available
+    // balance covers, skips keys already taken (ON CONFLICT), writes their events, and places the holds the inserted
+    // rows need: one update of each account row, where a statement each made a new version of the row per submission.
+    // Each ledger entry carries the balance and held amount just after its own hold, as if placed one by one.
+    // The balance is read without a lock, so that the account's row is locked only from the holds' update (run after
+    // the inserts that feed it) to the end of the commit's flush: every ending's settlement needs that row too. The
+    // update sees the row's newest version, and the table's CHECK (balance - held >= 0) refuses it if something took
+    // the balance since the read (a debit, another node's group); the group then fails and each submission runs alone,
+    // locking first (SubmitSql). Settlements only make more of a balance available, so on one node the read is at
+    // worst too cautious, and a submission it leaves out is answered as one alone would be (NotCreatedAsync), which
+    // looks again under the lock before it refuses.
     private const string SubmitGroupSql =
         """
         WITH given AS (
