@@ -42,7 +42,8 @@ public sealed class SubmissionLease : IDisposable
         }
 
         _handedOver = true;
-        _dispatch.Offer(created with { LeaseOwner = LeaseOwner, LeaseExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(LeaseExpiresAt!.Value) });
+        var leaseEnd = DateTimeOffset.FromUnixTimeMilliseconds(LeaseExpiresAt!.Value);
+        _dispatch.Offer(created with { LeaseOwner = LeaseOwner, LeaseExpiresAt = leaseEnd, NextAttemptAt = leaseEnd });
         return true;
     }
 

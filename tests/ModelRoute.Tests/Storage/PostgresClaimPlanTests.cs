@@ -47,6 +47,51 @@ public sealed class PostgresClaimPlanTests
     }
 
     [Fact]
+    public async Task A_claim_reads_none_of_the_rows_that_earlier_claims_leased()
+    {
+        var cluster = await PostgresCluster.SharedAsync();
+        await cluster.WithMigratedDatabaseAsync("claimleased", async connection =>
+        {
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input, estimated_micros,
+                    held_micros, price, timeout_seconds, created_at, updated_at, expires_at, next_attempt_at)
+                SELECT 'exe_' || i, 'acct_1', 'sim/text', 'PENDING', 'key-' || i, 'hash', '{}', 1, 1, '{}', 600, i, i, 10000000 + i, i
+                FROM generate_series(1, 2000) AS i
+                """);
+            await ClaimAsync(connection, "", max: 1000); // Leased, waiting for a place to start: the front of the queue.
+
+            // The leased rows wait at the back of the due index, behind their lease, instead of at the front where every
+            // claim read past them (under load a thousand rows, most of a claim's time).
+            var plan = await ClaimAsync(connection, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ", max: 64);
+            plan.ShouldContain("Index Scan using ix_executions_due", customMessage: plan);
+            plan.ShouldNotContain("Rows Removed by Filter", customMessage: plan);
+            var claimed = await connection.QuerySingleAsync<(long Leased, long Min, long Max)>(
+                "SELECT count(*), min(created_at), max(created_at) FROM executions WHERE lease_owner IS NOT NULL");
+            claimed.ShouldBe((1064L, 1L, 1064L));
+
+            // And a lease that runs out makes its row due again, for any node: a claim then takes them all.
+            var later = await ClaimAsync(connection, "", max: 5000, now: 40_000L);
+            later.Split('\n').Length.ShouldBe(2000);
+        });
+    }
+
+    private static async Task<string> ClaimAsync(Npgsql.NpgsqlConnection connection, string prefix, int max, long now = 30_000L)
+    {
+        await using var batch = PostgresDatabase.ClaimBatch(connection, PostgresDatabase.Statement(
+            prefix + PostgresExecutionStore.ClaimSql, new { owner = "node", LeaseUntil = now + 10_000L, Now = now, max }));
+        var lines = new List<string>();
+        await using var reader = await batch.ExecuteReaderAsync();
+        await reader.NextResultAsync();
+        while (await reader.ReadAsync())
+        {
+            lines.Add(reader.GetValue(0).ToString()!);
+        }
+
+        return string.Join('\n', lines);
+    }
+
+    [Fact]
     public async Task The_claim_settings_hold_for_its_batch_alone_and_make_PostgreSQL_warn_of_nothing()
     {
         var cluster = await PostgresCluster.SharedAsync();

@@ -32,7 +32,7 @@ public sealed class SqliteExecutionStore(
             max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
         VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
             @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-            @MaxCostMicros, @Now, @Now, @ExpiresAt, @Now, @LeaseOwner, @LeaseExpiresAt)
+            @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt, @Now), @LeaseOwner, @LeaseExpiresAt)
         ON CONFLICT (account_id, idempotency_key) DO NOTHING
         """;
 
@@ -43,9 +43,12 @@ public sealed class SqliteExecutionStore(
         RETURNING balance_micros, held_micros
         """;
 
-    /// <summary>Leases due PENDING executions to a dispatcher (<c>OR FAIL</c>: see <see cref="MoveSql"/>).</summary>
+    /// <summary>
+    /// Leases due PENDING executions to a dispatcher (<c>OR FAIL</c>: see <see cref="MoveSql"/>), and makes each next due
+    /// when its lease runs out, so that later claims do not read past it (see PostgresExecutionStore.ClaimSql).
+    /// </summary>
     internal const string ClaimSql = """
-        UPDATE OR FAIL executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil
+        UPDATE OR FAIL executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil, next_attempt_at = @LeaseUntil
         WHERE id IN (
             SELECT id FROM executions
             WHERE status = 'PENDING' AND next_attempt_at <= @Now AND expires_at > @Now
@@ -285,7 +288,7 @@ public sealed class SqliteExecutionStore(
         db.WriteAsync(async (c, tx) =>
         {
             var n = await c.ExecutePreparedAsync(
-                "UPDATE executions SET lease_expires_at = @Until WHERE id = @id AND lease_owner = @owner AND (status = 'PENDING' OR status = 'PROCESSING')",
+                "UPDATE executions SET lease_expires_at = @Until, next_attempt_at = CASE WHEN status = 'PENDING' THEN @Until ELSE next_attempt_at END WHERE id = @id AND lease_owner = @owner AND (status = 'PENDING' OR status = 'PROCESSING')",
                 new { id, owner, Until = leaseUntil.ToUnixTimeMilliseconds() },
                 tx);
             return (n == 1, true);
