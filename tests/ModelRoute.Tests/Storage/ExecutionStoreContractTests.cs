@@ -1033,6 +1033,42 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Endings_settled_together_leave_each_ledger_entry_with_the_money_just_after_it()
+    {
+        // On PostgreSQL a group's endings for one account settle in one statement, which works out each entry's figures.
+        var account = await NewAccountAsync(10_000_000);
+        var executions = new List<Execution>();
+        for (var i = 0; i < 30; i++)
+        {
+            executions.Add(await ProcessingAsync(account, 100_000));
+        }
+
+        // Free, cheap, and over the hold (charged the hold): with no charge entry, a small one, a capped one.
+        await Task.WhenAll(executions.Select((e, i) => Task.Run(() => Executions.TransitionAsync(Complete(e.Id, i % 3 == 0 ? 0 : i * 7_000), None))));
+
+        var (balance, held) = (0L, 0L);
+        // The setup's credit first (its id is the test's, not the store's, whose ids follow the order they were taken in).
+        var entries = (await LedgerAsync(account)).OrderBy(e => e.Kind != LedgerKinds.Credit).ThenBy(e => e.Id, StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            (balance, held) = entry.Kind switch
+            {
+                LedgerKinds.Credit => (balance + entry.AmountMicros, held),
+                LedgerKinds.Hold => (balance, held + entry.AmountMicros),
+                LedgerKinds.Release => (balance, held - entry.AmountMicros),
+                LedgerKinds.Charge => (balance - entry.AmountMicros, held),
+                _ => throw new ShouldAssertException($"unexpected ledger kind {entry.Kind}"),
+            };
+            (entry.BalanceMicros, entry.HeldMicros).ShouldBe((balance, held), $"{entry.Kind} {entry.Id} for {entry.ExecutionId}");
+        }
+
+        var money = await AccountAsync(account);
+        (money.BalanceMicros, money.HeldMicros).ShouldBe((balance, 0L));
+        balance.ShouldBe(10_000_000 - Enumerable.Range(0, 30).Sum(i => i % 3 == 0 ? 0 : Math.Min(i * 7_000, 100_000)));
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
     public async Task Pipelined_writes_apply_in_the_order_queued_even_when_the_first_has_not_committed()
     {
         // The dispatcher queues an attempt's start and, without waiting for it, the attempt's outcome: a retry (a move

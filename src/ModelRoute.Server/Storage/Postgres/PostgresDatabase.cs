@@ -316,6 +316,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     public sealed class GroupScope(NpgsqlConnection connection, NpgsqlTransaction transaction)
     {
         private readonly List<(string Key, NpgsqlBatchCommand Command)> _last = [];
+        private readonly Dictionary<string, MergedLate> _merged = new(StringComparer.Ordinal);
 
         public NpgsqlConnection Connection { get; } = connection;
 
@@ -332,6 +333,22 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         /// </summary>
         public void LockLate(string key, NpgsqlBatchCommand command) => _last.Add((key, command));
 
+        /// <summary>
+        /// <see cref="LockLate(string, NpgsqlBatchCommand)"/> for writes to one row that add up (an account's settlements):
+        /// every item given for <paramref name="key"/> goes into one statement, made at the commit by
+        /// <paramref name="merge"/> from them all in the order given, so that the row gets one new version per group
+        /// rather than one per write. Every item given for one key must be of the same kind.
+        /// </summary>
+        public void LockLate<T>(string key, T item, Func<string, IReadOnlyList<T>, NpgsqlBatchCommand> merge)
+        {
+            if (!_merged.TryGetValue(key, out var late))
+            {
+                _merged[key] = late = new MergedLate<T>(merge);
+            }
+
+            ((MergedLate<T>)late).Items.Add(item);
+        }
+
         /// <summary>The statements left, then COMMIT, in one round trip.</summary>
         internal async Task CommitAsync()
         {
@@ -341,7 +358,8 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
                 batch.BatchCommands.Add(command);
             }
 
-            foreach (var (_, command) in _last.OrderBy(l => l.Key, StringComparer.Ordinal))
+            var merged = _merged.Select(m => (m.Key, Command: m.Value.Build(m.Key)));
+            foreach (var (_, command) in _last.Concat(merged).OrderBy(l => l.Key, StringComparer.Ordinal))
             {
                 batch.BatchCommands.Add(command);
             }
@@ -349,7 +367,20 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
             batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
             Later.Clear();
             _last.Clear();
+            _merged.Clear();
             await batch.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+
+        private abstract class MergedLate
+        {
+            public abstract NpgsqlBatchCommand Build(string key);
+        }
+
+        private sealed class MergedLate<T>(Func<string, IReadOnlyList<T>, NpgsqlBatchCommand> merge) : MergedLate
+        {
+            public List<T> Items { get; } = [];
+
+            public override NpgsqlBatchCommand Build(string key) => merge(key, Items);
         }
     }
 

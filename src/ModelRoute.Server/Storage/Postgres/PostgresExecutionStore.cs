@@ -384,11 +384,10 @@ public sealed class PostgresExecutionStore(
         if (changed.Status.IsTerminal())
         {
             var charge = changed.Status == ExecutionStatus.Completed ? changed.ChargedMicros ?? 0 : 0;
-            scope.LockLate(changed.AccountId, PostgresDatabase.Statement(SettleSql, new
-            {
-                Held = changed.HeldMicros, Charge = charge, changed.AccountId, ExecutionId = changed.Id,
-                ReleaseId = ids.New("txn"), ChargeId = ids.New("txn"), Now = now,
-            }));
+            scope.LockLate(
+                changed.AccountId,
+                new Settlement(changed.Id, changed.HeldMicros, charge, ids.New("txn"), ids.New("txn"), now),
+                SettleStatement);
         }
 
         var webhooks = options.Value.Webhooks;
@@ -492,22 +491,48 @@ public sealed class PostgresExecutionStore(
         {ReturnMoved}
         """;
 
-    // SharedWrites.SettleAsync in one statement: release the whole hold, charge what it cost capped at the
-    // hold (Execution.ChargedMicros, only for COMPLETED), and write the release and charge ledger entries. It is
-    // sent with the group's COMMIT (GroupScope.LockLate): every submission group locks the account row too, and the
-    // row stays locked from this statement to the end of the commit's flush.
+    // SharedWrites.SettleAsync for every ending of one account in a group, in one statement: release each whole hold,
+    // charge what each cost capped at its hold (Execution.ChargedMicros, only for COMPLETED), and write the release and
+    // charge ledger entries, each with the balance and held amount just after it, as if settled one by one. It is sent
+    // with the group's COMMIT (GroupScope.LockLate): every submission group locks the account row too, and the row stays
+    // locked from this statement to the end of the commit's flush. One update of the row per group, not one per ending:
+    // each update is a new version of the one hot row, which every later update of it had to walk past.
     private const string SettleSql =
         """
         WITH settled AS (
-            UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
+            UPDATE accounts SET held_micros = held_micros - @HeldTotal, balance_micros = balance_micros - @ChargeTotal
             WHERE id = @AccountId
             RETURNING balance_micros, held_micros
+        ), after AS (
+            SELECT g.*,
+                settled.balance_micros + (sum(g.charge) OVER later - g.charge) AS balance_after,
+                settled.held_micros + (sum(g.held) OVER later - g.held) AS held_after
+            FROM unnest(@ExecutionIds::text[], @Helds::bigint[], @Charges::bigint[], @ReleaseIds::text[], @ChargeIds::text[], @Nows::bigint[])
+                WITH ORDINALITY AS g(execution_id, held, charge, release_id, charge_id, now, ord)
+            CROSS JOIN settled
+            WINDOW later AS (ORDER BY g.ord DESC)
         )
         INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
-        SELECT @ReleaseId, @AccountId, @ExecutionId, 'release', @Held, balance_micros + @Charge, held_micros, @Now FROM settled
+        SELECT release_id, @AccountId, execution_id, 'release', held, balance_after + charge, held_after, now FROM after
         UNION ALL
-        SELECT @ChargeId, @AccountId, @ExecutionId, 'charge', @Charge, balance_micros, held_micros, @Now FROM settled WHERE @Charge > 0
+        SELECT charge_id, @AccountId, execution_id, 'charge', charge, balance_after, held_after, now FROM after WHERE charge > 0
         """;
+
+    private sealed record Settlement(string ExecutionId, long Held, long Charge, string ReleaseId, string ChargeId, long Now);
+
+    private static NpgsqlBatchCommand SettleStatement(string accountId, IReadOnlyList<Settlement> settlements) =>
+        PostgresDatabase.Statement(SettleSql, new
+        {
+            AccountId = accountId,
+            HeldTotal = settlements.Sum(s => s.Held),
+            ChargeTotal = settlements.Sum(s => s.Charge),
+            ExecutionIds = settlements.Select(s => s.ExecutionId).ToArray(),
+            Helds = settlements.Select(s => s.Held).ToArray(),
+            Charges = settlements.Select(s => s.Charge).ToArray(),
+            ReleaseIds = settlements.Select(s => s.ReleaseId).ToArray(),
+            ChargeIds = settlements.Select(s => s.ChargeId).ToArray(),
+            Nows = settlements.Select(s => s.Now).ToArray(),
+        });
 
     /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
     internal static string Payload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();
