@@ -245,8 +245,10 @@ public sealed class ConnectTimeSsrfTests : IAsyncLifetime
 
         var submitted = await account.Client.SubmitTextAsync(extra: $$""","webhook_url":"http://rebind.test:{{Port}}/hook" """);
 
+        // Accepted: the submission check saw the first, public answer. Not a count of exactly one lookup here: the
+        // execution is handed to the dispatcher at the commit and its webhook may already be connecting (it failed so).
         submitted.Status.ShouldBe(202, submitted.Body);
-        resolver.LookupsOf("rebind.test").ShouldBe(1, "the submission check saw the public answer");
+        resolver.LookupsOf("rebind.test").ShouldBeGreaterThanOrEqualTo(1, "the submission check looked the host up");
         var id = submitted.Json.GetProperty("id").GetString()!;
         (await account.Client.WaitForTerminalAsync(id)).GetProperty("status").GetString().ShouldBe("COMPLETED");
         var delivery = await FinishedDeliveryAsync(account.Client, id);
