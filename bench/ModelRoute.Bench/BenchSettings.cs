@@ -91,6 +91,13 @@ public sealed record BenchSettings(
             BaselineDuration: TimeSpan.FromSeconds(3));
 
     /// <summary>
+    /// Whether a fixed rate waits until after the rate search: every rate above the first that failed does. Run before
+    /// it, such an overload step left a backlog (and PostgreSQL the vacuum of it) that the search's first steps measured
+    /// instead of the gateway: it failed PostgreSQL at 250/s right after 4,000/s, where it passed 500/s before.
+    /// </summary>
+    public static bool RunsAfterSearch(IEnumerable<RunResult> fixedRunsSoFar) => fixedRunsSoFar.Any(r => !r.MeetsP99(P99LimitMs));
+
+    /// <summary>
     /// The rate search, seeded with the fixed-rate runs: step up ×2 from the highest rate that passed until one fails
     /// (or the steps run out), then bisect between the last pass and the first failure, down to about 10 %.
     /// </summary>

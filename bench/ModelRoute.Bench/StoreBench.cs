@@ -83,8 +83,15 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
             {
                 await TimedAsync("submit", async () =>
                 {
-                    foreach (var rate in settings.FixedRates)
+                    var afterSearch = new List<double>();
+                    foreach (var rate in settings.FixedRates.Order())
                     {
+                        if (BenchSettings.RunsAfterSearch(submit))
+                        {
+                            afterSearch.Add(rate);
+                            continue;
+                        }
+
                         var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
                         submit.Add(result);
                         Log(Describe(result));
@@ -92,6 +99,12 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
 
                     search = await SearchAsync(submit, cancellationToken);
                     Log($"highest rate with p99 < {BenchSettings.P99LimitMs} ms: {search.HighestRateUnder50MsP99}/s (lowest failing: {search.LowestFailedRate?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
+                    foreach (var rate in afterSearch)
+                    {
+                        var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
+                        submit.Add(result);
+                        Log(Describe(result));
+                    }
                 });
             }
 

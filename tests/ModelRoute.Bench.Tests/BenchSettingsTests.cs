@@ -19,6 +19,18 @@ public sealed class BenchSettingsTests
         BenchSettings.NextSearchRate(highestPass, lowestFail).ShouldBe(expected);
 
     [Fact]
+    public void Fixed_rates_above_the_first_failure_wait_until_after_the_search()
+    {
+        static RunResult Run(double rate, double p99, int errors = 0) =>
+            new($"submit-{rate}", rate, 5, 100, 100 - errors, errors, 0, new LatencyStats(1, 2, p99, p99, p99, 1, 100), rate, 0, null);
+
+        BenchSettings.RunsAfterSearch([]).ShouldBeFalse();
+        BenchSettings.RunsAfterSearch([Run(500, 10), Run(1000, 49.9)]).ShouldBeFalse();
+        BenchSettings.RunsAfterSearch([Run(500, 10), Run(1000, 50)]).ShouldBeTrue("p99 at the limit fails");
+        BenchSettings.RunsAfterSearch([Run(500, 10, errors: 1)]).ShouldBeTrue("an error fails");
+    }
+
+    [Fact]
     public void A_wide_gap_always_gives_a_rate_strictly_between_the_pass_and_the_failure()
     {
         for (var pass = 0d; pass <= 6000; pass += 125)
