@@ -48,16 +48,7 @@ public sealed class LeanIndexesMigrationTests : IDisposable
         await db.MigrateAsync(CancellationToken.None);
 
         await using var c = await db.OpenAsync(CancellationToken.None);
-        (await c.QueryAsync<string>("SELECT id || ':' || seq || ':' || execution_id FROM execution_events ORDER BY seq"))
-            .ShouldBe(["evt_1:1:exe_1", "evt_2:2:exe_1", "evt_3:3:exe_2"]);
-        (await c.QueryAsync<string>("SELECT id || ':' || account_id || ':' || kind || ':' || amount_micros FROM ledger_entries ORDER BY id"))
-            .ShouldBe(["led_1:acct_1:credit:500", "led_2:acct_1:hold:100", "led_3:acct_2:credit:7"]);
-
-        // Numbering goes on after the last event, and a credit's reference is still unique within its account.
-        await c.ExecuteAsync("INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at) VALUES ('evt_4', 'exe_2', 'acct_1', 't', 'PROCESSING', 4)");
-        (await c.QuerySingleAsync<long>("SELECT seq FROM execution_events WHERE id = 'evt_4'")).ShouldBe(4);
-        await Should.ThrowAsync<SqliteException>(() => c.ExecuteAsync(
-            "INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_micros, held_micros, reference, created_at) VALUES ('led_4', 'acct_1', 'credit', 1, 501, 0, 'topup-1', 4)"));
+        await AssertKeptAsync<SqliteException>(c);
         (await c.QueryAsync<string>("SELECT name FROM sqlite_master WHERE tbl_name IN ('execution_events', 'ledger_entries') AND type = 'index' AND sql IS NOT NULL ORDER BY name"))
             .ShouldBe(["ix_events_execution", "ux_ledger_credit_reference"]);
     }
@@ -89,15 +80,7 @@ public sealed class LeanIndexesMigrationTests : IDisposable
 
             await using var c = new NpgsqlConnection(cluster.ConnectionString(name));
             await c.OpenAsync();
-            (await c.QueryAsync<string>("SELECT id || ':' || seq || ':' || execution_id FROM execution_events ORDER BY seq"))
-                .ShouldBe(["evt_1:1:exe_1", "evt_2:2:exe_1", "evt_3:3:exe_2"]);
-            (await c.QueryAsync<string>("SELECT id || ':' || account_id || ':' || kind || ':' || amount_micros FROM ledger_entries ORDER BY id"))
-                .ShouldBe(["led_1:acct_1:credit:500", "led_2:acct_1:hold:100", "led_3:acct_2:credit:7"]);
-
-            await c.ExecuteAsync("INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at) VALUES ('evt_4', 'exe_2', 'acct_1', 't', 'PROCESSING', 4)");
-            (await c.QuerySingleAsync<long>("SELECT seq FROM execution_events WHERE id = 'evt_4'")).ShouldBe(4);
-            await Should.ThrowAsync<PostgresException>(() => c.ExecuteAsync(
-                "INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_micros, held_micros, reference, created_at) VALUES ('led_4', 'acct_1', 'credit', 1, 501, 0, 'topup-1', 4)"));
+            await AssertKeptAsync<PostgresException>(c);
             (await c.QueryAsync<string>("SELECT indexname FROM pg_indexes WHERE tablename IN ('execution_events', 'ledger_entries') ORDER BY indexname"))
                 .ShouldBe(["execution_events_pkey", "ledger_entries_pkey", "ux_ledger_credit_reference"]);
         }
@@ -111,6 +94,24 @@ public sealed class LeanIndexesMigrationTests : IDisposable
     {
         SqliteConnection.ClearAllPools();
         TestPaths.TryDelete(_directory);
+    }
+
+    /// <summary>
+    /// Every row of <see cref="Rows"/> is there; numbering goes on after the last event, and a credit's reference is still
+    /// unique within its account (<typeparamref name="TRefused"/>: the store's error).
+    /// </summary>
+    private static async Task AssertKeptAsync<TRefused>(System.Data.Common.DbConnection c)
+        where TRefused : Exception
+    {
+        (await c.QueryAsync<string>("SELECT id || ':' || seq || ':' || execution_id FROM execution_events ORDER BY seq"))
+            .ShouldBe(["evt_1:1:exe_1", "evt_2:2:exe_1", "evt_3:3:exe_2"]);
+        (await c.QueryAsync<string>("SELECT id || ':' || account_id || ':' || kind || ':' || amount_micros FROM ledger_entries ORDER BY id"))
+            .ShouldBe(["led_1:acct_1:credit:500", "led_2:acct_1:hold:100", "led_3:acct_2:credit:7"]);
+
+        await c.ExecuteAsync("INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at) VALUES ('evt_4', 'exe_2', 'acct_1', 't', 'PROCESSING', 4)");
+        (await c.QuerySingleAsync<long>("SELECT seq FROM execution_events WHERE id = 'evt_4'")).ShouldBe(4);
+        await Should.ThrowAsync<TRefused>(() => c.ExecuteAsync(
+            "INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_micros, held_micros, reference, created_at) VALUES ('led_4', 'acct_1', 'credit', 1, 501, 0, 'topup-1', 4)"));
     }
 
     /// <summary>A store's embedded migrations in order, as its database applies them.</summary>
