@@ -91,11 +91,21 @@ public sealed record BenchSettings(
             BaselineDuration: TimeSpan.FromSeconds(3));
 
     /// <summary>
-    /// Whether a fixed rate waits until after the rate search: every rate above the first that failed does. Run before
-    /// it, such an overload step left a backlog (and PostgreSQL the vacuum of it) that the search's first steps measured
-    /// instead of the gateway: it failed PostgreSQL at 250/s right after 4,000/s, where it passed 500/s before.
+    /// Whether a fixed rate waits until after the rate search: every rate above the first that failed does (a rate
+    /// measured again counts by its latest run). Run before it, such an overload step left a backlog (and PostgreSQL
+    /// the vacuum of it) that the search's first steps measured instead of the gateway: it failed PostgreSQL at 250/s
+    /// right after 4,000/s, where it passed 500/s before.
     /// </summary>
-    public static bool RunsAfterSearch(IEnumerable<RunResult> fixedRunsSoFar) => fixedRunsSoFar.Any(r => !r.MeetsP99(P99LimitMs));
+    public static bool RunsAfterSearch(IEnumerable<RunResult> fixedRunsSoFar) =>
+        fixedRunsSoFar.GroupBy(r => r.Rate).Any(g => !g.Last().MeetsP99(P99LimitMs));
+
+    /// <summary>
+    /// Whether a fixed run that failed is measured once more at once, before it holds the higher rates back: on a shared
+    /// host one run can meet a pause (a checkpoint, another tenant's burst) that the next does not, and with the higher
+    /// rates not yet run the search's own check (a failure below a pass is measured again) has nothing to compare with.
+    /// </summary>
+    public static bool MeasureAgain(IReadOnlyList<RunResult> fixedRunsSoFar, RunResult latest) =>
+        !latest.MeetsP99(P99LimitMs) && fixedRunsSoFar.Count(r => r.Rate == latest.Rate) == 1;
 
     /// <summary>
     /// The rate search, seeded with the fixed-rate runs: step up ×2 from the highest rate that passed until one fails

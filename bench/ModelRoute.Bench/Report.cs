@@ -14,7 +14,7 @@ public static class Report
         + $"Each store is warmed up first ({s.Warmup.TotalSeconds:0.#} s at 500/s with webhooks"
         + (s.WarmupBurst > TimeSpan.Zero ? $", then {s.WarmupBurst.TotalSeconds:0.#} s at {BenchSettings.TargetRate:0}/s" : "")
         + "), so that the JIT has compiled the hot paths to their optimized tier before anything is measured. "
-        + "Phases run in this order: end to end, GET, webhooks, then the fixed-rate submit runs up to the first that fails, the rate search, the fixed rates "
+        + "Phases run in this order: end to end, GET, webhooks, then the fixed-rate submit runs up to the first that fails twice in a row, the rate search, the fixed rates "
         + "above that failure (overload steps, which leave a backlog behind), and last the parked executions for memory (they stay); so only the memory "
         + "phase follows the overload. "
         + "Submit and GET latencies are open loop: measured from each request's scheduled send time; requests still unanswered "

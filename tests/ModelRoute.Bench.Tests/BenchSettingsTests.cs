@@ -28,6 +28,22 @@ public sealed class BenchSettingsTests
         BenchSettings.RunsAfterSearch([Run(500, 10), Run(1000, 49.9)]).ShouldBeFalse();
         BenchSettings.RunsAfterSearch([Run(500, 10), Run(1000, 50)]).ShouldBeTrue("p99 at the limit fails");
         BenchSettings.RunsAfterSearch([Run(500, 10, errors: 1)]).ShouldBeTrue("an error fails");
+        BenchSettings.RunsAfterSearch([Run(500, 120), Run(500, 10)]).ShouldBeFalse("a rate measured again counts by its latest run");
+    }
+
+    [Fact]
+    public void A_failed_fixed_run_is_measured_once_more_before_it_holds_the_higher_rates_back()
+    {
+        static RunResult Run(double rate, double p99) =>
+            new($"submit-{rate}", rate, 5, 100, 100, 0, 0, new LatencyStats(1, 2, p99, p99, p99, 1, 100), rate, 0, null);
+
+        var failed = Run(500, 120);
+        BenchSettings.MeasureAgain([failed], failed).ShouldBeTrue();
+        BenchSettings.MeasureAgain([Run(250, 10), failed], failed).ShouldBeTrue();
+        var again = Run(500, 130);
+        BenchSettings.MeasureAgain([failed, again], again).ShouldBeFalse("once only");
+        var passed = Run(500, 10);
+        BenchSettings.MeasureAgain([passed], passed).ShouldBeFalse();
     }
 
     [Fact]
