@@ -103,9 +103,10 @@ public sealed record BenchSettings(
     /// Whether a fixed run that failed is measured once more at once, before it holds the higher rates back: on a shared
     /// host one run can meet a pause (a checkpoint, another tenant's burst) that the next does not, and with the higher
     /// rates not yet run the search's own check (a failure below a pass is measured again) has nothing to compare with.
+    /// The highest fixed rate (the overload step) holds nothing back, so it is not measured again.
     /// </summary>
-    public static bool MeasureAgain(IReadOnlyList<RunResult> fixedRunsSoFar, RunResult latest) =>
-        !latest.MeetsP99(P99LimitMs) && fixedRunsSoFar.Count(r => r.Rate == latest.Rate) == 1;
+    public static bool MeasureAgain(IReadOnlyList<RunResult> fixedRunsSoFar, RunResult latest, bool higherRatesLeft) =>
+        higherRatesLeft && !latest.MeetsP99(P99LimitMs) && fixedRunsSoFar.Count(r => r.Rate == latest.Rate) == 1;
 
     /// <summary>
     /// The rate search, seeded with the fixed-rate runs: step up ×2 from the highest rate that passed until one fails

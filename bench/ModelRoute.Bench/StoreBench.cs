@@ -83,8 +83,17 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
             {
                 await TimedAsync("submit", async () =>
                 {
+                    async Task<RunResult> FixedRunAsync(double rate, string label = "")
+                    {
+                        var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
+                        submit.Add(result);
+                        Log(label + Describe(result));
+                        return result;
+                    }
+
+                    var rates = settings.FixedRates.Order().ToList();
                     var afterSearch = new List<double>();
-                    foreach (var rate in settings.FixedRates.Order())
+                    foreach (var rate in rates)
                     {
                         if (BenchSettings.RunsAfterSearch(submit))
                         {
@@ -92,15 +101,11 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
                             continue;
                         }
 
-                        var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
-                        submit.Add(result);
-                        Log(Describe(result));
-                        if (BenchSettings.MeasureAgain(submit, result))
+                        var result = await FixedRunAsync(rate);
+                        if (BenchSettings.MeasureAgain(submit, result, higherRatesLeft: rates[^1] > rate))
                         {
                             await WaitForBacklogAsync(settings.SearchDrainLimit, cancellationToken);
-                            var again = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
-                            submit.Add(again);
-                            Log("again " + Describe(again));
+                            await FixedRunAsync(rate, "again ");
                         }
                     }
 
@@ -108,9 +113,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
                     Log($"highest rate with p99 < {BenchSettings.P99LimitMs} ms: {search.HighestRateUnder50MsP99}/s (lowest failing: {search.LowestFailedRate?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
                     foreach (var rate in afterSearch)
                     {
-                        var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
-                        submit.Add(result);
-                        Log(Describe(result));
+                        await FixedRunAsync(rate);
                     }
                 });
             }

@@ -38,12 +38,13 @@ public sealed class BenchSettingsTests
             new($"submit-{rate}", rate, 5, 100, 100, 0, 0, new LatencyStats(1, 2, p99, p99, p99, 1, 100), rate, 0, null);
 
         var failed = Run(500, 120);
-        BenchSettings.MeasureAgain([failed], failed).ShouldBeTrue();
-        BenchSettings.MeasureAgain([Run(250, 10), failed], failed).ShouldBeTrue();
+        BenchSettings.MeasureAgain([failed], failed, higherRatesLeft: true).ShouldBeTrue();
+        BenchSettings.MeasureAgain([Run(250, 10), failed], failed, higherRatesLeft: true).ShouldBeTrue();
+        BenchSettings.MeasureAgain([failed], failed, higherRatesLeft: false).ShouldBeFalse("the overload step holds nothing back");
         var again = Run(500, 130);
-        BenchSettings.MeasureAgain([failed, again], again).ShouldBeFalse("once only");
+        BenchSettings.MeasureAgain([failed, again], again, higherRatesLeft: true).ShouldBeFalse("once only");
         var passed = Run(500, 10);
-        BenchSettings.MeasureAgain([passed], passed).ShouldBeFalse();
+        BenchSettings.MeasureAgain([passed], passed, higherRatesLeft: true).ShouldBeFalse();
     }
 
     [Fact]
