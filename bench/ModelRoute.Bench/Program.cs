@@ -27,6 +27,12 @@ var startedAt = long.TryParse(Environment.GetEnvironmentVariable("BENCH_STARTED_
     ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
     : DateTimeOffset.UtcNow;
 var settings = BenchSettings.For(quick);
+// For profiling: the end-to-end phase at another rate (at 50/s it shows the latency of an idle machine).
+if (Environment.GetEnvironmentVariable("BENCH_E2E_RATE") is { Length: > 0 } e2eRate)
+{
+    settings = settings with { EndToEndRate = double.Parse(e2eRate, CultureInfo.InvariantCulture) };
+}
+
 if (Option("--awaiting") is { } awaitingOption)
 {
     // For memory experiments: park this many, with time enough to do it.

@@ -50,6 +50,25 @@ public sealed record ExecutionTransition(string ExecutionId, ExecutionStatus To,
             IncrementAttempts = true,
         };
 
+    /// <summary>
+    /// The execution as this attempt's start (<see cref="StartAttempt"/>) leaves <paramref name="before"/> when applied
+    /// at <paramref name="now"/>: what a store's conditional update returns for it.
+    /// </summary>
+    public Execution StartedFrom(Execution before, DateTimeOffset now) => before with
+    {
+        Status = ExecutionStatus.Processing,
+        Provider = Provider ?? before.Provider,
+        ProviderModel = ProviderModel ?? before.ProviderModel,
+        ProviderJobId = null,
+        CallbackTokenHash = CallbackTokenHash ?? before.CallbackTokenHash,
+        Attempts = before.Attempts + (IncrementAttempts ? 1 : 0),
+        StartedAt = before.StartedAt ?? now,
+        UpdatedAt = now,
+        NextPollAt = null,
+        LeaseOwner = LeaseOwner ?? before.LeaseOwner, // a start applies only under its own lease
+        LeaseExpiresAt = LeaseExpiresAt ?? before.LeaseExpiresAt,
+    };
+
     public static ExecutionTransition AwaitCallback(string id, string owner, string providerJobId, DateTimeOffset nextPollAt, AttemptRecord attempt) =>
         new(id, ExecutionStatus.AwaitingWebhook, [ExecutionStatus.Processing])
         {

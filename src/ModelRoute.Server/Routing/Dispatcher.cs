@@ -258,7 +258,7 @@ public sealed partial class Dispatcher(
         // write overlap, and a quick answer's outcome joins the start's commit. The start is queued first, so it is
         // applied first; if it finds the execution cancelled, expired or taken over, so does the outcome. The call
         // then works from the execution as the start leaves it (it holds the lease, so nothing else changes it).
-        var started = Started(claimed, start, startedAt);
+        var started = start.StartedFrom(claimed, startedAt);
         Task<Execution?>? starting = null;
         Execution? execution;
         if (claimed.ExpiresAt > startedAt && !provider.Adapter.MayCallBack(new ProviderCall(started, model, route, started.Attempts, callbackUrl)))
@@ -355,22 +355,6 @@ public sealed partial class Dispatcher(
             outcomes.ApplyAsync(execution, outcome, [ExecutionStatus.Processing], attempt, node.Id, CancellationToken.None, pipelined: starting is not null),
             starting ?? Task.FromResult<Execution?>(null));
     }
-
-    /// <summary>The execution as <paramref name="start"/> leaves it (what the store's RETURNING would give).</summary>
-    private static Execution Started(Execution claimed, ExecutionTransition start, DateTimeOffset startedAt) => claimed with
-    {
-        Status = ExecutionStatus.Processing,
-        Provider = start.Provider,
-        ProviderModel = start.ProviderModel,
-        ProviderJobId = null,
-        CallbackTokenHash = start.CallbackTokenHash,
-        Attempts = claimed.Attempts + 1,
-        StartedAt = claimed.StartedAt ?? startedAt,
-        UpdatedAt = startedAt,
-        NextPollAt = null,
-        LeaseOwner = start.LeaseOwner,
-        LeaseExpiresAt = start.LeaseExpiresAt,
-    };
 
     /// <summary>Whether the attempt's start, when it was not waited for, was applied (false: the execution had moved on).</summary>
     private static async Task<bool> StartedAsync(Task<Execution?>? starting) => starting is null || await starting is not null;

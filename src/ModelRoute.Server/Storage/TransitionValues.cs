@@ -42,6 +42,11 @@ internal sealed record TransitionValues
     public string? EventId { get; init; }
     public string? EventType { get; init; }
 
+    // PostgreSQL's write of an attempt's start with its outcome: the start's time and event.
+    public long? StartedNow { get; init; }
+    public string? StartEventId { get; init; }
+    public string? StartEventType { get; init; }
+
     public static TransitionValues For(ExecutionTransition t, long now) => new()
     {
         Id = t.ExecutionId,

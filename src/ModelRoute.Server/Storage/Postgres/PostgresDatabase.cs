@@ -127,15 +127,19 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     /// a deadlock with another node's group), nothing is committed and each of its writes runs again
     /// in a transaction of its own, so only the failing one fails.
     /// </summary>
+    /// <param name="pair">
+    /// Set for one of two writes of one row that are queued one right behind the other (<see cref="WritePair"/>).
+    /// </param>
     public async Task<T> WriteGroupedAsync<TRead, T>(
         GroupedLane lane,
         NpgsqlBatchCommand statement,
         Func<NpgsqlDataReader, Task<TRead>> read,
         Func<TRead, GroupScope, Task<T>> finish,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        WritePair? pair = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var item = new GroupedWrite<TRead, T>(statement, read, finish, cancellationToken);
+        var item = new GroupedWrite<TRead, T>(statement, read, finish, cancellationToken) { Pair = pair };
         (lane == GroupedLane.Balances ? _balances : _moves).Enqueue(item);
 
         // Not cancellable once queued: as with WriteAsync's commit, the caller must learn the outcome.
@@ -509,27 +513,36 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         }
     }
 
-    /// <summary>All the group's first statements in one round trip, then each write's finish (the queued statements go with the commit).</summary>
+    /// <summary>
+    /// All the group's first statements in one round trip, then each write's finish (the queued statements go with the
+    /// commit). The two halves of a <see cref="WritePair"/> found in the group send one statement, the leader's.
+    /// </summary>
     private static async Task<bool> RunGroupAsync(List<GroupedWrite> group, GroupScope scope)
     {
         var failed = false;
         try
         {
+            var sending = PairUp(group);
             await using var batch = new NpgsqlBatch(scope.Connection, scope.Transaction);
-            foreach (var item in group)
+            foreach (var item in sending)
             {
                 batch.BatchCommands.Add(item.TakeStatement());
             }
 
             await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
-            for (var i = 0; i < group.Count; i++)
+            for (var i = 0; i < sending.Count; i++)
             {
                 if (i > 0 && !await reader.NextResultAsync(CancellationToken.None))
                 {
                     throw new InvalidOperationException("A grouped statement returned no result.");
                 }
 
-                await group[i].ReadAsync(reader);
+                await sending[i].ReadAsync(reader);
+            }
+
+            foreach (var item in group)
+            {
+                item.ReadFromLeader();
             }
         }
         catch (Exception ex)
@@ -554,14 +567,55 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         return true;
     }
 
+    /// <summary>
+    /// Joins each pair's follower to its leader when both are in the group (the leader queued first; a follower whose
+    /// leader went in an earlier group is sent alone), and answers the writes that send a statement.
+    /// </summary>
+    private static List<GroupedWrite> PairUp(List<GroupedWrite> group)
+    {
+        Dictionary<string, GroupedWrite>? leaders = null;
+        var sending = new List<GroupedWrite>(group.Count);
+        foreach (var item in group)
+        {
+            item.Leader = null;
+            if (item.Pair is { } pair)
+            {
+                pair.Partner = null;
+                if (pair.Leads)
+                {
+                    (leaders ??= new(StringComparer.Ordinal))[pair.Key] = item;
+                }
+                else if (leaders is not null && leaders.Remove(pair.Key, out var leader))
+                {
+                    leader.Pair!.Partner = pair;
+                    pair.Partner = leader.Pair;
+                    item.Leader = leader;
+                    continue;
+                }
+            }
+
+            sending.Add(item);
+        }
+
+        return sending;
+    }
+
     private abstract class GroupedWrite
     {
+        public WritePair? Pair { get; init; }
+
+        /// <summary>The pair's leader, in a group in which its statement is this write's too.</summary>
+        public GroupedWrite? Leader { get; set; }
+
         public abstract bool CancelIfRequested();
 
         /// <summary>The first statement, fresh: a batch command belongs to one batch only.</summary>
         public abstract NpgsqlBatchCommand TakeStatement();
 
         public abstract Task ReadAsync(NpgsqlDataReader reader);
+
+        /// <summary>A follower sent no statement: it reads what its leader's statement returned.</summary>
+        public abstract void ReadFromLeader();
 
         /// <summary>False if it threw (the group must roll back).</summary>
         public abstract Task<bool> FinishAsync(GroupScope scope);
@@ -595,6 +649,11 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         public override NpgsqlBatchCommand TakeStatement()
         {
             _error = null;
+            if (Pair is { Leads: true, Partner: { } follower })
+            {
+                return Pair.Fuse!(follower.State);
+            }
+
             if (!_used)
             {
                 _used = true;
@@ -611,6 +670,15 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         }
 
         public override async Task ReadAsync(NpgsqlDataReader reader) => _read = await read(reader);
+
+        public override void ReadFromLeader()
+        {
+            if (Leader is not null)
+            {
+                _error = null;
+                _read = ((GroupedWrite<TRead, T>)Leader)._read;
+            }
+        }
 
         public override async Task<bool> FinishAsync(GroupScope scope)
         {
@@ -750,7 +818,31 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     }
 }
 
-/// <summary>Which group-commit loop a grouped write joins (see <see cref="PostgresDatabase.WriteGroupedAsync{TRead, T}(GroupedLane, NpgsqlBatchCommand, Func{NpgsqlDataReader, Task{TRead}}, Func{TRead, PostgresDatabase.GroupScope, Task{T}}, CancellationToken)"/>).</summary>
+/// <summary>
+/// One of two writes of one row queued in one lane one right behind the other, where the second is known to apply
+/// only after the first (an attempt's start, and its outcome queued before the start committed). When both go in one
+/// group, the leader's <see cref="Fuse"/> makes one statement for both (one new version of the row instead of two) and
+/// both read its result; otherwise each is sent as it is. Each half's finish asks <see cref="Partner"/> which way it went.
+/// </summary>
+/// <param name="key">The row's key: a follower joins the leader with the same key in its group.</param>
+/// <param name="leads">The first of the two.</param>
+/// <param name="state">What the leader's <paramref name="fuse"/> needs of this write.</param>
+/// <param name="fuse">The leader's: the statement for both, given the follower's <paramref name="state"/>.</param>
+public sealed class WritePair(string key, bool leads, object state, Func<object, NpgsqlBatchCommand>? fuse = null)
+{
+    public string Key => key;
+
+    public bool Leads => leads;
+
+    public object State => state;
+
+    public Func<object, NpgsqlBatchCommand>? Fuse => fuse;
+
+    /// <summary>The other half, while both are in the group being written (set by the lane for each group).</summary>
+    public WritePair? Partner { get; internal set; }
+}
+
+/// <summary>Which group-commit loop a grouped write joins (see <see cref="PostgresDatabase.WriteGroupedAsync{TRead, T}(GroupedLane, NpgsqlBatchCommand, Func{NpgsqlDataReader, Task{TRead}}, Func{TRead, PostgresDatabase.GroupScope, Task{T}}, CancellationToken, WritePair)"/>).</summary>
 public enum GroupedLane
 {
     /// <summary>Writes that lock an account's balance row: endings (they settle holds; submissions have a lane of their own).</summary>

@@ -327,17 +327,32 @@ public sealed class PostgresExecutionStore(
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var eventId = ids.New("evt");
         var parameters = TransitionValues.For(t, now) with { EventId = eventId, EventType = t.To.EventType() };
+        var pair = PairOf(t, parameters);
 
         // Grouped: an ending settles the hold on the account's balance row, and its lane keeps endings
         // apart from the other moves, which touch no balance row and commit in a lane of their own,
         // beside it, instead of waiting for a group that waits for an account's lock. A pipelined attempt
-        // (its start and its outcome queued together) stays in one lane, whose queue order is commit order.
+        // (its start and its outcome queued together) stays in one lane, whose queue order is commit order,
+        // and when both are in one group they are one statement (see PairOf).
         var (execution, webhooks) = await db.WriteGroupedAsync(
             t.To.IsTerminal() || t.Pipelined ? GroupedLane.Balances : GroupedLane.Moves,
             PostgresDatabase.Statement(MoveSql, parameters),
             ReadMovedAsync,
-            (moved, scope) => FinishMoveAsync(moved, scope, t.To.EventType(), eventId, now),
-            cancellationToken);
+            (moved, scope) =>
+            {
+                var (changed, hasEndpoints) = (moved.Row?.ToExecution(), moved.Row?.HasEndpoints ?? false);
+                if (pair is { Leads: true, Partner: not null } && changed is not null)
+                {
+                    // The row now holds the outcome too: the start's answer (and its event's payload) is the row as
+                    // the start alone would have left it.
+                    Interlocked.Increment(ref _fusedAttempts);
+                    changed = t.StartedFrom(moved.Before!.ToExecution(), DateTimeOffset.FromUnixTimeMilliseconds(now));
+                }
+
+                return FinishMoveAsync(changed, hasEndpoints, scope, t.To.EventType(), eventId, now);
+            },
+            cancellationToken,
+            pair);
 
         if (execution is not null)
         {
@@ -354,15 +369,69 @@ public sealed class PostgresExecutionStore(
         return execution;
     }
 
-    private static async Task<ExecutionRow?> ReadMovedAsync(NpgsqlDataReader reader)
+    private long _fusedAttempts;
+
+    /// <summary>Attempts whose start and outcome were written as one statement (<see cref="PairOf"/>), since the start.</summary>
+    internal long FusedAttempts => Interlocked.Read(ref _fusedAttempts);
+
+    /// <summary>
+    /// A pipelined attempt's start and the outcome queued behind it (same execution, same lease owner) are a
+    /// <see cref="WritePair"/>: in one group they are one UPDATE, so the row gets one new version (with an entry in each
+    /// of its indexes) instead of two, and PostgreSQL runs one statement. Both events are still written, in order, and
+    /// each write still answers as if alone. Only an outcome whose conditions the start implies is paired: it moves on
+    /// from PROCESSING, under the same lease, and counts no attempt of its own; the start must then have applied for
+    /// it to apply, so the one statement applies both or neither, as the two would.
+    /// </summary>
+    private WritePair? PairOf(ExecutionTransition t, TransitionValues values)
     {
-        ExecutionRow? moved = null;
-        while (await reader.ReadAsync(CancellationToken.None))
+        if (!t.Pipelined || t.LeaseOwner is not { } owner || t.AccountId is not null || t.LeaseExpiredBy is not null)
         {
-            moved = reader.GetRowParser<ExecutionRow>()(reader);
+            return null;
         }
 
-        return moved;
+        var key = t.ExecutionId + " " + owner;
+        if (t.To == ExecutionStatus.Processing)
+        {
+            return t.IncrementAttempts && t.Attempt is null && t.Error is null && t.ProviderJobId is null && t.From.SequenceEqual([ExecutionStatus.Pending])
+                ? new WritePair(key, leads: true, values, follower => PostgresDatabase.Statement(FusedAttemptSql, FusedValues(values, (TransitionValues)follower)))
+                : null;
+        }
+
+        return t.From.Contains(ExecutionStatus.Processing) && !t.IncrementAttempts && !t.UndoAttempt
+            ? new WritePair(key, leads: false, values)
+            : null;
+    }
+
+    /// <summary>The values of <see cref="FusedAttemptSql"/>: the outcome's, with what the start sets and checks.</summary>
+    private static TransitionValues FusedValues(TransitionValues start, TransitionValues outcome) => outcome with
+    {
+        From = start.From,
+        LeaseOwner = start.LeaseOwner,
+        Provider = outcome.Provider ?? start.Provider,
+        ProviderModel = outcome.ProviderModel ?? start.ProviderModel,
+        CallbackTokenHash = outcome.CallbackTokenHash ?? start.CallbackTokenHash,
+        AttemptIncrement = start.AttemptIncrement + outcome.AttemptIncrement,
+        NextAttemptAt = outcome.NextAttemptAt ?? start.NextAttemptAt,
+        StartedNow = start.Now,
+        StartEventId = start.EventId,
+        StartEventType = start.EventType,
+    };
+
+    /// <summary>The moved row, and for a pair written as one statement the row as it was before (to answer the start).</summary>
+    private sealed record MovedRows(ExecutionRow? Row, ExecutionRow? Before);
+
+    private static async Task<MovedRows> ReadMovedAsync(NpgsqlDataReader reader)
+    {
+        var parse = reader.GetRowParser<ExecutionRow>();
+        ExecutionRow? first = null;
+        ExecutionRow? last = null;
+        while (await reader.ReadAsync(CancellationToken.None))
+        {
+            last = parse(reader);
+            first ??= last;
+        }
+
+        return new MovedRows(last, ReferenceEquals(first, last) ? null : first);
     }
 
     /// <summary>
@@ -373,14 +442,13 @@ public sealed class PostgresExecutionStore(
     /// the send. If this node dies first, the lease runs out and any node claims it.
     /// </summary>
     private async Task<(Execution? Changed, EnqueuedWebhooks Webhooks)> FinishMoveAsync(
-        ExecutionRow? moved, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
+        Execution? changed, bool hasEndpoints, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
     {
-        if (moved is null)
+        if (changed is null)
         {
             return (null, EnqueuedWebhooks.None);
         }
 
-        var changed = moved.ToExecution();
         if (changed.Status.IsTerminal())
         {
             var charge = changed.Status == ExecutionStatus.Completed ? changed.ChargedMicros ?? 0 : 0;
@@ -396,7 +464,7 @@ public sealed class PostgresExecutionStore(
         var lease = node is not null && handoff is { HasRoom: true }
             ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
             : ((string Owner, long Until)?)null;
-        var due = SharedWrites.DeliveriesDue(moved.HasEndpoints, changed.WebhookUrl, changed.WebhookEvents, type);
+        var due = SharedWrites.DeliveriesDue(hasEndpoints, changed.WebhookUrl, changed.WebhookEvents, type);
         if (due.ToEndpoints)
         {
             return (changed, await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay, due, lease));
@@ -435,8 +503,8 @@ public sealed class PostgresExecutionStore(
     // lets the planner prove a partial index's predicate (ix_executions_due, ix_executions_open_expiry) and, with
     // statistics taken before a backlog built up, scan that whole index in place of the primary key: 15 ms a move with
     // 30,000 PENDING rows, which stalled dispatch for most of a minute after a burst (PostgresLookupPlanTests).
-    private const string UpdateSql =
-        """
+    private static string Update(bool startToo) =>
+        $$"""
         UPDATE executions SET
             status = @To,
             updated_at = @Now,
@@ -445,7 +513,7 @@ public sealed class PostgresExecutionStore(
             error = CASE WHEN @ClearError THEN NULL ELSE COALESCE(@Error::text, error) END,
             provider = COALESCE(@Provider::text, provider),
             provider_model = COALESCE(@ProviderModel::text, provider_model),
-            provider_job_id = CASE WHEN @To::text = 'PROCESSING' THEN NULL ELSE COALESCE(@ProviderJobId::text, provider_job_id) END,
+            {{(startToo ? "provider_job_id = @ProviderJobId::text," : "provider_job_id = CASE WHEN @To::text = 'PROCESSING' THEN NULL ELSE COALESCE(@ProviderJobId::text, provider_job_id) END,")}}
             callback_token_hash = COALESCE(@CallbackTokenHash::text, callback_token_hash),
             attempts = attempts + @AttemptIncrement,
             attempt_log = CASE
@@ -455,7 +523,7 @@ public sealed class PostgresExecutionStore(
             usage = COALESCE(@Usage::text, usage),
             actual_micros = COALESCE(@ActualMicros::bigint, actual_micros),
             overage_micros = CASE WHEN @ActualMicros::bigint IS NULL THEN overage_micros ELSE GREATEST(0, @ActualMicros::bigint - held_micros) END,
-            started_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(started_at, @Now) ELSE started_at END,
+            {{(startToo ? "started_at = COALESCE(started_at, @StartedNow)," : "started_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(started_at, @Now) ELSE started_at END,")}}
             completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
             next_attempt_at = COALESCE(@NextAttemptAt::bigint, next_attempt_at),
             next_poll_at = @NextPollAt::bigint,
@@ -471,11 +539,13 @@ public sealed class PostgresExecutionStore(
         """;
 
     // The moved row, and whether the account has endpoints that may want the event (most have none).
+    private static readonly string UpdateSql = Update(startToo: false);
+
     private const string ReturnMoved =
         "SELECT moved.*, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = moved.account_id AND e.status = 'enabled') AS has_endpoints FROM moved";
 
     // The conditional move and its event; every move statement starts with these two.
-    private const string MovedAndEvent =
+    private static readonly string MovedAndEvent =
         $"""
         WITH moved AS (
             {UpdateSql}
@@ -485,10 +555,32 @@ public sealed class PostgresExecutionStore(
         )
         """;
 
-    internal const string MoveSql =
+    internal static readonly string MoveSql =
         $"""
         {MovedAndEvent}
         {ReturnMoved}
+        """;
+
+    // An attempt's start and its outcome as one move (PairOf), with FusedValues: the outcome's values with the start's
+    // condition and what the start sets, so the row goes from PENDING to the outcome's state in one new version. The
+    // start's event comes first. The row as it was before comes back first too (its second row is the moved one), for
+    // the start's own answer: both CTEs read the statement's snapshot, which the UPDATE's own change is not part of.
+    internal static readonly string FusedAttemptSql =
+        $"""
+        WITH before AS (
+            SELECT * FROM executions WHERE id = @Id
+        ), moved AS (
+            {Update(startToo: true)}
+        ), event AS (
+            INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
+            SELECT @StartEventId, id, account_id, @StartEventType, 'PROCESSING', @StartedNow FROM moved
+            UNION ALL
+            SELECT @EventId, id, account_id, @EventType, @To, @Now FROM moved
+        )
+        SELECT before.*, false AS has_endpoints, 0 AS fused_row FROM before WHERE EXISTS (SELECT 1 FROM moved)
+        UNION ALL
+        SELECT moved.*, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = moved.account_id AND e.status = 'enabled'), 1 FROM moved
+        ORDER BY fused_row
         """;
 
     // SharedWrites.SettleAsync for every ending of one account in a group, in one statement: release each whole hold,
