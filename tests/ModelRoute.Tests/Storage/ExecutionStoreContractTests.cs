@@ -43,6 +43,9 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     /// <summary>Releases what <see cref="CreateStoresAsync"/> made.</summary>
     protected abstract Task DisposeStoresAsync();
 
+    /// <summary>Every row of the outbox: (execution_id, event_id, event_type, payload).</summary>
+    protected abstract Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync();
+
     public async Task InitializeAsync() => (Executions, Accounts) = await CreateStoresAsync(Time);
 
     public Task DisposeAsync() => DisposeStoresAsync();
@@ -1160,6 +1163,42 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
         AssertPipelinedAttemptsWritten(pairs.Count * 2);
     }
 
+    [Fact]
+    public async Task Endings_queued_together_each_write_their_own_delivery_to_their_webhook_url()
+    {
+        // PostgreSQL writes a group's deliveries to webhook_urls as one insert: each ending must still get its own row,
+        // for its own event, with its own execution in the body.
+        var account = await NewAccountAsync(10_000_000);
+        var executions = new List<Execution>();
+        for (var i = 0; i < 30; i++)
+        {
+            var outcome = await Executions.SubmitAsync(NewExecution(account, 10_000) with { WebhookUrl = $"https://receiver.example/hook/{i}" }, None);
+            executions.Add(outcome.Execution.ShouldNotBeNull());
+        }
+
+        (await Executions.ClaimDueAsync("node-a", 100, Now, Now + Lease, None)).Count.ShouldBe(executions.Count);
+        foreach (var e in executions)
+        {
+            (await Executions.TransitionAsync(StartAttempt(e.Id, "node-a"), None)).ShouldNotBeNull();
+        }
+
+        await Task.WhenAll(executions.Select(e => Executions.TransitionAsync(Complete(e.Id, 5_000), None)));
+
+        var deliveries = await DeliveriesAsync();
+        deliveries.Select(d => d.ExecutionId).Order().ShouldBe(executions.Select(e => e.Id).Order(), "one delivery per ending");
+        foreach (var (executionId, eventId, eventType, payload) in deliveries)
+        {
+            eventType.ShouldBe("execution.completed");
+            var completed = (await Executions.ListEventsAsync(executionId, 0, None)).Last();
+            completed.Status.ShouldBe(ExecutionStatus.Completed);
+            eventId.ShouldBe(completed.Id);
+            using var body = System.Text.Json.JsonDocument.Parse(payload);
+            body.RootElement.GetProperty("id").GetString().ShouldBe(eventId);
+            body.RootElement.GetProperty("data").GetProperty("id").GetString().ShouldBe(executionId);
+            body.RootElement.GetProperty("data").GetProperty("status").GetString().ShouldBe("COMPLETED");
+        }
+    }
+
     /// <summary>The execution as JSON, under <paramref name="id"/> and without its key, to compare twins.</summary>
     private static string Comparable(Execution? execution, string id) =>
         System.Text.Json.JsonSerializer.Serialize(execution.ShouldNotBeNull() with { Id = id, IdempotencyKey = "" });
@@ -1440,6 +1479,11 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
         var executions = new SqliteExecutionStore(_database, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
         return (executions, new SqliteAccountStore(_database));
     }
+
+    protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>
+        _database!.ReadAsync<IReadOnlyList<(string, string, string, string)>>(
+            async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, "SELECT execution_id, event_id, event_type, payload FROM webhook_deliveries")],
+            CancellationToken.None);
 
     [Fact]
     public async Task Refused_and_replayed_submissions_change_nothing_so_no_group_runs_twice()

@@ -33,6 +33,11 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
     protected override void AssertPipelinedAttemptsWritten(int attempts) =>
         ((PostgresExecutionStore)Executions).FusedAttempts.ShouldBeInRange(1, attempts);
 
+    protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>
+        _database!.ReadAsync<IReadOnlyList<(string, string, string, string)>>(
+            async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, "SELECT execution_id, event_id, event_type, payload FROM webhook_deliveries")],
+            CancellationToken.None);
+
     protected override IExecutionStore CreateNodeStore(TimeProvider time, ModelRoute.Server.Routing.NodeIdentity node, ModelRoute.Server.Routing.DispatchHandoff dispatch) =>
         new PostgresExecutionStore(_database!, _notifier!, new IdGenerator(time), new ExecutionChanges(new GatewayMetrics()),
             Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time, node, dispatch: dispatch);

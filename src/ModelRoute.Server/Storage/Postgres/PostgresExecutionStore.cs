@@ -479,16 +479,10 @@ public sealed class PostgresExecutionStore(
         var owner = firstDelay <= TimeSpan.Zero ? lease?.Owner : null;
         var id = ids.New("whd");
         var payload = WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), changed, thin: false);
-        scope.Later.Add(PostgresDatabase.Statement(
-            """
-            INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
-            VALUES (@Id, @EventId, @AccountId, @ExecutionId, NULL, @Url, @Type, @Payload, 'pending', @Due, @Now, @Now, @Owner, @Until)
-            """,
-            new
-            {
-                Id = id, EventId = eventId, changed.AccountId, ExecutionId = changed.Id, Url = changed.WebhookUrl!, Type = type, Payload = payload,
-                Due = now + (long)firstDelay.TotalMilliseconds, Now = now, Owner = owner, Until = owner is null ? null : lease?.Until,
-            }));
+        scope.LaterMerged(
+            "webhook_deliveries",
+            new SubmissionDelivery(id, eventId, changed.AccountId, changed.Id, changed.WebhookUrl!, type, payload, now + (long)firstDelay.TotalMilliseconds, now, owner, owner is null ? null : lease?.Until),
+            DeliveriesStatement);
         if (owner is null)
         {
             return (changed, new EnqueuedWebhooks([], 1));
@@ -497,6 +491,36 @@ public sealed class PostgresExecutionStore(
         var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
         return (changed, new EnqueuedWebhooks([new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null)], 1));
     }
+
+    /// <summary>A delivery to a submission's webhook_url, written with the group's commit.</summary>
+    private sealed record SubmissionDelivery(
+        string Id, string EventId, string AccountId, string ExecutionId, string Url, string Type, string Payload, long Due, long Now, string? Owner, long? Until);
+
+    // The group's deliveries to webhook_urls, as one insert.
+    private const string InsertDeliveriesSql =
+        """
+        INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
+        SELECT id, event_id, account_id, execution_id, NULL, url, event_type, payload, 'pending', due, now, now, owner, until
+        FROM unnest(@Ids::text[], @EventIds::text[], @AccountIds::text[], @ExecutionIds::text[], @Urls::text[], @Types::text[], @Payloads::text[],
+            @Dues::bigint[], @Nows::bigint[], @Owners::text[], @Untils::bigint[])
+            AS d(id, event_id, account_id, execution_id, url, event_type, payload, due, now, owner, until)
+        """;
+
+    private static NpgsqlBatchCommand DeliveriesStatement(IReadOnlyList<SubmissionDelivery> deliveries) =>
+        PostgresDatabase.Statement(InsertDeliveriesSql, new
+        {
+            Ids = deliveries.Select(d => d.Id).ToArray(),
+            EventIds = deliveries.Select(d => d.EventId).ToArray(),
+            AccountIds = deliveries.Select(d => d.AccountId).ToArray(),
+            ExecutionIds = deliveries.Select(d => d.ExecutionId).ToArray(),
+            Urls = deliveries.Select(d => d.Url).ToArray(),
+            Types = deliveries.Select(d => d.Type).ToArray(),
+            Payloads = deliveries.Select(d => d.Payload).ToArray(),
+            Dues = deliveries.Select(d => d.Due).ToArray(),
+            Nows = deliveries.Select(d => d.Now).ToArray(),
+            Owners = deliveries.Select(d => d.Owner).ToArray(),
+            Untils = deliveries.Select(d => d.Until).ToArray(),
+        });
 
     // attempt_log is TEXT (not jsonb, which refuses \u0000), so the attempt is appended as text.
     // Every lookup of one row by id compares the status through an expression, (status || ''): a plain "status = …"
