@@ -1164,6 +1164,40 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_cancel_queued_between_an_attempts_start_and_its_outcome_applies_between_them()
+    {
+        // PostgreSQL writes a start and its outcome as one statement when they meet in a group, but never across a write
+        // queued between them: here the cancel ends the execution after the start, and the outcome finds it ended.
+        var account = await NewAccountAsync(10_000_000);
+        var executions = new List<Execution>();
+        for (var i = 0; i < 10; i++)
+        {
+            executions.Add(await SubmitAsync(account, 10_000));
+        }
+
+        (await Executions.ClaimDueAsync("node-a", 100, Now, Now + Lease, None)).Count.ShouldBe(executions.Count);
+        var written = executions.Select(e => (
+            Start: Executions.TransitionAsync(StartAttempt(e.Id, "node-a") with { Pipelined = true }, None),
+            Cancel: Executions.TransitionAsync(ExecutionTransition.Cancel(e.Id, account), None),
+            Outcome: Executions.TransitionAsync(Complete(e.Id, 5_000) with { Pipelined = true }, None))).ToList();
+
+        foreach (var (start, cancel, outcome) in written)
+        {
+            (await start).ShouldNotBeNull().Status.ShouldBe(ExecutionStatus.Processing);
+            (await cancel).ShouldNotBeNull().Status.ShouldBe(ExecutionStatus.Cancelled);
+            (await outcome).ShouldBeNull("the cancel came first");
+        }
+
+        foreach (var e in executions)
+        {
+            (await Executions.ListEventsAsync(e.Id, 0, None)).Select(x => x.Status)
+                .ShouldBe([ExecutionStatus.Pending, ExecutionStatus.Processing, ExecutionStatus.Cancelled]);
+        }
+
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
     public async Task Endings_queued_together_each_write_their_own_delivery_to_their_webhook_url()
     {
         // PostgreSQL writes a group's deliveries to webhook_urls as one insert: each ending must still get its own row,
