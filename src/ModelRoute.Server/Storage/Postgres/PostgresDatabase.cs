@@ -591,23 +591,20 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
 
     /// <summary>
     /// Joins each pair's follower to its leader when both are in the group (the leader queued first; a follower whose
-    /// leader went in an earlier group is sent alone), and answers the writes that send a statement. Joined pairs send
-    /// one statement between them (<see cref="WritePair.Fuse"/>), in the place of the first one's leader, and each of
-    /// their writes reads what it returned. A write that is no pair's (a cancel, an expiry) may change the same row, so
-    /// none moves across it: a pair with one between its halves is sent as two writes, and a pair after it joins no
-    /// statement before it.
+    /// leader went in an earlier group is sent alone): the leader sends one statement for both
+    /// (<see cref="WritePair.Fuse"/>) and the follower reads what it returned. A write that is no pair's (a cancel, an
+    /// expiry) may change the same row, so no follower moves across one to its leader's place: the two are then sent
+    /// as they are. Answers the writes that send a statement.
     /// </summary>
     private static List<GroupedWrite> PairUp(List<GroupedWrite> group)
     {
         Dictionary<string, GroupedWrite>? leaders = null;
         HashSet<string>? seen = null;
-        GroupedWrite? first = null;
         var barrier = -1; // The index in sending of the last write that is no pair's.
         var sending = new List<GroupedWrite>(group.Count);
         foreach (var item in group)
         {
             item.Leader = null;
-            item.Joined = null;
             if (item.Pair is { } pair)
             {
                 pair.Partner = null;
@@ -637,19 +634,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
             {
                 leader.Pair!.Partner = pair;
                 pair.Partner = leader.Pair;
-                if (first is null || sending.IndexOf(first) < barrier)
-                {
-                    first = leader;
-                    leader.Joined = [];
-                }
-                else
-                {
-                    sending.Remove(leader); // after the barrier, which keeps its index
-                    leader.Leader = first;
-                }
-
-                first.Joined!.Add((leader.Pair, pair));
-                item.Leader = first;
+                item.Leader = leader;
                 continue;
             }
 
@@ -663,11 +648,8 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     {
         public WritePair? Pair { get; init; }
 
-        /// <summary>The write whose statement is this one's too (the group's first joined pair's leader).</summary>
+        /// <summary>The pair's leader, in a group in which its statement is this write's too.</summary>
         public GroupedWrite? Leader { get; set; }
-
-        /// <summary>On the first joined leader: every pair its statement writes, its own first.</summary>
-        public List<(WritePair Leader, WritePair Follower)>? Joined { get; set; }
 
         public abstract bool CancelIfRequested();
 
@@ -711,9 +693,9 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
         public override NpgsqlBatchCommand TakeStatement()
         {
             _error = null;
-            if (Joined is { } pairs)
+            if (Pair is { Leads: true, Partner: { } follower })
             {
-                return Pair!.Fuse!([.. pairs.Select(p => (p.Leader.State, p.Follower.State))]);
+                return Pair.Fuse!(Pair.State, follower.State);
             }
 
             if (!_used)
@@ -883,15 +865,15 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
 /// <summary>
 /// One of two writes of one row queued in one lane one right behind the other, where the second is known to apply
 /// only after the first (an attempt's start, and its outcome queued before the start committed). When both go in one
-/// group they are joined: one statement writes both (one new version of the row instead of two), and it writes every
-/// pair joined in the group, so that PostgreSQL runs one statement for them all; each of their writes reads what it
-/// returned. Otherwise each is sent as it is. Each half's finish asks <see cref="Partner"/> which way it went.
+/// group (and no other write between them), the leader's <see cref="Fuse"/> makes one statement for both (one new
+/// version of the row instead of two) and both read its result; otherwise each is sent as it is. Each half's finish
+/// asks <see cref="Partner"/> which way it went.
 /// </summary>
 /// <param name="key">The row's key: a follower joins the leader with the same key in its group.</param>
 /// <param name="leads">The first of the two.</param>
-/// <param name="state">What <paramref name="fuse"/> needs of this write.</param>
-/// <param name="fuse">The leader's: the statement for the pairs given (leader's state, follower's state), in queue order.</param>
-public sealed class WritePair(string key, bool leads, object state, Func<IReadOnlyList<(object Leader, object Follower)>, NpgsqlBatchCommand>? fuse = null)
+/// <param name="state">What the leader's <paramref name="fuse"/> needs of this write.</param>
+/// <param name="fuse">The leader's: the statement for both, given the leader's and the follower's <paramref name="state"/>.</param>
+public sealed class WritePair(string key, bool leads, object state, Func<object, object, NpgsqlBatchCommand>? fuse = null)
 {
     public string Key => key;
 
@@ -899,7 +881,7 @@ public sealed class WritePair(string key, bool leads, object state, Func<IReadOn
 
     public object State => state;
 
-    public Func<IReadOnlyList<(object Leader, object Follower)>, NpgsqlBatchCommand>? Fuse => fuse;
+    public Func<object, object, NpgsqlBatchCommand>? Fuse => fuse;
 
     /// <summary>The other half, while both are in the group being written (set by the lane for each group).</summary>
     public WritePair? Partner { get; internal set; }

@@ -340,14 +340,13 @@ public sealed class PostgresExecutionStore(
             ReadMovedAsync,
             (moved, scope) =>
             {
-                var (row, before) = moved.Of(t.ExecutionId);
-                var (changed, hasEndpoints) = (row?.ToExecution(), row?.HasEndpoints ?? false);
+                var (changed, hasEndpoints) = (moved.Row?.ToExecution(), moved.Row?.HasEndpoints ?? false);
                 if (pair is { Leads: true, Partner: not null } && changed is not null)
                 {
                     // The row now holds the outcome too: the start's answer (and its event's payload) is the row as
                     // the start alone would have left it.
                     Interlocked.Increment(ref _fusedAttempts);
-                    changed = t.StartedFrom(before!.ToExecution(), DateTimeOffset.FromUnixTimeMilliseconds(now));
+                    changed = t.StartedFrom(moved.Before!.ToExecution(), DateTimeOffset.FromUnixTimeMilliseconds(now));
                 }
 
                 return FinishMoveAsync(changed, hasEndpoints, scope, t.To.EventType(), eventId, now);
@@ -394,7 +393,7 @@ public sealed class PostgresExecutionStore(
         if (t.To == ExecutionStatus.Processing)
         {
             return t.IncrementAttempts && t.Attempt is null && t.Error is null && t.ProviderJobId is null && t.From.SequenceEqual([ExecutionStatus.Pending])
-                ? new WritePair(key, leads: true, values, FusedAttemptsStatement)
+                ? new WritePair(key, leads: true, values, FusedAttemptStatement)
                 : null;
         }
 
@@ -403,7 +402,7 @@ public sealed class PostgresExecutionStore(
             : null;
     }
 
-    /// <summary>The values of <see cref="FusedAttemptsSql"/>: the outcome's, with what the start sets and checks.</summary>
+    /// <summary>The values of <see cref="FusedAttemptSql"/>: the outcome's, with what the start sets and checks.</summary>
     private static TransitionValues FusedValues(TransitionValues start, TransitionValues outcome) => outcome with
     {
         From = start.From,
@@ -418,78 +417,26 @@ public sealed class PostgresExecutionStore(
         StartEventType = start.EventType,
     };
 
-    /// <summary>
-    /// What a move's statement returned: its row, if it moved; for joined pairs (<see cref="FusedAttemptsSql"/>), each
-    /// execution's row as it was before, then as moved.
-    /// </summary>
-    private sealed record MovedRows(IReadOnlyList<ExecutionRow> Rows)
-    {
-        /// <summary>The row of <paramref name="executionId"/> as moved, and as it was before if the statement joined pairs.</summary>
-        public (ExecutionRow? Row, ExecutionRow? Before) Of(string executionId)
-        {
-            ExecutionRow? first = null;
-            ExecutionRow? last = null;
-            foreach (var row in Rows)
-            {
-                if (row.Id == executionId)
-                {
-                    first ??= row;
-                    last = row;
-                }
-            }
-
-            return (last, ReferenceEquals(first, last) ? null : first);
-        }
-    }
+    /// <summary>The moved row, and for a pair written as one statement the row as it was before (to answer the start).</summary>
+    private sealed record MovedRows(ExecutionRow? Row, ExecutionRow? Before);
 
     private static async Task<MovedRows> ReadMovedAsync(NpgsqlDataReader reader)
     {
         var parse = reader.GetRowParser<ExecutionRow>();
-        var rows = new List<ExecutionRow>(2);
+        ExecutionRow? first = null;
+        ExecutionRow? last = null;
         while (await reader.ReadAsync(CancellationToken.None))
         {
-            rows.Add(parse(reader));
+            last = parse(reader);
+            first ??= last;
         }
 
-        return new MovedRows(rows);
+        return new MovedRows(last, ReferenceEquals(first, last) ? null : first);
     }
 
-    /// <summary>The pairs joined in a group, as one <see cref="FusedAttemptsSql"/>.</summary>
-    private static NpgsqlBatchCommand FusedAttemptsStatement(IReadOnlyList<(object Leader, object Follower)> pairs)
-    {
-        var v = pairs.Select(p => FusedValues((TransitionValues)p.Leader, (TransitionValues)p.Follower)).ToList();
-        return PostgresDatabase.Statement(FusedAttemptsSql, new
-        {
-            Ids = v.Select(x => x.Id).ToArray(),
-            From0s = v.Select(x => x.From0).ToArray(),
-            Tos = v.Select(x => x.To).ToArray(),
-            Nows = v.Select(x => x.Now).ToArray(),
-            StartedNows = v.Select(x => x.StartedNow).ToArray(),
-            Terminals = v.Select(x => x.Terminal).ToArray(),
-            Outputs = v.Select(x => x.Output).ToArray(),
-            Artifacts = v.Select(x => x.Artifacts).ToArray(),
-            ClearErrors = v.Select(x => x.ClearError).ToArray(),
-            Errors = v.Select(x => x.Error).ToArray(),
-            Providers = v.Select(x => x.Provider).ToArray(),
-            ProviderModels = v.Select(x => x.ProviderModel).ToArray(),
-            ProviderJobIds = v.Select(x => x.ProviderJobId).ToArray(),
-            CallbackTokenHashes = v.Select(x => x.CallbackTokenHash).ToArray(),
-            AttemptIncrements = v.Select(x => x.AttemptIncrement).ToArray(),
-            Attempts = v.Select(x => x.Attempt).ToArray(),
-            Usages = v.Select(x => x.Usage).ToArray(),
-            ActualMicros = v.Select(x => x.ActualMicros).ToArray(),
-            NextAttemptAts = v.Select(x => x.NextAttemptAt).ToArray(),
-            NextPollAts = v.Select(x => x.NextPollAt).ToArray(),
-            LeaseExpiresAts = v.Select(x => x.LeaseExpiresAt).ToArray(),
-            LeaseOwners = v.Select(x => x.LeaseOwner).ToArray(),
-            AccountIds = v.Select(x => x.AccountId).ToArray(),
-            LeaseExpiredBys = v.Select(x => x.LeaseExpiredBy).ToArray(),
-            EventIds = v.Select(x => x.EventId).ToArray(),
-            EventTypes = v.Select(x => x.EventType).ToArray(),
-            StartEventIds = v.Select(x => x.StartEventId).ToArray(),
-            StartEventTypes = v.Select(x => x.StartEventType).ToArray(),
-        });
-    }
+    /// <summary>A pair joined in a group (<see cref="PairOf"/>), as one <see cref="FusedAttemptSql"/>.</summary>
+    private static NpgsqlBatchCommand FusedAttemptStatement(object leader, object follower) =>
+        PostgresDatabase.Statement(FusedAttemptSql, FusedValues((TransitionValues)leader, (TransitionValues)follower));
 
     /// <summary>
     /// The outbox for a move that happened: a delivery to the submission's webhook_url is queued for the
@@ -642,55 +589,27 @@ public sealed class PostgresExecutionStore(
         {ReturnMoved}
         """;
 
-    // The pairs joined in a group (PairOf), each an attempt's start and its outcome as one move, with FusedValues: the
-    // outcome's values with the start's condition and what the start sets, so each row goes from PENDING to the
-    // outcome's state in one new version. It is the single move's UPDATE (Update(startToo: true)) over a row of values
-    // per pair (g) instead of parameters. Each start's event comes before its outcome's. Each row as it was before
-    // comes back too, ahead of the moved one, for the start's own answer: both CTEs read the statement's snapshot, which
-    // the UPDATE's own change is not part of.
-    internal static readonly string FusedAttemptsSql =
+    // An attempt's start and its outcome as one move (PairOf), with FusedValues: the outcome's values with the start's
+    // condition and what the start sets, so the row goes from PENDING to the outcome's state in one new version. The
+    // start's event comes first. The row as it was before comes back first too (its second row is the moved one), for
+    // the start's own answer: both CTEs read the statement's snapshot, which the UPDATE's own change is not part of.
+    internal static readonly string FusedAttemptSql =
         $"""
-        WITH g AS (
-            SELECT * FROM unnest(@Ids::text[], @From0s::text[], @Tos::text[], @Nows::bigint[], @StartedNows::bigint[], @Terminals::boolean[],
-                @Outputs::text[], @Artifacts::text[], @ClearErrors::boolean[], @Errors::text[], @Providers::text[], @ProviderModels::text[],
-                @ProviderJobIds::text[], @CallbackTokenHashes::text[], @AttemptIncrements::integer[], @Attempts::text[], @Usages::text[],
-                @ActualMicros::bigint[], @NextAttemptAts::bigint[], @NextPollAts::bigint[], @LeaseExpiresAts::bigint[], @LeaseOwners::text[],
-                @AccountIds::text[], @LeaseExpiredBys::bigint[], @EventIds::text[], @EventTypes::text[], @StartEventIds::text[],
-                @StartEventTypes::text[]) WITH ORDINALITY
-                AS g(p_id, p_from0, p_to, p_now, p_startednow, p_terminal, p_output, p_artifacts, p_clearerror, p_error, p_provider,
-                    p_providermodel, p_providerjobid, p_callbacktokenhash, p_attemptincrement, p_attempt, p_usage, p_actualmicros,
-                    p_nextattemptat, p_nextpollat, p_leaseexpiresat, p_leaseowner, p_accountid, p_leaseexpiredby, p_eventid, p_eventtype,
-                    p_starteventid, p_starteventtype, p_ord)
-        ), before AS (
-            SELECT executions.* FROM executions JOIN g ON executions.id = g.p_id
+        WITH before AS (
+            SELECT * FROM executions WHERE id = @Id
         ), moved AS (
-            {OverRows(Update(startToo: true))}
+            {Update(startToo: true)}
         ), event AS (
             INSERT INTO execution_events (id, execution_id, account_id, type, status, created_at)
-            SELECT e.id, e.execution_id, e.account_id, e.type, e.status, e.created_at FROM (
-                SELECT g.p_starteventid AS id, moved.id AS execution_id, moved.account_id, g.p_starteventtype AS type, 'PROCESSING' AS status,
-                    g.p_startednow AS created_at, g.p_ord AS ord, 0 AS phase
-                FROM moved JOIN g ON g.p_id = moved.id
-                UNION ALL
-                SELECT g.p_eventid, moved.id, moved.account_id, g.p_eventtype, g.p_to, g.p_now, g.p_ord, 1 FROM moved JOIN g ON g.p_id = moved.id) e
-            ORDER BY e.ord, e.phase
+            SELECT @StartEventId, id, account_id, @StartEventType, 'PROCESSING', @StartedNow FROM moved
+            UNION ALL
+            SELECT @EventId, id, account_id, @EventType, @To, @Now FROM moved
         )
-        SELECT before.*, false AS has_endpoints, g.p_ord AS fused_ord, 0 AS fused_row
-        FROM before JOIN g ON g.p_id = before.id WHERE before.id IN (SELECT id FROM moved)
+        SELECT before.*, false AS has_endpoints, 0 AS fused_row FROM before WHERE EXISTS (SELECT 1 FROM moved)
         UNION ALL
-        SELECT moved.*, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = moved.account_id AND e.status = 'enabled'), g.p_ord, 1
-        FROM moved JOIN g ON g.p_id = moved.id
-        ORDER BY fused_ord, fused_row
+        SELECT moved.*, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = moved.account_id AND e.status = 'enabled'), 1 FROM moved
+        ORDER BY fused_row
         """;
-
-    /// <summary>The single move's UPDATE, reading each value from its row of g instead of a parameter.</summary>
-    private static string OverRows(string update) =>
-        System.Text.RegularExpressions.Regex.Replace(
-                update.Replace("(status || '') = ANY(@From)", "(status || '') = @From0", StringComparison.Ordinal),
-                "@([A-Za-z0-9]+)",
-                m => "g.p_" + m.Groups[1].Value.ToLowerInvariant())
-            .Replace("WHERE id = g.p_id", "FROM g WHERE id = g.p_id", StringComparison.Ordinal)
-            .Replace("RETURNING *", "RETURNING executions.*", StringComparison.Ordinal);
 
     // SharedWrites.SettleAsync for every ending of one account in a group, in one statement: release each whole hold,
     // charge what each cost capped at its hold (Execution.ChargedMicros, only for COMPLETED), and write the release and
