@@ -43,8 +43,10 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
     /// <summary>Releases what <see cref="CreateStoresAsync"/> made.</summary>
     protected abstract Task DisposeStoresAsync();
 
-    /// <summary>Every row of the outbox: (execution_id, event_id, event_type, payload).</summary>
+    /// <summary>Every row of the outbox: (execution_id, event_id, event_type, payload), read with <see cref="DeliveriesSql"/>.</summary>
     protected abstract Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync();
+
+    protected const string DeliveriesSql = "SELECT execution_id, event_id, event_type, payload FROM webhook_deliveries";
 
     public async Task InitializeAsync() => (Executions, Accounts) = await CreateStoresAsync(Time);
 
@@ -1516,7 +1518,7 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
 
     protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>
         _database!.ReadAsync<IReadOnlyList<(string, string, string, string)>>(
-            async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, "SELECT execution_id, event_id, event_type, payload FROM webhook_deliveries")],
+            async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, DeliveriesSql)],
             CancellationToken.None);
 
     [Fact]

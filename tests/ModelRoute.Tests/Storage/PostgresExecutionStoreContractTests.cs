@@ -35,7 +35,7 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
 
     protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>
         _database!.ReadAsync<IReadOnlyList<(string, string, string, string)>>(
-            async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, "SELECT execution_id, event_id, event_type, payload FROM webhook_deliveries")],
+            async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, DeliveriesSql)],
             CancellationToken.None);
 
     protected override IExecutionStore CreateNodeStore(TimeProvider time, ModelRoute.Server.Routing.NodeIdentity node, ModelRoute.Server.Routing.DispatchHandoff dispatch) =>
