@@ -34,9 +34,14 @@ public sealed class PostgresLookupPlanTests
             var start = TransitionValues.For(
                 ExecutionTransition.StartAttempt("exe_10000", "node", DateTimeOffset.FromUnixTimeMilliseconds(60_000), "sim", "sim-text", "hash"), 40_000)
                 with { EventId = "evt_x", EventType = "execution.processing" };
+            var outcome = TransitionValues.For(
+                ExecutionTransition.Complete("exe_10000", [ExecutionStatus.Processing], "{}", [], new ModelRoute.Server.Billing.Usage(InputTokens: 1),
+                    1, new AttemptRecord(1, "sim", "sim-text", "completed", DateTimeOffset.FromUnixTimeMilliseconds(40_000), 1), "node"), 40_001)
+                with { EventId = "evt_y", EventType = "execution.completed" };
             var statements = new (string What, string Sql, object Parameters, string Key)[]
             {
                 ("a state move", PostgresExecutionStore.MoveSql, start, "executions_pkey"),
+                ("an attempt's start and outcome as one move", PostgresExecutionStore.FusedAttemptSql, PostgresExecutionStore.FusedValues(start, outcome), "executions_pkey"),
                 ("giving a claim back", PostgresExecutionStore.ReleaseClaimSql, new { id = "exe_10000", owner = "node", NotBefore = 41_000L }, "executions_pkey"),
                 ("renewing a lease", PostgresExecutionStore.RenewLeaseSql, new { id = "exe_10000", owner = "node", Until = 70_000L }, "executions_pkey"),
                 ("recording delivery attempts", PostgresWebhookStore.RecordAttemptsSql,

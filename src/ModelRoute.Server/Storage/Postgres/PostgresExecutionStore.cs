@@ -403,7 +403,7 @@ public sealed class PostgresExecutionStore(
     }
 
     /// <summary>The values of <see cref="FusedAttemptSql"/>: the outcome's, with what the start sets and checks.</summary>
-    private static TransitionValues FusedValues(TransitionValues start, TransitionValues outcome) => outcome with
+    internal static TransitionValues FusedValues(TransitionValues start, TransitionValues outcome) => outcome with
     {
         From = start.From,
         LeaseOwner = start.LeaseOwner,
@@ -566,9 +566,9 @@ public sealed class PostgresExecutionStore(
         RETURNING *
         """;
 
-    // The moved row, and whether the account has endpoints that may want the event (most have none).
     private static readonly string UpdateSql = Update(startToo: false);
 
+    // The moved row, and whether the account has endpoints that may want the event (most have none).
     private const string ReturnMoved =
         "SELECT moved.*, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = moved.account_id AND e.status = 'enabled') AS has_endpoints FROM moved";
 
