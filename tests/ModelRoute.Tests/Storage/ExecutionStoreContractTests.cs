@@ -107,6 +107,21 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
         return claimed.ShouldHaveSingleItem().Id == id ? claimed[0] : throw new ShouldAssertException($"claimed {claimed[0].Id}, expected {id}");
     }
 
+    /// <summary>Submits <paramref name="count"/> executions of 10,000 µ$ (or <paramref name="make"/>'s) and claims them all for node-a.</summary>
+    private async Task<List<Execution>> SubmittedAndClaimedAsync(string accountId, int count, Func<int, NewExecution>? make = null)
+    {
+        var executions = new List<Execution>();
+        for (var i = 0; i < count; i++)
+        {
+            var outcome = await Executions.SubmitAsync(make?.Invoke(i) ?? NewExecution(accountId, 10_000), None);
+            outcome.Result.ShouldBe(SubmitResult.Created);
+            executions.Add(outcome.Execution.ShouldNotBeNull());
+        }
+
+        (await Executions.ClaimDueAsync("node-a", 100, Now, Now + Lease, None)).Count.ShouldBe(count);
+        return executions;
+    }
+
     /// <summary>Submits, claims and starts an attempt: the execution is PROCESSING, leased to <paramref name="owner"/>.</summary>
     private async Task<Execution> ProcessingAsync(string accountId, long holdMicros, string owner = "node-a", TimeSpan? timeout = null)
     {
@@ -1079,13 +1094,7 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
         // The dispatcher queues an attempt's start and, without waiting for it, the attempt's outcome: a retry (a move
         // between non-terminal states) or an ending. Each must find the execution as the start left it.
         var account = await NewAccountAsync(10_000_000);
-        var executions = new List<Execution>();
-        for (var i = 0; i < 40; i++)
-        {
-            executions.Add(await SubmitAsync(account, 10_000));
-        }
-
-        (await Executions.ClaimDueAsync("node-a", 100, Now, Now + Lease, None)).Count.ShouldBe(40);
+        var executions = await SubmittedAndClaimedAsync(account, 40);
         var written = executions.Select((e, i) =>
         {
             var start = Executions.TransitionAsync(StartAttempt(e.Id, "node-a") with { Pipelined = true }, None);
@@ -1171,13 +1180,7 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
         // PostgreSQL writes a start and its outcome as one statement when they meet in a group, but never across a write
         // queued between them: here the cancel ends the execution after the start, and the outcome finds it ended.
         var account = await NewAccountAsync(10_000_000);
-        var executions = new List<Execution>();
-        for (var i = 0; i < 10; i++)
-        {
-            executions.Add(await SubmitAsync(account, 10_000));
-        }
-
-        (await Executions.ClaimDueAsync("node-a", 100, Now, Now + Lease, None)).Count.ShouldBe(executions.Count);
+        var executions = await SubmittedAndClaimedAsync(account, 10);
         var written = executions.Select(e => (
             Start: Executions.TransitionAsync(StartAttempt(e.Id, "node-a") with { Pipelined = true }, None),
             Cancel: Executions.TransitionAsync(ExecutionTransition.Cancel(e.Id, account), None),
@@ -1205,14 +1208,7 @@ public abstract class ExecutionStoreContract : IAsyncLifetime
         // PostgreSQL writes a group's deliveries to webhook_urls as one insert: each ending must still get its own row,
         // for its own event, with its own execution in the body.
         var account = await NewAccountAsync(10_000_000);
-        var executions = new List<Execution>();
-        for (var i = 0; i < 30; i++)
-        {
-            var outcome = await Executions.SubmitAsync(NewExecution(account, 10_000) with { WebhookUrl = $"https://receiver.example/hook/{i}" }, None);
-            executions.Add(outcome.Execution.ShouldNotBeNull());
-        }
-
-        (await Executions.ClaimDueAsync("node-a", 100, Now, Now + Lease, None)).Count.ShouldBe(executions.Count);
+        var executions = await SubmittedAndClaimedAsync(account, 30, i => NewExecution(account, 10_000) with { WebhookUrl = $"https://receiver.example/hook/{i}" });
         foreach (var e in executions)
         {
             (await Executions.TransitionAsync(StartAttempt(e.Id, "node-a"), None)).ShouldNotBeNull();

@@ -53,6 +53,37 @@ public sealed class PostgresAttemptGroupTests
         });
     }
 
+    [Theory]
+    [InlineData("ok:d1:e1 ok:d2:-")]
+    [InlineData("ok:d1:e1 retry:d2:e2 gone:d3:e1")]
+    public async Task Attempts_commit_without_waiting_for_the_flush_and_the_connection_goes_back_durable(string attempts)
+    {
+        // Delivery is at least once, so an attempt's record may be lost in a database crash (its delivery is still
+        // leased and is sent again); nothing else may: the setting is the transaction's own, on a pooled connection
+        // that is not reset when it goes back.
+        var cluster = await PostgresCluster.SharedAsync();
+        await cluster.WithMigratedDatabaseAsync("attemptflush", async connection =>
+        {
+            // The test cluster itself runs with synchronous_commit off; this database's connections start durable.
+            await connection.ExecuteAsync(
+                """
+                DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', current_database()); END $$;
+                CREATE TABLE commit_settings (setting TEXT NOT NULL);
+                CREATE FUNCTION note_commit_setting() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO commit_settings VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$;
+                CREATE TRIGGER note_commit_setting AFTER INSERT ON webhook_attempts FOR EACH STATEMENT EXECUTE FUNCTION note_commit_setting();
+                """);
+            await SeedAsync(connection, "flush", attempts);
+            await using var db = new PostgresDatabase(connection.ConnectionString + ";Maximum Pool Size=1");
+
+            (await PostgresWebhookStore.RecordAttemptsAsync(db, new IdGenerator(TimeProvider.System), Parse("flush", attempts))).ShouldAllBe(recorded => recorded);
+
+            (await connection.QueryAsync<string>("SELECT setting FROM commit_settings")).ShouldBe(["off"]);
+            (await db.WriteStatementAsync(c => c.QuerySingleAsync<string>("SHOW synchronous_commit"), CancellationToken.None))
+                .ShouldBe("on", "the next write on the same pooled connection commits durably");
+        });
+    }
+
     [Fact]
     public async Task One_read_gives_each_delivery_its_endpoints_current_secrets_and_none_for_a_disabled_endpoint()
     {
