@@ -131,13 +131,7 @@ public sealed class GatewayHost : IAsyncDisposable
     }
 
     /// <summary>CPU seconds (user + system) the gateway has used.</summary>
-    public double CpuSeconds()
-    {
-        var stat = File.ReadAllText($"/proc/{Pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        // After the command name: field 3 is state, so utime (14) and stime (15) are at 11 and 12 here.
-        return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
-    }
+    public double CpuSeconds() => CpuMeter.ProcessTicks(Pid) / CpuMeter.TicksPerSecond;
 
     /// <summary>The node's execution counters from <c>GET /metrics</c>.</summary>
     public async Task<GatewayCounters> CountersAsync(HttpClient client, CancellationToken cancellationToken = default) =>

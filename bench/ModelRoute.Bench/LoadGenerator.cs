@@ -112,5 +112,8 @@ public sealed record RunResult(
     string Name, double Rate, double Seconds, int Sent, int Ok, int Errors, int Abandoned, LatencyStats Latency, double CompletedPerSecond, double MaxDispatchLagMs,
     DispatchProgress? Dispatch)
 {
+    /// <summary>Where the machine's CPU went from the first send to the last answer (null: not measured).</summary>
+    public CpuUse? Cpu { get; init; }
+
     public bool MeetsP99(double limitMs) => Errors == 0 && Latency.P99Ms < limitMs;
 }

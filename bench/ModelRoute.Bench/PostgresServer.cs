@@ -51,6 +51,10 @@ public sealed class PostgresServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>The postmaster's process id (first line of postmaster.pid); its children are the cluster's other processes.</summary>
+    public int PostmasterPid() =>
+        int.Parse(File.ReadLines(Path.Combine(_directory, "data", "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
+
     public async Task<string> CreateDatabaseAsync(string name)
     {
         await using var connection = new NpgsqlConnection(ConnectionString("postgres"));

@@ -90,7 +90,9 @@ foreach (var store in stores)
         await using (var gateway = await (gatewayStart ?? GatewayHost.StartAsync(serverDll, store, connectionString)))
         {
             Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: gateway ready ({gateway.RssMiB()} MiB RSS)");
-            result = await new StoreBench(gateway, receiver, settings, store, phases).RunAsync(CancellationToken.None);
+            var storageRoot = postgres?.PostmasterPid();
+            var cpu = new CpuMeter(gateway.Pid, storageRoot is { } postmaster ? () => [postmaster] : null);
+            result = await new StoreBench(gateway, receiver, settings, store, phases, cpu).RunAsync(CancellationToken.None);
         }
 
         if (phases.Contains("baseline"))

@@ -32,6 +32,9 @@ public static class Report
         + "Memory: executions are parked in AWAITING_WEBHOOK through the batch endpoint "
         + $"({s.FillConcurrency} batches of 1,000 at a time, for at most {s.FillLimit.TotalSeconds:0} s); "
         + "the count is the gateway's own (GET /metrics); per-execution growth is the least-squares slope of RSS over the count parked (samples once a second), and the projection to 100,000 extends the highest RSS seen by that slope. "
+        + "CPU (from /proc, over each run's sending window): the cores kept busy by the gateway's process, PostgreSQL's (the postmaster and its children; SQLite runs inside the gateway) "
+        + "and the load generator's (this harness's process, which also receives the webhooks); 'other' is the rest of the machine's busy time (the kernel's own work, other tenants), "
+        + "'idle' what was left; then the CPU the three spent per execution offered. On two cores shared by all three, a rate needs that figure under 2,000 ms divided by the rate (2 ms at 1,000/s). "
         + "PostgreSQL runs with its durable defaults (fsync, synchronous_commit on). The gateway runs with Logging:LogLevel:Default=Warning.";
 
     public static IReadOnlyList<TargetCheck> Targets(IReadOnlyList<StoreResult> stores, BenchSettings settings)
@@ -151,26 +154,26 @@ public static class Report
             return;
         }
 
-        md.AppendLine("| Measurement | Rate offered | Requests | Errors | p50 | p99 | p99.9 | max | Dispatch kept up? |");
-        md.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        md.AppendLine("| Measurement | Rate offered | Requests | Errors | p50 | p99 | p99.9 | max | Dispatch kept up? | CPU in cores; per execution |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in s.Submit)
         {
-            Row(md, "Durable submit (`POST /v1/executions`)", r);
+            Row(md, "Durable submit (`POST /v1/executions`)", r, s.Store);
         }
 
         foreach (var r in s.MaxRate.Steps)
         {
-            Row(md, "Rate search step (submit)", r);
+            Row(md, "Rate search step (submit)", r, s.Store);
         }
 
         if (s.Get is { } get)
         {
-            Row(md, "`GET /v1/executions/{id}`", get);
+            Row(md, "`GET /v1/executions/{id}`", get, s.Store);
         }
 
         if (s.EndToEnd is { } e)
         {
-            md.AppendLine(CultureInfo.InvariantCulture, $"| End to end: submit → verified `execution.completed` webhook (simulator latency 0) | {F(e.Rate)}/s | {e.Submitted} | {e.SubmitErrors} submit, {e.Missing} missing after waiting {F(e.WaitedSeconds)} s, {e.RejectedSignatures} bad signatures | {F(e.Latency.P50Ms)} ms | {F(e.Latency.P99Ms)} ms | {F(e.Latency.P999Ms)} ms | {F(e.Latency.MaxMs)} ms | |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| End to end: submit → verified `execution.completed` webhook (simulator latency 0) | {F(e.Rate)}/s | {e.Submitted} | {e.SubmitErrors} submit, {e.Missing} missing after waiting {F(e.WaitedSeconds)} s, {e.RejectedSignatures} bad signatures | {F(e.Latency.P50Ms)} ms | {F(e.Latency.P99Ms)} ms | {F(e.Latency.P999Ms)} ms | {F(e.Latency.MaxMs)} ms | | {CpuCell(e.Cpu, e.Rate, s.Store)} |");
         }
 
         if (s.EndToEnd?.Stages is { } stages)
@@ -233,7 +236,7 @@ public static class Report
     private static void StageRow(StringBuilder md, string what, LatencyStats l) =>
         md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {F(l.P50Ms)} ms | {F(l.P90Ms)} ms | {F(l.P99Ms)} ms | {F(l.MaxMs)} ms |");
 
-    private static void Row(StringBuilder md, string what, RunResult r)
+    private static void Row(StringBuilder md, string what, RunResult r, string store)
     {
         var dispatch = r.Dispatch is not { } d
             ? ""
@@ -243,8 +246,17 @@ public static class Report
                 + (d.Approximate ? " (approximate: /metrics answered late)" : "");
         // A generator that could not keep its own schedule measured itself as much as the gateway: say so.
         var lag = r.MaxDispatchLagMs > GeneratorLagWarningMs ? $" (the load generator ran up to {F(r.MaxDispatchLagMs)} ms behind its schedule)" : "";
-        md.AppendLine(CultureInfo.InvariantCulture, $"| {what}{lag} | {F(r.Rate)}/s for {F(r.Seconds)} s | {r.Sent} | {r.Errors}{(r.Abandoned > 0 ? $" ({r.Abandoned} abandoned)" : "")} | {F(r.Latency.P50Ms)} ms | {F(r.Latency.P99Ms)} ms | {F(r.Latency.P999Ms)} ms | {F(r.Latency.MaxMs)} ms | {dispatch} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {what}{lag} | {F(r.Rate)}/s for {F(r.Seconds)} s | {r.Sent} | {r.Errors}{(r.Abandoned > 0 ? $" ({r.Abandoned} abandoned)" : "")} | {F(r.Latency.P50Ms)} ms | {F(r.Latency.P99Ms)} ms | {F(r.Latency.P999Ms)} ms | {F(r.Latency.MaxMs)} ms | {dispatch} | {CpuCell(r.Cpu, r.Rate, store)} |");
     }
+
+    /// <summary>
+    /// Cores each party kept busy during the run, and the CPU the three of them spent per execution offered: on a
+    /// machine they share, a rate is bounded by that sum (1,000 ms of CPU per second per core).
+    /// </summary>
+    public static string CpuCell(CpuUse? cpu, double rate, string store) => cpu is not { } c
+        ? ""
+        : $"gateway {F(c.Gateway)}" + (store == "postgres" ? $" + PostgreSQL {F(c.Storage)}" : "") + $" + load generator {F(c.Bench)}"
+            + $" (other {F(c.Other)}, idle {F(c.Idle)}); {F(c.MsPerExecution(rate))} ms";
 
     private static TargetCheck RateTarget(string target, SearchResult search, double goal)
     {

@@ -8,8 +8,9 @@ public sealed record Machine(int Cores, string Cpu, string Memory, string Os, st
 /// </summary>
 public sealed record SearchResult(double HighestRateUnder50MsP99, double? LowestFailedRate, IReadOnlyList<RunResult> Steps);
 
+/// <summary>The end-to-end run; <see cref="Cpu"/> is over its sending window, as for a submit run.</summary>
 public sealed record EndToEndResult(double Rate, int Submitted, int SubmitErrors, int WebhooksReceived, int Missing, LatencyStats Latency, int RejectedSignatures, double WaitedSeconds,
-    EndToEndStages? Stages = null);
+    EndToEndStages? Stages = null, CpuUse? Cpu = null);
 
 /// <summary>
 /// Where end-to-end time goes, from the times the gateway put in each webhook (millisecond precision): the submit's own

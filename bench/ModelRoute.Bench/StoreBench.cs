@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace ModelRoute.Bench;
 
 /// <summary>Every gateway measurement against one running gateway (one store). Each phase is capped in time.</summary>
-public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, BenchSettings settings, string store, IReadOnlySet<string> phases)
+public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, BenchSettings settings, string store, IReadOnlySet<string> phases, CpuMeter cpu)
 {
     public static readonly string[] AllPhases = ["submit", "get", "e2e", "webhooks", "memory"];
 
@@ -149,9 +149,10 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
 
     private void Log(string message) => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: {message}");
 
-    private static string Describe(RunResult r) =>
+    private string Describe(RunResult r) =>
         $"{r.Name} {r.Rate}/s x {r.Seconds}s: p50 {r.Latency.P50Ms} ms, p99 {r.Latency.P99Ms} ms, p99.9 {r.Latency.P999Ms} ms, errors {r.Errors} ({r.Abandoned} abandoned), generator lag max {r.MaxDispatchLagMs} ms"
-        + (r.Dispatch is { } d ? $"; dispatch: {d.FinishedDuringRun}/{d.Accepted} finished during the run, {d.PendingAtEnd} pending at its end, {(d.DrainSeconds is { } s ? $"drained in {s} s" : $"{d.UnfinishedAfterWait} still unfinished after the wait")}" : "");
+        + (r.Dispatch is { } d ? $"; dispatch: {d.FinishedDuringRun}/{d.Accepted} finished during the run, {d.PendingAtEnd} pending at its end, {(d.DrainSeconds is { } s ? $"drained in {s} s" : $"{d.UnfinishedAfterWait} still unfinished after the wait")}" : "")
+        + (r.Cpu is { } c ? $"; cpu: {Report.CpuCell(c, r.Rate, store)}" : "");
 
     private static string TextSubmission(string key, string? webhookUrl) =>
         "{\"model\":\"sim/text\",\"idempotency_key\":\"" + key
@@ -196,12 +197,15 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         // Keys of their own for every run: a run again at the same rate (a failure measured once more, --rates with a
         // repeat) reused the first one's keys, and measured replays (it reported "dispatch: 0/0").
         var keys = $"{_run}-{name}-{++_submitRuns}";
+        var cpuBefore = cpu.Read();
         var run = await LoadGenerator.RunAsync(name, rate, duration, settings.RequestDrainLimit,
             (i, token) => PostAsync("/v1/executions", TextSubmission($"{keys}-{i}", webhookUrl), token));
+        var cpuUse = CpuMeter.Between(cpuBefore, cpu.Read());
         var atEnd = await CountersAsync(cancellationToken);
         var (drained, after) = await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
         return run with
         {
+            Cpu = cpuUse,
             Dispatch = new DispatchProgress(atEnd.Submitted - before.Submitted, atEnd.Terminal - before.Terminal, atEnd.Pending, atEnd.Unfinished, drained, after.Unfinished, before.Unfinished,
                 _lateReads > lateBefore),
         };
@@ -299,8 +303,10 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var prefix = $"{_run}-e2e-";
         var rejectedBefore = receiver.Rejected;
         var countBefore = receiver.CompletedCount;
+        var cpuBefore = cpu.Read();
         var run = await LoadGenerator.RunAsync("e2e", rate, settings.EndToEndDuration, settings.RequestDrainLimit,
             (i, token) => PostAsync("/v1/executions", TextSubmission(prefix + i, receiver.Url), token), scheduled);
+        var cpuUse = CpuMeter.Between(cpuBefore, cpu.Read());
         var waited = await WaitForWebhooksAsync(countBefore + run.Ok, settings.EndToEndWaitLimit, cancellationToken);
         var latencies = new List<double>(count);
         List<double> queued = [], ran = [], delivered = [];
@@ -322,7 +328,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var stages = new EndToEndStages(run.Latency, LatencyStats.From(queued), LatencyStats.From(ran), LatencyStats.From(delivered));
 
         await WaitForBacklogAsync(settings.BacklogDrainLimit, cancellationToken);
-        return new EndToEndResult(rate, count, run.Errors, latencies.Count, count - latencies.Count, LatencyStats.From(latencies), receiver.Rejected - rejectedBefore, waited, stages);
+        return new EndToEndResult(rate, count, run.Errors, latencies.Count, count - latencies.Count, LatencyStats.From(latencies), receiver.Rejected - rejectedBefore, waited, stages, cpuUse);
     }
 
     private async Task<WebhookFloodResult> WebhookFloodAsync(CancellationToken cancellationToken)
