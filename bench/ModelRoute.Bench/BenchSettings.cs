@@ -109,6 +109,19 @@ public sealed record BenchSettings(
         higherRatesLeft && !latest.MeetsP99(P99LimitMs) && fixedRunsSoFar.Count(r => r.Rate == latest.Rate) == 1;
 
     /// <summary>
+    /// The failing rate the search measures once more before it lets the rate bound the result, if any: one measured
+    /// only once below a rate that passed (noise cannot make a pass above a failure count), or, when no rate passed at
+    /// all, the lowest failure, so that one stall (a WAL flush of the host's disk that took 290 ms) does not make the
+    /// result 0/s. A rate measured twice counts by its second run.
+    /// </summary>
+    public static double? ConfirmFirst(IReadOnlyList<RunResult> runs)
+    {
+        var once = runs.Where(r => !r.MeetsP99(P99LimitMs) && runs.Count(o => o.Rate == r.Rate) == 1).ToList();
+        var belowPass = once.Where(r => runs.Any(o => o.Rate > r.Rate && o.MeetsP99(P99LimitMs))).Select(r => (double?)r.Rate).Min();
+        return belowPass ?? (runs.Any(r => r.MeetsP99(P99LimitMs)) ? null : once.Select(r => (double?)r.Rate).Min());
+    }
+
+    /// <summary>
     /// The rate search, seeded with the fixed-rate runs: step up ×2 from the highest rate that passed until one fails
     /// (or the steps run out), then bisect between the last pass and the first failure, down to about 10 %.
     /// </summary>

@@ -23,7 +23,7 @@ public static class Report
         + "'dispatch' says how many of a run's executions had finished by its end, how many still waited in PENDING, and how long the rest took "
         + $"(the harness waits at most {s.BacklogDrainLimit.TotalSeconds:0.#} s before the next run, {s.PhaseDrainLimit.TotalSeconds:0.#} s before each phase and {s.SearchDrainLimit.TotalSeconds:0.#} s before each rate search step, so a backlog it leaves shows as 'unfinished at start' in the next). "
         + "The rate search starts from the fixed-rate runs, doubles the rate until a step fails (p99 ≥ 50 ms or any error), then bisects; "
-        + "a failure below a rate that passed is first measured once more, and a rate measured twice counts by its second run; "
+        + "a failure below a rate that passed (or, when none passed, the lowest failure) is first measured once more, and a rate measured twice counts by its second run; "
         + $"at most {s.SearchMaxSteps} steps of {s.SearchStepDuration.TotalSeconds:0.#} s"
         + (s.SearchStepMinRequests > 0 ? $" (longer at low rates, so that each step sends at least {s.SearchStepMinRequests:N0} requests)" : "") + ". "
         + "Webhook deliveries/s (the target's figure) is the delivery worker's own rate: a second account registers 100 endpoints on the local receiver, "

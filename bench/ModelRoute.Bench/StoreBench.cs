@@ -241,7 +241,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         while (steps.Count < settings.SearchMaxSteps)
         {
             var (pass, fail) = Bounds(runs);
-            if ((Unconfirmed(runs) ?? BenchSettings.NextSearchRate(pass, fail)) is not { } rate || rate > 32_000)
+            if ((BenchSettings.ConfirmFirst(runs) ?? BenchSettings.NextSearchRate(pass, fail)) is not { } rate || rate > 32_000)
             {
                 break;
             }
@@ -267,13 +267,6 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
 
         // A rate measured again counts by its latest run.
         static List<RunResult> Latest(IReadOnlyList<RunResult> runs) => [.. runs.GroupBy(r => r.Rate).Select(g => g.Last())];
-
-        // A failure below a rate that passed is measured once more before it bounds the search: on a shared host one
-        // run can meet a pause (a checkpoint, another tenant's burst) that the next does not.
-        static double? Unconfirmed(IReadOnlyList<RunResult> runs) =>
-            runs.Where(r => !r.MeetsP99(BenchSettings.P99LimitMs) && runs.Count(o => o.Rate == r.Rate) == 1
-                    && runs.Any(o => o.Rate > r.Rate && o.MeetsP99(BenchSettings.P99LimitMs)))
-                .Select(r => (double?)r.Rate).Min();
     }
 
     private async Task<RunResult> GetRunAsync(CancellationToken cancellationToken)

@@ -48,6 +48,26 @@ public sealed class BenchSettingsTests
     }
 
     [Fact]
+    public void A_single_failure_below_a_pass_is_measured_once_more_before_it_bounds_the_search()
+    {
+        BenchSettings.ConfirmFirst([Run(1000, 10), Run(500, 120), Run(2000, 80)]).ShouldBe(500);
+        BenchSettings.ConfirmFirst([Run(1000, 10), Run(500, 120), Run(500, 12), Run(2000, 80)]).ShouldBeNull("once only");
+        BenchSettings.ConfirmFirst([Run(1000, 10), Run(2000, 80)]).ShouldBeNull("a failure above every pass bounds at once");
+    }
+
+    [Fact]
+    public void When_nothing_passed_the_lowest_failure_is_measured_once_more_so_one_stall_does_not_report_zero()
+    {
+        // PostgreSQL in two runs of one day: 500/s failed twice (a fixed run and its repeat), then the search's 250/s
+        // step met a 290 ms WAL flush, and the run reported 0/s.
+        BenchSettings.ConfirmFirst([Run(500, 52.8), Run(500, 52.4), Run(250, 212)]).ShouldBe(250);
+        BenchSettings.ConfirmFirst([Run(500, 52.8), Run(500, 52.4), Run(250, 212), Run(250, 190)]).ShouldBeNull("measured twice, it stands");
+    }
+
+    private static RunResult Run(double rate, double p99) =>
+        new($"search-{rate}", rate, 3, 100, 100, 0, 0, new LatencyStats(1, 2, p99, p99, p99, 1, 100), rate, 0, null);
+
+    [Fact]
     public void A_wide_gap_always_gives_a_rate_strictly_between_the_pass_and_the_failure()
     {
         for (var pass = 0d; pass <= 6000; pass += 125)
