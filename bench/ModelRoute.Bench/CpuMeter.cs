@@ -22,7 +22,7 @@ public sealed record CpuUse(double Gateway, double Storage, double Bench, double
 /// Reads /proc so that each run shows where the machine's CPU went: when the gateway, the database and the load
 /// generator share two cores, a rate is bounded by the CPU they spend per execution, and this says how much each spent.
 /// </summary>
-public sealed class CpuMeter(int gatewayPid, Func<IReadOnlyList<int>>? storageRoots = null)
+public sealed class CpuMeter(int gatewayPid, int? storageRoot = null)
 {
     // USER_HZ: the unit of /proc's CPU times, 100 on every Linux architecture .NET runs on.
     public const double TicksPerSecond = 100;
@@ -32,7 +32,7 @@ public sealed class CpuMeter(int gatewayPid, Func<IReadOnlyList<int>>? storageRo
         var host = HostTicks(File.ReadLines("/proc/stat").First());
         return new CpuTicks(
             ProcessTicks(gatewayPid),
-            storageRoots is null ? 0 : storageRoots().Sum(TreeTicks),
+            storageRoot is { } root ? TreeTicks(root) : 0,
             ProcessTicks(Environment.ProcessId),
             host.Busy,
             host.All,

@@ -90,8 +90,7 @@ foreach (var store in stores)
         await using (var gateway = await (gatewayStart ?? GatewayHost.StartAsync(serverDll, store, connectionString)))
         {
             Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: gateway ready ({gateway.RssMiB()} MiB RSS)");
-            var storageRoot = postgres?.PostmasterPid();
-            var cpu = new CpuMeter(gateway.Pid, storageRoot is { } postmaster ? () => [postmaster] : null);
+            var cpu = new CpuMeter(gateway.Pid, postgres?.PostmasterPid());
             result = await new StoreBench(gateway, receiver, settings, store, phases, cpu).RunAsync(CancellationToken.None);
         }
 
