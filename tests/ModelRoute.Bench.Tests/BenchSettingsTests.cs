@@ -21,9 +21,6 @@ public sealed class BenchSettingsTests
     [Fact]
     public void Fixed_rates_above_the_first_failure_wait_until_after_the_search()
     {
-        static RunResult Run(double rate, double p99, int errors = 0) =>
-            new($"submit-{rate}", rate, 5, 100, 100 - errors, errors, 0, new LatencyStats(1, 2, p99, p99, p99, 1, 100), rate, 0, null);
-
         BenchSettings.RunsAfterSearch([]).ShouldBeFalse();
         BenchSettings.RunsAfterSearch([Run(500, 10), Run(1000, 49.9)]).ShouldBeFalse();
         BenchSettings.RunsAfterSearch([Run(500, 10), Run(1000, 50)]).ShouldBeTrue("p99 at the limit fails");
@@ -34,9 +31,6 @@ public sealed class BenchSettingsTests
     [Fact]
     public void A_failed_fixed_run_is_measured_once_more_before_it_holds_the_higher_rates_back()
     {
-        static RunResult Run(double rate, double p99) =>
-            new($"submit-{rate}", rate, 5, 100, 100, 0, 0, new LatencyStats(1, 2, p99, p99, p99, 1, 100), rate, 0, null);
-
         var failed = Run(500, 120);
         BenchSettings.MeasureAgain([failed], failed, higherRatesLeft: true).ShouldBeTrue();
         BenchSettings.MeasureAgain([Run(250, 10), failed], failed, higherRatesLeft: true).ShouldBeTrue();
@@ -64,8 +58,8 @@ public sealed class BenchSettingsTests
         BenchSettings.ConfirmFirst([Run(500, 52.8), Run(500, 52.4), Run(250, 212), Run(250, 190)]).ShouldBeNull("measured twice, it stands");
     }
 
-    private static RunResult Run(double rate, double p99) =>
-        new($"search-{rate}", rate, 3, 100, 100, 0, 0, new LatencyStats(1, 2, p99, p99, p99, 1, 100), rate, 0, null);
+    private static RunResult Run(double rate, double p99, int errors = 0) =>
+        new($"submit-{rate}", rate, 5, 100, 100 - errors, errors, 0, new LatencyStats(1, 2, p99, p99, p99, 1, 100), rate, 0, null);
 
     [Fact]
     public void A_wide_gap_always_gives_a_rate_strictly_between_the_pass_and_the_failure()
