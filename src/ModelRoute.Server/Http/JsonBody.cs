@@ -10,7 +10,9 @@ namespace ModelRoute.Server.Http;
 /// </summary>
 public static class JsonBody
 {
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+    // Duplicate names are refused in every body (last-wins would let a second "amount_usd" or "url"
+    // slip past whatever read the first); see docs/api.md, "Bad input".
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
 
     public static async Task<(JsonDocument? Document, Problem? Problem)> ReadAsync(HttpRequest request, long maxBytes, CancellationToken cancellationToken)
     {
@@ -61,6 +63,13 @@ public static class JsonBody
         {
             return (null, TooLarge(maxBytes), default);
         }
+        catch (Exception ex) when (ex is BadHttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        {
+            // Broken framing: a bad chunk header, a chunk longer than declared, or the connection ending
+            // before Content-Length bytes arrived; Kestrel reports a chunk size beyond 64 bits as a bare IOException.
+            // The client sent no readable body, and nothing was stored.
+            return (null, Problem.Validation("body", "The request body is malformed (bad chunked encoding or fewer bytes than Content-Length)."), default);
+        }
 
         if (buffer.WrittenCount == 0)
         {
@@ -72,46 +81,29 @@ public static class JsonBody
             return (null, Problem.Validation("body", "The body is not valid UTF-8."), default);
         }
 
+        JsonDocument document;
         try
         {
-            var document = JsonDocument.Parse(buffer.WrittenMemory, DocumentOptions);
-            if (HasUnpairedSurrogates(buffer.WrittenSpan))
-            {
-                document.Dispose();
-                return (null, Problem.Validation("body", "The body contains an escaped unpaired surrogate (invalid Unicode)."), default);
-            }
-
-            return (document, null, buffer.WrittenMemory);
+            document = JsonDocument.Parse(buffer.WrittenMemory, DocumentOptions);
         }
         catch (JsonException ex)
         {
-            return (null, Problem.Validation("body", $"The body is not valid JSON: {Sanitize(ex.Message)}"), default);
+            // A duplicate name is reported by the path of the name; anything else by the parser's message.
+            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", $"The body is not valid JSON: {Sanitize(ex.Message)}"), default);
         }
-    }
-
-    /// <summary>
-    /// JSON allows escapes such as <c>"\ud800"</c> that decode to no valid string; the parser accepts
-    /// them and reading the value later throws. Only escaped strings can hold one (raw UTF-8 was checked).
-    /// </summary>
-    private static bool HasUnpairedSurrogates(ReadOnlySpan<byte> json)
-    {
-        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = DocumentOptions.MaxDepth });
-        while (reader.Read())
+        catch (InvalidOperationException)
         {
-            if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped)
-            {
-                try
-                {
-                    reader.GetString();
-                }
-                catch (InvalidOperationException)
-                {
-                    return true;
-                }
-            }
+            // The duplicate-name check unescapes names, and a name such as "\ud800" decodes to no string.
+            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", "The body contains an escaped unpaired surrogate (invalid Unicode)."), default);
         }
 
-        return false;
+        if (!JsonBodyRules.PassesQuickCheck(buffer.WrittenSpan, DocumentOptions.MaxDepth))
+        {
+            document.Dispose();
+            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", "The body holds a value that cannot be read."), default);
+        }
+
+        return (document, null, buffer.WrittenMemory);
     }
 
     private static Problem TooLarge(long maxBytes) => Problem.TooLarge($"The request body exceeds {maxBytes} bytes.");
