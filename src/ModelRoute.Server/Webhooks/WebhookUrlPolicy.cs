@@ -62,26 +62,10 @@ public sealed class WebhookUrlPolicy(IHostResolver resolver, IOptions<ModelRoute
 
     public static bool IsPrivate(IPAddress address)
     {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
+        var bytes = address.GetAddressBytes();
         if (address.AddressFamily == AddressFamily.InterNetwork)
         {
-            var b = address.GetAddressBytes();
-            return b[0] switch
-            {
-                0 or 10 or 127 => true,
-                100 => b[1] is >= 64 and <= 127,          // carrier-grade NAT
-                169 => b[1] == 254,                        // link-local, cloud metadata
-                172 => b[1] is >= 16 and <= 31,
-                192 => (b[1] == 168) || (b[1] == 0 && b[2] is 0 or 2),
-                198 => b[1] is 18 or 19 || (b[1] == 51 && b[2] == 100),
-                203 => b[1] == 0 && b[2] == 113,
-                >= 224 => true,                            // multicast, reserved, broadcast
-                _ => false,
-            };
+            return IsPrivateIPv4(bytes);
         }
 
         if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.IPv6Any) || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal
@@ -90,28 +74,65 @@ public sealed class WebhookUrlPolicy(IHostResolver resolver, IOptions<ModelRoute
             return true;
         }
 
-        var bytes = address.GetAddressBytes();
-        // Forms that carry an IPv4 address are judged by it: NAT64 (64:ff9b::/96), IPv4-compatible (::/96), 6to4 (2002::/16).
-        if (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xff && bytes[3] == 0x9b && bytes[4..12].All(x => x == 0))
+        // Every form that carries an IPv4 address is judged by it (docs/api.md, "Where webhooks may go").
+        foreach (var embedded in EmbeddedIPv4(bytes))
         {
-            return IsPrivate(new IPAddress(bytes[12..]));
+            if (IsPrivateIPv4(embedded))
+            {
+                return true;
+            }
         }
 
-        if (bytes[..12].All(x => x == 0))
-        {
-            return IsPrivate(new IPAddress(bytes[12..]));
-        }
-
-        if (bytes[0] == 0x20 && bytes[1] == 0x02)
-        {
-            return IsPrivate(new IPAddress(bytes[2..6]));
-        }
-
-        if (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xff && bytes[3] == 0x9b && bytes[4] == 0x00 && bytes[5] == 0x01)
-        {
-            return true; // 64:ff9b:1::/48, local-use NAT64
-        }
-
-        return bytes[0] == 0x20 && bytes[1] == 0x01 && bytes[2] == 0x0d && bytes[3] == 0xb8; // documentation
+        return (bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xff && bytes[3] == 0x9b && bytes[4] == 0x00 && bytes[5] == 0x01) // 64:ff9b:1::/48, local-use NAT64
+            || (bytes[0] == 0x20 && bytes[1] == 0x01 && bytes[2] == 0x0d && bytes[3] == 0xb8); // documentation
     }
+
+    /// <summary>
+    /// The IPv4 addresses an IPv6 address may lead to: mapped (::ffff:0:0/96), translated (::ffff:0:0:0/96),
+    /// compatible (::/96), NAT64 (64:ff9b::/96), 6to4 (2002::/16), Teredo (2001::/32: the server, and the
+    /// client stored inverted) and ISATAP (an interface id of 0:5efe or 200:5efe under any prefix).
+    /// </summary>
+    private static IEnumerable<byte[]> EmbeddedIPv4(byte[] b)
+    {
+        var zeroTo8 = b.AsSpan(0, 8).IndexOfAnyExcept((byte)0) < 0;
+        if (zeroTo8 && ((b[8] == 0 && b[9] == 0 && ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0)))
+            || (b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0)))
+        {
+            yield return b[12..16];
+        }
+
+        if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b.AsSpan(4, 8).IndexOfAnyExcept((byte)0) < 0)
+        {
+            yield return b[12..16];
+        }
+
+        if (b[0] == 0x20 && b[1] == 0x02)
+        {
+            yield return b[2..6];
+        }
+
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00)
+        {
+            yield return b[4..8];
+            yield return [(byte)~b[12], (byte)~b[13], (byte)~b[14], (byte)~b[15]];
+        }
+
+        if ((b[8] & 0xfd) == 0x00 && b[9] == 0x00 && b[10] == 0x5e && b[11] == 0xfe)
+        {
+            yield return b[12..16];
+        }
+    }
+
+    private static bool IsPrivateIPv4(byte[] b) => b[0] switch
+    {
+        0 or 10 or 127 => true,
+        100 => b[1] is >= 64 and <= 127,          // carrier-grade NAT
+        169 => b[1] == 254,                        // link-local, cloud metadata
+        172 => b[1] is >= 16 and <= 31,
+        192 => (b[1] == 168) || (b[1] == 0 && b[2] is 0 or 2),
+        198 => b[1] is 18 or 19 || (b[1] == 51 && b[2] == 100),
+        203 => b[1] == 0 && b[2] == 113,
+        >= 224 => true,                            // multicast, reserved, broadcast
+        _ => false,
+    };
 }

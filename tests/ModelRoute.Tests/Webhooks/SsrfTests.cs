@@ -24,6 +24,13 @@ public sealed class SsrfTests(SsrfTests.NoPrivateNetworksGateway fixture) : ICla
         "http://[::ffff:127.0.0.1]/",
         "http://2130706433/",
         "http://[fd00:ec2::254]/latest/meta-data",
+        // IPv4 carried inside IPv6: translated, NAT64, 6to4, Teredo (client inverted) and ISATAP.
+        "https://[::ffff:0:127.0.0.1]/hook",
+        "https://[::ffff:0:169.254.169.254]/latest/meta-data",
+        "https://[64:ff9b::7f00:1]/hook",
+        "https://[2002:a9fe:a9fe::1]/hook",
+        "https://[2001:0:808:808::80ff:fffe]/hook",
+        "https://[2606:4700::5efe:127.0.0.1]/hook",
     ];
 
     private GatewayFactory Gateway => fixture.Gateway;

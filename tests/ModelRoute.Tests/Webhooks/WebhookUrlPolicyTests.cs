@@ -271,12 +271,39 @@ public sealed class EmbeddedIPv4PolicyTests
     [InlineData("2002:7f00:1::1")]
     [InlineData("2002:a9fe:a9fe::1")]
     [InlineData("64:ff9b:1::7f00:1")]
+    // IPv4-translated (::ffff:0:a.b.c.d), the form that once slipped through.
+    [InlineData("::ffff:0:127.0.0.1")]
+    [InlineData("::ffff:0:169.254.169.254")]
+    [InlineData("::ffff:0:10.0.0.1")]
+    [InlineData("::ffff:0:0.0.0.0")]
+    [InlineData("::ffff:0:7f00:1")]
+    // IPv4-mapped and -compatible, NAT64 (well-known and local-use), 6to4.
+    [InlineData("::ffff:192.168.1.1")]
+    [InlineData("::169.254.169.254")]
+    [InlineData("64:ff9b::10.0.0.1")]
+    [InlineData("64:ff9b:1:0:0:0:808:808")]
+    [InlineData("2002:c0a8:101::")]
+    [InlineData("2002:6440:1::1")]
+    // Teredo: the server IPv4 in bits 32-63, the client IPv4 inverted in the last 32 bits.
+    [InlineData("2001:0:7f00:1::808:808")]
+    [InlineData("2001:0:808:808::80ff:fffe")]
+    [InlineData("2001:0:808:808:8000:ffff:5601:5601")]
+    [InlineData("2001:0:a9fe:a9fe::f7f7:f7f7")]
+    // ISATAP: an interface id of 0:5efe:a.b.c.d or 200:5efe:a.b.c.d under any prefix.
+    [InlineData("2606:4700::5efe:127.0.0.1")]
+    [InlineData("2606:4700::200:5efe:169.254.169.254")]
+    [InlineData("2a00:1450::5efe:a00:1")]
     public void IPv6_forms_that_carry_a_private_IPv4_address_are_private(string address) =>
         ModelRoute.Server.Webhooks.WebhookUrlPolicy.IsPrivate(System.Net.IPAddress.Parse(address)).ShouldBeTrue();
 
     [Theory]
     [InlineData("2002:808:808::1")]
     [InlineData("::8.8.8.8")]
+    [InlineData("::ffff:0:8.8.8.8")]
+    [InlineData("64:ff9b::1.1.1.1")]
+    [InlineData("2001:0:808:808::f7f7:f7f7")]
+    [InlineData("2606:4700::5efe:8.8.8.8")]
+    [InlineData("2606:4700::200:5efe:1.1.1.1")]
     public void IPv6_forms_that_carry_a_public_IPv4_address_are_public(string address) =>
         ModelRoute.Server.Webhooks.WebhookUrlPolicy.IsPrivate(System.Net.IPAddress.Parse(address)).ShouldBeFalse();
 }
