@@ -43,7 +43,7 @@ public static class ExecutionEndpoints
             .Produces<BatchView>(200).ProducesProblem(400).ProducesProblem(413);
         executions.MapPost("/{id}/cancel", CancelAsync).Produces<ExecutionView>(202).ProducesProblem(404).ProducesProblem(409);
 
-        var reads = executions.MapGroup("").RequireRateLimiting(PollingPolicy);
+        var reads = executions.MapGroup(""); // every account GET is rate limited by the /v1 group's convention
         reads.MapGet("/", ListAsync).Produces<ListView<ExecutionView>>(200).ProducesProblem(400);
         reads.MapGet("/{id}", GetAsync).Produces<ExecutionView>(200).ProducesProblem(404).ProducesProblem(429);
         reads.MapGet("/{id}/events", StreamEventsAsync).Produces(200, contentType: "text/event-stream").ProducesProblem(404);

@@ -110,6 +110,7 @@ public static class ModelRouteBuilderExtensions
                 context.ProblemDetails.Detail = "An unexpected error occurred; it has been logged.";
             }
         });
+        services.AddExceptionHandler<BadRequestExceptionHandler>();
         services.AddOpenApi();
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 64 * 1024 * 1024);
         return builder;
@@ -197,6 +198,7 @@ public static class ModelRouteBuilderExtensions
         v1.MapProviderCallbacks();
 
         var account = v1.MapGroup("").RequireAuthorization(Policies.Account);
+        ((IEndpointConventionBuilder)account).Add(LimitEveryRead);
         account.MapExecutionEndpoints();
         account.MapBalanceEndpoints();
         account.MapModelEndpoints();
@@ -206,19 +208,25 @@ public static class ModelRouteBuilderExtensions
         return app;
     }
 
+    /// <summary>
+    /// Every GET an account's key makes (executions, events, artifacts, deliveries, endpoints, balance,
+    /// ledger, models) draws on that key's polling bucket, so no read can be polled unlimited (docs/api.md, "Rate limits").
+    /// </summary>
+    private static void LimitEveryRead(EndpointBuilder endpoint)
+    {
+        if (endpoint.Metadata.OfType<Microsoft.AspNetCore.Routing.HttpMethodMetadata>().Any(m => m.HttpMethods.Contains(HttpMethods.Get)))
+        {
+            endpoint.Metadata.Add(new EnableRateLimitingAttribute(ExecutionEndpoints.PollingPolicy));
+        }
+    }
+
     private static void ConfigureRateLimits(RateLimiterOptions limiter)
     {
         limiter.AddPolicy(ExecutionEndpoints.PollingPolicy, context =>
         {
             var polling = context.RequestServices.GetRequiredService<IOptions<ModelRouteOptions>>().Value.Polling;
-            return RateLimitPartition.GetTokenBucketLimiter(context.User.ApiKeyId(), _ => new TokenBucketRateLimiterOptions
-            {
-                TokenLimit = polling.Burst,
-                TokensPerPeriod = polling.PermitsPerSecond,
-                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                QueueLimit = 0,
-                AutoReplenishment = true,
-            });
+            var time = context.RequestServices.GetRequiredService<TimeProvider>();
+            return RateLimitPartition.Get(context.User.ApiKeyId(), _ => new PollingTokenBucket(polling.Burst, polling.PermitsPerSecond, time));
         });
         limiter.OnRejected = (context, _) =>
         {
@@ -241,6 +249,10 @@ public static class ModelRouteBuilderExtensions
     {
         ["Logging:LogLevel:Default"] = "Information",
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        // HttpClient writes four lines per request at Information (two stack traces per failed one); a
+        // webhook receiver that is down would fill the disk. Failed deliveries log one line of their own.
+        ["Logging:LogLevel:System.Net.Http.HttpClient"] = "Warning",
+        ["Logging:LogLevel:Microsoft.Extensions.Http"] = "Warning",
         ["ModelRoute:Providers:sim:Kind"] = "simulator",
         ["ModelRoute:Providers:sim:MaxConcurrency"] = "1024",
         ["ModelRoute:Providers:sim:Timeout"] = "00:01:00",
