@@ -202,6 +202,12 @@ public sealed partial class WebhookDeliveryWorker(
         await store.RecordAttemptAsync(
             new AttemptResult(delivery.Id, node.Id, attemptedAt, statusCode, stopwatch.ElapsedMilliseconds, error, succeeded, next, disable),
             cancellationToken);
+        if (!succeeded)
+        {
+            // One line per failed attempt, no stack trace: a receiver that is down is the receiver's problem,
+            // and the attempt (with its error) is kept on the delivery for the account to see.
+            LogAttemptFailed(logger, delivery.Id, attemptNumber, error!, next?.ToString("O", CultureInfo.InvariantCulture) ?? "none");
+        }
     }
 
     private async Task<bool> FailingTooLongAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
@@ -257,6 +263,9 @@ public sealed partial class WebhookDeliveryWorker(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The webhook delivery loop failed; retrying")]
     private static partial void LogLoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId} attempt {Attempt} failed: {Error} Next attempt: {NextAttemptAt}")]
+    private static partial void LogAttemptFailed(ILogger logger, string deliveryId, int attempt, string error, string nextAttemptAt);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Delivering {DeliveryId} failed; its lease will run out and it will be sent again")]
     private static partial void LogDeliveryFailed(ILogger logger, string deliveryId, Exception exception);
