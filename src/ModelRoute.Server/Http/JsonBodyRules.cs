@@ -95,7 +95,7 @@ public static class JsonBodyRules
     };
 
     /// <summary>
-    /// A number is accepted when every client reads it as what was written (docs/api.md): integers written
+    /// A number is accepted when every client reads it as what was written (docs/api.md, "Bad input"): integers written
     /// without fraction or exponent fit a signed or unsigned 64-bit integer; any other number is a finite double.
     /// </summary>
     private static bool NumberFits(ref Utf8JsonReader reader) =>

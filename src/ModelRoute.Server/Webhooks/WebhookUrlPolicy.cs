@@ -74,7 +74,7 @@ public sealed class WebhookUrlPolicy(IHostResolver resolver, IOptions<ModelRoute
             return true;
         }
 
-        // Every form that carries an IPv4 address is judged by it (docs/api.md, "Where webhooks may go").
+        // Every form that carries an IPv4 address is judged by it (README, "Where webhooks may go").
         foreach (var embedded in EmbeddedIPv4(bytes))
         {
             if (IsPrivateIPv4(embedded))

@@ -5,7 +5,7 @@ using ModelRoute.Tests.Infrastructure;
 namespace ModelRoute.Tests.Webhooks;
 
 /// <summary>
-/// docs/api.md: a receiver that is down costs one log line per failed attempt, without a stack trace,
+/// README, "Where webhooks may go": a receiver that is down costs one log line per failed attempt, without a stack trace,
 /// and HttpClient's own per-request lines stay below the default level.
 /// </summary>
 public sealed class DeliveryLogTests : IAsyncLifetime
