@@ -19,6 +19,11 @@ public static class ProviderKinds
 
     public static bool NeedsApiKey(string kind) => kind != Simulator;
 
+    /// <summary>Every modality, for adapters that translate them all.</summary>
+    public static readonly IReadOnlySet<Modality> AllModalities = Enum.GetValues<Modality>().ToHashSet();
+
+    public static readonly IReadOnlySet<Modality> TextOnly = new HashSet<Modality> { Modality.Text };
+
     /// <summary>Every adapter factory in this assembly: adding an adapter needs no registration elsewhere.</summary>
     public static IEnumerable<Type> FactoryTypes() =>
         typeof(ProviderKinds).Assembly.GetTypes().Where(t => t is { IsClass: true, IsAbstract: false } && typeof(IProviderAdapterFactory).IsAssignableFrom(t));
@@ -181,6 +186,9 @@ public sealed class ProviderEndpoint : IDisposable
 public interface IProviderAdapterFactory
 {
     string Kind { get; }
+
+    /// <summary>The modalities its adapter translates; a route of another modality's model to it is refused at start-up.</summary>
+    IReadOnlySet<Modality> Modalities { get; }
 
     IProviderAdapter Create(string name, ProviderOptions options);
 }

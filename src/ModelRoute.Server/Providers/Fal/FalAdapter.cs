@@ -15,6 +15,8 @@ public sealed class FalAdapterFactory(IHttpClientFactory httpClients, TimeProvid
 {
     public string Kind => ProviderKinds.Fal;
 
+    public IReadOnlySet<Modality> Modalities { get; } = ProviderKinds.AllModalities;
+
     public IProviderAdapter Create(string name, ProviderOptions options) =>
         new FalAdapter(name, options, httpClients, time, loggers.CreateLogger<FalAdapter>());
 }
