@@ -16,7 +16,8 @@ public sealed partial class PostgresNotificationListener(
     TimeProvider time,
     ILogger<PostgresNotificationListener> logger,
     Routing.NodeIdentity? node = null,
-    Routing.InFlightExecutions? inFlight = null) : BackgroundService
+    Routing.InFlightExecutions? inFlight = null,
+    StoreAvailability? availability = null) : BackgroundService
 {
     private static readonly TimeSpan ReconnectDelay = TimeSpan.FromSeconds(2);
 
@@ -34,8 +35,13 @@ public sealed partial class PostgresNotificationListener(
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
-                // Whatever went wrong, keep trying: without the listener this node only notices other nodes' work on its polling tick.
-                LogListenFailed(logger, ex, ReconnectDelay.TotalSeconds);
+                // Whatever went wrong, keep trying: without the listener this node only notices other nodes' work on its
+                // polling tick. A store outage is logged once, by StoreAvailability, not at every reconnection.
+                if (availability?.Report(ex) != true)
+                {
+                    LogListenFailed(logger, ex, ReconnectDelay.TotalSeconds);
+                }
+
                 try
                 {
                     await Task.Delay(ReconnectDelay, time, stoppingToken);
