@@ -70,6 +70,11 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
             {
                 errors.Add($"{key}:BaseUrl '{url}' is not an absolute URL");
             }
+
+            if (p.WebhookJwksUrl is { Length: > 0 } jwks && (!Uri.TryCreate(jwks, UriKind.Absolute, out var jwksUri) || jwksUri.Scheme is not ("https" or "http")))
+            {
+                errors.Add($"{key}:WebhookJwksUrl '{jwks}' is not an absolute http(s) URL");
+            }
         }
 
         errors.AddRange(ModelCatalog.Build(options).Errors);

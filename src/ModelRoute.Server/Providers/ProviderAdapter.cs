@@ -84,6 +84,13 @@ public interface IProviderAdapter
     /// </summary>
     bool VerifyCallback(ProviderCall call, ProviderCallback callback);
 
+    /// <summary>
+    /// <see cref="VerifyCallback"/> for a scheme that may need the network (fal's keys come from a JWKS); the callback
+    /// endpoint calls this one.
+    /// </summary>
+    Task<bool> VerifyCallbackAsync(ProviderCall call, ProviderCallback callback, CancellationToken cancellationToken) =>
+        Task.FromResult(VerifyCallback(call, callback));
+
     /// <summary>Reads a verified callback: the result, a failure, or <see cref="ProviderOutcome.Running"/> for progress news.</summary>
     ProviderOutcome ReadCallback(ProviderCall call, ProviderCallback callback);
 }

@@ -187,6 +187,7 @@ public sealed class ConfigurationValidationTests
     [InlineData("ModelRoute:Models:x/y:DefaultTimeout", "soon")]
     [InlineData("ModelRoute:Models:x/y:Routes:0:Weight", "heavy")]
     [InlineData("ModelRoute:Models:x/y:Routes:0:Priority", "high")]
+    [InlineData("ModelRoute:Providers:p:WebhookJwksUrl", "jwks.json")]
     public void The_host_stops_with_one_line_naming_the_setting(string key, string value)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
