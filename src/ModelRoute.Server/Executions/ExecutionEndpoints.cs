@@ -270,7 +270,7 @@ public static class ExecutionEndpoints
     }
 
     private static async Task StreamEventsAsync(
-        string id, HttpContext context, IExecutionStore store, ExecutionChanges changes, TimeProvider time, IOptions<JsonOptions> json, CancellationToken cancellationToken)
+        string id, HttpContext context, IExecutionStore store, ExecutionChanges changes, TimeProvider time, IOptions<JsonOptions> json, StoreAvailability availability, CancellationToken cancellationToken)
     {
         var accountId = context.User.AccountId();
         if (await store.GetAsync(id, accountId, cancellationToken) is null)
@@ -318,6 +318,11 @@ public static class ExecutionEndpoints
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // The client went away.
+        }
+        catch (Exception ex) when (availability.Report(ex))
+        {
+            // The store went away mid-stream: the stream ends (its status is sent already) and the client reconnects
+            // with Last-Event-ID; the outage is logged once, by StoreAvailability.
         }
     }
 

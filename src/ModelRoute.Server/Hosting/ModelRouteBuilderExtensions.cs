@@ -53,6 +53,8 @@ public static class ModelRouteBuilderExtensions
             ? ActivatorUtilities.CreateInstance<PostgresAccountStore>(sp)
             : ActivatorUtilities.CreateInstance<SqliteAccountStore>(sp));
         services.AddSingleton<IStoreHealth>(sp => (IStoreHealth)sp.GetRequiredService<IAccountStore>());
+        services.AddSingleton<StoreAvailability>();
+        services.AddHostedService(sp => sp.GetRequiredService<StoreAvailability>());
         services.AddSingleton<IWebhookStore>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresWebhookStore>(sp)
             : ActivatorUtilities.CreateInstance<SqliteWebhookStore>(sp));
@@ -101,6 +103,7 @@ public static class ModelRouteBuilderExtensions
             .AddPolicy(Policies.Admin, p => p.RequireRole(Claims.AdminRole));
         services.AddRateLimiter(ConfigureRateLimits);
         services.ConfigureHttpJsonOptions(o => ApiJson.Configure(o.SerializerOptions));
+        services.AddExceptionHandler<StoreUnavailableHandler>();
         services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
         {
             var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;

@@ -64,6 +64,9 @@ public sealed class ProviderOptions
 
     /// <summary>The provider's webhook signing secret (Replicate: the <c>whsec_…</c> of <c>GET /v1/webhooks/default/secret</c>); unset: only the callback URL's token is checked.</summary>
     public string? WebhookSecret { get; set; }
+
+    /// <summary>fal only: where fal publishes its webhook signing keys (a JWKS); unset: fal's own address.</summary>
+    public string? WebhookJwksUrl { get; set; }
 }
 
 /// <summary>When a provider is skipped for failing (SPEC §8): Polly's advanced circuit breaker.</summary>

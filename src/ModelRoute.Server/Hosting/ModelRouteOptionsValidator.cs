@@ -5,12 +5,20 @@ using ModelRoute.Server.Routing;
 namespace ModelRoute.Server.Hosting;
 
 /// <summary>Checks the whole configuration at start-up so that a mistake names its setting at once.</summary>
-public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IValidateOptions<ModelRouteOptions>
+public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IReadOnlySet<Modality>> modalitiesByKind) : IValidateOptions<ModelRouteOptions>
 {
-    /// <summary>Validates against the kinds whose adapters are registered.</summary>
+    private readonly IReadOnlySet<string> _kinds = modalitiesByKind.Keys.ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>Validates against the kinds whose adapters are registered, and the modalities each translates.</summary>
     [ActivatorUtilitiesConstructor]
     public ModelRouteOptionsValidator(IEnumerable<IProviderAdapterFactory> factories)
-        : this(factories.Select(f => f.Kind).ToHashSet(StringComparer.Ordinal))
+        : this(factories.ToDictionary(f => f.Kind, f => f.Modalities, StringComparer.Ordinal))
+    {
+    }
+
+    /// <summary>Validates against <paramref name="kinds"/>, each taken to serve every modality.</summary>
+    public ModelRouteOptionsValidator(IReadOnlySet<string> kinds)
+        : this(kinds.ToDictionary(k => k, _ => ProviderKinds.AllModalities, StringComparer.Ordinal))
     {
     }
 
@@ -30,9 +38,9 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
         foreach (var (provider, p) in options.Providers)
         {
             var key = $"ModelRoute:Providers:{provider}";
-            if (!kinds.Contains(p.Kind))
+            if (!_kinds.Contains(p.Kind))
             {
-                errors.Add($"{key}:Kind '{p.Kind}' is not one of {string.Join(", ", kinds.Order(StringComparer.Ordinal))}");
+                errors.Add($"{key}:Kind '{p.Kind}' is not one of {string.Join(", ", _kinds.Order(StringComparer.Ordinal))}");
                 continue;
             }
 
@@ -62,9 +70,15 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
             {
                 errors.Add($"{key}:BaseUrl '{url}' is not an absolute URL");
             }
+
+            if (p.WebhookJwksUrl is { Length: > 0 } jwks && (!Uri.TryCreate(jwks, UriKind.Absolute, out var jwksUri) || jwksUri.Scheme is not ("https" or "http")))
+            {
+                errors.Add($"{key}:WebhookJwksUrl '{jwks}' is not an absolute http(s) URL");
+            }
         }
 
         errors.AddRange(ModelCatalog.Build(options).Errors);
+        AddModalityMismatches(options, errors);
 
         var d = options.Dispatch;
         if (d.LeaseDuration <= TimeSpan.Zero || d.PollInterval <= TimeSpan.Zero || d.SweepInterval <= TimeSpan.Zero || d.CallbackPollInterval <= TimeSpan.Zero)
@@ -105,5 +119,31 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>
+    /// A route to a provider whose adapter cannot translate the model's modality (an image model routed to an
+    /// Anthropic provider) would fail every execution; it is refused here instead (docs: README "Providers").
+    /// </summary>
+    private void AddModalityMismatches(ModelRouteOptions options, List<string> errors)
+    {
+        foreach (var (name, model) in options.Models)
+        {
+            if (!Enum.TryParse<Modality>(model.Modality, ignoreCase: true, out var modality) || !Enum.IsDefined(modality))
+            {
+                continue; // Reported by the catalog.
+            }
+
+            for (var i = 0; i < model.Routes.Count; i++)
+            {
+                var provider = model.Routes[i].Provider;
+                if (options.Providers.TryGetValue(provider, out var p) && modalitiesByKind.TryGetValue(p.Kind, out var served) && !served.Contains(modality))
+                {
+                    var wire = modality.ToString().ToLowerInvariant();
+                    var list = string.Join(", ", served.Order().Select(m => m.ToString().ToLowerInvariant()));
+                    errors.Add($"ModelRoute:Models:{name}:Routes:{i}:Provider '{provider}' is a '{p.Kind}' provider, which cannot serve the {wire} model '{name}' (it serves {list})");
+                }
+            }
+        }
     }
 }

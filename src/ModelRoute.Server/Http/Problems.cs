@@ -20,6 +20,7 @@ public static class ErrorCodes
     public const string MethodNotAllowed = "METHOD_NOT_ALLOWED";
     public const string UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE";
     public const string InternalError = "INTERNAL_ERROR";
+    public const string StoreUnavailable = "STORE_UNAVAILABLE";
 }
 
 /// <summary>An RFC 9457 problem with our <c>code</c> (and the offending <c>field</c> where there is one).</summary>
@@ -86,6 +87,7 @@ public sealed record Problem(int Status, string Code, string Detail, string? Fie
         415 => "Unsupported Media Type",
         422 => "Unprocessable Content",
         429 => "Too Many Requests",
+        503 => "Service Unavailable",
         _ => "Internal Server Error",
     };
 }

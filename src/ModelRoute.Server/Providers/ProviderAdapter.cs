@@ -19,6 +19,11 @@ public static class ProviderKinds
 
     public static bool NeedsApiKey(string kind) => kind != Simulator;
 
+    /// <summary>Every modality, for adapters that translate them all.</summary>
+    public static readonly IReadOnlySet<Modality> AllModalities = Enum.GetValues<Modality>().ToHashSet();
+
+    public static readonly IReadOnlySet<Modality> TextOnly = new HashSet<Modality> { Modality.Text };
+
     /// <summary>Every adapter factory in this assembly: adding an adapter needs no registration elsewhere.</summary>
     public static IEnumerable<Type> FactoryTypes() =>
         typeof(ProviderKinds).Assembly.GetTypes().Where(t => t is { IsClass: true, IsAbstract: false } && typeof(IProviderAdapterFactory).IsAssignableFrom(t));
@@ -78,6 +83,13 @@ public interface IProviderAdapter
     /// the callback URL has already been checked by the gateway; adapters without a scheme return true.
     /// </summary>
     bool VerifyCallback(ProviderCall call, ProviderCallback callback);
+
+    /// <summary>
+    /// <see cref="VerifyCallback"/> for a scheme that may need the network (fal's keys come from a JWKS); the callback
+    /// endpoint calls this one.
+    /// </summary>
+    Task<bool> VerifyCallbackAsync(ProviderCall call, ProviderCallback callback, CancellationToken cancellationToken) =>
+        Task.FromResult(VerifyCallback(call, callback));
 
     /// <summary>Reads a verified callback: the result, a failure, or <see cref="ProviderOutcome.Running"/> for progress news.</summary>
     ProviderOutcome ReadCallback(ProviderCall call, ProviderCallback callback);
@@ -181,6 +193,9 @@ public sealed class ProviderEndpoint : IDisposable
 public interface IProviderAdapterFactory
 {
     string Kind { get; }
+
+    /// <summary>The modalities its adapter translates; a route of another modality's model to it is refused at start-up.</summary>
+    IReadOnlySet<Modality> Modalities { get; }
 
     IProviderAdapter Create(string name, ProviderOptions options);
 }

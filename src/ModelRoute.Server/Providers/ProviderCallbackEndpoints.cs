@@ -68,7 +68,7 @@ public static class ProviderCallbackEndpoints
                 document!.RootElement,
                 System.Text.Encoding.UTF8.GetString(raw.Span),
                 request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString(), StringComparer.Ordinal));
-            if (!adapter.VerifyCallback(call, callback))
+            if (!await adapter.VerifyCallbackAsync(call, callback, cancellationToken))
             {
                 return new Problem(401, ErrorCodes.Unauthenticated, "The callback's signature does not verify.").ToResult();
             }

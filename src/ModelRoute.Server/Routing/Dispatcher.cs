@@ -28,7 +28,8 @@ public sealed partial class Dispatcher(
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
-    ILogger<Dispatcher> logger) : BackgroundService
+    ILogger<Dispatcher> logger,
+    StoreAvailability? availability = null) : BackgroundService
 {
     private static readonly TimeSpan SlotBusyDelay = TimeSpan.FromMilliseconds(100);
 
@@ -108,8 +109,13 @@ public sealed partial class Dispatcher(
             }
             catch (Exception ex)
             {
-                // Not a whole poll: work due meanwhile (a retry's backoff ending) would wait for it.
-                LogLoopFailed(logger, ex);
+                // Not a whole poll: work due meanwhile (a retry's backoff ending) would wait for it. A store outage
+                // is logged once, by StoreAvailability, not at every try.
+                if (availability?.Report(ex) != true)
+                {
+                    LogLoopFailed(logger, ex);
+                }
+
                 await Task.Delay(backoff.Failed(), time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
@@ -165,7 +171,7 @@ public sealed partial class Dispatcher(
             {
                 await store.ReleaseClaimAsync(execution.Id, node.Id, time.GetUtcNow(), CancellationToken.None);
             }
-            catch (Exception ex)
+            catch (Exception ex) when (availability?.Report(ex) != true)
             {
                 // Its lease runs out and any node claims it then.
                 LogRunFailed(logger, execution.Id, ex);
@@ -183,7 +189,10 @@ public sealed partial class Dispatcher(
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
         {
             // The lease runs out and the sweeper hands the execution back; nothing is lost.
-            LogRunFailed(logger, execution.Id, ex);
+            if (availability?.Report(ex) != true)
+            {
+                LogRunFailed(logger, execution.Id, ex);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -397,7 +406,11 @@ public sealed partial class Dispatcher(
         catch (Exception ex)
         {
             // Tried again at the next look; the lease lasts three times as long as the wait for it.
-            LogRenewalFailed(logger, call.ExecutionId, ex);
+            if (availability?.Report(ex) != true)
+            {
+                LogRenewalFailed(logger, call.ExecutionId, ex);
+            }
+
         }
     }
 

@@ -21,7 +21,8 @@ public sealed partial class ExecutionSweeper(
     IArtifactStore artifacts,
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
-    ILogger<ExecutionSweeper> logger) : BackgroundService
+    ILogger<ExecutionSweeper> logger,
+    StoreAvailability? availability = null) : BackgroundService
 {
     private const int BatchSize = 200;
     private static readonly TimeSpan PurgeInterval = TimeSpan.FromMinutes(10);
@@ -44,7 +45,11 @@ public sealed partial class ExecutionSweeper(
             catch (Exception ex)
             {
                 // The pause ends at shutdown: stopping must not wait out a whole interval.
-                LogSweepFailed(logger, ex);
+                if (availability?.Report(ex) != true)
+                {
+                    LogSweepFailed(logger, ex);
+                }
+
                 await Task.Delay(interval, time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
@@ -121,7 +126,11 @@ public sealed partial class ExecutionSweeper(
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
             // One execution's poll must not stop the others': it is asked again on its next turn.
-            LogPollFailed(logger, execution.Id, ex.GetType().Name);
+            if (availability?.Report(ex) != true)
+            {
+                LogPollFailed(logger, execution.Id, ex.GetType().Name);
+            }
+
         }
     }
 

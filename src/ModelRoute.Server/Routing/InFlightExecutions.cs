@@ -21,6 +21,9 @@ public sealed class InFlightExecutions
     /// <summary>The call ended: its lease needs no more renewals. (A later call of the same execution stays.)</summary>
     public void Unregister(InFlightCall call) => _running.TryRemove(new KeyValuePair<string, InFlightCall>(call.ExecutionId, call));
 
+    /// <summary>Whether a call of the execution runs on this node.</summary>
+    public bool IsRunning(string executionId) => _running.ContainsKey(executionId);
+
     /// <summary>Stops the execution's call, if one runs here.</summary>
     public void Stop(string executionId)
     {

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Routing;
+using ModelRoute.Server.Storage;
 
 namespace ModelRoute.Server.Webhooks;
 
@@ -23,7 +24,8 @@ public sealed partial class WebhookDeliveryWorker(
     NodeIdentity node,
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
-    ILogger<WebhookDeliveryWorker> logger) : BackgroundService
+    ILogger<WebhookDeliveryWorker> logger,
+    StoreAvailability? availability = null) : BackgroundService
 {
     public const string HttpClientName = "webhooks";
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromDays(1);
@@ -66,7 +68,12 @@ public sealed partial class WebhookDeliveryWorker(
             }
             catch (Exception ex)
             {
-                LogLoopFailed(logger, ex);
+                // A store outage is logged once, by StoreAvailability, not at every try.
+                if (availability?.Report(ex) != true)
+                {
+                    LogLoopFailed(logger, ex);
+                }
+
                 await Task.Delay(backoff.Failed(), time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
@@ -101,7 +108,11 @@ public sealed partial class WebhookDeliveryWorker(
         }
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
         {
-            LogDeliveryFailed(logger, delivery.Id, ex);
+            if (availability?.Report(ex) != true)
+            {
+                LogDeliveryFailed(logger, delivery.Id, ex);
+            }
+
         }
         catch (OperationCanceledException)
         {

@@ -187,6 +187,7 @@ public sealed class ConfigurationValidationTests
     [InlineData("ModelRoute:Models:x/y:DefaultTimeout", "soon")]
     [InlineData("ModelRoute:Models:x/y:Routes:0:Weight", "heavy")]
     [InlineData("ModelRoute:Models:x/y:Routes:0:Priority", "high")]
+    [InlineData("ModelRoute:Providers:p:WebhookJwksUrl", "jwks.json")]
     public void The_host_stops_with_one_line_naming_the_setting(string key, string value)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
@@ -219,5 +220,60 @@ public sealed class ConfigurationValidationTests
         using var errors = new StringWriter();
 
         app.TryValidateModelRouteConfiguration(errors).ShouldBeTrue(errors.ToString());
+    }
+
+    /// <summary>Builds the real host (every adapter factory registered) with a provider of <paramref name="kind"/> serving a model of <paramref name="modality"/>.</summary>
+    private static (bool Valid, string Output) ValidateRoute(string kind, string modality)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
+        builder.AddModelRoute();
+        var settings = ValidSettings();
+        settings["ModelRoute:Providers:up:Kind"] = kind;
+        settings["ModelRoute:Providers:up:ApiKey"] = "secret-key-never-logged";
+        settings["ModelRoute:Providers:up:BaseUrl"] = "https://upstream.example.com/v1";
+        settings["ModelRoute:Models:m/z:Modality"] = modality;
+        settings["ModelRoute:Models:m/z:Pricing:PerRequest"] = "0.01";
+        settings["ModelRoute:Models:m/z:Routes:0:Provider"] = "p";
+        settings["ModelRoute:Models:m/z:Routes:1:Provider"] = "up";
+        settings["ModelRoute:Models:m/z:Routes:1:Model"] = "upstream-model";
+        settings["ModelRoute:DataDirectory"] = Path.Combine(Path.GetTempPath(), "modelroute-tests", "unused-" + Guid.NewGuid().ToString("N"));
+        builder.Configuration.AddInMemoryCollection(settings);
+        using var app = builder.Build();
+        using var errors = new StringWriter();
+        var valid = app.TryValidateModelRouteConfiguration(errors);
+        return (valid, errors.ToString().TrimEnd('\n', '\r'));
+    }
+
+    [Theory]
+    [InlineData("anthropic", "image")]
+    [InlineData("gemini", "embedding")]
+    [InlineData("openai", "video")]
+    [InlineData("openai", "audio")]
+    public void A_route_to_a_provider_kind_that_cannot_serve_the_models_modality_stops_the_start_in_one_line(string kind, string modality)
+    {
+        var (valid, output) = ValidateRoute(kind, modality);
+
+        valid.ShouldBeFalse();
+        output.ShouldContain("ModelRoute:Models:m/z:Routes:1:Provider 'up'");
+        output.ShouldContain($"'{kind}' provider");
+        output.ShouldContain($"{modality} model 'm/z'");
+        output.ShouldNotContain("\n");
+        output.ShouldNotContain("secret-key-never-logged");
+    }
+
+    [Theory]
+    [InlineData("openai", "text")]
+    [InlineData("openai", "image")]
+    [InlineData("openai", "embedding")]
+    [InlineData("anthropic", "text")]
+    [InlineData("gemini", "text")]
+    [InlineData("replicate", "video")]
+    [InlineData("fal", "audio")]
+    [InlineData("simulator", "embedding")]
+    public void A_route_to_a_provider_kind_that_serves_the_models_modality_passes(string kind, string modality)
+    {
+        var (valid, output) = ValidateRoute(kind, modality);
+
+        valid.ShouldBeTrue(output);
     }
 }

@@ -89,6 +89,21 @@ public sealed class PostgresCluster
         await command.ExecuteNonQueryAsync();
     }
 
+    /// <summary>
+    /// A cluster of the calling test's own, for a test that stops and starts the server (a store outage) without
+    /// disturbing the tests sharing <see cref="SharedAsync"/>. Stopped and removed by <see cref="Dispose"/>.
+    /// </summary>
+    public static Task<PostgresCluster> StartPrivateAsync() => StartAsync();
+
+    /// <summary>Stops the server (fast shutdown: sessions are ended, as in an operator's restart); its data stays.</summary>
+    public Task StopServerAsync() => AsPostgresAsync(_bin, $"pg_ctl -D {_directory}/data -m fast -w -t 60 stop");
+
+    /// <summary>Starts the server again after <see cref="StopServerAsync"/>, on the same port.</summary>
+    public Task StartServerAsync() => StartServerAsync(_bin, _directory, Port);
+
+    /// <summary>Stops a private cluster and removes its folder.</summary>
+    public void Dispose() => Stop();
+
     private static async Task<PostgresCluster> StartAsync()
     {
         var bin = FindBin();
@@ -102,11 +117,14 @@ public sealed class PostgresCluster
         }
 
         await AsPostgresAsync(bin, $"initdb -D {directory}/data -A trust -U postgres -E UTF8 --no-sync");
-        // Durability of the database server is not under test here; speed is welcome.
-        await AsPostgresAsync(bin, $"pg_ctl -D {directory}/data -l {directory}/log -w -t 60 -o \"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300\" start");
+        await StartServerAsync(bin, directory, port);
         await StartWatchdogAsync(bin, directory);
         return new PostgresCluster(directory, bin, port);
     }
+
+    // Durability of the database server is not under test here; speed is welcome.
+    private static Task StartServerAsync(string bin, string directory, int port) =>
+        AsPostgresAsync(bin, $"pg_ctl -D {directory}/data -l {directory}/log -w -t 60 -o \"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300\" start");
 
     private void Stop()
     {

@@ -12,6 +12,8 @@ public sealed class AnthropicAdapterFactory(IHttpClientFactory httpClients, Time
 {
     public string Kind => ProviderKinds.Anthropic;
 
+    public IReadOnlySet<Modality> Modalities { get; } = ProviderKinds.TextOnly;
+
     public IProviderAdapter Create(string name, ProviderOptions options) =>
         new AnthropicAdapter(name, options, httpClients, time, loggers.CreateLogger<AnthropicAdapter>());
 }

@@ -15,15 +15,17 @@ public sealed class FalAdapterFactory(IHttpClientFactory httpClients, TimeProvid
 {
     public string Kind => ProviderKinds.Fal;
 
+    public IReadOnlySet<Modality> Modalities { get; } = ProviderKinds.AllModalities;
+
     public IProviderAdapter Create(string name, ProviderOptions options) =>
         new FalAdapter(name, options, httpClients, time, loggers.CreateLogger<FalAdapter>());
 }
 
 /// <summary>
 /// fal's queue API (async): submit with <c>fal_webhook</c>, read the result from the webhook or,
-/// when it is late, from the request's status and result; cancel on request. fal signs webhooks
-/// with ED25519 keys from a JWKS; they are not verified here: the per-attempt token in the callback
-/// URL is the check (docs/providers/fal.md).
+/// when it is late, from the request's status and result; cancel on request. A webhook needs both
+/// the per-attempt token in its URL and fal's ED25519 signature under a key of fal's JWKS
+/// (<see cref="FalWebhookVerifier"/>, docs/providers/fal.md).
 /// </summary>
 public sealed partial class FalAdapter(string name, ProviderOptions options, IHttpClientFactory httpClients, TimeProvider time, ILogger<FalAdapter> logger) : IProviderAdapter
 {
@@ -33,6 +35,9 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
     private static readonly string[] Namespaces = ["workflows", "comfy"];
 
     private readonly string _baseUrl = (string.IsNullOrWhiteSpace(options.BaseUrl) ? DefaultBaseUrl : options.BaseUrl).TrimEnd('/');
+
+    private readonly FalWebhookVerifier _webhooks = new(
+        string.IsNullOrWhiteSpace(options.WebhookJwksUrl) ? FalWebhookVerifier.DefaultJwksUrl : options.WebhookJwksUrl, httpClients, time, logger);
 
     public async Task<ProviderOutcome> ExecuteAsync(ProviderCall call, CancellationToken cancellationToken)
     {
@@ -112,8 +117,20 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
         LogCancelled(logger, call.Execution.Id, (int)response.StatusCode);
     }
 
-    /// <summary>fal's ED25519/JWKS signature is not checked: the gateway has checked the URL's per-attempt token.</summary>
-    public bool VerifyCallback(ProviderCall call, ProviderCallback callback) => true;
+    /// <summary>fal's signature needs its key set, fetched over the network: see <see cref="VerifyCallbackAsync"/>.</summary>
+    public bool VerifyCallback(ProviderCall call, ProviderCallback callback) => false;
+
+    /// <summary>The signature is checked after the URL's per-attempt token (the endpoint's check): both are needed.</summary>
+    public async Task<bool> VerifyCallbackAsync(ProviderCall call, ProviderCallback callback, CancellationToken cancellationToken)
+    {
+        if (await _webhooks.VerifyAsync(callback.Headers, callback.RawBody, cancellationToken))
+        {
+            return true;
+        }
+
+        LogSignatureRejected(logger, call.Execution.Id);
+        return false;
+    }
 
     public ProviderOutcome ReadCallback(ProviderCall call, ProviderCallback callback)
     {
@@ -390,4 +407,7 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "fal's webhook for {ExecutionId} carried no payload; the result will be polled")]
     private static partial void LogPayloadMissing(ILogger logger, string executionId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused a fal webhook for {ExecutionId}: its signature is missing, stale or not made by a key of fal's key set")]
+    private static partial void LogSignatureRejected(ILogger logger, string executionId);
 }

@@ -12,6 +12,8 @@ public sealed class GeminiAdapterFactory(IHttpClientFactory httpClients, TimePro
 {
     public string Kind => ProviderKinds.Gemini;
 
+    public IReadOnlySet<Modality> Modalities { get; } = ProviderKinds.TextOnly;
+
     public IProviderAdapter Create(string name, ProviderOptions options) =>
         new GeminiAdapter(name, options, httpClients, time, loggers.CreateLogger<GeminiAdapter>());
 }

@@ -14,6 +14,8 @@ public sealed class OpenAIAdapterFactory(IHttpClientFactory httpClients, TimePro
 {
     public string Kind => ProviderKinds.OpenAI;
 
+    public IReadOnlySet<Modality> Modalities { get; } = new HashSet<Modality> { Modality.Text, Modality.Image, Modality.Embedding };
+
     public IProviderAdapter Create(string name, ProviderOptions options)
     {
         var client = httpClients.CreateClient($"provider:{name}");

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Routing;
 using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Server.Providers.Replicate;
@@ -13,6 +14,8 @@ namespace ModelRoute.Server.Providers.Replicate;
 public sealed class ReplicateAdapterFactory(IHttpClientFactory httpClients, TimeProvider time, ILoggerFactory loggers) : IProviderAdapterFactory
 {
     public string Kind => ProviderKinds.Replicate;
+
+    public IReadOnlySet<Modality> Modalities { get; } = ProviderKinds.AllModalities;
 
     public IProviderAdapter Create(string name, ProviderOptions options) =>
         new ReplicateAdapter(name, options, httpClients, time, loggers.CreateLogger<ReplicateAdapter>());

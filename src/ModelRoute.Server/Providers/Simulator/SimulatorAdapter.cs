@@ -14,6 +14,8 @@ public sealed class SimulatorAdapterFactory(IHttpClientFactory httpClients, Time
 {
     public string Kind => ProviderKinds.Simulator;
 
+    public IReadOnlySet<Modality> Modalities { get; } = ProviderKinds.AllModalities;
+
     public IProviderAdapter Create(string name, ProviderOptions options) =>
         new SimulatorAdapter(name, new SimulatorCallbackQueue(httpClients, time, loggers.CreateLogger<SimulatorAdapter>(), lifetime.ApplicationStopping), time);
 }

@@ -452,9 +452,26 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
 
         private async Task CommitGroupAsync(List<GroupedWrite> group)
         {
+            NpgsqlConnection opened;
             try
             {
-                await using var connection = await _dataSource.OpenConnectionAsync(CancellationToken.None);
+                opened = await _dataSource.OpenConnectionAsync(CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                // No connection (the server is down, the pool exhausted): nothing was sent, so each caller hears of it
+                // now. Running each write alone, as below, would only open again, and a write alone would loop.
+                foreach (var item in group)
+                {
+                    item.Fail(ex);
+                }
+
+                return;
+            }
+
+            try
+            {
+                await using var connection = opened;
                 await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, CancellationToken.None);
                 var scope = new GroupScope(connection, transaction);
                 if (await RunGroupAsync(group, scope))
@@ -498,7 +515,7 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
             }
             catch (Exception)
             {
-                // Opening, rolling back or the connection failed before any commit: fall through and run each write alone.
+                // Beginning, rolling back or the connection failed before any commit: fall through and run each write alone.
             }
 
             await RunEachAloneAsync(group);

@@ -6,14 +6,18 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// <summary>
 /// Hears what every node commits (SPEC §9: new work wakes idle workers at once, not on a polling
 /// tick): one dedicated connection LISTENs, and each notification wakes this node's waiters,
-/// dispatcher or webhook worker. If the connection drops it reconnects after a short delay.
+/// dispatcher or webhook worker, and stops this node's running provider call of an execution another
+/// node ended (a cancel made there reaches the call here at once, not at its next lease renewal:
+/// docs/deploy.md). If the connection drops it reconnects after a short delay.
 /// </summary>
 public sealed partial class PostgresNotificationListener(
     PostgresDatabase database,
     ExecutionChanges changes,
     TimeProvider time,
     ILogger<PostgresNotificationListener> logger,
-    Routing.NodeIdentity? node = null) : BackgroundService
+    Routing.NodeIdentity? node = null,
+    Routing.InFlightExecutions? inFlight = null,
+    StoreAvailability? availability = null) : BackgroundService
 {
     private static readonly TimeSpan ReconnectDelay = TimeSpan.FromSeconds(2);
 
@@ -31,8 +35,13 @@ public sealed partial class PostgresNotificationListener(
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
-                // Whatever went wrong, keep trying: without the listener this node only notices other nodes' work on its polling tick.
-                LogListenFailed(logger, ex, ReconnectDelay.TotalSeconds);
+                // Whatever went wrong, keep trying: without the listener this node only notices other nodes' work on its
+                // polling tick. A store outage is logged once, by StoreAvailability, not at every reconnection.
+                if (availability?.Report(ex) != true)
+                {
+                    LogListenFailed(logger, ex, ReconnectDelay.TotalSeconds);
+                }
+
                 try
                 {
                     await Task.Delay(ReconnectDelay, time, stoppingToken);
@@ -100,7 +109,14 @@ public sealed partial class PostgresNotificationListener(
         var space = payload.LastIndexOf(' ');
         if (space > 0 && ExecutionStatuses.FromWire(payload[(space + 1)..]) is { } status)
         {
-            changes.Remote(payload[..space], status);
+            var executionId = payload[..space];
+            if (status.IsTerminal())
+            {
+                // Its result would be dropped by the store; stop the call and free the provider's slot now.
+                inFlight?.Stop(executionId);
+            }
+
+            changes.Remote(executionId, status);
         }
         else
         {

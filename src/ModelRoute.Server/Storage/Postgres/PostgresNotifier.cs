@@ -14,7 +14,7 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// workers every Dispatch:PollInterval, long-polls every second, event streams every 15 s).
 /// </summary>
 public sealed partial class PostgresNotifier(
-    PostgresDatabase database, TimeProvider time, ILogger<PostgresNotifier> logger, Routing.NodeIdentity? node = null) : IAsyncDisposable
+    PostgresDatabase database, TimeProvider time, ILogger<PostgresNotifier> logger, Routing.NodeIdentity? node = null, StoreAvailability? availability = null) : IAsyncDisposable
 {
     /// <summary>PostgreSQL refuses payloads of 8000 bytes or more; stay well under it.</summary>
     internal const int MaxMessageBytes = 7900;
@@ -62,7 +62,11 @@ public sealed partial class PostgresNotifier(
                 catch (Exception ex) when (!_stopping.IsCancellationRequested)
                 {
                     // Dropped, not retried: waiters re-read on their timeouts, and a stale wake-up helps no one.
-                    LogNotifyFailed(logger, ex, round.Count);
+                    if (availability?.Report(ex) != true)
+                    {
+                        LogNotifyFailed(logger, ex, round.Count);
+                    }
+
                     await Task.Delay(RetryDelay, time, _stopping.Token);
                 }
 

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ModelRoute.Tests.Providers.Replicate;
+using NSec.Cryptography;
 
 namespace ModelRoute.Tests.Providers.Fal;
 
@@ -22,16 +23,88 @@ public sealed record FalScript(TimeSpan Delay, JsonObject? Payload = null, strin
 /// <c>{request_id, response_url, status_url, cancel_url, queue_position}</c>; requests kept under the
 /// app id (<c>owner/alias</c>): <c>GET …/requests/{id}/status</c>, <c>GET …/requests/{id}</c>,
 /// <c>PUT …/requests/{id}/cancel</c>. After the scripted delay the webhook
-/// <c>{request_id, gateway_request_id, status, payload, error}</c> is POSTed to <c>fal_webhook</c>.
+/// <c>{request_id, gateway_request_id, status, payload, error}</c> is POSTed to <c>fal_webhook</c>, signed as fal
+/// signs it (ED25519 over request id, user id, timestamp and the body's hex SHA-256, joined by newlines) with a key
+/// generated here and published at <see cref="JwksPath"/>.
 /// </summary>
 public sealed class FakeFal : IAsyncDisposable
 {
     public const string ApiKey = "fal_test_key_id:fal_test_key_secret";
+    public const string JwksPath = "/.well-known/jwks.json";
+    public const string UserId = "fake-fal-user";
+
+    private readonly Lock _keysLock = new();
+    private readonly List<Key> _published = [];
+    private Key _signing;
+    private int _jwksFetches;
 
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, Job> _jobs = new();
 
-    private FakeFal(WebApplication app) => _app = app;
+    private FakeFal(WebApplication app)
+    {
+        _app = app;
+        _signing = NewKey();
+        _published.Add(_signing);
+    }
+
+    /// <summary>How many times the key set was fetched.</summary>
+    public int JwksFetches => Volatile.Read(ref _jwksFetches);
+
+    public static Key NewKey() => Key.Create(SignatureAlgorithm.Ed25519, new KeyCreationParameters { ExportPolicy = KeyExportPolicies.None });
+
+    /// <summary>Signs with a new key from now on, published beside the old ones, or instead of them.</summary>
+    public void RotateKey(bool keepOld)
+    {
+        lock (_keysLock)
+        {
+            _signing = NewKey();
+            if (!keepOld)
+            {
+                _published.Clear();
+            }
+
+            _published.Add(_signing);
+        }
+    }
+
+    /// <summary>fal's four webhook headers for <paramref name="body"/>, signed by <paramref name="key"/> (the current key by default).</summary>
+    public Dictionary<string, string> SignedHeaders(string requestId, string body, DateTimeOffset? at = null, Key? key = null)
+    {
+        var stamp = (at ?? DateTimeOffset.UtcNow).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(body)));
+        var message = Encoding.UTF8.GetBytes($"{requestId}\n{UserId}\n{stamp}\n{digest}");
+        byte[] signature;
+        lock (_keysLock)
+        {
+            signature = SignatureAlgorithm.Ed25519.Sign(key ?? _signing, message);
+        }
+
+        return new Dictionary<string, string>
+        {
+            ["X-Fal-Webhook-Request-Id"] = requestId,
+            ["X-Fal-Webhook-User-Id"] = UserId,
+            ["X-Fal-Webhook-Timestamp"] = stamp,
+            ["X-Fal-Webhook-Signature"] = Convert.ToHexStringLower(signature),
+        };
+    }
+
+    private JsonObject Jwks()
+    {
+        lock (_keysLock)
+        {
+            return new JsonObject
+            {
+                ["keys"] = new JsonArray([.. _published.Select((k, i) => (JsonNode)new JsonObject
+                {
+                    ["kty"] = "OKP",
+                    ["crv"] = "Ed25519",
+                    ["kid"] = $"fake-{i}",
+                    ["x"] = Convert.ToBase64String(k.PublicKey.Export(KeyBlobFormat.RawPublicKey)).TrimEnd('=').Replace('+', '-').Replace('/', '_'),
+                })]),
+            };
+        }
+    }
 
     public string BaseUrl { get; private set; } = "";
 
@@ -71,6 +144,13 @@ public sealed class FakeFal : IAsyncDisposable
         var path = context.Request.Path.Value ?? "";
         var segments = path.Trim('/').Split('/');
         Requests.Enqueue(new FakeRequest(context.Request.Method, path + context.Request.QueryString, context.Request.Headers.Authorization.ToString(), body));
+
+        if (path == JwksPath && context.Request.Method == "GET")
+        {
+            Interlocked.Increment(ref _jwksFetches);
+            await JsonAsync(context, 200, Jwks());
+            return;
+        }
 
         if (segments is ["files", var fileId, var fileName] && context.Request.Method == "GET")
         {
@@ -234,7 +314,14 @@ public sealed class FakeFal : IAsyncDisposable
         try
         {
             using var client = _app.Services.GetRequiredService<IHttpClientFactory>().CreateClient();
-            using var response = await client.PostAsync(webhook, new StringContent(hook.ToJsonString(), Encoding.UTF8, "application/json"));
+            var body = hook.ToJsonString();
+            using var request = new HttpRequestMessage(HttpMethod.Post, webhook) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            foreach (var (name, value) in SignedHeaders(id, body))
+            {
+                request.Headers.Add(name, value);
+            }
+
+            using var response = await client.SendAsync(request);
             Webhooks.Enqueue((webhook, (int)response.StatusCode, await response.Content.ReadAsStringAsync()));
         }
         catch (HttpRequestException ex)
@@ -290,6 +377,11 @@ public sealed class FakeFal : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        lock (_keysLock)
+        {
+            _published.ForEach(k => k.Dispose());
+            _signing.Dispose();
+        }
     }
 
     private sealed class Job(string app, FalScript script)

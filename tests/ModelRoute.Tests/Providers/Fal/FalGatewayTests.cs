@@ -17,6 +17,7 @@ public sealed class FalWorld : IAsyncLifetime
         ["ModelRoute:Providers:falq:Kind"] = "fal",
         ["ModelRoute:Providers:falq:BaseUrl"] = fakeUrl,
         ["ModelRoute:Providers:falq:ApiKey"] = FakeFal.ApiKey,
+        ["ModelRoute:Providers:falq:WebhookJwksUrl"] = fakeUrl + FakeFal.JwksPath,
         ["ModelRoute:Models:fal/kling:Modality"] = "video",
         ["ModelRoute:Models:fal/kling:Pricing:PerSecond"] = "0.07",
         ["ModelRoute:Models:fal/kling:Routes:0:Provider"] = "falq",
