@@ -93,7 +93,11 @@ public static class ModelRouteBuilderExtensions
         services.AddHostedService<WebhookDeliveryWorker>();
 
         // HTTP: auth, rate limits, JSON, problems, OpenAPI.
-        services.AddSingleton<ApiKeyCache>();
+        // Keys are cached for a minute on one node; with other nodes, for a second behind their notifications (docs/tenancy.md).
+        services.AddSingleton(sp => new ApiKeyCache(
+            sp.GetRequiredService<IAccountStore>(), sp.GetRequiredService<TimeProvider>(), UsesPostgres(sp) ? ApiKeyCache.SharedLifetime : ApiKeyCache.Lifetime));
+        services.AddSingleton<ApiKeyUsage>();
+        services.AddHostedService(sp => sp.GetRequiredService<ApiKeyUsage>());
         services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
@@ -199,6 +203,7 @@ public static class ModelRouteBuilderExtensions
         var account = v1.MapGroup("").RequireAuthorization(Policies.Account);
         account.MapExecutionEndpoints();
         account.MapBalanceEndpoints();
+        account.MapApiKeyEndpoints();
         account.MapModelEndpoints();
         account.MapWebhookEndpoints();
 
