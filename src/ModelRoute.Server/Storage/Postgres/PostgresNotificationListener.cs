@@ -13,7 +13,8 @@ public sealed partial class PostgresNotificationListener(
     ExecutionChanges changes,
     TimeProvider time,
     ILogger<PostgresNotificationListener> logger,
-    Routing.NodeIdentity? node = null) : BackgroundService
+    Routing.NodeIdentity? node = null,
+    Accounts.ApiKeyCache? keys = null) : BackgroundService
 {
     private static readonly TimeSpan ReconnectDelay = TimeSpan.FromSeconds(2);
 
@@ -54,7 +55,9 @@ public sealed partial class PostgresNotificationListener(
             await listen.ExecuteNonQueryAsync(stoppingToken);
         }
 
-        // Whatever was committed while no connection listened went unheard: look once for due work.
+        // Whatever was committed while no connection listened went unheard: look once for due work, and forget cached
+        // keys, whose revocation may have been missed (docs/tenancy.md).
+        keys?.Clear();
         changes.SignalWork();
         changes.SignalWebhooks();
         while (true)
@@ -88,12 +91,27 @@ public sealed partial class PostgresNotificationListener(
         }
     }
 
-    /// <summary>Payloads are "&lt;execution id&gt; &lt;STATUS&gt;" or <see cref="PostgresDatabase.WebhooksPayload"/>.</summary>
+    /// <summary>
+    /// Payloads are "&lt;execution id&gt; &lt;STATUS&gt;", <see cref="PostgresDatabase.WebhooksPayload"/>, or a revoked key
+    /// or changed account (<see cref="PostgresNotifier.KeyPayload"/>, <see cref="PostgresNotifier.AccountPayload"/>).
+    /// </summary>
     private void HandleOne(string payload)
     {
         if (payload == PostgresDatabase.WebhooksPayload)
         {
             changes.SignalWebhooks();
+            return;
+        }
+
+        if (payload.StartsWith(PostgresNotifier.KeyPrefix, StringComparison.Ordinal))
+        {
+            keys?.ForgetKey(payload[PostgresNotifier.KeyPrefix.Length..]);
+            return;
+        }
+
+        if (payload.StartsWith(PostgresNotifier.AccountPrefix, StringComparison.Ordinal))
+        {
+            keys?.ForgetAccount(payload[PostgresNotifier.AccountPrefix.Length..]);
             return;
         }
 
