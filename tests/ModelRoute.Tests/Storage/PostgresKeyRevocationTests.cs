@@ -83,4 +83,62 @@ public sealed class PostgresKeyRevocationTests : IAsyncLifetime
             await Task.Delay(20);
         }
     }
+
+    [Fact]
+    public async Task A_notification_of_a_revoked_key_or_a_changed_account_drops_them_from_the_cache_at_once()
+    {
+        var store = new CountingKeyStore();
+        var keys = new ModelRoute.Server.Accounts.ApiKeyCache(store, TimeProvider.System, TimeSpan.FromHours(1));
+        var listener = new ModelRoute.Server.Storage.Postgres.PostgresNotificationListener(
+            null!, new ModelRoute.Server.Executions.ExecutionChanges(new ModelRoute.Server.Operations.GatewayMetrics()), TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<ModelRoute.Server.Storage.Postgres.PostgresNotificationListener>.Instance,
+            new ModelRoute.Server.Routing.NodeIdentity(), keys);
+        await keys.FindAsync("h1", CancellationToken.None);
+        await keys.FindAsync("h2", CancellationToken.None);
+        await keys.FindAsync("h1", CancellationToken.None);
+        store.Reads.ShouldBe(2);
+
+        listener.Handle(ModelRoute.Server.Storage.Postgres.PostgresNotifier.Pack(
+            [ModelRoute.Server.Storage.Postgres.PostgresNotifier.KeyPayload("key_h1")], "other-node").ShouldHaveSingleItem());
+        await keys.FindAsync("h1", CancellationToken.None);
+        await keys.FindAsync("h2", CancellationToken.None);
+        store.Reads.ShouldBe(3);
+
+        listener.Handle(ModelRoute.Server.Storage.Postgres.PostgresNotifier.Pack(
+            [ModelRoute.Server.Storage.Postgres.PostgresNotifier.AccountPayload("acct_h2")], "other-node").ShouldHaveSingleItem());
+        await keys.FindAsync("h2", CancellationToken.None);
+        store.Reads.ShouldBe(4);
+    }
+
+    /// <summary>Finds key "key_&lt;hash&gt;" of account "acct_&lt;hash&gt;" for any hash, counting reads.</summary>
+    private sealed class CountingKeyStore : ModelRoute.Server.Storage.IAccountStore
+    {
+        public int Reads { get; private set; }
+
+        public Task<ModelRoute.Server.Storage.ApiKeyLookup?> FindApiKeyAsync(string keyHash, CancellationToken cancellationToken)
+        {
+            Reads++;
+            return Task.FromResult<ModelRoute.Server.Storage.ApiKeyLookup?>(new("key_" + keyHash, "acct_" + keyHash, null, false, false, false));
+        }
+
+        public Task<ModelRoute.Server.Storage.Account> CreateAccountAsync(string id, string? name, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<ModelRoute.Server.Storage.Account?> GetAccountAsync(string id, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<ModelRoute.Server.Storage.ApiKeyRecord> CreateApiKeyAsync(ModelRoute.Server.Storage.ApiKeyRecord key, string keyHash, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<ModelRoute.Server.Storage.CreditOutcome?> CreditAsync(string entryId, string accountId, long amountMicros, string? reference, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<ModelRoute.Server.Storage.LedgerEntry>> ListLedgerAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<ModelRoute.Server.Storage.Account>> ListAccountsAsync(string? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<ModelRoute.Server.Storage.Account?> SetAccountDisabledAsync(string id, bool disabled, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<ModelRoute.Server.Storage.ApiKeyRecord>> ListApiKeysAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<ModelRoute.Server.Storage.ApiKeyRecord?> RevokeApiKeyAsync(string accountId, string keyId, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task RecordKeyUsesAsync(IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> uses, CancellationToken cancellationToken) => throw new NotSupportedException();
+    }
 }
