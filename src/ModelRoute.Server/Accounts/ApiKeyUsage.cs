@@ -13,8 +13,20 @@ public sealed partial class ApiKeyUsage(IAccountStore accounts, TimeProvider tim
 
     private ConcurrentDictionary<string, DateTimeOffset> _pending = new(StringComparer.Ordinal);
 
-    /// <summary>Notes a use; costs a dictionary write.</summary>
-    public void Record(string keyId, DateTimeOffset at) => _pending[keyId] = at;
+    /// <summary>
+    /// Notes a use. Mostly a lock-free read: a key's time is written at most once a second, so a busy key's requests
+    /// do not all queue for the same lock.
+    /// </summary>
+    public void Record(string keyId, DateTimeOffset at)
+    {
+        var pending = _pending;
+        if (!pending.TryGetValue(keyId, out var noted) || at - noted >= RecordGranularity)
+        {
+            pending[keyId] = at;
+        }
+    }
+
+    private static readonly TimeSpan RecordGranularity = TimeSpan.FromSeconds(1);
 
     /// <summary>Writes the uses noted since the last flush, in one write; nothing when there are none.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
