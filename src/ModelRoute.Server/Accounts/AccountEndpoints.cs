@@ -9,13 +9,12 @@ using ModelRoute.Server.Storage;
 
 namespace ModelRoute.Server.Accounts;
 
-public sealed record AccountView(string Id, string Object, string? Name, string Balance, string Held, string Available, string Currency, string CreatedAt)
+public sealed record AccountView(string Id, string Object, string? Name, string Balance, string Held, string Available, string Currency, string CreatedAt, string Status, string? DisabledAt)
 {
     public static AccountView From(Account a) =>
-        new(a.Id, "account", a.Name, Money.Format(a.BalanceMicros), Money.Format(a.HeldMicros), Money.Format(a.AvailableMicros), "usd", ExecutionView.Timestamp(a.CreatedAt));
+        new(a.Id, "account", a.Name, Money.Format(a.BalanceMicros), Money.Format(a.HeldMicros), Money.Format(a.AvailableMicros), "usd", ExecutionView.Timestamp(a.CreatedAt),
+            a.DisabledAt is null ? "active" : "disabled", ExecutionView.Timestamp(a.DisabledAt));
 }
-
-public sealed record ApiKeyView(string Id, string Object, string AccountId, string? Name, string Key, string Prefix, string CreatedAt);
 
 public sealed record BalanceView(string Object, string Balance, string Held, string Available, string Currency);
 
@@ -39,10 +38,13 @@ public static class AccountEndpoints
     {
         admin.MapPost("/accounts", CreateAccountAsync).Accepts<CreateAccountRequest>("application/json").Produces<AccountView>(201);
         admin.MapGet("/accounts/{id}", GetAccountAsync);
-        admin.MapPost("/accounts/{id}/api-keys", CreateApiKeyAsync).Accepts<CreateAccountRequest>("application/json").Produces<ApiKeyView>(201);
+        admin.MapPost("/accounts/{id}/api-keys", (string id, HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken ct) =>
+                TenancyEndpoints.CreateKeyAsync(id, request, accounts, ids, time, options, ct))
+            .Accepts<TenancyEndpoints.ApiKeyRequestBody>("application/json").Produces<ApiKeyView>(201);
         admin.MapPost("/accounts/{id}/credits", CreditAsync).Accepts<CreditRequest>("application/json").Produces<LedgerEntryView>(201);
         admin.MapGet("/providers", (Providers.ProviderRegistry providers) => TypedResults.Ok(ListView<ProviderView>.Of(
             [.. providers.All.Select(p => new ProviderView(p.Name, "provider", p.Options.Kind, p.Options.MaxConcurrency, p.InFlight, p.Circuit))], false, null)));
+        admin.MapTenancyAdminEndpoints();
     }
 
     public static void MapBalanceEndpoints(this RouteGroupBuilder v1)
@@ -67,26 +69,6 @@ public static class AccountEndpoints
         await accounts.GetAccountAsync(id, cancellationToken) is { } account
             ? TypedResults.Ok(AccountView.From(account))
             : (ProblemHttpResult)Problem.NotFound("The account").ToResult();
-
-    private static async Task<IResult> CreateApiKeyAsync(string id, HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
-    {
-        var (name, problem) = await ReadNameAsync(request, options.Value, cancellationToken);
-        if (problem is not null)
-        {
-            return problem.ToResult();
-        }
-
-        if (await accounts.GetAccountAsync(id, cancellationToken) is null)
-        {
-            return Problem.NotFound("The account").ToResult();
-        }
-
-        var key = ApiKeys.NewKey();
-        var record = await accounts.CreateApiKeyAsync(new ApiKeyRecord(ids.New("key"), id, ApiKeys.Display(key), name, time.GetUtcNow()), ApiKeys.Hash(key), cancellationToken);
-        return TypedResults.Created(
-            $"/v1/admin/accounts/{id}/api-keys/{record.Id}",
-            new ApiKeyView(record.Id, "api_key", id, name, key, record.Prefix, ExecutionView.Timestamp(record.CreatedAt)));
-    }
 
     private static async Task<IResult> CreditAsync(string id, HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {

@@ -27,7 +27,14 @@ public static class Claims
     public const string ApiKeyIdType = "modelroute:api_key_id";
     public const string AdminRole = "admin";
 
+    /// <summary>Present when the request's key has a <c>max_spend_usd</c>: its submissions check and hold against it.</summary>
+    public const string SpendLimitedType = "modelroute:key_spend_limited";
+
     public static string AccountId(this ClaimsPrincipal user) => user.FindFirstValue(AccountIdType) ?? throw new InvalidOperationException("Not an account principal.");
 
     public static string ApiKeyId(this ClaimsPrincipal user) => user.FindFirstValue(ApiKeyIdType) ?? "";
+
+    /// <summary>The key a submission is made with, as its execution records it.</summary>
+    public static Storage.SubmittingKey SubmittingKey(this ClaimsPrincipal user) =>
+        new(user.FindFirstValue(ApiKeyIdType), user.HasClaim(c => c.Type == SpendLimitedType));
 }

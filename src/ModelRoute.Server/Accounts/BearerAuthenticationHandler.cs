@@ -18,6 +18,8 @@ public sealed class BearerAuthenticationHandler(
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
     ApiKeyCache keys,
+    ApiKeyUsage usage,
+    TimeProvider time,
     IOptions<ModelRouteOptions> options) : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
 {
     public const string SchemeName = "Bearer";
@@ -41,20 +43,44 @@ public sealed class BearerAuthenticationHandler(
             return Success(new Claim(ClaimTypes.Role, Claims.AdminRole));
         }
 
-        if (ApiKeys.LooksLikeKey(token) && await keys.FindAsync(ApiKeys.Hash(token), Context.RequestAborted) is { } key)
+        if (!ApiKeys.LooksLikeKey(token) || await keys.FindAsync(ApiKeys.Hash(token), Context.RequestAborted) is not { } key)
         {
-            return Success(new Claim(Claims.AccountIdType, key.AccountId), new Claim(Claims.ApiKeyIdType, key.KeyId));
+            return AuthenticateResult.Fail("Unknown key.");
         }
 
-        return AuthenticateResult.Fail("Unknown key.");
+        // Checked at every request, from the cached key: a key stops working the moment it expires (docs/tenancy.md).
+        var now = time.GetUtcNow();
+        var refusal = key.Revoked ? "This API key was revoked."
+            : key.ExpiresAt <= now ? "This API key has expired."
+            : key.AccountDisabled ? DisabledDetail
+            : null;
+        if (refusal is not null)
+        {
+            Context.Items[RefusalItem] = refusal;
+            return AuthenticateResult.Fail(refusal);
+        }
+
+        usage.Record(key.KeyId, now);
+        return key.SpendLimited
+            ? Success(new Claim(Claims.AccountIdType, key.AccountId), new Claim(Claims.ApiKeyIdType, key.KeyId), new Claim(Claims.SpendLimitedType, "true"))
+            : Success(new Claim(Claims.AccountIdType, key.AccountId), new Claim(Claims.ApiKeyIdType, key.KeyId));
     }
+
+    private const string RefusalItem = "modelroute:key_refusal";
+    private const string DisabledDetail = "This account is disabled; its API keys are refused until the operator enables it.";
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
+        var refusal = Context.Items[RefusalItem] as string;
+        if (ReferenceEquals(refusal, DisabledDetail))
+        {
+            return new Problem(403, ErrorCodes.AccountDisabled, DisabledDetail).WriteAsync(Context);
+        }
+
         Response.Headers.WWWAuthenticate = "Bearer";
         var detail = Request.Headers.Authorization.Count == 0
             ? "Send an API key: 'Authorization: Bearer mr_…'."
-            : "The API key is not valid.";
+            : refusal ?? "The API key is not valid.";
         return new Problem(401, ErrorCodes.Unauthenticated, detail).WriteAsync(Context);
     }
 

@@ -134,6 +134,9 @@ public sealed record Execution
     public string? CallbackTokenHash { get; init; }
     public DateTimeOffset? NextPollAt { get; init; }
 
+    /// <summary>The API key it was submitted with (null for executions from before keys were recorded).</summary>
+    public string? ApiKeyId { get; init; }
+
     /// <summary>What was charged: the actual cost capped at the hold (SPEC §3).</summary>
     public long? ChargedMicros => Charged(ActualMicros, HeldMicros);
 

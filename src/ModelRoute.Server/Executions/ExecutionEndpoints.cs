@@ -71,7 +71,7 @@ public static class ExecutionEndpoints
             SubmissionResult result;
             using (load.Enter())
             {
-                result = await submitter.SubmitAsync(context.User.AccountId(), submission!, "", cancellationToken);
+                result = await submitter.SubmitAsync(context.User.AccountId(), submission!, "", cancellationToken, context.User.SubmittingKey());
             }
 
             if (result.Problem is not null)
@@ -143,7 +143,7 @@ public static class ExecutionEndpoints
                 else
                 {
                     var earlier = lastWithKey.GetValueOrDefault(submission!.IdempotencyKey);
-                    pending[index] = SubmitAfterAsync(earlier, submitter, accountId, submission, prefix, cancellationToken);
+                    pending[index] = SubmitAfterAsync(earlier, submitter, accountId, submission, prefix, context.User.SubmittingKey(), cancellationToken);
                     lastWithKey[submission.IdempotencyKey] = pending[index];
                 }
 
@@ -160,14 +160,14 @@ public static class ExecutionEndpoints
     }
 
     private static async Task<SubmissionResult> SubmitAfterAsync(
-        Task? earlier, ExecutionSubmitter submitter, string accountId, ParsedSubmission submission, string prefix, CancellationToken cancellationToken)
+        Task? earlier, ExecutionSubmitter submitter, string accountId, ParsedSubmission submission, string prefix, SubmittingKey key, CancellationToken cancellationToken)
     {
         if (earlier is not null)
         {
             await earlier;
         }
 
-        return await submitter.SubmitAsync(accountId, submission, prefix, cancellationToken);
+        return await submitter.SubmitAsync(accountId, submission, prefix, cancellationToken, key);
     }
 
     private static async Task<IResult> GetAsync(

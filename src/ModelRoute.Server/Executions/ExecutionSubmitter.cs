@@ -9,7 +9,8 @@ public sealed record SubmissionResult(Execution? Execution, bool Replayed, Probl
 /// <summary>Prices a validated submission, places its hold and stores it, all or nothing (SPEC §3–4).</summary>
 public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, Webhooks.WebhookUrlPolicy webhookUrls, Operations.GatewayMetrics metrics, TimeProvider time)
 {
-    public async Task<SubmissionResult> SubmitAsync(string accountId, ParsedSubmission submission, string fieldPrefix, CancellationToken cancellationToken)
+    /// <param name="key">The API key it is submitted with: the execution records it, and a key's spending limit binds it.</param>
+    public async Task<SubmissionResult> SubmitAsync(string accountId, ParsedSubmission submission, string fieldPrefix, CancellationToken cancellationToken, SubmittingKey key = default)
     {
         // An existing key is answered by the store (replay or reuse) even if its URL would be refused now.
         if (submission.WebhookUrl is { } url && await webhookUrls.RefusalAsync(new Uri(url), cancellationToken) is { } refusal
@@ -37,7 +38,9 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
                 submission.TimeoutSeconds,
                 submission.MaxCostMicros,
                 now,
-                now.AddSeconds(submission.TimeoutSeconds)),
+                now.AddSeconds(submission.TimeoutSeconds),
+                key.Id,
+                key.SpendLimited),
             cancellationToken);
 
         return outcome.Result switch
@@ -54,6 +57,10 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
                 ErrorCodes.CostCapExceeded,
                 $"The hold for this execution would be {Money.Format(hold)} USD, above max_cost_usd {Money.Format(submission.MaxCostMicros ?? 0)}.",
                 fieldPrefix + "max_cost_usd")),
+            SubmitResult.KeySpendLimitExceeded => new(null, false, new Problem(
+                402,
+                ErrorCodes.KeySpendLimit,
+                $"The hold of {Money.Format(hold)} USD for this execution would take this API key past its max_spend_usd (held plus spent).")),
             _ => new(null, false, new Problem(
                 402,
                 ErrorCodes.InsufficientBalance,

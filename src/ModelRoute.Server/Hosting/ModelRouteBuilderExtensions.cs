@@ -95,7 +95,11 @@ public static class ModelRouteBuilderExtensions
         services.AddHostedService<WebhookDeliveryWorker>();
 
         // HTTP: auth, rate limits, JSON, problems, OpenAPI.
-        services.AddSingleton<ApiKeyCache>();
+        // Keys are cached for a minute on one node; with other nodes, for a second behind their notifications (docs/tenancy.md).
+        services.AddSingleton(sp => new ApiKeyCache(
+            sp.GetRequiredService<IAccountStore>(), sp.GetRequiredService<TimeProvider>(), UsesPostgres(sp) ? ApiKeyCache.SharedLifetime : ApiKeyCache.Lifetime));
+        services.AddSingleton<ApiKeyUsage>();
+        services.AddHostedService(sp => sp.GetRequiredService<ApiKeyUsage>());
         services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
@@ -204,6 +208,7 @@ public static class ModelRouteBuilderExtensions
         ((IEndpointConventionBuilder)account).Add(LimitEveryRead);
         account.MapExecutionEndpoints();
         account.MapBalanceEndpoints();
+        account.MapApiKeyEndpoints();
         account.MapModelEndpoints();
         account.MapWebhookEndpoints();
 

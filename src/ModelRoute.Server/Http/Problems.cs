@@ -21,6 +21,8 @@ public static class ErrorCodes
     public const string UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE";
     public const string InternalError = "INTERNAL_ERROR";
     public const string StoreUnavailable = "STORE_UNAVAILABLE";
+    public const string AccountDisabled = "ACCOUNT_DISABLED";
+    public const string KeySpendLimit = "KEY_SPEND_LIMIT";
 }
 
 /// <summary>An RFC 9457 problem with our <c>code</c> (and the offending <c>field</c> where there is one).</summary>

@@ -20,7 +20,9 @@ public sealed record NewExecution(
     int TimeoutSeconds,
     long? MaxCostMicros,
     DateTimeOffset CreatedAt,
-    DateTimeOffset ExpiresAt)
+    DateTimeOffset ExpiresAt,
+    string? ApiKeyId = null,
+    bool KeySpendLimited = false)
 {
     /// <summary>
     /// The execution as its row reads once stored (times kept to the millisecond, as the stores keep
@@ -50,6 +52,7 @@ public sealed record NewExecution(
             UpdatedAt = created,
             ExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(ExpiresAt.ToUnixTimeMilliseconds()),
             NextAttemptAt = created,
+            ApiKeyId = ApiKeyId,
         };
     }
 }
@@ -61,7 +64,14 @@ public enum SubmitResult
     KeyReused,
     CostCapExceeded,
     InsufficientBalance,
+    KeySpendLimitExceeded,
 }
+
+/// <summary>
+/// The API key a submission is made with: its execution records it, and when the key has a <c>max_spend_usd</c>
+/// (<paramref name="SpendLimited"/>) the submission holds against it too (docs/tenancy.md).
+/// </summary>
+public readonly record struct SubmittingKey(string? Id, bool SpendLimited);
 
 public sealed record SubmitOutcome(SubmitResult Result, Execution? Execution);
 
@@ -75,7 +85,8 @@ public interface IExecutionStore
 {
     /// <summary>
     /// Inserts the execution and places its hold in one transaction, or answers why not. An existing
-    /// execution with the same key is answered first (replay or reuse), then the cost cap, then the balance.
+    /// execution with the same key is answered first (replay or reuse), then the cost cap, then the balance, then the
+    /// API key's spending limit (only for a key with one).
     /// </summary>
     Task<SubmitOutcome> SubmitAsync(NewExecution execution, CancellationToken cancellationToken);
 

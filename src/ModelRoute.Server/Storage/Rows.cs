@@ -43,6 +43,7 @@ internal sealed class ExecutionRow
     public long? LeaseExpiresAt { get; set; }
     public string? CallbackTokenHash { get; set; }
     public long? NextPollAt { get; set; }
+    public string? ApiKeyId { get; set; }
 
     public Execution ToExecution() => new()
     {
@@ -82,6 +83,7 @@ internal sealed class ExecutionRow
         LeaseExpiresAt = FromMs(LeaseExpiresAt),
         CallbackTokenHash = CallbackTokenHash,
         NextPollAt = FromMs(NextPollAt),
+        ApiKeyId = ApiKeyId,
     };
 
     /// <summary>

@@ -25,11 +25,14 @@ internal static class SharedWrites
 
     /// <summary>Ends the hold of an execution that just ended: release it all, then charge what it cost, capped at the hold (SPEC §3).</summary>
     public static Task SettleAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution ended, long now) =>
-        SettleAsync(c, tx, ids, ended.AccountId, ended.Id, ended.Status, ended.HeldMicros, ended.ActualMicros, now);
+        SettleAsync(c, tx, ids, ended.AccountId, ended.Id, ended.Status, ended.HeldMicros, ended.ActualMicros, now, ended.ApiKeyId);
 
     /// <summary><see cref="SettleAsync(DbConnection, DbTransaction, IdGenerator, Execution, long)"/> from the ended row's own values.</summary>
+    /// <param name="apiKeyId">The key it was submitted with: what it was charged counts in the key's <c>spent</c>, and a
+    /// key with a spending limit has the hold taken off its <c>held</c> (docs/tenancy.md).</param>
     public static async Task SettleAsync(
-        DbConnection c, DbTransaction tx, IdGenerator ids, string accountId, string executionId, ExecutionStatus status, long heldMicros, long? actualMicros, long now)
+        DbConnection c, DbTransaction tx, IdGenerator ids, string accountId, string executionId, ExecutionStatus status, long heldMicros, long? actualMicros, long now,
+        string? apiKeyId = null)
     {
         var charge = status == ExecutionStatus.Completed ? Execution.Charged(actualMicros, heldMicros) ?? 0 : 0;
         var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(
@@ -45,7 +48,19 @@ internal static class SharedWrites
         {
             await InsertLedgerAsync(c, tx, ids, accountId, executionId, LedgerKinds.Charge, charge, account.Balance, account.Held, now);
         }
+
+        if (apiKeyId is not null)
+        {
+            await c.ExecutePreparedAsync(SettleKeySql, new { Held = heldMicros, Charge = charge, KeyId = apiKeyId }, tx);
+        }
     }
+
+    /// <summary>A key's share of a settlement: its charge, and for a key with a limit the end of its hold.</summary>
+    private const string SettleKeySql = """
+        UPDATE api_keys SET spent_micros = spent_micros + @Charge,
+            held_micros = held_micros - CASE WHEN max_spend_micros IS NULL THEN 0 ELSE @Held END
+        WHERE id = @KeyId
+        """;
 
     /// <summary>
     /// Where an event may go, from the moved row's own values: to the submission's <c>webhook_url</c> (if it wants the

@@ -41,10 +41,10 @@ public sealed class PostgresExecutionStore(
         ), created AS (
             INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                 estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
+                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id)
             SELECT @Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
                 @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-                @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt::bigint, @Now), @LeaseOwner, @LeaseExpiresAt
+                @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt::bigint, @Now), @LeaseOwner, @LeaseExpiresAt, @ApiKeyId
             FROM account
             ON CONFLICT (account_id, idempotency_key) DO NOTHING
             RETURNING account_id
@@ -81,10 +81,11 @@ public sealed class PostgresExecutionStore(
             SELECT * FROM unnest(@Ids::text[], @AccountIds::text[], @Models::text[], @IdempotencyKeys::text[], @RequestHashes::text[],
                 @Inputs::text[], @EstimatedMicros::bigint[], @HoldMicros::bigint[], @Prices::text[], @WebhookUrls::text[],
                 @WebhookEvents::text[], @Metadata::text[], @TimeoutSeconds::bigint[], @MaxCostMicros::bigint[], @Nows::bigint[],
-                @ExpiresAts::bigint[], @LedgerIds::text[], @EventIds::text[], @LeaseOwners::text[], @LeaseExpiresAts::bigint[]) WITH ORDINALITY
+                @ExpiresAts::bigint[], @LedgerIds::text[], @EventIds::text[], @LeaseOwners::text[], @LeaseExpiresAts::bigint[],
+                @ApiKeyIds::text[]) WITH ORDINALITY
                 AS g(id, account_id, model, idempotency_key, request_hash, input, estimated_micros, hold_micros, price, webhook_url,
                     webhook_events, metadata, timeout_seconds, max_cost_micros, now, expires_at, ledger_id, event_id, lease_owner,
-                    lease_expires_at, ord)
+                    lease_expires_at, api_key_id, ord)
         ), account AS (
             SELECT id, balance_micros - held_micros AS available FROM accounts
             WHERE id IN (SELECT account_id FROM given)
@@ -95,10 +96,10 @@ public sealed class PostgresExecutionStore(
         ), created AS (
             INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                 estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
+                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id)
             SELECT id, account_id, model, 'PENDING', idempotency_key, request_hash, input,
                 estimated_micros, hold_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, now, now, expires_at, COALESCE(lease_expires_at, now), lease_owner, lease_expires_at
+                max_cost_micros, now, now, expires_at, COALESCE(lease_expires_at, now), lease_owner, lease_expires_at, api_key_id
             FROM fitting
             ORDER BY ord
             ON CONFLICT (account_id, idempotency_key) DO NOTHING
@@ -137,6 +138,12 @@ public sealed class PostgresExecutionStore(
             // A replay is answered even when the cap would refuse the submission.
             outcome = await db.ReadAsync(c => FindAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
         }
+        else if (x.KeySpendLimited)
+        {
+            // A key with a spending limit: in a transaction of its own, under the account's lock (docs/tenancy.md).
+            var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"), lease.LeaseOwner, lease.LeaseExpiresAt);
+            outcome = await db.WriteAsync(async (c, tx) => await SubmitLimitedAsync(c, tx, x, queued.Parameters()), cancellationToken);
+        }
         else
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -173,7 +180,7 @@ public sealed class PostgresExecutionStore(
             X.Id, X.AccountId, X.Model, X.IdempotencyKey, X.RequestHash, X.Input, X.EstimatedMicros, X.HoldMicros,
             Price = StoreJson.Serialize(X.Price), X.WebhookUrl, X.WebhookEvents, X.Metadata, X.TimeoutSeconds,
             X.MaxCostMicros, Now = X.CreatedAt.ToUnixTimeMilliseconds(), ExpiresAt = X.ExpiresAt.ToUnixTimeMilliseconds(),
-            LedgerId, LedgerKind = LedgerKinds.Hold, EventId, EventType = ExecutionStatus.Pending.EventType(), LeaseOwner, LeaseExpiresAt,
+            LedgerId, LedgerKind = LedgerKinds.Hold, EventId, EventType = ExecutionStatus.Pending.EventType(), LeaseOwner, LeaseExpiresAt, X.ApiKeyId,
         };
     }
 
@@ -207,6 +214,7 @@ public sealed class PostgresExecutionStore(
             EventIds = sent.Select(q => q.EventId).ToArray(),
             LeaseOwners = sent.Select(q => q.LeaseOwner).ToArray(),
             LeaseExpiresAts = sent.Select(q => q.LeaseExpiresAt).ToArray(),
+            ApiKeyIds = sent.Select(q => q.X.ApiKeyId).ToArray(),
             LedgerKind = LedgerKinds.Hold,
             EventType = ExecutionStatus.Pending.EventType(),
         });
@@ -229,6 +237,43 @@ public sealed class PostgresExecutionStore(
     /// <summary>One submission in a statement of its own, when its group failed.</summary>
     private static Task<bool> SubmitAloneAsync(PostgresDatabase db, QueuedSubmission queued) =>
         db.WriteStatementAsync(async c => await c.QueryFirstOrDefaultAsync<bool>(SubmitSql, queued.Parameters()), CancellationToken.None);
+
+    /// <summary>
+    /// A submission made with a key that has a spending limit. The account's row is locked first, as every settlement
+    /// locks it before its keys' rows, then the key's: no submission or settlement of the account can move the key's
+    /// figures between the check and the hold. Refusals in order: replay or reuse, balance, then the key's limit.
+    /// </summary>
+    private static async Task<(SubmitOutcome, bool)> SubmitLimitedAsync(NpgsqlConnection c, NpgsqlTransaction tx, NewExecution x, object parameters)
+    {
+        while (true)
+        {
+            var covered = await c.QueryFirstOrDefaultAsync<bool>(
+                "SELECT balance_micros - held_micros >= @HoldMicros FROM accounts WHERE id = @AccountId FOR UPDATE", new { x.AccountId, x.HoldMicros }, tx);
+            if (await FindAsync(c, tx, x) is { } existing)
+            {
+                return (existing, false);
+            }
+
+            if (!covered)
+            {
+                return (new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+            }
+
+            var room = await c.QueryFirstOrDefaultAsync<bool>(
+                "SELECT max_spend_micros - held_micros - spent_micros >= @HoldMicros FROM api_keys WHERE id = @ApiKeyId FOR UPDATE", new { x.ApiKeyId, x.HoldMicros }, tx);
+            if (!room)
+            {
+                return (new SubmitOutcome(SubmitResult.KeySpendLimitExceeded, null), false);
+            }
+
+            // Nothing inserted: a concurrent submission with the same key committed first; the next round answers it.
+            if (await c.QueryFirstOrDefaultAsync<bool>(SubmitSql, parameters, tx))
+            {
+                await c.ExecuteAsync("UPDATE api_keys SET held_micros = held_micros + @HoldMicros WHERE id = @ApiKeyId", new { x.ApiKeyId, x.HoldMicros }, tx);
+                return (new SubmitOutcome(SubmitResult.Created, x.ToPending()), true);
+            }
+        }
+    }
 
     /// <summary>Why the submission inserted nothing: its key is taken (a replay or a reuse), or the balance is short.</summary>
     private static async Task<SubmitOutcome> NotCreatedAsync(NpgsqlConnection c, NpgsqlTransaction tx, NewExecution x, object parameters)
@@ -458,7 +503,7 @@ public sealed class PostgresExecutionStore(
             var charge = changed.Status == ExecutionStatus.Completed ? changed.ChargedMicros ?? 0 : 0;
             scope.LockLate(
                 changed.AccountId,
-                new Settlement(changed.Id, changed.HeldMicros, charge, ids.New("txn"), ids.New("txn"), now),
+                new Settlement(changed.Id, changed.HeldMicros, charge, ids.New("txn"), ids.New("txn"), now, changed.ApiKeyId),
                 SettleStatement);
         }
 
@@ -631,6 +676,16 @@ public sealed class PostgresExecutionStore(
                 WITH ORDINALITY AS g(execution_id, held, charge, release_id, charge_id, now, ord)
             CROSS JOIN settled
             WINDOW later AS (ORDER BY g.ord DESC)
+        ), keys AS (
+            -- The keys' share (docs/tenancy.md): every charge counts in its key's spent, and a key with a limit has
+            -- its holds taken off. Joined to settled, so a key's row is locked only after the account's.
+            UPDATE api_keys SET spent_micros = api_keys.spent_micros + k.charge,
+                held_micros = api_keys.held_micros - CASE WHEN api_keys.max_spend_micros IS NULL THEN 0 ELSE k.held END
+            FROM (SELECT key_id, sum(held)::bigint AS held, sum(charge)::bigint AS charge
+                  FROM unnest(@KeyIds::text[], @Helds::bigint[], @Charges::bigint[]) AS u(key_id, held, charge)
+                  WHERE key_id IS NOT NULL GROUP BY key_id) k
+            CROSS JOIN settled
+            WHERE api_keys.id = k.key_id
         )
         INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
         SELECT release_id, @AccountId, execution_id, 'release', held, balance_after + charge, held_after, now FROM after
@@ -638,7 +693,7 @@ public sealed class PostgresExecutionStore(
         SELECT charge_id, @AccountId, execution_id, 'charge', charge, balance_after, held_after, now FROM after WHERE charge > 0
         """;
 
-    private sealed record Settlement(string ExecutionId, long Held, long Charge, string ReleaseId, string ChargeId, long Now);
+    private sealed record Settlement(string ExecutionId, long Held, long Charge, string ReleaseId, string ChargeId, long Now, string? KeyId);
 
     private static NpgsqlBatchCommand SettleStatement(string accountId, IReadOnlyList<Settlement> settlements) =>
         PostgresDatabase.Statement(SettleSql, new
@@ -652,6 +707,7 @@ public sealed class PostgresExecutionStore(
             ReleaseIds = settlements.Select(s => s.ReleaseId).ToArray(),
             ChargeIds = settlements.Select(s => s.ChargeId).ToArray(),
             Nows = settlements.Select(s => s.Now).ToArray(),
+            KeyIds = settlements.Select(s => s.KeyId).ToArray(),
         });
 
     /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>

@@ -17,7 +17,8 @@ public sealed partial class PostgresNotificationListener(
     ILogger<PostgresNotificationListener> logger,
     Routing.NodeIdentity? node = null,
     Routing.InFlightExecutions? inFlight = null,
-    StoreAvailability? availability = null) : BackgroundService
+    StoreAvailability? availability = null,
+    Accounts.ApiKeyCache? keys = null) : BackgroundService
 {
     private static readonly TimeSpan ReconnectDelay = TimeSpan.FromSeconds(2);
 
@@ -63,7 +64,9 @@ public sealed partial class PostgresNotificationListener(
             await listen.ExecuteNonQueryAsync(stoppingToken);
         }
 
-        // Whatever was committed while no connection listened went unheard: look once for due work.
+        // Whatever was committed while no connection listened went unheard: look once for due work, and forget cached
+        // keys, whose revocation may have been missed (docs/tenancy.md).
+        keys?.Clear();
         changes.SignalWork();
         changes.SignalWebhooks();
         while (true)
@@ -97,12 +100,27 @@ public sealed partial class PostgresNotificationListener(
         }
     }
 
-    /// <summary>Payloads are "&lt;execution id&gt; &lt;STATUS&gt;" or <see cref="PostgresDatabase.WebhooksPayload"/>.</summary>
+    /// <summary>
+    /// Payloads are "&lt;execution id&gt; &lt;STATUS&gt;", <see cref="PostgresDatabase.WebhooksPayload"/>, or a revoked key
+    /// or changed account (<see cref="PostgresNotifier.KeyPayload"/>, <see cref="PostgresNotifier.AccountPayload"/>).
+    /// </summary>
     private void HandleOne(string payload)
     {
         if (payload == PostgresDatabase.WebhooksPayload)
         {
             changes.SignalWebhooks();
+            return;
+        }
+
+        if (payload.StartsWith(PostgresNotifier.KeyPrefix, StringComparison.Ordinal))
+        {
+            keys?.ForgetKey(payload[PostgresNotifier.KeyPrefix.Length..]);
+            return;
+        }
+
+        if (payload.StartsWith(PostgresNotifier.AccountPrefix, StringComparison.Ordinal))
+        {
+            keys?.ForgetAccount(payload[PostgresNotifier.AccountPrefix.Length..]);
             return;
         }
 

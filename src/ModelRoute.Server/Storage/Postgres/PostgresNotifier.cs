@@ -79,6 +79,16 @@ public sealed partial class PostgresNotifier(
         }
     }
 
+    /// <summary>"key &lt;key id&gt;": the key was revoked; every node drops it from its cache (docs/tenancy.md).</summary>
+    internal const string KeyPrefix = "key ";
+
+    /// <summary>"account &lt;account id&gt;": the account was disabled or enabled; every node drops its keys from its cache.</summary>
+    internal const string AccountPrefix = "account ";
+
+    internal static string KeyPayload(string keyId) => KeyPrefix + keyId;
+
+    internal static string AccountPayload(string accountId) => AccountPrefix + accountId;
+
     /// <summary>
     /// The first line of a message from a known node: <c>from &lt;node id&gt;</c>. A node's listener skips its own
     /// messages: it woke its own waiters and workers when it committed, and an echo would only make its dispatcher

@@ -15,32 +15,24 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
         }, cancellationToken);
 
     public Task<Account?> GetAccountAsync(string id, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c =>
-        {
-            var row = await c.QueryFirstOrDefaultAsync<(string Id, string? Name, long Balance, long Held, long CreatedAt)>(
-                "SELECT id, name, balance_micros, held_micros, created_at FROM accounts WHERE id = @id",
-                new { id });
-            return row.Id is null ? null : new Account(row.Id, row.Name, row.Balance, row.Held, DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt));
-        }, cancellationToken);
+        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<AccountRow>(
+            $"SELECT {AccountRow.Columns} FROM accounts WHERE id = @id", new { id }))?.ToAccount(), cancellationToken);
 
     public Task<ApiKeyRecord> CreateApiKeyAsync(ApiKeyRecord key, string keyHash, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
         {
             await c.ExecutePreparedAsync(
-                "INSERT INTO api_keys (id, account_id, key_hash, prefix, name, created_at) VALUES (@Id, @AccountId, @keyHash, @Prefix, @Name, @CreatedAt)",
-                new { key.Id, key.AccountId, keyHash, key.Prefix, key.Name, CreatedAt = key.CreatedAt.ToUnixTimeMilliseconds() },
+                """
+                INSERT INTO api_keys (id, account_id, key_hash, prefix, name, created_at, expires_at, max_spend_micros)
+                VALUES (@Id, @AccountId, @keyHash, @Prefix, @Name, @CreatedAt, @ExpiresAt, @MaxSpendMicros)
+                """,
+                new { key.Id, key.AccountId, keyHash, key.Prefix, key.Name, CreatedAt = key.CreatedAt.ToUnixTimeMilliseconds(), ExpiresAt = key.ExpiresAt?.ToUnixTimeMilliseconds(), key.MaxSpendMicros },
                 tx);
-            return (key, true);
+            return (key with { CreatedAt = ExecutionRow.FromMs(key.CreatedAt.ToUnixTimeMilliseconds()), ExpiresAt = ExecutionRow.FromMs(key.ExpiresAt?.ToUnixTimeMilliseconds()) }, true);
         }, cancellationToken);
 
-    public Task<(string KeyId, string AccountId)?> FindApiKeyAsync(string keyHash, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c =>
-        {
-            var row = await c.QueryFirstOrDefaultAsync<(string KeyId, string AccountId)>(
-                "SELECT id, account_id FROM api_keys WHERE key_hash = @keyHash",
-                new { keyHash });
-            return row.KeyId is null ? ((string, string)?)null : row;
-        }, cancellationToken);
+    public Task<ApiKeyLookup?> FindApiKeyAsync(string keyHash, CancellationToken cancellationToken) =>
+        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ApiKeyLookupRow>(ApiKeyLookupRow.Sql, new { keyHash }))?.ToLookup(), cancellationToken);
 
     public Task<CreditOutcome?> CreditAsync(string entryId, string accountId, long amountMicros, string? reference, DateTimeOffset now, CancellationToken cancellationToken) =>
         db.WriteAsync<CreditOutcome?>(async (c, tx) =>
@@ -83,6 +75,71 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
                 "SELECT * FROM ledger_entries WHERE account_id = @accountId AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
                 new { accountId, before, limit })).Select(r => r.ToEntry())],
             cancellationToken);
+
+    public Task<IReadOnlyList<Account>> ListAccountsAsync(string? before, int limit, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<Account>>(async c =>
+            [.. (await c.QueryAsync<AccountRow>(
+                $"SELECT {AccountRow.Columns} FROM accounts WHERE (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
+                new { before, limit })).Select(r => r.ToAccount())],
+            cancellationToken);
+
+    public async Task<Account?> SetAccountDisabledAsync(string id, bool disabled, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var account = await db.WriteAsync(async (c, tx) =>
+        {
+            // Disabling again keeps the first time; enabling clears it.
+            var row = await c.QueryFirstOrDefaultPreparedAsync<AccountRow>(
+                $"UPDATE accounts SET disabled_at = CASE WHEN @disabled THEN COALESCE(disabled_at, @now) ELSE NULL END WHERE id = @id RETURNING {AccountRow.Columns}",
+                new { id, disabled, now = now.ToUnixTimeMilliseconds() },
+                tx);
+            return (row?.ToAccount(), row is not null);
+        }, cancellationToken);
+        if (account is not null)
+        {
+        }
+
+        return account;
+    }
+
+    public Task<IReadOnlyList<ApiKeyRecord>> ListApiKeysAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyList<ApiKeyRecord>>(async c =>
+            [.. (await c.QueryAsync<ApiKeyRow>(
+                $"SELECT {ApiKeyRow.Columns} FROM api_keys WHERE account_id = @accountId AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
+                new { accountId, before, limit })).Select(r => r.ToRecord())],
+            cancellationToken);
+
+    public async Task<ApiKeyRecord?> RevokeApiKeyAsync(string accountId, string keyId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var key = await db.WriteAsync(async (c, tx) =>
+        {
+            // Revoking again keeps the first time.
+            var row = await c.QueryFirstOrDefaultPreparedAsync<ApiKeyRow>(
+                $"UPDATE api_keys SET revoked_at = COALESCE(revoked_at, @now) WHERE id = @keyId AND account_id = @accountId RETURNING {ApiKeyRow.Columns}",
+                new { accountId, keyId, now = now.ToUnixTimeMilliseconds() },
+                tx);
+            return (row?.ToRecord(), row is not null);
+        }, cancellationToken);
+        if (key is not null)
+        {
+        }
+
+        return key;
+    }
+
+    public Task RecordKeyUsesAsync(IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> uses, CancellationToken cancellationToken) =>
+        db.WriteAsync(async (c, tx) =>
+        {
+            // One key per statement: a statement locking several key rows could deadlock with a submission holding one.
+            foreach (var (keyId, at) in uses)
+            {
+                await c.ExecutePreparedAsync(
+                    "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), @at) WHERE id = @keyId",
+                    new { keyId, at = at.ToUnixTimeMilliseconds() },
+                    tx);
+            }
+
+            return (uses.Count, true);
+        }, cancellationToken);
 
     public async Task<bool> IsReadyAsync(CancellationToken cancellationToken)
     {

@@ -29,10 +29,10 @@ public sealed class SqliteExecutionStore(
     internal const string InsertSql = """
         INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
             estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-            max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at)
+            max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id)
         VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
             @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-            @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt, @Now), @LeaseOwner, @LeaseExpiresAt)
+            @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt, @Now), @LeaseOwner, @LeaseExpiresAt, @ApiKeyId)
         ON CONFLICT (account_id, idempotency_key) DO NOTHING
         """;
 
@@ -42,6 +42,12 @@ public sealed class SqliteExecutionStore(
         WHERE id = @AccountId
         RETURNING balance_micros, held_micros
         """;
+
+    /// <summary>Whether a key with a spending limit has room for a hold (docs/tenancy.md): its open holds plus its charges stay within it.</summary>
+    internal const string KeyRoomSql = "SELECT 1 FROM api_keys WHERE id = @ApiKeyId AND max_spend_micros - held_micros - spent_micros >= @HoldMicros";
+
+    /// <summary>Places a submission's hold on its key's figures too, for a key with a spending limit only.</summary>
+    internal const string KeyHoldSql = "UPDATE OR FAIL api_keys SET held_micros = held_micros + @HoldMicros WHERE id = @ApiKeyId";
 
     /// <summary>
     /// Leases due PENDING executions to a dispatcher (<c>OR FAIL</c>: see <see cref="MoveSql"/>), and makes each next due
@@ -107,7 +113,7 @@ public sealed class SqliteExecutionStore(
         {
             x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
             Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
-            x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(), lease.LeaseOwner, lease.LeaseExpiresAt,
+            x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(), lease.LeaseOwner, lease.LeaseExpiresAt, x.ApiKeyId,
         };
         var (result, existing) = await db.WriteAsync<(SubmitResult Result, Execution? Existing)>(async (c, tx) =>
         {
@@ -128,6 +134,12 @@ public sealed class SqliteExecutionStore(
                 return (await ExistingAsync(c, tx, x) ?? (SubmitResult.InsufficientBalance, null), false);
             }
 
+            // The key's limit after the balance (docs/tenancy.md); a statement more only for a key with a limit.
+            if (x.KeySpendLimited && await c.QueryFirstOrDefaultPreparedAsync<long>(KeyRoomSql, new { x.ApiKeyId, x.HoldMicros }, tx) != 1)
+            {
+                return (await ExistingAsync(c, tx, x) ?? (SubmitResult.KeySpendLimitExceeded, null), false);
+            }
+
             // Not read back: the caller builds the stored execution from the submission (NewExecution.ToPending).
             if (await c.ExecutePreparedAsync(InsertSql, row, tx) == 0)
             {
@@ -137,6 +149,11 @@ public sealed class SqliteExecutionStore(
             // The money was there a statement ago, and nothing else writes in between (one writer, one transaction).
             var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(HoldSql, new { x.AccountId, x.HoldMicros }, tx);
             await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
+            if (x.KeySpendLimited)
+            {
+                await c.ExecutePreparedAsync(KeyHoldSql, new { x.ApiKeyId, x.HoldMicros }, tx);
+            }
+
             await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
             return ((SubmitResult.Created, null), true);
         }, cancellationToken, urgent: true);
@@ -229,7 +246,7 @@ public sealed class SqliteExecutionStore(
 
             if (terminal)
             {
-                await SharedWrites.SettleAsync(c, tx, ids, row.AccountId, row.Id, t.To, row.HeldMicros, row.ActualMicros, now);
+                await SharedWrites.SettleAsync(c, tx, ids, row.AccountId, row.Id, t.To, row.HeldMicros, row.ActualMicros, now, row.ApiKeyId);
             }
 
             var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
