@@ -84,6 +84,13 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
             errors.Add("ModelRoute:Webhooks needs MaxInFlight ≥ 1, a positive Timeout and DisableAfter, and no negative RetrySchedule entry or RotationOverlap");
         }
 
+        var artifacts = options.Artifacts;
+        if (artifacts.FetchTimeout <= TimeSpan.Zero || artifacts.FetchTimeout > TimeSpan.FromHours(1) || artifacts.RetrySchedule.Any(d => d < TimeSpan.Zero)
+            || artifacts.TrustedHosts.Any(h => Storage.Artifacts.ArtifactUrlPolicy.ParseTrustedHost(h) is null))
+        {
+            errors.Add("ModelRoute:Artifacts needs a FetchTimeout above zero and at most an hour, no negative RetrySchedule entry, and TrustedHosts as 'name' or 'name:port'");
+        }
+
         if (options.Polling.PermitsPerSecond < 1 || options.Polling.Burst < 1)
         {
             errors.Add("ModelRoute:Polling:PermitsPerSecond and Burst must be at least 1");

@@ -43,6 +43,7 @@ internal sealed class ExecutionRow
     public long? LeaseExpiresAt { get; set; }
     public string? CallbackTokenHash { get; set; }
     public long? NextPollAt { get; set; }
+    public string? PendingResult { get; set; }
 
     public Execution ToExecution() => new()
     {
@@ -78,6 +79,7 @@ internal sealed class ExecutionRow
         CompletedAt = FromMs(CompletedAt),
         ExpiresAt = FromMs(ExpiresAt),
         NextAttemptAt = FromMs(NextAttemptAt),
+        PendingResult = PendingResult,
         LeaseOwner = LeaseOwner,
         LeaseExpiresAt = FromMs(LeaseExpiresAt),
         CallbackTokenHash = CallbackTokenHash,
