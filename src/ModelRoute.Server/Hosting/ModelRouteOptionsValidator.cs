@@ -85,10 +85,19 @@ public sealed class ModelRouteOptionsValidator(IReadOnlySet<string> kinds) : IVa
         }
 
         var artifacts = options.Artifacts;
-        if (artifacts.FetchTimeout <= TimeSpan.Zero || artifacts.FetchTimeout > TimeSpan.FromHours(1) || artifacts.RetrySchedule.Any(d => d < TimeSpan.Zero)
-            || artifacts.TrustedHosts.Any(h => Storage.Artifacts.ArtifactUrlPolicy.ParseTrustedHost(h) is null))
+        if (artifacts.FetchTimeout <= TimeSpan.Zero || artifacts.FetchTimeout > TimeSpan.FromHours(1))
         {
-            errors.Add("ModelRoute:Artifacts needs a FetchTimeout above zero and at most an hour, no negative RetrySchedule entry, and TrustedHosts as 'name' or 'name:port'");
+            errors.Add("ModelRoute:Artifacts:FetchTimeout must be above zero and at most 01:00:00");
+        }
+
+        if (artifacts.RetrySchedule.Any(d => d < TimeSpan.Zero))
+        {
+            errors.Add("ModelRoute:Artifacts:RetrySchedule must have no negative entry");
+        }
+
+        foreach (var host in artifacts.TrustedHosts.Where(h => Storage.Artifacts.ArtifactUrlPolicy.ParseTrustedHost(h) is null))
+        {
+            errors.Add($"ModelRoute:Artifacts:TrustedHosts entry '{host}' is not 'name' or 'name:port'");
         }
 
         if (options.Polling.PermitsPerSecond < 1 || options.Polling.Burst < 1)
