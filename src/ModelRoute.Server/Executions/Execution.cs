@@ -137,6 +137,12 @@ public sealed record Execution
     /// <summary>The API key it was submitted with (null for executions from before keys were recorded).</summary>
     public string? ApiKeyId { get; init; }
 
+    /// <summary>
+    /// The provider's result while its outputs are being copied (JSON, see Storage.Artifacts.KeptResult): such an
+    /// execution waits in PENDING for a copy, never for another provider call (docs/artifacts.md).
+    /// </summary>
+    public string? PendingResult { get; init; }
+
     /// <summary>What was charged: the actual cost capped at the hold (SPEC §3).</summary>
     public long? ChargedMicros => Charged(ActualMicros, HeldMicros);
 

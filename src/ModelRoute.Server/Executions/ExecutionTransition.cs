@@ -26,6 +26,9 @@ public sealed record ExecutionTransition(string ExecutionId, ExecutionStatus To,
     public AttemptRecord? Attempt { get; init; }
     public bool IncrementAttempts { get; init; }
 
+    /// <summary>Keeps a provider's result whose outputs are still to be copied (<see cref="Execution.PendingResult"/>); a terminal move clears it.</summary>
+    public string? PendingResult { get; init; }
+
     /// <summary>
     /// Queued behind a write of this node's for the same execution that has not committed yet (an attempt's start the
     /// dispatcher did not wait for, see <see cref="Providers.IProviderAdapter.MayCallBack"/>): the store applies it

@@ -79,8 +79,16 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<ProviderCancellation>();
         services.AddSingleton<ExecutionOutcomes>();
         services.AddSingleton<RoutePlanner>();
+        services.AddSingleton<ArtifactCopies>();
         services.AddSingleton<ArtifactDownloader>();
-        services.AddHttpClient(ArtifactDownloader.HttpClientName, c => c.Timeout = TimeSpan.FromMinutes(5));
+        services.AddSingleton<ArtifactUrlPolicy>();
+        // Output URLs under the webhook network policy, checked again at connect time; trusted hosts may be private (docs/artifacts.md).
+        services.AddHttpClient(ArtifactDownloader.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(sp => ArtifactDownloader.CreateHandler(sp.GetRequiredService<ArtifactUrlPolicy>().MayConnect, sp.GetRequiredService<IHostResolver>()))
+            .ConfigureHttpClient(c => c.Timeout = Timeout.InfiniteTimeSpan);
+        services.AddHttpClient(ArtifactDownloader.TrustedHttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(sp => ArtifactDownloader.CreateHandler(_ => true, sp.GetRequiredService<IHostResolver>()))
+            .ConfigureHttpClient(c => c.Timeout = Timeout.InfiniteTimeSpan);
         services.AddSingleton<ExecutionSubmitter>();
         services.AddSingleton<SubmissionLoad>();
         services.AddHostedService<Dispatcher>();

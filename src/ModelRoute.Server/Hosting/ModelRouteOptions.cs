@@ -33,6 +33,35 @@ public sealed class ModelRouteOptions
     public DispatchOptions Dispatch { get; set; } = new();
 
     public LimitsOptions Limits { get; set; } = new();
+
+    public ArtifactOptions Artifacts { get; set; } = new();
+}
+
+/// <summary>How provider outputs given as URLs are copied into the artifact store (docs/artifacts.md).</summary>
+public sealed class ArtifactOptions
+{
+    /// <summary>One fetch of one output, redirects included, must finish within this.</summary>
+    public TimeSpan FetchTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Plain-http output URLs; unset means as <see cref="WebhookOptions.AllowHttp"/>.</summary>
+    public bool? AllowHttp { get; set; }
+
+    /// <summary>Output URLs on loopback and private networks; unset means as <see cref="WebhookOptions.AllowPrivateNetworks"/>.</summary>
+    public bool? AllowPrivateNetworks { get; set; }
+
+    /// <summary>
+    /// Hosts (<c>name</c> or <c>name:port</c>) the operator trusts to serve outputs even on a private address, beside
+    /// each provider's own BaseUrl host and port, which is always trusted for that provider's outputs.
+    /// </summary>
+    public List<string> TrustedHosts { get; set; } = [];
+
+    /// <summary>The wait before each retry of a failed copy; the last one repeats until the execution's deadline.</summary>
+    public List<TimeSpan> RetrySchedule { get; set; } = [];
+
+    public static readonly IReadOnlyList<TimeSpan> DefaultSchedule =
+        [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2)];
+
+    public IReadOnlyList<TimeSpan> Schedule => RetrySchedule.Count > 0 ? RetrySchedule : DefaultSchedule;
 }
 
 public static class StoreKinds

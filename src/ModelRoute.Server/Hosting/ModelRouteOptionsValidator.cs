@@ -98,6 +98,22 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
             errors.Add("ModelRoute:Webhooks needs MaxInFlight ≥ 1, a positive Timeout and DisableAfter, and no negative RetrySchedule entry or RotationOverlap");
         }
 
+        var artifacts = options.Artifacts;
+        if (artifacts.FetchTimeout <= TimeSpan.Zero || artifacts.FetchTimeout > TimeSpan.FromHours(1))
+        {
+            errors.Add("ModelRoute:Artifacts:FetchTimeout must be above zero and at most 01:00:00");
+        }
+
+        if (artifacts.RetrySchedule.Any(d => d < TimeSpan.Zero))
+        {
+            errors.Add("ModelRoute:Artifacts:RetrySchedule must have no negative entry");
+        }
+
+        foreach (var host in artifacts.TrustedHosts.Where(h => Storage.Artifacts.ArtifactUrlPolicy.ParseTrustedHost(h) is null))
+        {
+            errors.Add($"ModelRoute:Artifacts:TrustedHosts entry '{host}' is not 'name' or 'name:port'");
+        }
+
         if (options.Polling.PermitsPerSecond < 1 || options.Polling.Burst < 1)
         {
             errors.Add("ModelRoute:Polling:PermitsPerSecond and Burst must be at least 1");

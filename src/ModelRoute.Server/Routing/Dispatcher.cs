@@ -22,6 +22,7 @@ public sealed partial class Dispatcher(
     ModelCatalog catalog,
     RoutePlanner planner,
     ExecutionOutcomes outcomes,
+    ArtifactCopies copies,
     ProviderCallbacks callbacks,
     InFlightExecutions inFlight,
     NodeIdentity node,
@@ -206,6 +207,13 @@ public sealed partial class Dispatcher(
 
     private async Task RunAsync(Execution execution, CancellationToken stoppingToken)
     {
+        if (execution.PendingResult is not null)
+        {
+            // The provider has answered: only its outputs are left to copy, and it is never called again (docs/artifacts.md).
+            await copies.CopyAsync(execution, stoppingToken);
+            return;
+        }
+
         var model = catalog.Find(execution.Model);
         if (model is null)
         {

@@ -14,7 +14,6 @@ namespace ModelRoute.Server.Routing;
 public sealed class ExecutionOutcomes(
     IExecutionStore store,
     IArtifactStore artifacts,
-    ArtifactDownloader downloader,
     ModelCatalog catalog,
     RoutePlanner planner,
     IOptions<ModelRouteOptions> options,
@@ -79,7 +78,11 @@ public sealed class ExecutionOutcomes(
         }
     }
 
-    /// <summary>Copies the outputs into the artifact store, then completes and settles.</summary>
+    /// <summary>
+    /// Completes and settles. Outputs given as bytes are stored first; when any is given as a URL, the result is kept
+    /// on the execution instead, which waits in PENDING for its outputs to be copied (<see cref="ArtifactCopies"/>):
+    /// from then on a failed copy, a retry or a crash never calls the provider again (docs/artifacts.md).
+    /// </summary>
     private async Task<Execution?> CompleteAsync(
         Execution execution,
         ProviderOutcome.Completed completed,
@@ -90,32 +93,32 @@ public sealed class ExecutionOutcomes(
         CancellationToken cancellationToken)
     {
         var stored = new List<Artifact>();
-        // Copying outputs is bounded by the execution's deadline like the call that made them.
-        var remaining = execution.ExpiresAt - time.GetUtcNow();
-        using var deadline = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1), time);
-        using var copying = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        var kept = new List<KeptArtifact>();
         foreach (var artifact in completed.Artifacts)
         {
-            (byte[]? Data, string ContentType, string? Error) fetched;
-            try
+            if (artifact.Data is { } data)
             {
-                fetched = await downloader.FetchAsync(artifact, copying.Token);
+                var type = artifact.ContentType ?? "application/octet-stream";
+                await artifacts.SaveAsync(execution.Id, artifact.Name, data, cancellationToken);
+                stored.Add(new Artifact(artifact.Name, type, data.Length));
+                kept.Add(new KeptArtifact(artifact.Name, type, null, data.Length));
             }
-            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            else if (artifact.Source is { } source)
             {
-                return await WriteAsync(pipelined, ExecutionTransition.Expire(execution.Id) with { From = from, Attempt = attempt }, cancellationToken);
+                kept.Add(new KeptArtifact(artifact.Name, artifact.ContentType, source));
             }
+            else
+            {
+                var error = new ExecutionError(ExecutionErrorCodes.ProviderError, $"The provider gave the output '{artifact.Name}' neither as bytes nor as a URL.", false, execution.Provider);
+                return await WriteAsync(pipelined, ExecutionTransition.Fail(execution.Id, from, error, attempt, leaseOwner), cancellationToken);
+            }
+        }
 
-            var (data, contentType, error) = fetched;
-            if (data is null)
-            {
-                // The result exists but its output could not be kept: try again rather than lose it.
-                var failed = new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderUnavailable, error!, true, execution.Provider));
-                return await ApplyAsync(execution, failed, from, attempt, leaseOwner, cancellationToken, pipelined);
-            }
-
-            await artifacts.SaveAsync(execution.Id, artifact.Name, data, cancellationToken);
-            stored.Add(new Artifact(artifact.Name, contentType, data.Length));
+        if (stored.Count < kept.Count)
+        {
+            var result = new KeptResult(completed.Output, completed.Usage, kept).ToJson();
+            var copyNow = ExecutionTransition.Retry(execution.Id, from, time.GetUtcNow(), null, attempt, leaseOwner) with { PendingResult = result };
+            return await WriteAsync(pipelined, copyNow, cancellationToken);
         }
 
         var cost = execution.Price.CostOf(completed.Usage);

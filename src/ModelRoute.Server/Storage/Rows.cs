@@ -44,6 +44,7 @@ internal sealed class ExecutionRow
     public string? CallbackTokenHash { get; set; }
     public long? NextPollAt { get; set; }
     public string? ApiKeyId { get; set; }
+    public string? PendingResult { get; set; }
 
     public Execution ToExecution() => new()
     {
@@ -79,6 +80,7 @@ internal sealed class ExecutionRow
         CompletedAt = FromMs(CompletedAt),
         ExpiresAt = FromMs(ExpiresAt),
         NextAttemptAt = FromMs(NextAttemptAt),
+        PendingResult = PendingResult,
         LeaseOwner = LeaseOwner,
         LeaseExpiresAt = FromMs(LeaseExpiresAt),
         CallbackTokenHash = CallbackTokenHash,

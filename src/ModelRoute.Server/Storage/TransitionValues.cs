@@ -37,6 +37,7 @@ internal sealed record TransitionValues
     public string? LeaseOwner { get; init; }
     public string? AccountId { get; init; }
     public long? LeaseExpiredBy { get; init; }
+    public string? PendingResult { get; init; }
 
     // The event row PostgreSQL's one-statement moves insert.
     public string? EventId { get; init; }
@@ -72,5 +73,6 @@ internal sealed record TransitionValues
         LeaseOwner = t.LeaseOwner,
         AccountId = t.AccountId,
         LeaseExpiredBy = t.LeaseExpiredBy?.ToUnixTimeMilliseconds(),
+        PendingResult = t.PendingResult,
     };
 }

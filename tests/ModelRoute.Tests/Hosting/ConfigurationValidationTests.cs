@@ -277,3 +277,47 @@ public sealed class ConfigurationValidationTests
         valid.ShouldBeTrue(output);
     }
 }
+
+/// <summary>The artifact fetch settings (docs/artifacts.md) are checked at start-up, each failure naming its setting.</summary>
+public sealed class ArtifactSettingsValidationTests
+{
+    [Theory]
+    [InlineData("ModelRoute:Artifacts:FetchTimeout", "00:00:00")]
+    [InlineData("ModelRoute:Artifacts:FetchTimeout", "-00:00:01")]
+    [InlineData("ModelRoute:Artifacts:FetchTimeout", "02:00:00")]
+    [InlineData("ModelRoute:Artifacts:RetrySchedule:0", "-00:00:01")]
+    [InlineData("ModelRoute:Artifacts:TrustedHosts:0", "http://files.internal/")]
+    [InlineData("ModelRoute:Artifacts:TrustedHosts:0", "user@files.internal")]
+    [InlineData("ModelRoute:Artifacts:TrustedHosts:0", "files.internal:99999")]
+    public void A_bad_artifact_setting_is_refused_naming_it(string key, string value)
+    {
+        var result = Validate(new Dictionary<string, string?> { [key] = value });
+
+        result.Failed.ShouldBeTrue(key + "=" + value);
+        var settingKey = key.EndsWith(":0", StringComparison.Ordinal) ? key[..^2] : key;
+        result.Failures!.ShouldContain(f => f.Contains(settingKey, StringComparison.Ordinal), result.FailureMessage);
+    }
+
+    [Fact]
+    public void Good_artifact_settings_pass()
+    {
+        var result = Validate(new Dictionary<string, string?>
+        {
+            ["ModelRoute:Artifacts:FetchTimeout"] = "00:00:30",
+            ["ModelRoute:Artifacts:RetrySchedule:0"] = "00:00:00",
+            ["ModelRoute:Artifacts:TrustedHosts:0"] = "files.internal",
+            ["ModelRoute:Artifacts:TrustedHosts:1"] = "10.0.0.5:9000",
+            ["ModelRoute:Artifacts:TrustedHosts:2"] = "[fd00::5]:8080",
+        });
+
+        result.Succeeded.ShouldBeTrue(result.FailureMessage);
+    }
+
+    private static ValidateOptionsResult Validate(Dictionary<string, string?> settings)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        var options = new ModelRouteOptions();
+        configuration.GetSection(ModelRouteOptions.SectionName).Bind(options);
+        return new ModelRouteOptionsValidator(new HashSet<string> { "simulator" }).Validate(Options.DefaultName, options);
+    }
+}

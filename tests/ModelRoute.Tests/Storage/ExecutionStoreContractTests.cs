@@ -662,6 +662,43 @@ public abstract partial class ExecutionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_kept_provider_result_survives_copy_retries_and_a_lost_lease_and_the_terminal_move_clears_it()
+    {
+        // docs/artifacts.md: a result whose outputs are still to be copied waits in PENDING with the result kept, so
+        // whichever node claims it next (after a failed copy, or after the copier died) copies instead of calling the provider.
+        var account = await NewAccountAsync(1_000_000);
+        var execution = await ProcessingAsync(account, 120_000);
+        const string Kept = """{"output":"{}","usage":{"images":1},"artifacts":[{"name":"image-0.png","url":"https://cdn.example/x.png"}]}""";
+
+        var waiting = (await Executions.TransitionAsync(
+            ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Processing], Now, null, Attempt(1, "completed"), "node-a") with { PendingResult = Kept }, None)).ShouldNotBeNull();
+        waiting.Status.ShouldBe(ExecutionStatus.Pending);
+        waiting.PendingResult.ShouldBe(Kept);
+
+        var first = await ClaimOneAsync(execution.Id, "node-b");
+        first.PendingResult.ShouldBe(Kept);
+        var copyFailed = ExecutionTransition.Retry(execution.Id, [ExecutionStatus.Pending], Now + TimeSpan.FromSeconds(1), Timeout, Attempt(1, "copy_failed"), "node-b");
+        (await Executions.TransitionAsync(copyFailed, None)).ShouldNotBeNull().PendingResult.ShouldBe(Kept, "a move that names no result keeps it");
+        (await Executions.ClaimDueAsync("node-c", 10, Now, Now + Lease, None)).ShouldBeEmpty("not before the copy's backoff");
+
+        Time.Advance(TimeSpan.FromSeconds(1));
+        (await ClaimOneAsync(execution.Id, "node-c")).PendingResult.ShouldBe(Kept);
+        Time.Advance(Lease); // node-c died mid-copy
+        var resumed = await ClaimOneAsync(execution.Id, "node-d");
+        resumed.PendingResult.ShouldBe(Kept);
+        resumed.Attempts.ShouldBe(1, "copies are not provider attempts");
+
+        var done = ExecutionTransition.Complete(execution.Id, [ExecutionStatus.Pending], "{}", [], new Usage(Images: 1), 40_000, Attempt(1, "copied"), "node-d");
+        var completed = (await Executions.TransitionAsync(done, None)).ShouldNotBeNull();
+        completed.Status.ShouldBe(ExecutionStatus.Completed);
+        completed.PendingResult.ShouldBeNull();
+        (await Executions.GetAsync(execution.Id, null, None)).ShouldNotBeNull().PendingResult.ShouldBeNull();
+        completed.AttemptLog.Select(a => a.Outcome).ShouldBe(["completed", "copy_failed", "copied"]);
+        (await AccountAsync(account)).ShouldSatisfyAllConditions(a => a.HeldMicros.ShouldBe(0), a => a.BalanceMicros.ShouldBe(960_000));
+        await AssertLedgerBalancedAsync(account);
+    }
+
+    [Fact]
     public async Task Renewing_a_lease_keeps_others_from_taking_the_work()
     {
         var account = await NewAccountAsync(1_000_000);

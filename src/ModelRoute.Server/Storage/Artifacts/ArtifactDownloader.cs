@@ -1,62 +1,179 @@
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Options;
 using ModelRoute.Server.Hosting;
-using ModelRoute.Server.Providers;
+using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Server.Storage.Artifacts;
 
-/// <summary>The bytes of an output the provider gave as a URL, fetched before that URL expires.</summary>
-public sealed class ArtifactDownloader(IHttpClientFactory httpClients, IOptions<ModelRouteOptions> options)
+/// <summary>Why a fetch gave no bytes: worth trying again, or never (docs/artifacts.md).</summary>
+public enum ArtifactFetchFailure
 {
+    None,
+
+    /// <summary>A connection failure, a 5xx, 408 or 429, or the fetch timeout: the copy is tried again later.</summary>
+    Transient,
+
+    /// <summary>The URL, or a redirect's target, is refused by the network policy: it was never fetched.</summary>
+    Refused,
+
+    /// <summary>Any other 4xx, too many redirects, or an output over the size cap: trying again would not help.</summary>
+    Permanent,
+}
+
+/// <summary>The bytes of one output, or why there are none; <see cref="Error"/> names the output, never more of an address than its host.</summary>
+public sealed record ArtifactFetch(byte[]? Data, string ContentType, ArtifactFetchFailure Failure, string? Error);
+
+/// <summary>
+/// The bytes of an output the provider gave as a URL, fetched before that URL expires, under
+/// <see cref="ArtifactUrlPolicy"/>: redirects are followed here, at most <see cref="MaxRedirects"/>, each target
+/// checked again; the size is capped (Limits:MaxArtifactBytes) and the whole fetch bounded by Artifacts:FetchTimeout.
+/// </summary>
+public sealed class ArtifactDownloader(IHttpClientFactory httpClients, ArtifactUrlPolicy policy, IOptions<ModelRouteOptions> options, TimeProvider time)
+{
+    /// <summary>The client whose connections are checked against the policy when made.</summary>
     public const string HttpClientName = "artifacts";
 
-    /// <summary>The content, or null with a reason when it could not be fetched.</summary>
-    public async Task<(byte[]? Data, string ContentType, string? Error)> FetchAsync(ArtifactContent artifact, CancellationToken cancellationToken)
-    {
-        if (artifact.Data is { } data)
-        {
-            return (data, artifact.ContentType ?? "application/octet-stream", null);
-        }
+    /// <summary>The client for hosts the operator trusts (<see cref="ArtifactUrlPolicy.IsTrusted"/>), which may be private.</summary>
+    public const string TrustedHttpClientName = "artifacts-trusted";
 
-        var limit = options.Value.Limits.MaxArtifactBytes;
+    public const int MaxRedirects = 5;
+
+    /// <summary>Fetches <paramref name="source"/>, an output of <paramref name="provider"/>.</summary>
+    public async Task<ArtifactFetch> FetchAsync(string name, string? contentType, Uri source, string? provider, CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(options.Value.Artifacts.FetchTimeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        var url = source;
         try
         {
-            using var client = httpClients.CreateClient(HttpClientName);
-            using var response = await client.GetAsync(artifact.Source, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            if (!response.IsSuccessStatusCode)
+            for (var redirects = 0; ; redirects++)
             {
-                return (null, "", $"Fetching the output '{artifact.Name}' answered {(int)response.StatusCode}.");
-            }
-
-            if (response.Content.Headers.ContentLength > limit)
-            {
-                return (null, "", $"The output '{artifact.Name}' is larger than {limit} bytes.");
-            }
-
-            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-            using var buffer = new MemoryStream();
-            var chunk = new byte[81920];
-            int read;
-            while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
-            {
-                if (buffer.Length + read > limit)
+                var trusted = policy.IsTrusted(url, provider);
+                if (await policy.RefusalAsync(url, trusted, linked.Token) is { } refusal)
                 {
-                    return (null, "", $"The output '{artifact.Name}' is larger than {limit} bytes.");
+                    return Failed(ArtifactFetchFailure.Refused, $"The output '{name}' was not fetched: its URL (host '{url.IdnHost}') {refusal}.");
                 }
 
-                buffer.Write(chunk, 0, read);
-            }
+                using var request = new HttpRequestMessage(HttpMethod.Get, url);
+                using var client = httpClients.CreateClient(trusted ? TrustedHttpClientName : HttpClientName);
+                using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token);
+                var status = (int)response.StatusCode;
+                if (status is 301 or 302 or 303 or 307 or 308 && response.Headers.Location is { } location)
+                {
+                    if (redirects == MaxRedirects)
+                    {
+                        return Failed(ArtifactFetchFailure.Permanent, $"Fetching the output '{name}' was redirected more than {MaxRedirects} times.");
+                    }
 
-            var type = artifact.ContentType ?? response.Content.Headers.ContentType?.MediaType ?? "application/octet-stream";
-            return (buffer.ToArray(), type, null);
+                    url = location.IsAbsoluteUri ? location : new Uri(url, location);
+                    continue;
+                }
+
+                if (!response.IsSuccessStatusCode)
+                {
+                    var failure = status is >= 500 or 408 or 429 ? ArtifactFetchFailure.Transient : ArtifactFetchFailure.Permanent;
+                    return Failed(failure, $"Fetching the output '{name}' answered {status}.");
+                }
+
+                return await ReadAsync(name, contentType, response, linked.Token);
+            }
+        }
+        catch (HttpRequestException ex) when (Refused(ex) is { } refused)
+        {
+            return Failed(ArtifactFetchFailure.Refused, $"The output '{name}' was not fetched: host '{url.IdnHost}' {refused.Message}.");
         }
         catch (HttpRequestException ex)
         {
-            return (null, "", $"Fetching the output '{artifact.Name}' failed ({ex.HttpRequestError}).");
+            return Failed(ArtifactFetchFailure.Transient, $"Fetching the output '{name}' failed ({ex.HttpRequestError}).");
         }
-        catch (Exception ex) when (ex is IOException || (ex is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        catch (IOException ex)
         {
-            // A connection dropped mid-body, or the client's own timeout.
-            return (null, "", $"Fetching the output '{artifact.Name}' failed ({ex.GetType().Name}).");
+            return Failed(ArtifactFetchFailure.Transient, $"Fetching the output '{name}' failed ({ex.GetType().Name}).");
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return Failed(ArtifactFetchFailure.Transient, $"Fetching the output '{name}' took longer than {options.Value.Artifacts.FetchTimeout}.");
         }
     }
+
+    private async Task<ArtifactFetch> ReadAsync(string name, string? contentType, HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var limit = options.Value.Limits.MaxArtifactBytes;
+        var tooLarge = Failed(ArtifactFetchFailure.Permanent, $"The output '{name}' is larger than {limit} bytes.");
+        if (response.Content.Headers.ContentLength > limit)
+        {
+            return tooLarge;
+        }
+
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > limit)
+            {
+                return tooLarge;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        var type = contentType ?? response.Content.Headers.ContentType?.MediaType ?? "application/octet-stream";
+        return new ArtifactFetch(buffer.ToArray(), type, ArtifactFetchFailure.None, null);
+    }
+
+    private static ArtifactFetch Failed(ArtifactFetchFailure failure, string error) => new(null, "", failure, error);
+
+    private static ArtifactAddressRefusedException? Refused(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is ArtifactAddressRefusedException refused)
+            {
+                return refused;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// A handler that follows no redirect itself and connects only to addresses <paramref name="mayConnect"/> allows,
+    /// judged on the address actually connected to (a DNS answer that changed since the check is caught here).
+    /// </summary>
+    public static SocketsHttpHandler CreateHandler(Func<IPAddress, bool> mayConnect, IHostResolver resolver) => new()
+    {
+        AllowAutoRedirect = false,
+        UseProxy = false,
+        UseCookies = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+        ConnectTimeout = TimeSpan.FromSeconds(10),
+        ConnectCallback = async (context, cancellationToken) =>
+        {
+            var host = context.DnsEndPoint.Host;
+            var addresses = IPAddress.TryParse(host.Trim('[', ']'), out var literal) ? [literal] : await resolver.ResolveAsync(host, cancellationToken);
+            var allowed = addresses.Where(mayConnect).ToArray();
+            if (allowed.Length == 0)
+            {
+                throw new ArtifactAddressRefusedException("resolves to a loopback, private, link-local or metadata address");
+            }
+
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(allowed, context.DnsEndPoint.Port, cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    };
 }
+
+public sealed class ArtifactAddressRefusedException(string message) : Exception(message);

@@ -600,6 +600,7 @@ public sealed class PostgresExecutionStore(
             completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
             next_attempt_at = COALESCE(@NextAttemptAt::bigint, next_attempt_at),
             next_poll_at = @NextPollAt::bigint,
+            pending_result = CASE WHEN @Terminal THEN NULL ELSE COALESCE(@PendingResult::text, pending_result) END,
             lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
             lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt::bigint, lease_expires_at) ELSE NULL END
         WHERE id = @Id

@@ -93,6 +93,7 @@ public sealed class SqliteExecutionStore(
             completed_at = CASE WHEN @Terminal THEN @Now ELSE completed_at END,
             next_attempt_at = COALESCE(@NextAttemptAt, next_attempt_at),
             next_poll_at = @NextPollAt,
+            pending_result = CASE WHEN @Terminal THEN NULL ELSE COALESCE(@PendingResult, pending_result) END,
             lease_owner = CASE WHEN @To = 'PROCESSING' THEN lease_owner ELSE NULL END,
             lease_expires_at = CASE WHEN @To = 'PROCESSING' THEN COALESCE(@LeaseExpiresAt, lease_expires_at) ELSE NULL END
         WHERE id = @Id

@@ -75,6 +75,14 @@ public sealed class OpenAIFake : IAsyncDisposable
     /// <summary>When false, <c>GET /files/…</c> answers 404, as an expired provider URL does.</summary>
     public bool FilesAvailable { get; set; } = true;
 
+    /// <summary>The next this many file downloads fail: 503, or a dropped connection when <see cref="DropFailedDownloads"/>.</summary>
+    public int FailDownloads { get; set; }
+
+    public bool DropFailedDownloads { get; set; }
+
+    /// <summary>File downloads answer this redirect (status, Location) instead of the file.</summary>
+    public (int Status, string Location)? RedirectDownloads { get; set; }
+
     /// <summary>Embeddings are listed last index first (still each with its index), to test reordering.</summary>
     public bool ReverseEmbeddings { get; set; }
 
@@ -122,6 +130,9 @@ public sealed class OpenAIFake : IAsyncDisposable
         FilterContent = false;
         ServeImageUrls = false;
         FilesAvailable = true;
+        FailDownloads = 0;
+        DropFailedDownloads = false;
+        RedirectDownloads = null;
         ReverseEmbeddings = false;
         UnknownModels.Clear();
         ApiKey = "sk-test-secret-123";
@@ -176,6 +187,29 @@ public sealed class OpenAIFake : IAsyncDisposable
         if (HttpMethods.IsGet(context.Request.Method) && path.StartsWith("/files/", StringComparison.Ordinal))
         {
             Downloads.Enqueue(path);
+            if (RedirectDownloads is { } redirect)
+            {
+                context.Response.StatusCode = redirect.Status;
+                context.Response.Headers.Location = redirect.Location;
+                return;
+            }
+
+            lock (_script)
+            {
+                if (FailDownloads > 0)
+                {
+                    FailDownloads--;
+                    if (DropFailedDownloads)
+                    {
+                        context.Abort();
+                        return;
+                    }
+
+                    context.Response.StatusCode = 503;
+                    return;
+                }
+            }
+
             if (FilesAvailable && _files.TryGetValue(path["/files/".Length..], out var file))
             {
                 context.Response.ContentType = "image/png";

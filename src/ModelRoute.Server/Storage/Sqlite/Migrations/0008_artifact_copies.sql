@@ -1,0 +1,4 @@
+-- A provider's result whose outputs are still being copied into the artifact store (docs/artifacts.md): the output,
+-- usage and artifact sources as JSON, kept so that a retried or re-claimed copy never calls the provider again.
+-- NULL for every execution that is not copying.
+ALTER TABLE executions ADD COLUMN pending_result TEXT;
