@@ -112,7 +112,11 @@ public static class ModelRouteBuilderExtensions
         });
         services.AddExceptionHandler<BadRequestExceptionHandler>();
         services.AddOpenApi();
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 64 * 1024 * 1024);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = 64 * 1024 * 1024;
+            k.ConfigureEndpointDefaults(l => l.Use(ServerRejectionProblems.Wrap));
+        });
         return builder;
     }
 
@@ -185,6 +189,7 @@ public static class ModelRouteBuilderExtensions
 
     public static WebApplication MapModelRoute(this WebApplication app)
     {
+        app.Use(ServerRejectionProblems.MarkRequestAsync);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
