@@ -127,7 +127,11 @@ public static class ModelRouteBuilderExtensions
         });
         services.AddExceptionHandler<BadRequestExceptionHandler>();
         services.AddOpenApi();
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 64 * 1024 * 1024);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = 64 * 1024 * 1024;
+            k.ConfigureEndpointDefaults(l => l.Use(ServerRejectionProblems.Wrap));
+        });
         return builder;
     }
 
@@ -200,6 +204,7 @@ public static class ModelRouteBuilderExtensions
 
     public static WebApplication MapModelRoute(this WebApplication app)
     {
+        app.Use(ServerRejectionProblems.MarkRequestAsync);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();

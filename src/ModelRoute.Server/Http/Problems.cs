@@ -86,9 +86,11 @@ public sealed record Problem(int Status, string Code, string Detail, string? Fie
         405 => "Method Not Allowed",
         409 => "Conflict",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Content",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Internal Server Error",
     };

@@ -153,19 +153,41 @@ public sealed class HostileInputCorpusTests(HostileInputCorpusTests.Fixture fixt
 
     [Theory]
     [MemberData(nameof(KestrelRejections))]
-    public async Task What_the_web_server_refuses_before_the_gateway_sees_it_is_its_bare_documented_status(string name, string request, int status)
+    public async Task What_the_web_server_refuses_before_the_gateway_sees_it_is_a_problem_with_its_own_status(string name, string request, int status)
     {
         var before = await CountsAsync();
 
         var response = await SendAsync(Encoding.Latin1.GetBytes(request), halfClose: false);
 
-        // docs/api.md, "Bad input": these never reach the gateway's code; the server answers the bare
-        // status and closes the connection.
+        // docs/api.md, "Bad input": the server's own rejection, with a problem body in place of none.
         response.Status.ShouldBe(status, $"{name} → {response}");
-        response.Header("content-length").ShouldBe("0", name);
+        response.ContentType.ShouldBe("application/problem+json", $"{name} → {response}");
         response.Header("connection").ShouldBe("close", name);
+        int.Parse(response.Header("content-length")!, System.Globalization.CultureInfo.InvariantCulture).ShouldBe(Encoding.UTF8.GetByteCount(response.Body), name);
+        var problem = System.Text.Json.JsonDocument.Parse(response.Body).RootElement;
+        problem.GetProperty("status").GetInt32().ShouldBe(status);
+        problem.GetProperty("code").GetString().ShouldBe("VALIDATION_ERROR");
         (await CountsAsync()).ShouldBe(before);
         AssertNoUnhandledException();
+    }
+
+    [Fact]
+    public async Task A_rejection_pipelined_behind_good_requests_leaves_their_answers_untouched()
+    {
+        var key = await fixture.AccountKeyAsync();
+        var good = $"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n";
+        var bad = "GET /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        using var client = Gateway.WithBearer(key);
+        var expected = await client.GetApiAsync("/v1/models");
+
+        var all = await SendAndReadToCloseAsync(Encoding.Latin1.GetBytes(good + good + bad));
+
+        var responses = ParseAll(all);
+        responses.Select(r => r.Status).ShouldBe([200, 200, 400], all);
+        responses[0].Body.ShouldBe(expected.Body);
+        responses[1].Body.ShouldBe(expected.Body);
+        responses[0].ContentType.ShouldBe("application/json");
+        responses[2].ContentType.ShouldBe("application/problem+json");
     }
 
     private async Task<string> PathAsync(string endpoint) =>
@@ -253,7 +275,9 @@ public sealed class HostileInputCorpusTests(HostileInputCorpusTests.Fixture fixt
         }
     }
 
-    private static string Unchunk(string chunked)
+    private static string Unchunk(string chunked) => Unchunk(chunked, out _);
+
+    private static string Unchunk(string chunked, out int consumed)
     {
         var body = new StringBuilder();
         var at = 0;
@@ -263,12 +287,58 @@ public sealed class HostileInputCorpusTests(HostileInputCorpusTests.Fixture fixt
             var size = int.Parse(chunked[at..lineEnd], System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
             if (size == 0)
             {
+                consumed = lineEnd + 4;
                 return body.ToString();
             }
 
             body.Append(chunked, lineEnd + 2, size); // the problem bodies are ASCII, so characters are bytes
             at = lineEnd + 2 + size + 2;
         }
+    }
+
+    private async Task<string> SendAndReadToCloseAsync(byte[] request)
+    {
+        using var tcp = new TcpClient();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await tcp.ConnectAsync(fixture.Address.Host, fixture.Address.Port, timeout.Token);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(request, timeout.Token);
+        var received = new MemoryStream();
+        try
+        {
+            await stream.CopyToAsync(received, timeout.Token);
+        }
+        catch (IOException)
+        {
+            // reset after the last answer
+        }
+
+        return Encoding.UTF8.GetString(received.ToArray());
+    }
+
+    /// <summary>Splits a connection's output into its responses, by their own framing.</summary>
+    private static List<RawResponse> ParseAll(string all)
+    {
+        var responses = new List<RawResponse>();
+        while (all.Length > 0)
+        {
+            var end = all.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            var head = RawResponse.Parse(all[..end]);
+            var rest = all[(end + 4)..];
+            if (head.Header("content-length") is { } length)
+            {
+                var n = int.Parse(length, System.Globalization.CultureInfo.InvariantCulture);
+                responses.Add(head with { Body = rest[..n] });
+                all = rest[n..];
+            }
+            else
+            {
+                responses.Add(head with { Body = Unchunk(rest, out var consumed) });
+                all = rest[consumed..];
+            }
+        }
+
+        return responses;
     }
 
     public sealed record RawResponse(int Status, IReadOnlyList<(string Name, string Value)> Headers, string Body)
