@@ -172,10 +172,13 @@ public sealed partial class Dispatcher(
             {
                 await store.ReleaseClaimAsync(execution.Id, node.Id, time.GetUtcNow(), CancellationToken.None);
             }
-            catch (Exception ex) when (availability?.Report(ex) != true)
+            catch (Exception ex)
             {
                 // Its lease runs out and any node claims it then.
-                LogRunFailed(logger, execution.Id, ex);
+                if (availability?.Report(ex) != true)
+                {
+                    LogRunFailed(logger, execution.Id, ex);
+                }
             }
         }
     }
@@ -418,7 +421,6 @@ public sealed partial class Dispatcher(
             {
                 LogRenewalFailed(logger, call.ExecutionId, ex);
             }
-
         }
     }
 

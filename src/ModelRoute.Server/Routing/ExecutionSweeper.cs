@@ -130,7 +130,6 @@ public sealed partial class ExecutionSweeper(
             {
                 LogPollFailed(logger, execution.Id, ex.GetType().Name);
             }
-
         }
     }
 

@@ -112,7 +112,6 @@ public sealed partial class WebhookDeliveryWorker(
             {
                 LogDeliveryFailed(logger, delivery.Id, ex);
             }
-
         }
         catch (OperationCanceledException)
         {

@@ -93,7 +93,19 @@ public sealed class PostgresCluster
     /// A cluster of the calling test's own, for a test that stops and starts the server (a store outage) without
     /// disturbing the tests sharing <see cref="SharedAsync"/>. Stopped and removed by <see cref="Dispose"/>.
     /// </summary>
-    public static Task<PostgresCluster> StartPrivateAsync() => StartAsync();
+    public static async Task<PostgresCluster> StartPrivateAsync()
+    {
+        // One start at a time: a start clears stale folders, and must not take another start's new one for stale.
+        await Gate.WaitAsync();
+        try
+        {
+            return await StartAsync();
+        }
+        finally
+        {
+            Gate.Release();
+        }
+    }
 
     /// <summary>Stops the server (fast shutdown: sessions are ended, as in an operator's restart); its data stays.</summary>
     public Task StopServerAsync() => AsPostgresAsync(_bin, $"pg_ctl -D {_directory}/data -m fast -w -t 60 stop");
@@ -160,7 +172,9 @@ public sealed class PostgresCluster
         foreach (var stale in Directory.GetDirectories(Path.GetTempPath(), "modelroute-pg-*"))
         {
             var pidFile = Path.Combine(stale, "data", "postmaster.pid");
-            var running = File.Exists(pidFile)
+            // A folder this young may be another test process's cluster still starting (no postmaster.pid yet).
+            var young = DateTime.UtcNow - Directory.GetCreationTimeUtc(stale) < TimeSpan.FromMinutes(5);
+            var running = young || File.Exists(pidFile)
                 && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid)
                 && Directory.Exists($"/proc/{pid}");
             if (!running)

@@ -44,6 +44,10 @@ public sealed class StoreOutageTests : IAsyncLifetime
         var existing = before.Json.GetProperty("id").GetString()!;
         (await account.Client.WaitForTerminalAsync(existing)).GetProperty("status").GetString().ShouldBe("COMPLETED");
 
+        using var admin = _gateway.Admin();
+        var unusedKey = (await admin.PostJsonAsync($"/v1/admin/accounts/{account.Id}/api-keys", "{}")).Json.GetProperty("key").GetString()!;
+        using var uncached = _gateway.WithBearer(unusedKey);
+
         await _cluster.StopServerAsync();
         (await account.Client.GetApiAsync("/readyz")).Status.ShouldBe(503);
         var refusedKeys = Enumerable.Range(0, 120).Select(i => $"outage-{i}").ToList();
@@ -55,6 +59,8 @@ public sealed class StoreOutageTests : IAsyncLifetime
             requests.Add(account.Client.GetApiAsync("/v1/executions"));
             requests.Add(account.Client.GetApiAsync("/v1/balance"));
             requests.Add(account.Client.PostJsonAsync($"/v1/executions/{existing}/cancel", "{}"));
+            requests.Add(uncached.GetApiAsync("/v1/balance")); // A key not yet cached: its lookup needs the store (not a 401).
+            requests.Add(admin.GetApiAsync($"/v1/admin/accounts/{account.Id}"));
             await Task.WhenAll(requests);
         }
 
