@@ -68,7 +68,7 @@ public sealed partial class ApiKeyUsage(IAccountStore accounts, TimeProvider tim
         }
 
         // What was used since the last tick is not lost on a clean stop, unless the store does not answer soon.
-        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(5), time);
         try
         {
             await FlushAsync(patience.Token);

@@ -55,11 +55,14 @@ internal static class SharedWrites
         }
     }
 
-    /// <summary>A key's share of a settlement: its charge, and for a key with a limit the end of its hold.</summary>
+    /// <summary>
+    /// A key's share of a settlement: its charge, and for a key with a limit the end of its hold. An ending that changes
+    /// neither (nothing charged, no limit) leaves the row unwritten.
+    /// </summary>
     private const string SettleKeySql = """
         UPDATE api_keys SET spent_micros = spent_micros + @Charge,
             held_micros = held_micros - CASE WHEN max_spend_micros IS NULL THEN 0 ELSE @Held END
-        WHERE id = @KeyId
+        WHERE id = @KeyId AND (@Charge > 0 OR max_spend_micros IS NOT NULL)
         """;
 
     /// <summary>

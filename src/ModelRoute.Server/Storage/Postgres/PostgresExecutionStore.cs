@@ -686,7 +686,7 @@ public sealed class PostgresExecutionStore(
                   FROM unnest(@KeyIds::text[], @Helds::bigint[], @Charges::bigint[]) AS u(key_id, held, charge)
                   WHERE key_id IS NOT NULL GROUP BY key_id) k
             CROSS JOIN settled
-            WHERE api_keys.id = k.key_id
+            WHERE api_keys.id = k.key_id AND (k.charge > 0 OR api_keys.max_spend_micros IS NOT NULL)
         )
         INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
         SELECT release_id, @AccountId, execution_id, 'release', held, balance_after + charge, held_after, now FROM after
