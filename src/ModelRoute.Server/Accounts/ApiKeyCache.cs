@@ -16,8 +16,11 @@ public sealed class ApiKeyCache(IAccountStore accounts, TimeProvider time, TimeS
     /// <summary>How long an entry lives with one node (SQLite), where every change goes through <see cref="ForgetKey"/> or <see cref="ForgetAccount"/>.</summary>
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(1);
 
-    /// <summary>How long an entry lives when other nodes change keys too (PostgreSQL): the most a lost notification can cost.</summary>
-    public static readonly TimeSpan SharedLifetime = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// How long an entry lives when other nodes change keys too (PostgreSQL): the most a lost notification (or one sent
+    /// before this node's listener was connected) can cost. Half the one-second promise, leaving the rest for the request.
+    /// </summary>
+    public static readonly TimeSpan SharedLifetime = TimeSpan.FromMilliseconds(500);
 
     private const int MaxEntries = 10_000;
     private readonly TimeSpan _lifetime = lifetime ?? Lifetime;
