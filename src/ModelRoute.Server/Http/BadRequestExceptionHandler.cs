@@ -23,9 +23,12 @@ public sealed class BadRequestExceptionHandler : IExceptionHandler
             return false;
         }
 
-        var problem = status == StatusCodes.Status400BadRequest
-            ? Problem.Validation("body", "The request could not be read (malformed framing or a body cut short).")
-            : new Problem(status, Problem.CodeFor(status), "The request could not be read.");
+        var problem = status switch
+        {
+            StatusCodes.Status400BadRequest => Problem.Validation("body", "The request could not be read (malformed framing or a body cut short)."),
+            StatusCodes.Status413PayloadTooLarge => Problem.TooLarge("The request body is too large."),
+            _ => new Problem(status, ErrorCodes.ValidationError, "The request could not be read."),
+        };
         await problem.WriteAsync(httpContext);
         return true;
     }

@@ -84,6 +84,7 @@ public sealed record Problem(int Status, string Code, string Detail, string? Fie
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
         414 => "URI Too Long",
