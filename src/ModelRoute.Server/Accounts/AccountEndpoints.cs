@@ -9,10 +9,10 @@ using ModelRoute.Server.Storage;
 
 namespace ModelRoute.Server.Accounts;
 
-public sealed record AccountView(string Id, string Object, string? Name, string Balance, string Held, string Available, string Currency, string CreatedAt)
+public sealed record AccountView(string Id, string Object, string? Name, string Balance, string Held, string Available, string Currency, string CreatedAt, int? MaxConcurrency)
 {
     public static AccountView From(Account a) =>
-        new(a.Id, "account", a.Name, Money.Format(a.BalanceMicros), Money.Format(a.HeldMicros), Money.Format(a.AvailableMicros), "usd", ExecutionView.Timestamp(a.CreatedAt));
+        new(a.Id, "account", a.Name, Money.Format(a.BalanceMicros), Money.Format(a.HeldMicros), Money.Format(a.AvailableMicros), "usd", ExecutionView.Timestamp(a.CreatedAt), a.MaxConcurrency);
 }
 
 public sealed record ApiKeyView(string Id, string Object, string AccountId, string? Name, string Key, string Prefix, string CreatedAt);

@@ -60,5 +60,9 @@ public sealed class ApiKeyCacheTests
         public Task<CreditOutcome?> CreditAsync(string entryId, string accountId, long amountMicros, string? reference, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<IReadOnlyList<LedgerEntry>> ListLedgerAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyDictionary<string, int>> ListConcurrencyCapsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 }

@@ -14,7 +14,7 @@ namespace ModelRoute.Tests.Storage;
 /// <see cref="IExecutionStore"/> and <see cref="IAccountStore"/> so that each store runs the same
 /// tests: subclass it and build the stores on a fresh, empty database.
 /// </summary>
-public abstract class ExecutionStoreContract : IAsyncLifetime
+public abstract partial class ExecutionStoreContract : IAsyncLifetime
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 

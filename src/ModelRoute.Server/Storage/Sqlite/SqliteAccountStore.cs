@@ -17,10 +17,10 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
     public Task<Account?> GetAccountAsync(string id, CancellationToken cancellationToken) =>
         db.ReadAsync(async c =>
         {
-            var row = await c.QueryFirstOrDefaultAsync<(string Id, string? Name, long Balance, long Held, long CreatedAt)>(
-                "SELECT id, name, balance_micros, held_micros, created_at FROM accounts WHERE id = @id",
+            var row = await c.QueryFirstOrDefaultAsync<(string Id, string? Name, long Balance, long Held, long CreatedAt, long? MaxConcurrency)>(
+                "SELECT id, name, balance_micros, held_micros, created_at, max_concurrency FROM accounts WHERE id = @id",
                 new { id });
-            return row.Id is null ? null : new Account(row.Id, row.Name, row.Balance, row.Held, DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt));
+            return row.Id is null ? null : new Account(row.Id, row.Name, row.Balance, row.Held, DateTimeOffset.FromUnixTimeMilliseconds(row.CreatedAt), (int?)row.MaxConcurrency);
         }, cancellationToken);
 
     public Task<ApiKeyRecord> CreateApiKeyAsync(ApiKeyRecord key, string keyHash, CancellationToken cancellationToken) =>
@@ -95,4 +95,18 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
             return false;
         }
     }
+
+    public async Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken)
+    {
+        var changed = await db.WriteAsync(async (c, tx) =>
+            (await c.ExecutePreparedAsync("UPDATE accounts SET max_concurrency = @maxConcurrency WHERE id = @id", new { id, maxConcurrency }, tx), true),
+            cancellationToken);
+        return changed == 0 ? null : await GetAccountAsync(id, cancellationToken);
+    }
+
+    public Task<IReadOnlyDictionary<string, int>> ListConcurrencyCapsAsync(CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyDictionary<string, int>>(async c =>
+            (await c.QueryAsync<(string Id, long Cap)>("SELECT id, max_concurrency FROM accounts WHERE max_concurrency IS NOT NULL", new { }))
+                .ToDictionary(r => r.Id, r => (int)r.Cap, StringComparer.Ordinal),
+            cancellationToken);
 }
