@@ -203,9 +203,11 @@ public sealed partial class Dispatcher(
         var starting = new Starting(this, claimed: !handedOver);
         try
         {
-            if (handedOver && caps.IsCapped(execution.AccountId))
+            if (handedOver && (_claimsWaitForProviders || caps.IsCapped(execution.AccountId)))
             {
-                // Not claimed, so its account's cap was not counted: it is claimed like any other, at its place in the queue.
+                // Not claimed, so neither the account's cap nor its place was counted: while the providers' places are
+                // scarce (or the account is capped) it is claimed like any other, at its place in its account's queue,
+                // rather than start ahead of older work of its own account and of other accounts (docs/routing.md).
                 await GiveBackUntilAsync(execution.Id, execution.CreatedAt, stoppingToken);
                 return;
             }
