@@ -663,7 +663,8 @@ public sealed class PostgresExecutionStore(
     // rank in the account's own queue, the oldest of an account first. A capped account gets no more than its cap
     // leaves; its executions in flight are counted after ClaimCapsSql has locked it, in a statement of its own, so
     // that the count sees the claims other nodes committed while this one waited. With one account and no cap
-    // nothing is counted and the order is the queue's, as before.
+    // nothing is counted and the order is the queue's, as before. An account's calls are counted through
+    // ix_executions_account_processing, whose predicate the count repeats as written (migration 0006).
     internal const string ClaimSql =
         """
         WITH RECURSIVE pending AS (
@@ -684,7 +685,7 @@ public sealed class PostgresExecutionStore(
         ), load AS MATERIALIZED (
             SELECT account_id, max_concurrency,
                 CASE WHEN max_concurrency IS NULL AND (SELECT count(DISTINCT account_id) FROM due) < 2 THEN 0
-                ELSE (SELECT count(*) FROM executions r WHERE r.account_id = k.account_id AND r.status = 'PROCESSING')
+                ELSE (SELECT count(*) FROM executions r WHERE r.account_id = k.account_id AND (r.status || '') = 'PROCESSING')
                    + (SELECT count(*) FROM executions l WHERE l.account_id = k.account_id AND l.status = 'PENDING'
                         AND l.next_attempt_at > @Now AND l.lease_expires_at > @Now)
                 END AS in_flight
