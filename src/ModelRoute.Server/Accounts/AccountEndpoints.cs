@@ -9,11 +9,11 @@ using ModelRoute.Server.Storage;
 
 namespace ModelRoute.Server.Accounts;
 
-public sealed record AccountView(string Id, string Object, string? Name, string Balance, string Held, string Available, string Currency, string CreatedAt, string Status, string? DisabledAt)
+public sealed record AccountView(string Id, string Object, string? Name, string Balance, string Held, string Available, string Currency, string CreatedAt, string Status, string? DisabledAt, int? MaxConcurrency)
 {
     public static AccountView From(Account a) =>
         new(a.Id, "account", a.Name, Money.Format(a.BalanceMicros), Money.Format(a.HeldMicros), Money.Format(a.AvailableMicros), "usd", ExecutionView.Timestamp(a.CreatedAt),
-            a.DisabledAt is null ? "active" : "disabled", ExecutionView.Timestamp(a.DisabledAt));
+            a.DisabledAt is null ? "active" : "disabled", ExecutionView.Timestamp(a.DisabledAt), a.MaxConcurrency);
 }
 
 public sealed record BalanceView(string Object, string Balance, string Held, string Available, string Currency);

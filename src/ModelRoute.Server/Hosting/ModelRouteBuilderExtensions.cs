@@ -38,6 +38,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<WebhookHandoff>();
         services.AddSingleton<DispatchHandoff>();
         services.AddSingleton<InFlightExecutions>();
+        services.AddSingleton<AccountConcurrencyCaps>();
         services.AddSingleton(sp => ModelCatalog.Build(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value).Catalog!);
 
         // Storage: the embedded SQLite store, or PostgreSQL for several nodes (Store:Kind). The choice is
@@ -225,7 +226,9 @@ public static class ModelRouteBuilderExtensions
         account.MapModelEndpoints();
         account.MapWebhookEndpoints();
 
-        v1.MapGroup("/admin").RequireAuthorization(Policies.Admin).WithTags("Admin").MapAdminEndpoints();
+        var admin = v1.MapGroup("/admin").RequireAuthorization(Policies.Admin).WithTags("Admin");
+        admin.MapAdminEndpoints();
+        admin.MapAccountLimitEndpoints();
         return app;
     }
 

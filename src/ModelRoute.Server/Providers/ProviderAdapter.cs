@@ -147,6 +147,8 @@ public sealed class ProviderEndpoint : IDisposable
 
     public int InFlight => Options.MaxConcurrency - _slots.CurrentCount;
 
+    public int FreeSlots => _slots.CurrentCount;
+
     /// <summary>closed, open or half_open.</summary>
     public string Circuit => _circuit.CircuitState switch
     {
@@ -218,6 +220,21 @@ public sealed class ProviderRegistry
     public ProviderEndpoint? Find(string name) => _providers.GetValueOrDefault(name);
 
     public IEnumerable<ProviderEndpoint> All => _providers.Values.OrderBy(p => p.Name, StringComparer.Ordinal);
+
+    /// <summary>Calls every provider together could take now on this node: what the dispatcher may claim (docs/routing.md).</summary>
+    public int FreeSlots
+    {
+        get
+        {
+            var free = 0;
+            foreach (var provider in _providers.Values)
+            {
+                free += provider.FreeSlots;
+            }
+
+            return free;
+        }
+    }
 
     /// <summary>The provider and call for an execution already sent to a provider (to poll, cancel or read a callback).</summary>
     public (ProviderEndpoint Provider, ProviderCall Call)? CallFor(Execution execution)

@@ -25,6 +25,8 @@ public sealed partial class Dispatcher(
     ArtifactCopies copies,
     ProviderCallbacks callbacks,
     InFlightExecutions inFlight,
+    AccountConcurrencyCaps caps,
+    IAccountStore accounts,
     NodeIdentity node,
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
@@ -40,6 +42,13 @@ public sealed partial class Dispatcher(
     private const int ClaimWhileBusy = 4;
     private static readonly TimeSpan CircuitWait = TimeSpan.FromMilliseconds(500);
     private readonly DispatchOptions _options = options.Value.Dispatch;
+
+    // Set while the providers' free places, not the dispatcher's, bound the claims: a call that ends then frees a place
+    // for the next claim, which fair share needs at once (docs/routing.md); otherwise no wake-up is needed.
+    private volatile bool _claimsWaitForProviders;
+
+    // Claimed executions not yet past their provider's slot: the places they will take are not free for the next claim.
+    private int _claimedNotStarted;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -76,6 +85,7 @@ public sealed partial class Dispatcher(
         var handedOver = TakeHandedOverAsync(slots, Track, stoppingToken);
         using var callsEnded = new CancellationTokenSource();
         var renewing = RenewLeasesAsync(callsEnded.Token);
+        var readingCaps = ReadCapsAsync(callsEnded.Token);
         var backoff = new FailureBackoff(_options.PollInterval);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -83,7 +93,19 @@ public sealed partial class Dispatcher(
             {
                 await slots.WaitAsync(stoppingToken);
                 slots.Release();
-                var batch = Math.Min(slots.CurrentCount, 64);
+
+                // No more than the providers can start now: claimed work waiting for a provider's place would wait
+                // on this node, behind what it claimed before, while other accounts' work waits unclaimed (fair share,
+                // docs/routing.md). What is not claimed stays in the store, in its account's queue.
+                var wanted = Math.Min(slots.CurrentCount, 64);
+                var batch = Math.Min(wanted, providers.FreeSlots - Volatile.Read(ref _claimedNotStarted));
+                _claimsWaitForProviders = batch < wanted;
+                if (batch <= 0)
+                {
+                    await changes.WaitForWorkAsync(_options.PollInterval, time, stoppingToken);
+                    continue;
+                }
+
                 if (submissions.IsBusy)
                 {
                     await submissions.WaitForCalmAsync(SubmissionsFirstWait, time, stoppingToken);
@@ -93,6 +115,7 @@ public sealed partial class Dispatcher(
                 var now = time.GetUtcNow();
                 var claimed = await store.ClaimDueAsync(node.Id, batch, now, now + _options.LeaseDuration, stoppingToken);
                 backoff.Succeeded();
+                Interlocked.Add(ref _claimedNotStarted, claimed.Count);
                 foreach (var execution in claimed)
                 {
                     await slots.WaitAsync(stoppingToken);
@@ -133,6 +156,7 @@ public sealed partial class Dispatcher(
         await Task.WhenAll(remaining);
         callsEnded.Cancel();
         await renewing;
+        await readingCaps;
     }
 
     /// <summary>Starts each execution handed over by this node's submissions as soon as a place is free.</summary>
@@ -152,7 +176,7 @@ public sealed partial class Dispatcher(
                     }
 
                     handoff.Taken();
-                    track(RunGuardedAsync(execution, slots, stoppingToken));
+                    track(RunGuardedAsync(execution, slots, stoppingToken, handedOver: true));
                 }
             }
         }
@@ -183,12 +207,22 @@ public sealed partial class Dispatcher(
         }
     }
 
-    private async Task RunGuardedAsync(Execution execution, SemaphoreSlim slots, CancellationToken stoppingToken)
+    private async Task RunGuardedAsync(Execution execution, SemaphoreSlim slots, CancellationToken stoppingToken, bool handedOver = false)
     {
         await Task.Yield();
+        var starting = new Starting(this, claimed: !handedOver);
         try
         {
-            await RunAsync(execution, stoppingToken);
+            if (handedOver && (_claimsWaitForProviders || caps.IsCapped(execution.AccountId)))
+            {
+                // Not claimed, so neither the account's cap nor its place was counted: while the providers' places are
+                // scarce (or the account is capped) it is claimed like any other, at its place in its account's queue,
+                // rather than start ahead of older work of its own account and of other accounts (docs/routing.md).
+                await GiveBackUntilAsync(execution.Id, execution.CreatedAt, stoppingToken);
+                return;
+            }
+
+            await RunAsync(execution, starting, handedOver, stoppingToken);
         }
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
         {
@@ -204,11 +238,26 @@ public sealed partial class Dispatcher(
         }
         finally
         {
+            starting.Done();
             slots.Release();
         }
     }
 
-    private async Task RunAsync(Execution execution, CancellationToken stoppingToken)
+    /// <summary>A claimed execution's place counted in <see cref="_claimedNotStarted"/> until it has its provider's slot, or none.</summary>
+    private sealed class Starting(Dispatcher dispatcher, bool claimed)
+    {
+        private int _counted = claimed ? 1 : 0;
+
+        public void Done()
+        {
+            if (Interlocked.Exchange(ref _counted, 0) == 1)
+            {
+                Interlocked.Decrement(ref dispatcher._claimedNotStarted);
+            }
+        }
+    }
+
+    private async Task RunAsync(Execution execution, Starting starting, bool handedOver, CancellationToken stoppingToken)
     {
         if (execution.PendingResult is not null)
         {
@@ -241,10 +290,14 @@ public sealed partial class Dispatcher(
         }
 
         var provider = providers.Find(route.Provider)!;
-        if (!provider.TryAcquire())
+        var acquired = provider.TryAcquire();
+        starting.Done();
+        if (!acquired)
         {
-            // The provider is at its concurrency limit: hold the work back rather than overload it.
-            await GiveBackUntilAsync(execution.Id, time.GetUtcNow() + SlotBusyDelay, stoppingToken);
+            // The provider is at its concurrency limit: hold the work back rather than overload it. A hand-over goes back
+            // to its place in its account's queue (first in, first out), and is claimed when a place frees, as the claims
+            // wait for one; work claimed meanwhile by a race with a hand-over waits a moment, not to be claimed at once.
+            await GiveBackUntilAsync(execution.Id, handedOver ? execution.CreatedAt : time.GetUtcNow() + SlotBusyDelay, stoppingToken);
             return;
         }
 
@@ -254,9 +307,13 @@ public sealed partial class Dispatcher(
         }
         finally
         {
-            // No wake-up for the claim loop here: work held back for this provider comes due at its own time
-            // (GiveBackUntilAsync), and a claim now would find nothing, one wasted claim per call.
+            // No wake-up for the claim loop here unless the providers' places bound its claims: work held back for this
+            // provider comes due at its own time (GiveBackUntilAsync), and a claim now would find nothing.
             provider.Release();
+            if (_claimsWaitForProviders)
+            {
+                changes.SignalWork();
+            }
         }
     }
 
@@ -399,6 +456,28 @@ public sealed partial class Dispatcher(
         }
     }
 
+    /// <summary>Reads the accounts' caps every <see cref="AccountConcurrencyCaps.RefreshInterval"/> (see there).</summary>
+    private async Task ReadCapsAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                caps.Replace(await accounts.ListConcurrencyCapsAsync(stopping));
+            }
+            catch (Exception ex) when (!stopping.IsCancellationRequested)
+            {
+                LogCapsFailed(logger, ex);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            await Task.Delay(AccountConcurrencyCaps.RefreshInterval, time, stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
     private async Task RenewLeaseAsync(InFlightCall call, DateTimeOffset now)
     {
         try
@@ -429,6 +508,9 @@ public sealed partial class Dispatcher(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Renewing the lease of {ExecutionId} failed; trying again at the next look")]
     private static partial void LogRenewalFailed(ILogger logger, string executionId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the accounts' concurrency caps failed; trying again in a second")]
+    private static partial void LogCapsFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Dispatching {ExecutionId} failed; its lease will run out and it will be retried")]
     private static partial void LogRunFailed(ILogger logger, string executionId, Exception exception);

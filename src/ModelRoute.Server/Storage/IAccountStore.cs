@@ -1,6 +1,6 @@
 namespace ModelRoute.Server.Storage;
 
-public sealed record Account(string Id, string? Name, long BalanceMicros, long HeldMicros, DateTimeOffset CreatedAt, DateTimeOffset? DisabledAt = null)
+public sealed record Account(string Id, string? Name, long BalanceMicros, long HeldMicros, DateTimeOffset CreatedAt, DateTimeOffset? DisabledAt = null, int? MaxConcurrency = null)
 {
     public long AvailableMicros => BalanceMicros - HeldMicros;
 }
@@ -82,6 +82,12 @@ public interface IAccountStore
 
     /// <summary>Newest first; <paramref name="before"/> is the entry id to continue after.</summary>
     Task<IReadOnlyList<LedgerEntry>> ListLedgerAsync(string accountId, string? before, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Sets or (null) removes the account's cap on executions in flight; the account as it is then, or null when there is none.</summary>
+    Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken);
+
+    /// <summary>Every capped account and its cap.</summary>
+    Task<IReadOnlyDictionary<string, int>> ListConcurrencyCapsAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>Health of the store, for readiness.</summary>

@@ -4,7 +4,7 @@ namespace ModelRoute.Server.Storage;
 internal sealed class AccountRow
 {
     /// <summary>The columns an <see cref="AccountRow"/> reads, the same on both stores.</summary>
-    public const string Columns = "id, name, balance_micros, held_micros, created_at, disabled_at";
+    public const string Columns = "id, name, balance_micros, held_micros, created_at, disabled_at, max_concurrency";
 
     public string Id { get; set; } = "";
     public string? Name { get; set; }
@@ -12,8 +12,9 @@ internal sealed class AccountRow
     public long HeldMicros { get; set; }
     public long CreatedAt { get; set; }
     public long? DisabledAt { get; set; }
+    public long? MaxConcurrency { get; set; }
 
-    public Account ToAccount() => new(Id, Name, BalanceMicros, HeldMicros, ExecutionRow.FromMs(CreatedAt), ExecutionRow.FromMs(DisabledAt));
+    public Account ToAccount() => new(Id, Name, BalanceMicros, HeldMicros, ExecutionRow.FromMs(CreatedAt), ExecutionRow.FromMs(DisabledAt), (int?)MaxConcurrency);
 }
 
 /// <summary>An <c>api_keys</c> row as both stores read it, without its hash.</summary>

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using ModelRoute.Server.Executions;
@@ -87,6 +88,26 @@ public sealed class SqliteStatementPlanTests : IDisposable
         }
 
         aborting.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task The_claim_reads_the_front_of_each_accounts_queue_through_indexes_and_scans_no_table()
+    {
+        await using var c = await _db.OpenAsync(CancellationToken.None);
+
+        var steps = (await c.QueryAsync<(long Id, long Parent, long NotUsed, string Detail)>(
+            "EXPLAIN QUERY PLAN " + SqliteExecutionStore.ClaimSql, new { owner = "node", max = 64, Now = 30_000L, LeaseUntil = 40_000L })).Select(p => p.Detail).ToList();
+        var plan = string.Join(" | ", steps);
+
+        // Fair share (docs/routing.md): the accounts with PENDING work, the front of each one's queue, the calls of each.
+        // Fair share (docs/routing.md): the accounts with PENDING work, the front of each one's queue (read once), the
+        // calls of each, each account's cap, and the claimed rows by key.
+        plan.ShouldContain("SEARCH TABLE executions AS e USING INDEX ix_executions_account_due (account_id>?)");
+        Regex.Count(plan, Regex.Escape("SEARCH TABLE executions AS x USING INDEX ix_executions_account_due (account_id=? AND next_attempt_at<?)")).ShouldBe(1, plan);
+        plan.ShouldContain("SEARCH TABLE executions AS r USING INDEX ix_executions_account_processing (account_id=?)");
+        plan.ShouldContain("SEARCH TABLE accounts AS a USING INDEX sqlite_autoindex_accounts_1 (id=?)");
+        plan.ShouldContain("SEARCH TABLE executions USING COVERING INDEX sqlite_autoindex_executions_1 (id=?)");
+        steps.ShouldNotContain(step => Regex.IsMatch(step, @"^SCAN TABLE (executions|accounts)( AS \w+)?$"), plan);
     }
 
     private async Task<int> TemporaryBtreesAsync(string sql, object parameters)

@@ -158,4 +158,18 @@ public sealed class PostgresAccountStore(PostgresDatabase db, PostgresNotifier n
             return false;
         }
     }
+
+    public async Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken)
+    {
+        var changed = await db.WriteAsync(async (c, tx) =>
+            (await c.ExecuteAsync("UPDATE accounts SET max_concurrency = @maxConcurrency WHERE id = @id", new { id, maxConcurrency }, tx), true),
+            cancellationToken);
+        return changed == 0 ? null : await GetAccountAsync(id, cancellationToken);
+    }
+
+    public Task<IReadOnlyDictionary<string, int>> ListConcurrencyCapsAsync(CancellationToken cancellationToken) =>
+        db.ReadAsync<IReadOnlyDictionary<string, int>>(async c =>
+            (await c.QueryAsync<(string Id, long Cap)>("SELECT id, max_concurrency FROM accounts WHERE max_concurrency IS NOT NULL", new { }))
+                .ToDictionary(r => r.Id, r => (int)r.Cap, StringComparer.Ordinal),
+            cancellationToken);
 }

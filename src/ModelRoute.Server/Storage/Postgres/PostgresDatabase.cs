@@ -156,14 +156,22 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
     /// every claim (and sends the client a notice). A claim only writes a lease,
     /// so its commit does not wait for the WAL flush (synchronous_commit = off): if the database server crashed before
     /// the next flush, the lease would be lost and the row claimable again, as when a lease runs out. Every other write
-    /// commits durably, and its flush carries the claims committed before it.
+    /// commits durably, and its flush carries the claims committed before it. The fair-share claim sorts the few rows it
+    /// found (docs/routing.md), which enable_sort = off prices at ten billion: far past jit_above_cost, so without jit = off
+    /// PostgreSQL compiled every claim to machine code first, hundreds of milliseconds each.
     /// </summary>
-    public Task<IReadOnlyList<TRow>> ClaimAsync<TRow>(NpgsqlBatchCommand claim, CancellationToken cancellationToken) =>
+    /// <param name="prepare">Run first in the same transaction, as a statement of its own (a lock the claim's snapshot must follow).</param>
+    public Task<IReadOnlyList<TRow>> ClaimAsync<TRow>(NpgsqlBatchCommand claim, CancellationToken cancellationToken, NpgsqlBatchCommand? prepare = null) =>
         WriteStatementAsync<IReadOnlyList<TRow>>(async c =>
         {
-            await using var batch = ClaimBatch(c, claim);
+            await using var batch = ClaimBatch(c, claim, prepare);
             await using var reader = await batch.ExecuteReaderAsync(CancellationToken.None);
             await reader.NextResultAsync(CancellationToken.None); // Past the settings' own row.
+            if (prepare is not null)
+            {
+                await reader.NextResultAsync(CancellationToken.None);
+            }
+
             var parse = reader.GetRowParser<TRow>();
             var rows = new List<TRow>();
             while (await reader.ReadAsync(CancellationToken.None))
@@ -174,16 +182,25 @@ public sealed class PostgresDatabase : IStoreMigrations, IAsyncDisposable, IDisp
             return rows;
         }, cancellationToken);
 
-    /// <summary><paramref name="claim"/> after the settings of <see cref="ClaimAsync{TRow}"/>, as one batch.</summary>
-    internal static NpgsqlBatch ClaimBatch(NpgsqlConnection connection, NpgsqlBatchCommand claim) => new(connection)
+    /// <summary><paramref name="claim"/> after the settings of <see cref="ClaimAsync{TRow}"/> (and <paramref name="prepare"/>), as one batch.</summary>
+    internal static NpgsqlBatch ClaimBatch(NpgsqlConnection connection, NpgsqlBatchCommand claim, NpgsqlBatchCommand? prepare = null)
     {
-        BatchCommands =
+        var batch = new NpgsqlBatch(connection)
         {
-            new NpgsqlBatchCommand(
-                "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('synchronous_commit', 'off', true)"),
-            claim,
-        },
-    };
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand(
+                    "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)"),
+            },
+        };
+        if (prepare is not null)
+        {
+            batch.BatchCommands.Add(prepare);
+        }
+
+        batch.BatchCommands.Add(claim);
+        return batch;
+    }
 
     /// <summary>
     /// A lane of statements sent a group at a time (<see cref="PostgresBatchLane{TItem, TResult}"/>): writes, or a read

@@ -714,30 +714,72 @@ public sealed class PostgresExecutionStore(
     /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
     internal static string Payload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();
 
+    // Fair share (docs/routing.md), as on SQLite (SqliteExecutionStore.ClaimSql): the accounts with PENDING work are
+    // walked one index seek each, the front of each one's queue is locked (SKIP LOCKED: nodes claiming at once take
+    // different rows), and what was found goes in the order of its place, the account's executions in flight plus its
+    // rank in the account's own queue, the oldest of an account first. A capped account gets no more than its cap
+    // leaves; its executions in flight are counted after ClaimCapsSql has locked it, in a statement of its own, so
+    // that the count sees the claims other nodes committed while this one waited. With one account and no cap
+    // nothing is counted and the order is the queue's, as before. An account's calls are counted through
+    // ix_executions_account_processing, whose predicate the count repeats as written (migration 0006).
     internal const string ClaimSql =
         """
+        WITH RECURSIVE pending AS (
+            (SELECT account_id FROM executions WHERE status = 'PENDING' ORDER BY account_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT e.account_id FROM executions e WHERE e.status = 'PENDING' AND e.account_id > p.account_id ORDER BY e.account_id LIMIT 1)
+            FROM pending p WHERE p.account_id IS NOT NULL
+        ), due AS MATERIALIZED (
+            SELECT d.id, d.account_id, d.next_attempt_at
+            FROM pending p
+            CROSS JOIN LATERAL (
+                SELECT x.id, x.account_id, x.next_attempt_at FROM executions x
+                WHERE x.account_id = p.account_id AND x.status = 'PENDING' AND x.next_attempt_at <= @Now AND x.expires_at > @Now
+                  AND (x.lease_expires_at IS NULL OR x.lease_expires_at <= @Now)
+                ORDER BY x.next_attempt_at
+                LIMIT @max
+                FOR UPDATE SKIP LOCKED) d
+        ), load AS MATERIALIZED (
+            SELECT account_id, max_concurrency,
+                CASE WHEN max_concurrency IS NULL AND (SELECT count(DISTINCT account_id) FROM due) < 2 THEN 0
+                ELSE (SELECT count(*) FROM executions r WHERE r.account_id = k.account_id AND (r.status || '') = 'PROCESSING')
+                   + (SELECT count(*) FROM executions l WHERE l.account_id = k.account_id AND l.status = 'PENDING'
+                        AND l.next_attempt_at > @Now AND l.lease_expires_at > @Now)
+                END AS in_flight
+            FROM (SELECT u.account_id, (SELECT a.max_concurrency FROM accounts a WHERE a.id = u.account_id) AS max_concurrency
+                  FROM (SELECT DISTINCT account_id FROM due) u) k
+        ), placed AS (
+            SELECT due.id, due.next_attempt_at, load.max_concurrency,
+                load.in_flight + row_number() OVER (PARTITION BY due.account_id ORDER BY due.next_attempt_at) AS place
+            FROM due JOIN load ON load.account_id = due.account_id
+        )
         UPDATE executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil, next_attempt_at = @LeaseUntil
-        WHERE id IN (
-            SELECT id FROM executions
-            WHERE status = 'PENDING' AND next_attempt_at <= @Now AND expires_at > @Now
-              AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
-            ORDER BY next_attempt_at
-            LIMIT @max
-            FOR UPDATE SKIP LOCKED)
+        WHERE id = ANY(ARRAY(
+            SELECT id FROM placed WHERE max_concurrency IS NULL OR place <= max_concurrency
+            ORDER BY place, next_attempt_at
+            LIMIT @max))
         RETURNING *
         """;
 
-    // SKIP LOCKED: nodes claiming at once take different rows instead of queueing on each other. The due rows are the
-    // first few of the index in next_attempt_at order (PostgresDatabase.ClaimAsync keeps the planner to that).
+    // Every capped account, locked for the claim's transaction in id order (no two claims wait for each other in a
+    // circle), so that nodes claiming at once count a capped account's executions in flight one after the other.
+    internal const string ClaimCapsSql =
+        """
+        SELECT count(pg_advisory_xact_lock(hashtextextended('modelroute.max_concurrency.' || id, 0)))
+        FROM (SELECT id FROM accounts WHERE max_concurrency IS NOT NULL ORDER BY id) capped
+        """;
+
     // A claim also moves next_attempt_at to the lease's end (as a submission stored leased does, and a renewal of a
-    // PENDING lease): a leased row is next due when its lease runs out, so it waits at the back of the index instead of
-    // at the front, where every claim read past it. Under load a thousand rows claimed but not yet started were read,
-    // and filtered out, by each claim: most of its time.
+    // PENDING lease): a leased row is next due when its lease runs out, so it waits at the back of its account's queue
+    // instead of at the front, where every claim read past it. Under load a thousand rows claimed but not yet started
+    // were read, and filtered out, by each claim: most of its time. PostgresDatabase.ClaimAsync keeps the planner to
+    // walking the indexes in order.
     public async Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
         var rows = await db.ClaimAsync<ExecutionRow>(
             PostgresDatabase.Statement(ClaimSql, new { owner, max, Now = now.ToUnixTimeMilliseconds(), LeaseUntil = leaseUntil.ToUnixTimeMilliseconds() }),
-            cancellationToken);
+            cancellationToken,
+            new NpgsqlBatchCommand(ClaimCapsSql));
         return [.. rows.Select(r => r.ToExecution())];
     }
 

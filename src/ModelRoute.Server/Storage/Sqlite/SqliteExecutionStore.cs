@@ -53,13 +53,51 @@ public sealed class SqliteExecutionStore(
     /// Leases due PENDING executions to a dispatcher (<c>OR FAIL</c>: see <see cref="MoveSql"/>), and makes each next due
     /// when its lease runs out, so that later claims do not read past it (see PostgresExecutionStore.ClaimSql).
     /// </summary>
+    /// <remarks>
+    /// Fair share (docs/routing.md): the claim walks the accounts with PENDING work (one index seek each) and takes the
+    /// front of each one's queue, then orders what it found by its place: the account's executions in flight plus its
+    /// rank in the account's own queue. The account with the fewest running goes first, and within an account the
+    /// oldest. An account's cap (max_concurrency) leaves out what would take it past the cap. The executions in flight
+    /// are counted only when two accounts or more have due work, or the account is capped: with one account the order
+    /// is its own queue's, as before: they are counted once per account (its first row) and spread over its rows with a
+    /// window, which also tells whether two accounts have due work, so that the due rows are read once (SQLite runs a
+    /// CTE named more than once again for each name). CROSS JOIN keeps SQLite to the accounts as the outer loop.
+    /// </remarks>
     internal const string ClaimSql = """
         UPDATE OR FAIL executions SET lease_owner = @owner, lease_expires_at = @LeaseUntil, next_attempt_at = @LeaseUntil
         WHERE id IN (
-            SELECT id FROM executions
-            WHERE status = 'PENDING' AND next_attempt_at <= @Now AND expires_at > @Now
-              AND (lease_expires_at IS NULL OR lease_expires_at <= @Now)
-            ORDER BY next_attempt_at
+            WITH RECURSIVE pending(account_id) AS (
+                SELECT (SELECT account_id FROM executions WHERE status = 'PENDING' ORDER BY account_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT e.account_id FROM executions e WHERE e.status = 'PENDING' AND e.account_id > p.account_id ORDER BY e.account_id LIMIT 1)
+                FROM pending p WHERE p.account_id IS NOT NULL
+            ), due AS (
+                SELECT d.id, d.account_id, d.next_attempt_at
+                FROM pending p CROSS JOIN executions d
+                WHERE p.account_id IS NOT NULL AND d.id IN (
+                    SELECT x.id FROM executions x
+                    WHERE x.account_id = p.account_id AND x.status = 'PENDING' AND x.next_attempt_at <= @Now AND x.expires_at > @Now
+                      AND (x.lease_expires_at IS NULL OR x.lease_expires_at <= @Now)
+                    ORDER BY x.next_attempt_at
+                    LIMIT @max)
+            )
+            SELECT id FROM (
+                SELECT id, next_attempt_at, max_concurrency, rank + COALESCE(max(in_flight) OVER (PARTITION BY account_id), 0) AS place
+                FROM (
+                    SELECT id, account_id, next_attempt_at, rank, max_concurrency,
+                        CASE WHEN rank = 1 AND (max_concurrency IS NOT NULL OR contended)
+                        THEN (SELECT count(*) FROM executions r WHERE r.account_id = ranked.account_id AND r.status = 'PROCESSING')
+                           + (SELECT count(*) FROM executions l WHERE l.account_id = ranked.account_id AND l.status = 'PENDING'
+                                AND l.next_attempt_at > @Now AND l.lease_expires_at > @Now)
+                        END AS in_flight
+                    FROM (
+                        SELECT id, account_id, next_attempt_at,
+                            row_number() OVER (PARTITION BY account_id ORDER BY next_attempt_at) AS rank,
+                            min(account_id) OVER () <> max(account_id) OVER () AS contended,
+                            (SELECT a.max_concurrency FROM accounts a WHERE a.id = due.account_id) AS max_concurrency
+                        FROM due) ranked))
+            WHERE max_concurrency IS NULL OR place <= max_concurrency
+            ORDER BY place, next_attempt_at
             LIMIT @max)
         RETURNING *
         """;
