@@ -140,5 +140,9 @@ public sealed class PostgresKeyRevocationTests : IAsyncLifetime
         public Task<ModelRoute.Server.Storage.ApiKeyRecord?> RevokeApiKeyAsync(string accountId, string keyId, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task RecordKeyUsesAsync(IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> uses, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyDictionary<string, int>> ListConcurrencyCapsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 }
