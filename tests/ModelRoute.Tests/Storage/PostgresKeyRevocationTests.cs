@@ -141,7 +141,7 @@ public sealed class PostgresKeyRevocationTests : IAsyncLifetime
 
         public Task RecordKeyUsesAsync(IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> uses, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-        public Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken) => throw new NotSupportedException();
+        public Task<ModelRoute.Server.Storage.Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<IReadOnlyDictionary<string, int>> ListConcurrencyCapsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
     }
