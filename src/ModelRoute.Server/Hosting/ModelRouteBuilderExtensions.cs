@@ -53,7 +53,9 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<IAccountStore>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresAccountStore>(sp)
             : ActivatorUtilities.CreateInstance<SqliteAccountStore>(sp));
-        services.AddSingleton<IStoreHealth>(sp => (IStoreHealth)sp.GetRequiredService<IAccountStore>());
+        services.AddSingleton<IStoreHealth>(sp => UsesPostgres(sp)
+            ? new PostgresStoreHealth(sp.GetRequiredService<PostgresDatabase>())
+            : new SqliteStoreHealth(sp.GetRequiredService<SqliteDatabase>()));
         services.AddSingleton<StoreAvailability>();
         services.AddHostedService(sp => sp.GetRequiredService<StoreAvailability>());
         services.AddSingleton<IWebhookStore>(sp => UsesPostgres(sp)

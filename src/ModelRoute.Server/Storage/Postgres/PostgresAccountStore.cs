@@ -4,7 +4,7 @@ using Npgsql;
 namespace ModelRoute.Server.Storage.Postgres;
 
 /// <summary>Accounts, API keys and credits on PostgreSQL, with the semantics of the SQLite store.</summary>
-public sealed class PostgresAccountStore(PostgresDatabase db, PostgresNotifier notifier) : IAccountStore, IStoreHealth
+public sealed class PostgresAccountStore(PostgresDatabase db, PostgresNotifier notifier) : IAccountStore
 {
     public Task<Account> CreateAccountAsync(string id, string? name, DateTimeOffset now, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
@@ -146,18 +146,6 @@ public sealed class PostgresAccountStore(PostgresDatabase db, PostgresNotifier n
 
             return uses.Count;
         }, cancellationToken);
-
-    public async Task<bool> IsReadyAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await db.ReadAsync(async c => await c.ExecuteScalarAsync<long>("SELECT 1") == 1, cancellationToken);
-        }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
-        {
-            return false;
-        }
-    }
 
     public async Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken)
     {

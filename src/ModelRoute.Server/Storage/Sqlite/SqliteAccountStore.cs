@@ -2,7 +2,7 @@ using Dapper;
 
 namespace ModelRoute.Server.Storage.Sqlite;
 
-public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStoreHealth
+public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore
 {
     public Task<Account> CreateAccountAsync(string id, string? name, DateTimeOffset now, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) =>
@@ -140,18 +140,6 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore, IStor
 
             return (uses.Count, true);
         }, cancellationToken);
-
-    public async Task<bool> IsReadyAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await db.ReadAsync(async c => await c.ExecuteScalarAsync<long>("SELECT 1") == 1, cancellationToken);
-        }
-        catch (Microsoft.Data.Sqlite.SqliteException)
-        {
-            return false;
-        }
-    }
 
     public async Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken)
     {
