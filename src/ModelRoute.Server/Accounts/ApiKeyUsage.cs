@@ -7,7 +7,7 @@ namespace ModelRoute.Server.Accounts;
 /// When each key was last used, kept in memory and written in one batch at most once per <see cref="FlushInterval"/>,
 /// so that a request never costs a write (docs/tenancy.md: <c>last_used_at</c> is accurate to about a minute).
 /// </summary>
-public sealed partial class ApiKeyUsage(IAccountStore accounts, TimeProvider time, ILogger<ApiKeyUsage> logger) : BackgroundService
+public sealed partial class ApiKeyUsage(IAccountStore accounts, TimeProvider time, ILogger<ApiKeyUsage> logger, StoreAvailability? availability = null) : BackgroundService
 {
     public static readonly TimeSpan FlushInterval = TimeSpan.FromMinutes(1);
 
@@ -49,7 +49,11 @@ public sealed partial class ApiKeyUsage(IAccountStore accounts, TimeProvider tim
                 _pending.AddOrUpdate(keyId, at, (_, newer) => newer > at ? newer : at);
             }
 
-            LogFlushFailed(logger, ex, taken.Count);
+            // A store outage is logged once, by StoreAvailability.
+            if (availability?.Report(ex) != true)
+            {
+                LogFlushFailed(logger, ex, taken.Count);
+            }
         }
     }
 

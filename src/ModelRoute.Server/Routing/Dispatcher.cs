@@ -467,7 +467,11 @@ public sealed partial class Dispatcher(
             }
             catch (Exception ex) when (!stopping.IsCancellationRequested)
             {
-                LogCapsFailed(logger, ex);
+                // A store outage is logged once, by StoreAvailability, not every second here.
+                if (availability?.Report(ex) != true)
+                {
+                    LogCapsFailed(logger, ex);
+                }
             }
             catch (OperationCanceledException)
             {
