@@ -23,7 +23,7 @@ internal static class SharedWrites
             new { Id = ids.New("txn"), accountId, executionId, kind, amount, balance, held, now },
             tx);
 
-    /// <summary>Ends the hold of an execution that just ended: release it all, then charge what it cost, capped at the hold (SPEC §3).</summary>
+    /// <summary>Ends the hold of an execution that just ended: release it all, then charge what it cost, capped at the hold (docs/tenancy.md; README "Prices and cost").</summary>
     public static Task SettleAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution ended, long now) =>
         SettleAsync(c, tx, ids, ended.AccountId, ended.Id, ended.Status, ended.HeldMicros, ended.ActualMicros, now, ended.ApiKeyId);
 

@@ -247,28 +247,9 @@ public sealed partial class WebhookDeliveryWorker(
         UseCookies = false,
         PooledConnectionLifetime = TimeSpan.FromMinutes(2),
         ConnectTimeout = TimeSpan.FromSeconds(10),
-        ConnectCallback = async (context, cancellationToken) =>
-        {
-            var host = context.DnsEndPoint.Host;
-            var addresses = IPAddress.TryParse(host.Trim('[', ']'), out var literal) ? [literal] : await resolver.ResolveAsync(host, cancellationToken);
-            var allowed = addresses.Where(policy.MayConnect).ToArray();
-            if (allowed.Length == 0)
-            {
-                throw new WebhookAddressRefusedException($"Refused: '{host}' resolves to a loopback, private, link-local or metadata address.");
-            }
-
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                await socket.ConnectAsync(allowed, context.DnsEndPoint.Port, cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
+        ConnectCallback = (context, cancellationToken) => GuardedConnection.ConnectAsync(
+            context, resolver, policy.MayConnect,
+            host => new WebhookAddressRefusedException($"Refused: '{host}' resolves to a loopback, private, link-local or metadata address."), cancellationToken),
     };
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The webhook delivery loop failed; retrying")]

@@ -151,28 +151,8 @@ public sealed class ArtifactDownloader(IHttpClientFactory httpClients, ArtifactU
         AutomaticDecompression = DecompressionMethods.None,
         PooledConnectionLifetime = TimeSpan.FromMinutes(2),
         ConnectTimeout = TimeSpan.FromSeconds(10),
-        ConnectCallback = async (context, cancellationToken) =>
-        {
-            var host = context.DnsEndPoint.Host;
-            var addresses = IPAddress.TryParse(host.Trim('[', ']'), out var literal) ? [literal] : await resolver.ResolveAsync(host, cancellationToken);
-            var allowed = addresses.Where(mayConnect).ToArray();
-            if (allowed.Length == 0)
-            {
-                throw new ArtifactAddressRefusedException("resolves to a loopback, private, link-local or metadata address");
-            }
-
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                await socket.ConnectAsync(allowed, context.DnsEndPoint.Port, cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
+        ConnectCallback = (context, cancellationToken) => Webhooks.GuardedConnection.ConnectAsync(
+            context, resolver, mayConnect, _ => new ArtifactAddressRefusedException("resolves to a loopback, private, link-local or metadata address"), cancellationToken),
     };
 }
 

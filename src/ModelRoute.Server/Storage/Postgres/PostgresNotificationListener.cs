@@ -4,7 +4,7 @@ using Npgsql;
 namespace ModelRoute.Server.Storage.Postgres;
 
 /// <summary>
-/// Hears what every node commits (SPEC §9: new work wakes idle workers at once, not on a polling
+/// Hears what every node commits (docs/architecture.md: new work wakes idle workers at once, not on a polling
 /// tick): one dedicated connection LISTENs, and each notification wakes this node's waiters,
 /// dispatcher or webhook worker, and stops this node's running provider call of an execution another
 /// node ended (a cancel made there reaches the call here at once, not at its next lease renewal:
