@@ -94,6 +94,10 @@ public static class ModelRouteBuilderExtensions
             .ConfigureHttpClient(c => c.Timeout = Timeout.InfiniteTimeSpan);
         services.AddSingleton<ExecutionSubmitter>();
         services.AddSingleton<SubmissionLoad>();
+        services.AddSingleton<ExecutionClaims>();
+        services.AddSingleton<ProviderAttempt>();
+        services.AddSingleton<LeasedExecutionRunner>();
+        services.AddSingleton<DispatchUpkeep>();
         services.AddHostedService<Dispatcher>();
         services.AddHostedService<ExecutionSweeper>();
 

@@ -55,59 +55,13 @@ public sealed class ModelCatalog
                 continue;
             }
 
-            var price = new Price();
-            foreach (var (priceKey, value) in model.Pricing)
-            {
-                if (!Price.KeyNames.TryGetValue(priceKey, out var property))
-                {
-                    errors.Add($"{key}:Pricing:{priceKey} is not a known price (InputPerMTok, OutputPerMTok, CachedInputPerMTok, PerImage, PerSecond, PerRequest)");
-                    continue;
-                }
-
-                if (!Money.TryParseUsd(value, out var micros))
-                {
-                    errors.Add($"{key}:Pricing:{priceKey} '{value}' is not a non-negative USD amount with at most six decimals");
-                    continue;
-                }
-
-                price = property switch
-                {
-                    nameof(Price.InputPerMTok) => price with { InputPerMTok = micros },
-                    nameof(Price.OutputPerMTok) => price with { OutputPerMTok = micros },
-                    nameof(Price.CachedInputPerMTok) => price with { CachedInputPerMTok = micros },
-                    nameof(Price.PerImage) => price with { PerImage = micros },
-                    nameof(Price.PerSecond) => price with { PerSecond = micros },
-                    _ => price with { PerRequest = micros },
-                };
-            }
-
+            var price = ParsePrice(key, model.Pricing, errors);
             if (model.DefaultTimeout <= TimeSpan.Zero || model.MaxTimeout < model.DefaultTimeout)
             {
                 errors.Add($"{key}:DefaultTimeout must be positive and no more than MaxTimeout");
             }
 
-            if (model.Routes.Count == 0)
-            {
-                errors.Add($"{key}:Routes must list at least one route");
-            }
-
-            var routes = new List<RouteDefinition>();
-            for (var i = 0; i < model.Routes.Count; i++)
-            {
-                var route = model.Routes[i];
-                if (!options.Providers.ContainsKey(route.Provider))
-                {
-                    errors.Add($"{key}:Routes:{i}:Provider '{route.Provider}' is not a configured provider");
-                }
-
-                if (route.Weight < 1)
-                {
-                    errors.Add($"{key}:Routes:{i}:Weight must be at least 1");
-                }
-
-                routes.Add(new RouteDefinition(route.Provider, string.IsNullOrEmpty(route.Model) ? name : route.Model, route.Priority, Math.Max(1, route.Weight)));
-            }
-
+            var routes = ParseRoutes(key, name, model.Routes, options.Providers, errors);
             models.Add(new ModelDefinition(
                 name,
                 modality,
@@ -120,5 +74,64 @@ public sealed class ModelCatalog
         }
 
         return errors.Count == 0 ? (new ModelCatalog(models), errors) : (null, errors);
+    }
+
+    private static Price ParsePrice(string key, Dictionary<string, string> pricing, List<string> errors)
+    {
+        var price = new Price();
+        foreach (var (priceKey, value) in pricing)
+        {
+            if (!Price.KeyNames.TryGetValue(priceKey, out var property))
+            {
+                errors.Add($"{key}:Pricing:{priceKey} is not a known price (InputPerMTok, OutputPerMTok, CachedInputPerMTok, PerImage, PerSecond, PerRequest)");
+                continue;
+            }
+
+            if (!Money.TryParseUsd(value, out var micros))
+            {
+                errors.Add($"{key}:Pricing:{priceKey} '{value}' is not a non-negative USD amount with at most six decimals");
+                continue;
+            }
+
+            price = property switch
+            {
+                nameof(Price.InputPerMTok) => price with { InputPerMTok = micros },
+                nameof(Price.OutputPerMTok) => price with { OutputPerMTok = micros },
+                nameof(Price.CachedInputPerMTok) => price with { CachedInputPerMTok = micros },
+                nameof(Price.PerImage) => price with { PerImage = micros },
+                nameof(Price.PerSecond) => price with { PerSecond = micros },
+                _ => price with { PerRequest = micros },
+            };
+        }
+
+        return price;
+    }
+
+    private static List<RouteDefinition> ParseRoutes(
+        string key, string modelName, List<Hosting.RouteOptions> configured, Dictionary<string, ProviderOptions> providers, List<string> errors)
+    {
+        if (configured.Count == 0)
+        {
+            errors.Add($"{key}:Routes must list at least one route");
+        }
+
+        var routes = new List<RouteDefinition>();
+        for (var i = 0; i < configured.Count; i++)
+        {
+            var route = configured[i];
+            if (!providers.ContainsKey(route.Provider))
+            {
+                errors.Add($"{key}:Routes:{i}:Provider '{route.Provider}' is not a configured provider");
+            }
+
+            if (route.Weight < 1)
+            {
+                errors.Add($"{key}:Routes:{i}:Weight must be at least 1");
+            }
+
+            routes.Add(new RouteDefinition(route.Provider, string.IsNullOrEmpty(route.Model) ? modelName : route.Model, route.Priority, Math.Max(1, route.Weight)));
+        }
+
+        return routes;
     }
 }

@@ -14,7 +14,9 @@ namespace ModelRoute.Server.Webhooks;
 /// <summary>
 /// Sends due deliveries from the outbox, signed the Standard Webhooks way, under a lease so that a
 /// crashed node's deliveries are taken over. Success is a 2xx within the timeout; anything else is
-/// retried on the schedule, and a 410 Gone disables the endpoint (SPEC §7).
+/// retried on the schedule, and a 410 Gone disables the endpoint (docs/architecture.md). Claims, hand-overs and
+/// shutdown follow the shared <see cref="LeasedWorkLoop{T}"/> (docs/architecture.md, "Workers"): on the way
+/// out, deliveries in flight are finished and recorded, within the host's shutdown timeout.
 /// </summary>
 public sealed partial class WebhookDeliveryWorker(
     IWebhookStore store,
@@ -25,7 +27,7 @@ public sealed partial class WebhookDeliveryWorker(
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
     ILogger<WebhookDeliveryWorker> logger,
-    StoreAvailability? availability = null) : BackgroundService
+    StoreAvailability? availability = null) : BackgroundService, ILeasedWork<WebhookDelivery>
 {
     public const string HttpClientName = "webhooks";
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromDays(1);
@@ -34,107 +36,59 @@ public sealed partial class WebhookDeliveryWorker(
     // webhook_url needs no read after the first; endpoint secrets rotate and are read each time.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyList<string>> _accountSecrets = new(StringComparer.Ordinal);
 
+    // Fires when the host's shutdown timeout runs out: deliveries still in flight then are dropped (their lease runs
+    // out and they are sent again, at least once); until then they finish and record their attempt.
+    private readonly CancellationTokenSource _abandon = new();
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var loop = new LeasedWorkLoop<WebhookDelivery>(this, options.Value.Webhooks.MaxInFlight, options.Value.Dispatch.PollInterval, time, availability);
+        var handedOver = loop.TakeHandedOverAsync(handoff.Reader, handoff.Taken, stoppingToken, _abandon.Token);
+        await loop.ClaimUntilStoppedAsync(stoppingToken, _abandon.Token);
+        await handedOver;
+        await loop.WhenIdleAsync();
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        using (cancellationToken.Register(_abandon.Cancel))
+        {
+            await base.StopAsync(cancellationToken);
+        }
+    }
+
+    public override void Dispose()
+    {
+        _abandon.Dispose();
+        base.Dispose();
+    }
+
+    async Task<IReadOnlyList<WebhookDelivery>> ILeasedWork<WebhookDelivery>.ClaimAsync(int free, CancellationToken stoppingToken)
     {
         var webhooks = options.Value.Webhooks;
         var dispatch = options.Value.Dispatch;
-        using var slots = new SemaphoreSlim(webhooks.MaxInFlight, webhooks.MaxInFlight);
-        var handedOver = SendHandedOverAsync(slots, stoppingToken);
-        var backoff = new FailureBackoff(dispatch.PollInterval);
-        while (!stoppingToken.IsCancellationRequested)
+        var now = time.GetUtcNow();
+        // The lease outlives the request timeout, so a live worker never loses a delivery mid-send.
+        var claimed = await store.ClaimDueAsync(node.Id, free, now, now + webhooks.Timeout + dispatch.LeaseDuration, stoppingToken);
+        if (claimed.Count == 0)
         {
-            try
-            {
-                await slots.WaitAsync(stoppingToken);
-                slots.Release();
-                var now = time.GetUtcNow();
-                // The lease outlives the request timeout, so a live worker never loses a delivery mid-send.
-                var claimed = await store.ClaimDueAsync(node.Id, Math.Min(slots.CurrentCount, 64), now, now + webhooks.Timeout + dispatch.LeaseDuration, stoppingToken);
-                backoff.Succeeded();
-                foreach (var delivery in claimed)
-                {
-                    await slots.WaitAsync(stoppingToken);
-                    _ = DeliverGuardedAsync(delivery, slots, stoppingToken);
-                }
-
-                if (claimed.Count == 0)
-                {
-                    await changes.WaitForWebhooksAsync(dispatch.PollInterval, time, stoppingToken);
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception ex)
-            {
-                // A store outage is logged once, by StoreAvailability, not at every try.
-                if (availability?.Report(ex) != true)
-                {
-                    LogLoopFailed(logger, ex);
-                }
-
-                await Task.Delay(backoff.Failed(), time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
+            await changes.WaitForWebhooksAsync(dispatch.PollInterval, time, stoppingToken);
         }
 
-        await handedOver;
+        return claimed;
     }
 
-    /// <summary>Sends the deliveries this node's own commits leased to it, without claiming them first.</summary>
-    private async Task SendHandedOverAsync(SemaphoreSlim slots, CancellationToken stoppingToken)
-    {
-        try
-        {
-            await foreach (var delivery in handoff.Reader.ReadAllAsync(stoppingToken))
-            {
-                await slots.WaitAsync(stoppingToken);
-                handoff.Taken();
-                _ = DeliverGuardedAsync(delivery, slots, stoppingToken);
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // Stopping: what was handed over and not sent is leased, and is claimed again once the lease runs out.
-        }
-    }
+    Task ILeasedWork<WebhookDelivery>.RunAsync(WebhookDelivery delivery, bool handedOver, CancellationToken cancellationToken) => DeliverAsync(delivery, cancellationToken);
 
-    private async Task DeliverGuardedAsync(WebhookDelivery delivery, SemaphoreSlim slots, CancellationToken stoppingToken)
-    {
-        await Task.Yield();
-        try
-        {
-            await DeliverAsync(delivery, stoppingToken);
-        }
-        catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-        {
-            if (availability?.Report(ex) != true)
-            {
-                LogDeliveryFailed(logger, delivery.Id, ex);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // Stopping: the lease runs out and the delivery is sent again, at least once.
-        }
-        finally
-        {
-            slots.Release();
-        }
-    }
+    void ILeasedWork<WebhookDelivery>.ClaimFailed(Exception exception) => LogLoopFailed(logger, exception);
+
+    void ILeasedWork<WebhookDelivery>.RunFailed(WebhookDelivery delivery, Exception exception) => LogDeliveryFailed(logger, delivery.Id, exception);
 
     public async Task DeliverAsync(WebhookDelivery delivery, CancellationToken cancellationToken)
     {
         var webhooks = options.Value.Webhooks;
         var attemptedAt = time.GetUtcNow();
-        var secrets = delivery.EndpointId is null && _accountSecrets.TryGetValue(delivery.AccountId, out var known)
-            ? known
-            : await store.SigningSecretsAsync(delivery, attemptedAt, cancellationToken);
-        if (delivery.EndpointId is null && secrets is not null && _accountSecrets.Count < 100_000)
-        {
-            _accountSecrets.TryAdd(delivery.AccountId, secrets);
-        }
-
+        var secrets = await SigningSecretsAsync(delivery, attemptedAt, cancellationToken);
         if (secrets is null)
         {
             await store.RecordAttemptAsync(
@@ -143,16 +97,7 @@ public sealed partial class WebhookDeliveryWorker(
             return;
         }
 
-        var timestamp = attemptedAt.ToUnixTimeSeconds();
-        using var request = new HttpRequestMessage(HttpMethod.Post, delivery.Url)
-        {
-            Content = new StringContent(delivery.Payload, Encoding.UTF8, "application/json"),
-        };
-        request.Headers.Add("webhook-id", delivery.EventId);
-        request.Headers.Add("webhook-timestamp", timestamp.ToString(CultureInfo.InvariantCulture));
-        request.Headers.Add("webhook-signature", WebhookSigner.Header(secrets, delivery.EventId, timestamp, delivery.Payload));
-        request.Headers.UserAgent.ParseAdd("ModelRoute-Webhooks/1.0");
-
+        using var request = SignedRequest(delivery, secrets, attemptedAt);
         int? statusCode = null;
         string? error = null;
         TimeSpan? retryAfter = null;
@@ -182,31 +127,10 @@ public sealed partial class WebhookDeliveryWorker(
         }
 
         var succeeded = error is null;
-        var attemptNumber = delivery.Attempts + 1;
-        var schedule = webhooks.Schedule;
-        DateTimeOffset? next = null;
-        string? disable = null;
-        if (statusCode == 410)
-        {
-            disable = delivery.EndpointId is null ? null : "The receiver answered 410 Gone.";
-        }
-        else if (!succeeded && attemptNumber < schedule.Count)
-        {
-            var delay = Jitter(schedule[attemptNumber]);
-            if (retryAfter is { } after && after > delay)
-            {
-                delay = after < MaxRetryAfter ? after : MaxRetryAfter;
-            }
-
-            next = attemptedAt + delay;
-        }
-
+        var (next, disable) = NextStep(delivery, statusCode, succeeded, retryAfter, attemptedAt);
         if (!succeeded && disable is null && delivery.EndpointId is not null && await FailingTooLongAsync(delivery, attemptedAt, cancellationToken))
         {
-            disable = webhooks.DisableAfter >= TimeSpan.FromDays(1)
-                ? $"Every delivery has failed for {webhooks.DisableAfter.TotalDays:0.#} days."
-                : $"Every delivery has failed for {webhooks.DisableAfter.TotalSeconds:0.#} seconds.";
-            next = null;
+            (next, disable) = (null, FailingTooLongReason(webhooks.DisableAfter));
         }
 
         await store.RecordAttemptAsync(
@@ -216,9 +140,68 @@ public sealed partial class WebhookDeliveryWorker(
         {
             // One line per failed attempt, no stack trace: a receiver that is down is the receiver's problem,
             // and the attempt (with its error) is kept on the delivery for the account to see.
-            LogAttemptFailed(logger, delivery.Id, attemptNumber, error!, next?.ToString("O", CultureInfo.InvariantCulture) ?? "none");
+            LogAttemptFailed(logger, delivery.Id, delivery.Attempts + 1, error!, next?.ToString("O", CultureInfo.InvariantCulture) ?? "none");
         }
     }
+
+    /// <summary>The secrets to sign with (null: the endpoint is gone); an account's default one is read once.</summary>
+    private async ValueTask<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (delivery.EndpointId is null && _accountSecrets.TryGetValue(delivery.AccountId, out var known))
+        {
+            return known;
+        }
+
+        var secrets = await store.SigningSecretsAsync(delivery, now, cancellationToken);
+        if (delivery.EndpointId is null && secrets is not null && _accountSecrets.Count < 100_000)
+        {
+            _accountSecrets.TryAdd(delivery.AccountId, secrets);
+        }
+
+        return secrets;
+    }
+
+    private static HttpRequestMessage SignedRequest(WebhookDelivery delivery, IReadOnlyList<string> secrets, DateTimeOffset attemptedAt)
+    {
+        var timestamp = attemptedAt.ToUnixTimeSeconds();
+        var request = new HttpRequestMessage(HttpMethod.Post, delivery.Url)
+        {
+            Content = new StringContent(delivery.Payload, Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("webhook-id", delivery.EventId);
+        request.Headers.Add("webhook-timestamp", timestamp.ToString(CultureInfo.InvariantCulture));
+        request.Headers.Add("webhook-signature", WebhookSigner.Header(secrets, delivery.EventId, timestamp, delivery.Payload));
+        request.Headers.UserAgent.ParseAdd("ModelRoute-Webhooks/1.0");
+        return request;
+    }
+
+    /// <summary>When to try again (null: not again) and why to disable the endpoint (null: keep it), by the answer alone.</summary>
+    private (DateTimeOffset? Next, string? Disable) NextStep(WebhookDelivery delivery, int? statusCode, bool succeeded, TimeSpan? retryAfter, DateTimeOffset attemptedAt)
+    {
+        var schedule = options.Value.Webhooks.Schedule;
+        var attemptNumber = delivery.Attempts + 1;
+        if (statusCode == 410)
+        {
+            return (null, delivery.EndpointId is null ? null : "The receiver answered 410 Gone.");
+        }
+
+        if (succeeded || attemptNumber >= schedule.Count)
+        {
+            return (null, null);
+        }
+
+        var delay = Jitter(schedule[attemptNumber]);
+        if (retryAfter is { } after && after > delay)
+        {
+            delay = after < MaxRetryAfter ? after : MaxRetryAfter;
+        }
+
+        return (attemptedAt + delay, null);
+    }
+
+    private static string FailingTooLongReason(TimeSpan disableAfter) => disableAfter >= TimeSpan.FromDays(1)
+        ? $"Every delivery has failed for {disableAfter.TotalDays:0.#} days."
+        : $"Every delivery has failed for {disableAfter.TotalSeconds:0.#} seconds.";
 
     private async Task<bool> FailingTooLongAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
     {

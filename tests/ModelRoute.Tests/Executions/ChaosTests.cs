@@ -9,7 +9,7 @@ using Xunit.Abstractions;
 namespace ModelRoute.Tests.Executions;
 
 /// <summary>
-/// SPEC §9 under fire: real gateway processes, a mixed workload with webhooks, one node killed
+/// Crash survival (docs/architecture.md, "Surviving a crash") under fire: real gateway processes, a mixed workload with webhooks, one node killed
 /// with SIGKILL mid-run and restarted. At the end every execution ended exactly once, no hold is
 /// open, the ledger balances and every terminal event reached the receiver.
 /// </summary>
@@ -51,27 +51,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
     private async Task RunAsync(int nodes, Dictionary<string, string> store, Func<DbConnection> database)
     {
         await using var receiver = await WebhookReceiver.StartAsync();
-        var settings = new Dictionary<string, string>(store)
-        {
-            ["ModelRoute:AdminKey"] = GatewayFactory.AdminKey,
-            ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:03",
-            ["ModelRoute:Dispatch:SweepInterval"] = "00:00:00.200",
-            ["ModelRoute:Dispatch:PollInterval"] = "00:00:00.100",
-            ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:00:02",
-            ["ModelRoute:Dispatch:RetryBaseDelay"] = "00:00:00.050",
-            ["ModelRoute:Dispatch:RetryMaxDelay"] = "00:00:00.500",
-            ["ModelRoute:Polling:PermitsPerSecond"] = "100000",
-            ["ModelRoute:Polling:Burst"] = "100000",
-            ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
-            ["ModelRoute:Webhooks:AllowHttp"] = "true",
-            ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:00",
-            ["ModelRoute:Webhooks:RetrySchedule:1"] = "00:00:00.500",
-            ["ModelRoute:Webhooks:RetrySchedule:2"] = "00:00:01",
-            ["ModelRoute:Webhooks:RetrySchedule:3"] = "00:00:02",
-            ["ModelRoute:Webhooks:RetrySchedule:4"] = "00:00:05",
-            ["ModelRoute:Webhooks:RetrySchedule:5"] = "00:00:10",
-        };
-
+        var settings = Settings(store);
         var gateways = new GatewayProcess?[nodes];
         for (var i = 0; i < nodes; i++)
         {
@@ -82,71 +62,12 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         {
             var key = await SetUpAccountAsync(gateways[0]!, receiver.Url());
             var plan = Enumerable.Range(0, Count).Select(Workload).ToList();
-            var ids = new ConcurrentDictionary<int, string>();
-            var next = -1;
-            var killAt = Count / 2;
-            var killed = new TaskCompletionSource();
+            var ids = await SubmitKillingTheLastNodeHalfwayAsync(gateways, settings, key, plan);
 
-            async Task SubmitAllAsync()
-            {
-                int i;
-                while ((i = Interlocked.Increment(ref next)) < Count)
-                {
-                    if (i == killAt)
-                    {
-                        // SIGKILL mid-run, then start it again on the same store while the others carry on.
-                        gateways[^1]!.Kill();
-                        gateways[^1] = await GatewayProcess.StartAsync(Path.Combine(_directory, $"node{nodes - 1}"), settings);
-                        killed.SetResult();
-                    }
-
-                    ids[i] = await SubmitWithFailoverAsync(gateways, key, plan[i], $"chaos-{i}");
-                }
-            }
-
-            await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(SubmitAllAsync)));
-            await killed.Task;
-
-            // Every accepted execution ends.
             await using var db = database();
-            await Eventually.HoldsAsync(
-                async () => await db.ExecuteScalarAsync<long>("SELECT count(*) FROM executions WHERE status IN ('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')") == 0,
-                "every execution reached a terminal state",
-                seconds: 240);
-
-            // … exactly once.
-            (await db.ExecuteScalarAsync<long>("SELECT count(*) FROM executions")).ShouldBe(Count);
-            (await db.QueryAsync<string>(
-                """
-                SELECT execution_id FROM execution_events
-                WHERE type IN ('execution.completed', 'execution.failed', 'execution.cancelled', 'execution.expired')
-                GROUP BY execution_id HAVING count(*) <> 1
-                """)).ShouldBeEmpty("one terminal event per execution");
-            var finals = (await db.QueryAsync<(string Id, string Status, string? Error, string AttemptLog)>("SELECT id, status, error, attempt_log FROM executions"))
-                .ToDictionary(e => e.Id);
-            var wrong = ids.Where(p => !finals.TryGetValue(p.Value, out var e) || e.Status != plan[p.Key].Expected)
-                .Select(p => $"#{p.Key} {plan[p.Key].Model} expected {plan[p.Key].Expected}: {(finals.TryGetValue(p.Value, out var e) ? $"{e.Status} {e.Error} {e.AttemptLog}" : "missing")}")
-                .ToList();
-            wrong.ShouldBeEmpty(string.Join('\n', wrong.Take(10)));
-
-            // No money lost or invented.
-            var account = await db.QuerySingleAsync<(long Balance, long Held)>("SELECT balance_micros, held_micros FROM accounts");
-            account.Held.ShouldBe(0);
-            var credits = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE kind = 'credit'");
-            var charges = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE kind = 'charge'");
-            var actual = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(CASE WHEN actual_micros < held_micros THEN actual_micros ELSE held_micros END), 0) FROM executions WHERE status = 'COMPLETED'");
-            account.Balance.ShouldBe(credits - charges);
-            charges.ShouldBe(actual);
-            (await db.ExecuteScalarAsync<long>(
-                "SELECT count(*) FROM (SELECT execution_id FROM ledger_entries WHERE kind = 'release' GROUP BY execution_id HAVING count(*) <> 1) x")).ShouldBe(0);
-
-            // Every terminal event reached the receiver at least once.
-            var terminalEvents = (await db.QueryAsync<string>(
-                "SELECT id FROM execution_events WHERE type IN ('execution.completed', 'execution.failed', 'execution.cancelled', 'execution.expired')")).ToHashSet();
-            await Eventually.HoldsAsync(
-                () => terminalEvents.IsSubsetOf(receiver.Received.Select(r => r.Id).ToHashSet()),
-                "every terminal event was delivered",
-                seconds: 120);
+            await EveryExecutionEndedExactlyOnceAsync(db, ids, plan);
+            await NoMoneyIsLostOrInventedAsync(db);
+            await EveryTerminalEventWasDeliveredAsync(db, receiver);
 
             // The price of at-least-once: provider calls repeated because a node died mid-call.
             var attempts = await db.QueryAsync<(string Id, long Attempts)>("SELECT id, attempts FROM executions");
@@ -165,6 +86,104 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
                 }
             }
         }
+    }
+
+    private static Dictionary<string, string> Settings(Dictionary<string, string> store) => new(store)
+    {
+        ["ModelRoute:AdminKey"] = GatewayFactory.AdminKey,
+        ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:03",
+        ["ModelRoute:Dispatch:SweepInterval"] = "00:00:00.200",
+        ["ModelRoute:Dispatch:PollInterval"] = "00:00:00.100",
+        ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:00:02",
+        ["ModelRoute:Dispatch:RetryBaseDelay"] = "00:00:00.050",
+        ["ModelRoute:Dispatch:RetryMaxDelay"] = "00:00:00.500",
+        ["ModelRoute:Polling:PermitsPerSecond"] = "100000",
+        ["ModelRoute:Polling:Burst"] = "100000",
+        ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
+        ["ModelRoute:Webhooks:AllowHttp"] = "true",
+        ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:00",
+        ["ModelRoute:Webhooks:RetrySchedule:1"] = "00:00:00.500",
+        ["ModelRoute:Webhooks:RetrySchedule:2"] = "00:00:01",
+        ["ModelRoute:Webhooks:RetrySchedule:3"] = "00:00:02",
+        ["ModelRoute:Webhooks:RetrySchedule:4"] = "00:00:05",
+        ["ModelRoute:Webhooks:RetrySchedule:5"] = "00:00:10",
+    };
+
+    /// <summary>Submits the plan from eight clients; halfway, the last node is killed (SIGKILL) and started again.</summary>
+    private async Task<ConcurrentDictionary<int, string>> SubmitKillingTheLastNodeHalfwayAsync(
+        GatewayProcess?[] gateways, Dictionary<string, string> settings, string key, List<Work> plan)
+    {
+        var ids = new ConcurrentDictionary<int, string>();
+        var next = -1;
+        var killAt = Count / 2;
+        var killed = new TaskCompletionSource();
+
+        async Task SubmitAllAsync()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < Count)
+            {
+                if (i == killAt)
+                {
+                    // SIGKILL mid-run, then start it again on the same store while the others carry on.
+                    gateways[^1]!.Kill();
+                    gateways[^1] = await GatewayProcess.StartAsync(Path.Combine(_directory, $"node{gateways.Length - 1}"), settings);
+                    killed.SetResult();
+                }
+
+                ids[i] = await SubmitWithFailoverAsync(gateways, key, plan[i], $"chaos-{i}");
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(SubmitAllAsync)));
+        await killed.Task;
+        return ids;
+    }
+
+    private static async Task EveryExecutionEndedExactlyOnceAsync(DbConnection db, ConcurrentDictionary<int, string> ids, List<Work> plan)
+    {
+        await Eventually.HoldsAsync(
+            async () => await db.ExecuteScalarAsync<long>("SELECT count(*) FROM executions WHERE status IN ('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')") == 0,
+            "every execution reached a terminal state",
+            seconds: 240);
+
+        (await db.ExecuteScalarAsync<long>("SELECT count(*) FROM executions")).ShouldBe(Count);
+        (await db.QueryAsync<string>(
+            """
+            SELECT execution_id FROM execution_events
+            WHERE type IN ('execution.completed', 'execution.failed', 'execution.cancelled', 'execution.expired')
+            GROUP BY execution_id HAVING count(*) <> 1
+            """)).ShouldBeEmpty("one terminal event per execution");
+        var finals = (await db.QueryAsync<(string Id, string Status, string? Error, string AttemptLog)>("SELECT id, status, error, attempt_log FROM executions"))
+            .ToDictionary(e => e.Id);
+        var wrong = ids.Where(p => !finals.TryGetValue(p.Value, out var e) || e.Status != plan[p.Key].Expected)
+            .Select(p => $"#{p.Key} {plan[p.Key].Model} expected {plan[p.Key].Expected}: {(finals.TryGetValue(p.Value, out var e) ? $"{e.Status} {e.Error} {e.AttemptLog}" : "missing")}")
+            .ToList();
+        wrong.ShouldBeEmpty(string.Join('\n', wrong.Take(10)));
+    }
+
+    private static async Task NoMoneyIsLostOrInventedAsync(DbConnection db)
+    {
+        var account = await db.QuerySingleAsync<(long Balance, long Held)>("SELECT balance_micros, held_micros FROM accounts");
+        account.Held.ShouldBe(0);
+        var credits = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE kind = 'credit'");
+        var charges = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE kind = 'charge'");
+        var actual = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(CASE WHEN actual_micros < held_micros THEN actual_micros ELSE held_micros END), 0) FROM executions WHERE status = 'COMPLETED'");
+        account.Balance.ShouldBe(credits - charges);
+        charges.ShouldBe(actual);
+        (await db.ExecuteScalarAsync<long>(
+            "SELECT count(*) FROM (SELECT execution_id FROM ledger_entries WHERE kind = 'release' GROUP BY execution_id HAVING count(*) <> 1) x")).ShouldBe(0);
+    }
+
+    /// <summary>Every terminal event reached the receiver at least once.</summary>
+    private static async Task EveryTerminalEventWasDeliveredAsync(DbConnection db, WebhookReceiver receiver)
+    {
+        var terminalEvents = (await db.QueryAsync<string>(
+            "SELECT id FROM execution_events WHERE type IN ('execution.completed', 'execution.failed', 'execution.cancelled', 'execution.expired')")).ToHashSet();
+        await Eventually.HoldsAsync(
+            () => terminalEvents.IsSubsetOf(receiver.Received.Select(r => r.Id).ToHashSet()),
+            "every terminal event was delivered",
+            seconds: 120);
     }
 
     private sealed record Work(string Model, string Input, string Expected, int ExpectedAttempts);

@@ -16,8 +16,7 @@ public sealed class RetryTests : IAsyncLifetime
     {
         using var account = await _gateway.CreateAccountAsync();
 
-        var id = (await account.Client.SubmitTextAsync(simulate: """{"fail":"server_error","fail_times":2,"latency_ms":0}""")).Json.GetProperty("id").GetString()!;
-        var done = await account.Client.WaitForTerminalAsync(id);
+        var done = await EndOfAsync(account, """{"fail":"server_error","fail_times":2,"latency_ms":0}""");
 
         done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
         done.GetProperty("attempts").GetInt32().ShouldBe(3);
@@ -33,8 +32,7 @@ public sealed class RetryTests : IAsyncLifetime
     {
         using var account = await _gateway.CreateAccountAsync("1.00");
 
-        var id = (await account.Client.SubmitTextAsync(simulate: """{"fail":"content_policy"}""")).Json.GetProperty("id").GetString()!;
-        var done = await account.Client.WaitForTerminalAsync(id);
+        var done = await EndOfAsync(account, """{"fail":"content_policy"}""");
 
         done.GetProperty("status").GetString().ShouldBe("FAILED");
         done.GetProperty("attempts").GetInt32().ShouldBe(1);
@@ -50,8 +48,7 @@ public sealed class RetryTests : IAsyncLifetime
     {
         using var account = await _gateway.CreateAccountAsync();
 
-        var id = (await account.Client.SubmitTextAsync(simulate: """{"fail":"bad_response"}""")).Json.GetProperty("id").GetString()!;
-        var done = await account.Client.WaitForTerminalAsync(id);
+        var done = await EndOfAsync(account, """{"fail":"bad_response"}""");
 
         done.GetProperty("status").GetString().ShouldBe("FAILED");
         done.GetProperty("error").GetProperty("code").GetString().ShouldBe("PROVIDER_ERROR");
@@ -63,8 +60,7 @@ public sealed class RetryTests : IAsyncLifetime
     {
         using var account = await _gateway.CreateAccountAsync("1.00");
 
-        var id = (await account.Client.SubmitTextAsync(simulate: """{"fail":"server_error"}""")).Json.GetProperty("id").GetString()!;
-        var done = await account.Client.WaitForTerminalAsync(id);
+        var done = await EndOfAsync(account, """{"fail":"server_error"}""");
 
         done.GetProperty("status").GetString().ShouldBe("FAILED");
         done.GetProperty("attempts").GetInt32().ShouldBe(3, "Dispatch:MaxAttemptsPerRoute, and sim/text has one route");
@@ -78,8 +74,7 @@ public sealed class RetryTests : IAsyncLifetime
     {
         using var account = await _gateway.CreateAccountAsync();
 
-        var id = (await account.Client.SubmitTextAsync(simulate: """{"fail":"rate_limit","fail_times":1,"retry_after_ms":400,"latency_ms":0}""")).Json.GetProperty("id").GetString()!;
-        var done = await account.Client.WaitForTerminalAsync(id);
+        var done = await EndOfAsync(account, """{"fail":"rate_limit","fail_times":1,"retry_after_ms":400,"latency_ms":0}""");
 
         done.GetProperty("status").GetString().ShouldBe("COMPLETED");
         var log = done.GetProperty("attempt_log").EnumerateArray().ToList();
@@ -94,8 +89,7 @@ public sealed class RetryTests : IAsyncLifetime
     {
         using var account = await _gateway.CreateAccountAsync();
 
-        var id = (await account.Client.SubmitTextAsync(simulate: """{"fail":"timeout","fail_times":1,"latency_ms":0}""")).Json.GetProperty("id").GetString()!;
-        var done = await account.Client.WaitForTerminalAsync(id);
+        var done = await EndOfAsync(account, """{"fail":"timeout","fail_times":1,"latency_ms":0}""");
 
         done.GetProperty("status").GetString().ShouldBe("COMPLETED");
         done.GetProperty("attempts").GetInt32().ShouldBe(2);
@@ -113,6 +107,13 @@ public sealed class RetryTests : IAsyncLifetime
         done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
         done.GetProperty("attempts").GetInt32().ShouldBe(2);
         done.GetProperty("artifacts").GetArrayLength().ShouldBe(1);
+    }
+
+    /// <summary>Submits a text execution the simulator answers as <paramref name="simulate"/> says, and waits for its end.</summary>
+    private static async Task<JsonElement> EndOfAsync(TestAccount account, string simulate)
+    {
+        var id = (await account.Client.SubmitTextAsync(simulate: simulate)).Json.GetProperty("id").GetString()!;
+        return await account.Client.WaitForTerminalAsync(id);
     }
 }
 

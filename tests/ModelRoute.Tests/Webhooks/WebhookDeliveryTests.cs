@@ -2,6 +2,8 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using ModelRoute.Server.Webhooks;
 using ModelRoute.Tests.Infrastructure;
 
@@ -243,6 +245,26 @@ public sealed class WebhookDeliveryTests() : GatewayAndReceiver(new Dictionary<s
         response.ProblemCode.ShouldBe("VALIDATION_ERROR");
         response.Json.GetProperty("field").GetString().ShouldBe(field);
         (await account.Client.GetApiAsync("/v1/webhook-endpoints")).Json.GetProperty("data").GetArrayLength().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task A_delivery_in_flight_when_the_worker_stops_completes_and_is_recorded_before_the_stop_returns()
+    {
+        // A node that stops lets its sends in flight finish and record their attempt (within the host's shutdown
+        // timeout) rather than drop them mid-send: the receiver, which has the event, does not get it again later.
+        using var account = await Gateway.CreateAccountAsync();
+        Receiver.Answer = (_, _) => new ReceiverAnswer(200, Delay: TimeSpan.FromMilliseconds(500));
+        var id = (await account.Client.SubmitTextAsync(extra: $",\"webhook_url\":\"{Receiver.Url()}\"")).Json.GetProperty("id").GetString()!;
+        await account.Client.WaitForTerminalAsync(id);
+        await Eventually.HoldsAsync(() => !Receiver.Received.IsEmpty, "the delivery reached the receiver");
+
+        await Gateway.Services.GetServices<IHostedService>().OfType<WebhookDeliveryWorker>().Single().StopAsync(CancellationToken.None);
+
+        var list = (await account.Client.GetApiAsync($"/v1/executions/{id}/webhook-deliveries")).Json.GetProperty("data").EnumerateArray().ToList();
+        var delivery = list.ShouldHaveSingleItem();
+        delivery.GetProperty("status").GetString().ShouldBe("succeeded", "the send in flight was finished and its attempt written, not dropped");
+        delivery.GetProperty("attempts").GetInt32().ShouldBe(1);
+        Receiver.Received.Count.ShouldBe(1);
     }
 
     private static async Task<JsonElement> SingleDeliveryAsync(TestAccount account, string executionId, Func<JsonElement, bool> until)
