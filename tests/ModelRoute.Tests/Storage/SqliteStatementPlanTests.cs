@@ -67,8 +67,8 @@ public sealed class SqliteStatementPlanTests : IDisposable
     [InlineData(SqliteExecutionStore.MoveSql)]
     [InlineData(SqliteExecutionStore.HoldSql)]
     [InlineData(SqliteExecutionStore.ClaimSql)]
-    [InlineData(SqliteWebhookStore.ClaimSql)]
-    [InlineData(SqliteWebhookStore.RecordAttemptSql)]
+    [InlineData(SqliteWebhookOutbox.ClaimSql)]
+    [InlineData(SqliteWebhookOutbox.RecordAttemptSql)]
     public async Task The_writers_statements_that_return_rows_have_no_check_that_would_abort_them(string sql)
     {
         // SQLite runs RETURNING as a trigger; with a check that aborts (OE_Abort, 2, in a Halt's P2) such a statement gets
