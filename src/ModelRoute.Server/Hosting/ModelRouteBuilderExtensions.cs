@@ -53,7 +53,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<ISqlDialect>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresDialect>(sp)
             : ActivatorUtilities.CreateInstance<SqliteDialect>(sp));
-        services.AddSingleton<IAccountStore, AccountStore>();
+        services.AddSingleton<IAccountStore>(sp => ActivatorUtilities.CreateInstance<AccountStore>(sp));
         services.AddSingleton<IStoreHealth>(sp => UsesPostgres(sp)
             ? new PostgresStoreHealth(sp.GetRequiredService<PostgresDatabase>())
             : new SqliteStoreHealth(sp.GetRequiredService<SqliteDatabase>()));
@@ -62,7 +62,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<IWebhookOutbox>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresWebhookOutbox>(sp)
             : ActivatorUtilities.CreateInstance<SqliteWebhookOutbox>(sp));
-        services.AddSingleton<IWebhookStore, WebhookStore>();
+        services.AddSingleton<IWebhookStore>(sp => ActivatorUtilities.CreateInstance<WebhookStore>(sp));
 
         // Migrations run first among the hosted services; with PostgreSQL, the listener hears other nodes' changes.
         services.AddHostedService<StoreMigrator>();
