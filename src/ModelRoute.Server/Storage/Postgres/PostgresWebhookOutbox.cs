@@ -14,7 +14,7 @@ public sealed class PostgresWebhookOutbox(PostgresDatabase db, IdGenerator ids) 
     public Task FailPendingAsync(DbConnection connection, DbTransaction transaction, string endpointId, string reason, long now) =>
         connection.ExecuteAsync(FailPendingSql, new { endpointId, reason, now }, transaction);
 
-    // By the endpoint's index, not the whole partial index of due deliveries (see RecordAttemptSql).
+    // By the endpoint's index, not the whole partial index of due deliveries (see RecordAttemptsSql).
     internal const string FailPendingSql =
         """
         UPDATE webhook_deliveries SET status = 'failed', last_error = @reason, completed_at = @now, updated_at = @now, lease_owner = NULL, lease_expires_at = NULL
