@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using Npgsql;
+using static ModelRoute.Tests.Infrastructure.PostgresProcess;
 
 namespace ModelRoute.Bench;
 
@@ -37,10 +37,7 @@ public sealed class PostgresServer : IAsyncDisposable
         var directory = Path.Combine(Path.GetTempPath(), $"modelroute-benchpg-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
         var port = GatewayHost.FreePort();
-        if (IsRoot)
-        {
-            await RunAsync("chown", ["postgres:postgres", directory]);
-        }
+        await OwnAsync(directory);
 
         await AsPostgresAsync(bin, $"initdb -D {directory}/data -A trust -U postgres -E UTF8 --no-sync");
         await AsPostgresAsync(bin, $"pg_ctl -D {directory}/data -l {directory}/log -w -t 60 -o \"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB{ExtraOptions}\" start");
@@ -88,40 +85,4 @@ public sealed class PostgresServer : IAsyncDisposable
 
     // For profiling: more server settings, e.g. BENCH_PG_OPTIONS="-c log_min_duration_statement=5".
     private static string ExtraOptions => Environment.GetEnvironmentVariable("BENCH_PG_OPTIONS") is { Length: > 0 } extra ? " " + extra : "";
-
-    private static bool IsRoot => Environment.UserName == "root";
-
-    private static string FindBin()
-    {
-        foreach (var candidate in new[] { "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin" })
-        {
-            if (File.Exists(Path.Combine(candidate, "initdb")))
-            {
-                return candidate;
-            }
-        }
-
-        throw new InvalidOperationException("PostgreSQL server binaries (initdb, pg_ctl) were not found; install postgresql-15.");
-    }
-
-    private static Task AsPostgresAsync(string bin, string command) =>
-        IsRoot ? RunAsync("su", ["postgres", "-c", $"{bin}/{command}"]) : RunAsync("bash", ["-c", $"{bin}/{command}"]);
-
-    private static async Task RunAsync(string file, IEnumerable<string> arguments)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', start.ArgumentList)} failed ({process.ExitCode}): {await output} {await errors}");
-        }
-    }
 }

@@ -72,28 +72,17 @@ public static class AccountEndpoints
 
     private static async Task<IResult> CreditAsync(string id, HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {
-        var (document, problem) = await JsonBody.ReadAsync(request, options.Value.Limits.MaxRequestBytes, cancellationToken);
+        var (document, problem) = await JsonObjectBody.ReadAsync(
+            request, options.Value.Limits.MaxRequestBytes, "Send {\"amount_usd\": \"10.00\", \"reference\": \"…\"}.",
+            static name => name is "amount_usd" or "reference", "Unknown field; send amount_usd and an optional reference.", cancellationToken);
+        if (problem is not null)
+        {
+            return problem.ToResult();
+        }
+
         using (document)
         {
-            if (problem is not null)
-            {
-                return problem.ToResult();
-            }
-
             var root = document!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return Problem.Validation("body", "Send {\"amount_usd\": \"10.00\", \"reference\": \"…\"}.").ToResult();
-            }
-
-            foreach (var property in root.EnumerateObject())
-            {
-                if (property.Name is not ("amount_usd" or "reference"))
-                {
-                    return Problem.Validation(property.Name.Length > 64 ? property.Name[..64] : property.Name, "Unknown field; send amount_usd and an optional reference.").ToResult();
-                }
-            }
-
             var amountText = root.TryGetProperty("amount_usd", out var amount)
                 ? amount.ValueKind switch { JsonValueKind.String => amount.GetString(), JsonValueKind.Number => amount.GetRawText(), _ => null }
                 : null;
@@ -137,17 +126,9 @@ public static class AccountEndpoints
             : TypedResults.Ok(new BalanceView("balance", Money.Format(account.BalanceMicros), Money.Format(account.HeldMicros), Money.Format(account.AvailableMicros), "usd"));
     }
 
-    private static async Task<IResult> ListLedgerAsync(HttpContext context, IAccountStore accounts, string? limit, string? cursor, CancellationToken cancellationToken)
-    {
-        var (take, problem) = Paging.Parse(limit, cursor, "txn");
-        if (problem is not null)
-        {
-            return problem.ToResult();
-        }
-
-        var entries = await accounts.ListLedgerAsync(context.User.AccountId(), Paging.Decode(cursor), take + 1, cancellationToken);
-        return TypedResults.Ok(Paging.Page(entries, take, e => e.Id, LedgerEntryView.From));
-    }
+    private static Task<IResult> ListLedgerAsync(HttpContext context, IAccountStore accounts, string? limit, string? cursor, CancellationToken cancellationToken) =>
+        Paging.ListAsync(
+            limit, cursor, "txn", (before, take) => accounts.ListLedgerAsync(context.User.AccountId(), before, take, cancellationToken), e => e.Id, LedgerEntryView.From);
 
     private static async Task<(string? Name, Problem? Problem)> ReadNameAsync(HttpRequest request, ModelRouteOptions options, CancellationToken cancellationToken)
     {
@@ -156,28 +137,17 @@ public static class AccountEndpoints
             return (null, null);
         }
 
-        var (document, problem) = await JsonBody.ReadAsync(request, options.Limits.MaxRequestBytes, cancellationToken);
+        var (document, problem) = await JsonObjectBody.ReadAsync(
+            request, options.Limits.MaxRequestBytes, "Send a JSON object, e.g. {\"name\": \"acme\"}.",
+            static name => name == "name", "Unknown field; only 'name' is accepted.", cancellationToken);
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
+
         using (document)
         {
-            if (problem is not null)
-            {
-                return (null, problem);
-            }
-
             var root = document!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return (null, Problem.Validation("body", "Send a JSON object, e.g. {\"name\": \"acme\"}."));
-            }
-
-            foreach (var property in root.EnumerateObject())
-            {
-                if (property.Name != "name")
-                {
-                    return (null, Problem.Validation(property.Name.Length > 64 ? property.Name[..64] : property.Name, "Unknown field; only 'name' is accepted."));
-                }
-            }
-
             if (!root.TryGetProperty("name", out var name) || name.ValueKind == JsonValueKind.Null)
             {
                 return (null, null);

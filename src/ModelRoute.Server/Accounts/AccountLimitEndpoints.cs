@@ -44,36 +44,18 @@ public static class AccountLimitEndpoints
     /// <summary>The body <c>{"max_concurrency": n | null}</c>, strictly: nothing else, no key twice.</summary>
     private static async Task<(int? Cap, Problem? Problem)> ReadAsync(HttpRequest request, ModelRouteOptions options, CancellationToken cancellationToken)
     {
-        var (document, problem) = await JsonBody.ReadAsync(request, options.Limits.MaxRequestBytes, cancellationToken);
+        var (document, problem) = await JsonObjectBody.ReadAsync(
+            request, options.Limits.MaxRequestBytes, "Send a JSON object, e.g. {\"max_concurrency\": 10}.",
+            static name => name == "max_concurrency", "Unknown field; only 'max_concurrency' is accepted.", cancellationToken);
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
+
         using (document)
         {
-            if (problem is not null)
-            {
-                return (null, problem);
-            }
-
-            var root = document!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return (null, Problem.Validation("body", "Send a JSON object, e.g. {\"max_concurrency\": 10}."));
-            }
-
-            JsonElement? value = null;
-            foreach (var property in root.EnumerateObject())
-            {
-                if (property.Name != "max_concurrency")
-                {
-                    return (null, Problem.Validation(property.Name.Length > 64 ? property.Name[..64] : property.Name, "Unknown field; only 'max_concurrency' is accepted."));
-                }
-
-                if (value is not null)
-                {
-                    return (null, Problem.Validation("max_concurrency", "'max_concurrency' is given twice."));
-                }
-
-                value = property.Value;
-            }
-
+            // Given twice is refused when the body is read (JsonBody).
+            JsonElement? value = document!.RootElement.TryGetProperty("max_concurrency", out var given) ? given : null;
             return value switch
             {
                 null => (null, Problem.Validation("max_concurrency", "'max_concurrency' is required: a whole number of executions, or null for no cap.")),

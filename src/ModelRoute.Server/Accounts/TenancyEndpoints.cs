@@ -95,17 +95,8 @@ public static class TenancyEndpoints
         return TypedResults.Created(location, ApiKeyView.From(record, secret));
     }
 
-    private static async Task<IResult> ListAccountsAsync(IAccountStore accounts, string? limit, string? cursor, CancellationToken cancellationToken)
-    {
-        var (take, problem) = Paging.Parse(limit, cursor, "acct");
-        if (problem is not null)
-        {
-            return problem.ToResult();
-        }
-
-        var rows = await accounts.ListAccountsAsync(Paging.Decode(cursor), take + 1, cancellationToken);
-        return TypedResults.Ok(Paging.Page(rows, take, a => a.Id, AccountView.From));
-    }
+    private static Task<IResult> ListAccountsAsync(IAccountStore accounts, string? limit, string? cursor, CancellationToken cancellationToken) =>
+        Paging.ListAsync(limit, cursor, "acct", (before, take) => accounts.ListAccountsAsync(before, take, cancellationToken), a => a.Id, AccountView.From);
 
     private static async Task<IResult> SetDisabledAsync(string id, bool disabled, IAccountStore accounts, ApiKeyCache keys, TimeProvider time, CancellationToken cancellationToken)
     {
@@ -124,17 +115,9 @@ public static class TenancyEndpoints
             ? Problem.NotFound("The account").ToResult()
             : await ListKeysAsync(id, accounts, limit, cursor, cancellationToken);
 
-    private static async Task<IResult> ListKeysAsync(string accountId, IAccountStore accounts, string? limit, string? cursor, CancellationToken cancellationToken)
-    {
-        var (take, problem) = Paging.Parse(limit, cursor, "key");
-        if (problem is not null)
-        {
-            return problem.ToResult();
-        }
-
-        var rows = await accounts.ListApiKeysAsync(accountId, Paging.Decode(cursor), take + 1, cancellationToken);
-        return TypedResults.Ok(Paging.Page(rows, take, k => k.Id, k => ApiKeyView.From(k)));
-    }
+    private static Task<IResult> ListKeysAsync(string accountId, IAccountStore accounts, string? limit, string? cursor, CancellationToken cancellationToken) =>
+        Paging.ListAsync(
+            limit, cursor, "key", (before, take) => accounts.ListApiKeysAsync(accountId, before, take, cancellationToken), k => k.Id, k => ApiKeyView.From(k));
 
     private static async Task<IResult> RevokeAsync(string accountId, string keyId, IAccountStore accounts, ApiKeyCache keys, TimeProvider time, CancellationToken cancellationToken)
     {

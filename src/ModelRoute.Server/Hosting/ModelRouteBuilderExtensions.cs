@@ -50,17 +50,19 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<IExecutionStore>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresExecutionStore>(sp)
             : ActivatorUtilities.CreateInstance<SqliteExecutionStore>(sp));
-        services.AddSingleton<IAccountStore>(sp => UsesPostgres(sp)
-            ? ActivatorUtilities.CreateInstance<PostgresAccountStore>(sp)
-            : ActivatorUtilities.CreateInstance<SqliteAccountStore>(sp));
+        services.AddSingleton<ISqlDialect>(sp => UsesPostgres(sp)
+            ? ActivatorUtilities.CreateInstance<PostgresDialect>(sp)
+            : ActivatorUtilities.CreateInstance<SqliteDialect>(sp));
+        services.AddSingleton<IAccountStore>(sp => ActivatorUtilities.CreateInstance<AccountStore>(sp));
         services.AddSingleton<IStoreHealth>(sp => UsesPostgres(sp)
             ? new PostgresStoreHealth(sp.GetRequiredService<PostgresDatabase>())
             : new SqliteStoreHealth(sp.GetRequiredService<SqliteDatabase>()));
         services.AddSingleton<StoreAvailability>();
         services.AddHostedService(sp => sp.GetRequiredService<StoreAvailability>());
-        services.AddSingleton<IWebhookStore>(sp => UsesPostgres(sp)
-            ? ActivatorUtilities.CreateInstance<PostgresWebhookStore>(sp)
-            : ActivatorUtilities.CreateInstance<SqliteWebhookStore>(sp));
+        services.AddSingleton<IWebhookOutbox>(sp => UsesPostgres(sp)
+            ? ActivatorUtilities.CreateInstance<PostgresWebhookOutbox>(sp)
+            : ActivatorUtilities.CreateInstance<SqliteWebhookOutbox>(sp));
+        services.AddSingleton<IWebhookStore>(sp => ActivatorUtilities.CreateInstance<WebhookStore>(sp));
 
         // Migrations run first among the hosted services; with PostgreSQL, the listener hears other nodes' changes.
         services.AddHostedService<StoreMigrator>();

@@ -62,4 +62,20 @@ public static class Paging
         var page = rows.Take(take).ToList();
         return ListView<TView>.Of([.. page.Select(view)], hasMore, hasMore ? Encode(id(page[^1])) : null);
     }
+
+    /// <summary>
+    /// One page of a list, newest first, as the response: <paramref name="read"/> gets the id to continue after (none
+    /// for the first page) and how many rows to read, one more than the page; the problem when the query is bad.
+    /// </summary>
+    public static async Task<IResult> ListAsync<T, TView>(
+        string? limit, string? cursor, string idPrefix, Func<string?, int, Task<IReadOnlyList<T>>> read, Func<T, string> id, Func<T, TView> view)
+    {
+        var (take, problem) = Parse(limit, cursor, idPrefix);
+        if (problem is not null)
+        {
+            return problem.ToResult();
+        }
+
+        return TypedResults.Ok(Page(await read(Decode(cursor), take + 1), take, id, view));
+    }
 }

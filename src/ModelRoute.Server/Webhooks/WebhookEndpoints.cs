@@ -32,7 +32,7 @@ public sealed record WebhookDeliveryView(
 
 public sealed record CreateWebhookEndpointRequest(string Url, string[]? Events, bool? Thin, string? Description);
 
-/// <summary>Webhook endpoints, their secrets and their deliveries (SPEC §5, §7).</summary>
+/// <summary>Webhook endpoints, their secrets and their deliveries (README "Webhooks").</summary>
 public static class WebhookEndpoints
 {
     public static void MapWebhookEndpoints(this RouteGroupBuilder v1)
@@ -69,28 +69,17 @@ public static class WebhookEndpoints
     private static async Task<IResult> CreateAsync(
         HttpContext context, IWebhookStore store, WebhookUrlPolicy policy, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken ct)
     {
-        var (document, problem) = await JsonBody.ReadAsync(context.Request, options.Value.Limits.MaxRequestBytes, ct);
+        var (document, problem) = await JsonObjectBody.ReadAsync(
+            context.Request, options.Value.Limits.MaxRequestBytes, "Send {\"url\": \"https://…\", \"events\": [\"execution.completed\", …]}.",
+            static name => name is "url" or "events" or "thin" or "description", "Unknown field; send url, events, thin and description.", ct);
+        if (problem is not null)
+        {
+            return problem.ToResult();
+        }
+
         using (document)
         {
-            if (problem is not null)
-            {
-                return problem.ToResult();
-            }
-
             var root = document!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return Problem.Validation("body", "Send {\"url\": \"https://…\", \"events\": [\"execution.completed\", …]}.").ToResult();
-            }
-
-            foreach (var property in root.EnumerateObject())
-            {
-                if (property.Name is not ("url" or "events" or "thin" or "description"))
-                {
-                    return Problem.Validation(property.Name.Length > 64 ? property.Name[..64] : property.Name, "Unknown field; send url, events, thin and description.").ToResult();
-                }
-            }
-
             if (!root.TryGetProperty("url", out var urlElement) || urlElement.ValueKind != JsonValueKind.String
                 || SubmissionParser.ParseWebhookUrl(urlElement.GetString()!) is not { } url)
             {
@@ -102,58 +91,62 @@ public static class WebhookEndpoints
                 return new Problem(422, ErrorCodes.WebhookUrlNotAllowed, refusal, "url").ToResult();
             }
 
-            IReadOnlyList<string> events = WebhookEventTypes.Default;
-            if (root.TryGetProperty("events", out var eventsElement) && eventsElement.ValueKind != JsonValueKind.Null)
+            var (events, thin, description, refused) = ReadSettings(root);
+            if (refused is not null)
             {
-                if (eventsElement.ValueKind != JsonValueKind.Array || eventsElement.GetArrayLength() == 0
-                    || eventsElement.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String || !WebhookEventTypes.All.Contains(e.GetString()!)))
-                {
-                    return Problem.Validation("events", $"'events' must be a non-empty array of: {string.Join(", ", WebhookEventTypes.All.Order(StringComparer.Ordinal))}.").ToResult();
-                }
-
-                events = [.. eventsElement.EnumerateArray().Select(e => e.GetString()!).Distinct(StringComparer.Ordinal)];
-            }
-
-            var thin = false;
-            if (root.TryGetProperty("thin", out var thinElement) && thinElement.ValueKind != JsonValueKind.Null)
-            {
-                if (thinElement.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
-                {
-                    return Problem.Validation("thin", "'thin' must be true or false.").ToResult();
-                }
-
-                thin = thinElement.GetBoolean();
-            }
-
-            string? description = null;
-            if (root.TryGetProperty("description", out var descriptionElement) && descriptionElement.ValueKind != JsonValueKind.Null)
-            {
-                if (descriptionElement.ValueKind != JsonValueKind.String || descriptionElement.GetString() is not { Length: <= 500 } d || SubmissionParser.HasHostileCharacters(d))
-                {
-                    return Problem.Validation("description", "'description' must be at most 500 printable characters.").ToResult();
-                }
-
-                description = d;
+                return refused.ToResult();
             }
 
             var secret = WebhookSigner.NewSecret();
-            var endpoint = new WebhookEndpoint(ids.New("we"), context.User.AccountId(), url.AbsoluteUri, events, thin, description, "enabled", null, null, null, time.GetUtcNow());
+            var endpoint = new WebhookEndpoint(ids.New("we"), context.User.AccountId(), url.AbsoluteUri, events!, thin, description, "enabled", null, null, null, time.GetUtcNow());
             await store.CreateEndpointAsync(endpoint, secret, ct);
             return TypedResults.Created($"/v1/webhook-endpoints/{endpoint.Id}", WebhookEndpointView.From(endpoint, secret));
         }
     }
 
-    private static async Task<IResult> ListAsync(HttpContext context, IWebhookStore store, string? limit, string? cursor, CancellationToken ct)
+    /// <summary>A new endpoint's events (the default set when not given), thin flag and description; or the problem with one.</summary>
+    private static (IReadOnlyList<string>? Events, bool Thin, string? Description, Problem? Problem) ReadSettings(JsonElement root)
     {
-        var (take, problem) = Paging.Parse(limit, cursor, "we");
-        if (problem is not null)
+        IReadOnlyList<string> events = WebhookEventTypes.Default;
+        if (root.TryGetProperty("events", out var eventsElement) && eventsElement.ValueKind != JsonValueKind.Null)
         {
-            return problem.ToResult();
+            if (eventsElement.ValueKind != JsonValueKind.Array || eventsElement.GetArrayLength() == 0
+                || eventsElement.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String || !WebhookEventTypes.All.Contains(e.GetString()!)))
+            {
+                return (null, false, null, Problem.Validation("events", $"'events' must be a non-empty array of: {string.Join(", ", WebhookEventTypes.All.Order(StringComparer.Ordinal))}."));
+            }
+
+            events = [.. eventsElement.EnumerateArray().Select(e => e.GetString()!).Distinct(StringComparer.Ordinal)];
         }
 
-        var rows = await store.ListEndpointsAsync(context.User.AccountId(), Paging.Decode(cursor), take + 1, ct);
-        return TypedResults.Ok(Paging.Page(rows, take, e => e.Id, e => WebhookEndpointView.From(e)));
+        var thin = false;
+        if (root.TryGetProperty("thin", out var thinElement) && thinElement.ValueKind != JsonValueKind.Null)
+        {
+            if (thinElement.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                return (null, false, null, Problem.Validation("thin", "'thin' must be true or false."));
+            }
+
+            thin = thinElement.GetBoolean();
+        }
+
+        string? description = null;
+        if (root.TryGetProperty("description", out var descriptionElement) && descriptionElement.ValueKind != JsonValueKind.Null)
+        {
+            if (descriptionElement.ValueKind != JsonValueKind.String || descriptionElement.GetString() is not { Length: <= 500 } d || SubmissionParser.HasHostileCharacters(d))
+            {
+                return (null, false, null, Problem.Validation("description", "'description' must be at most 500 printable characters."));
+            }
+
+            description = d;
+        }
+
+        return (events, thin, description, null);
     }
+
+    private static Task<IResult> ListAsync(HttpContext context, IWebhookStore store, string? limit, string? cursor, CancellationToken ct) =>
+        Paging.ListAsync(
+            limit, cursor, "we", (before, take) => store.ListEndpointsAsync(context.User.AccountId(), before, take, ct), e => e.Id, e => WebhookEndpointView.From(e));
 
     private static async Task<IResult> RotateAsync(string id, HttpContext context, IWebhookStore store, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken ct)
     {

@@ -5,13 +5,13 @@ namespace ModelRoute.Server.Webhooks;
 
 /// <summary>
 /// Standard Webhooks signatures: <c>v1,</c> + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")),
-/// where the key is the base64 part of a <c>whsec_</c> secret (SPEC §7).
+/// where the key is the base64 part of a <c>whsec_</c> secret (README "Delivery rules").
 /// </summary>
 public static class WebhookSigner
 {
-    public const string SecretPrefix = "whsec_";
+    public const string SecretPrefix = Storage.WebhookSecrets.Prefix;
 
-    public static string NewSecret() => SecretPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(24));
+    public static string NewSecret() => Storage.WebhookSecrets.New();
 
     public static string Sign(string secret, string messageId, long timestamp, string body)
     {

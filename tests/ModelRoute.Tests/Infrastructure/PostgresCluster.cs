@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using Npgsql;
+using static ModelRoute.Tests.Infrastructure.PostgresProcess;
 
 namespace ModelRoute.Tests.Infrastructure;
 
@@ -123,10 +123,7 @@ public sealed class PostgresCluster
         var directory = Path.Combine(Path.GetTempPath(), $"modelroute-pg-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
         var port = GatewayProcess.FreePort();
-        if (IsRoot)
-        {
-            await RunAsync("chown", ["postgres:postgres", directory]);
-        }
+        await OwnAsync(directory);
 
         await AsPostgresAsync(bin, $"initdb -D {directory}/data -A trust -U postgres -E UTF8 --no-sync");
         await StartServerAsync(bin, directory, port);
@@ -151,8 +148,6 @@ public sealed class PostgresCluster
 
         TestPaths.TryDelete(_directory);
     }
-
-    private static bool IsRoot => Environment.UserName == "root";
 
     /// <summary>
     /// A test host that is ended rather than left to exit (as `dotnet test` ends it after a filtered run) never runs
@@ -181,41 +176,6 @@ public sealed class PostgresCluster
             {
                 TestPaths.TryDelete(stale);
             }
-        }
-    }
-
-    private static string FindBin()
-    {
-        var installed = Directory.Exists("/usr/lib/postgresql") ? Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")) : [];
-        foreach (var candidate in installed.Order(StringComparer.Ordinal))
-        {
-            if (File.Exists(Path.Combine(candidate, "initdb")))
-            {
-                return candidate;
-            }
-        }
-
-        throw new InvalidOperationException("PostgreSQL server binaries (initdb, pg_ctl) were not found; install postgresql-15 (.ci/run does).");
-    }
-
-    private static Task AsPostgresAsync(string bin, string command) =>
-        IsRoot ? RunAsync("su", ["postgres", "-c", $"{bin}/{command}"]) : RunAsync("bash", ["-c", $"{bin}/{command}"]);
-
-    private static async Task RunAsync(string file, IEnumerable<string> arguments)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', start.ArgumentList)} failed ({process.ExitCode}): {await output} {await errors}");
         }
     }
 }

@@ -1546,7 +1546,7 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
         await _database.MigrateAsync(CancellationToken.None);
         var ids = new IdGenerator(time);
         var executions = new SqliteExecutionStore(_database, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
-        return (executions, new SqliteAccountStore(_database));
+        return (executions, new AccountStore(new SqliteDialect(_database)));
     }
 
     protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>

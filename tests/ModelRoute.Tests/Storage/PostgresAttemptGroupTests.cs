@@ -42,11 +42,11 @@ public sealed class PostgresAttemptGroupTests
             var alone = new List<bool>();
             foreach (var attempt in Parse("alone", attempts))
             {
-                alone.AddRange(await PostgresWebhookStore.RecordAttemptsAsync(db, ids, [attempt]));
+                alone.AddRange(await PostgresWebhookOutbox.RecordAttemptsAsync(db, ids, [attempt]));
             }
 
             await SeedAsync(connection, "group", attempts);
-            var together = await PostgresWebhookStore.RecordAttemptsAsync(db, ids, Parse("group", attempts));
+            var together = await PostgresWebhookOutbox.RecordAttemptsAsync(db, ids, Parse("group", attempts));
 
             together.ShouldBe(alone, "which attempts were recorded");
             (await StateAsync(connection, "group")).ShouldBe(await StateAsync(connection, "alone"));
@@ -76,7 +76,7 @@ public sealed class PostgresAttemptGroupTests
             await SeedAsync(connection, "flush", attempts);
             await using var db = new PostgresDatabase(connection.ConnectionString + ";Maximum Pool Size=1");
 
-            (await PostgresWebhookStore.RecordAttemptsAsync(db, new IdGenerator(TimeProvider.System), Parse("flush", attempts))).ShouldAllBe(recorded => recorded);
+            (await PostgresWebhookOutbox.RecordAttemptsAsync(db, new IdGenerator(TimeProvider.System), Parse("flush", attempts))).ShouldAllBe(recorded => recorded);
 
             (await connection.QueryAsync<string>("SELECT setting FROM commit_settings")).ShouldBe(["off"]);
             (await db.WriteStatementAsync(c => c.QuerySingleAsync<string>("SHOW synchronous_commit"), CancellationToken.None))
@@ -99,14 +99,16 @@ public sealed class PostgresAttemptGroupTests
                 """);
             await using var db = new PostgresDatabase(connection.ConnectionString);
 
-            var read = await PostgresWebhookStore.ReadSecretsAsync(db, ["whe_b", "whe_a", "whe_c", "whe_missing", "whe_a"]);
+            var read = await PostgresWebhookOutbox.ReadSecretsAsync(db, ["whe_b", "whe_a", "whe_c", "whe_missing", "whe_a"]);
 
             read.Select(s => s?.Secret).ShouldBe(["whsec_b2", "whsec_a", null, null, "whsec_a"]);
             read[0]!.PreviousSecret.ShouldBe("whsec_b1");
             read[0]!.PreviousSecretExpiresAt.ShouldBe(5000);
 
             // Through the store, many deliveries asking at once: each gets its own endpoint's secrets.
-            var store = new PostgresWebhookStore(db, new PostgresNotifier(db, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotifier>.Instance), new IdGenerator(TimeProvider.System));
+            var store = new WebhookStore(
+                new PostgresDialect(db, new PostgresNotifier(db, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotifier>.Instance)),
+                new PostgresWebhookOutbox(db, new IdGenerator(TimeProvider.System)));
             var endpoints = Enumerable.Range(0, 60).Select(i => new[] { "whe_a", "whe_b", "whe_c" }[i % 3]).ToList();
             var secrets = await Task.WhenAll(endpoints.Select(e => store.SigningSecretsAsync(
                 new WebhookDelivery(

@@ -23,7 +23,7 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
         var ids = new IdGenerator(time);
         _notifier = new PostgresNotifier(_database, time, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotifier>.Instance);
         var executions = new PostgresExecutionStore(_database, _notifier, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
-        return (executions, new PostgresAccountStore(_database, _notifier));
+        return (executions, new AccountStore(new PostgresDialect(_database, _notifier)));
     }
 
     /// <summary>

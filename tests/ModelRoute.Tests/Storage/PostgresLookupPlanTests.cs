@@ -44,7 +44,7 @@ public sealed class PostgresLookupPlanTests
                 ("an attempt's start and outcome as one move", PostgresExecutionStore.FusedAttemptSql, PostgresExecutionStore.FusedValues(start, outcome), "executions_pkey"),
                 ("giving a claim back", PostgresExecutionStore.ReleaseClaimSql, new { id = "exe_10000", owner = "node", NotBefore = 41_000L }, "executions_pkey"),
                 ("renewing a lease", PostgresExecutionStore.RenewLeaseSql, new { id = "exe_10000", owner = "node", Until = 70_000L }, "executions_pkey"),
-                ("recording delivery attempts", PostgresWebhookStore.RecordAttemptsSql,
+                ("recording delivery attempts", PostgresWebhookOutbox.RecordAttemptsSql,
                     new
                     {
                         DeliveryIds = new[] { "whd_exe10000", "whd_exe10001" }, Owners = new[] { "node", "node" }, Statuses = new[] { "succeeded", "pending" },
@@ -52,7 +52,7 @@ public sealed class PostgresLookupPlanTests
                         Errors = new string?[] { null, "The receiver answered 500." }, AttemptIds = new[] { "wha_1", "wha_2" }, LatencyMs = new[] { 3L, 4L },
                     },
                     "webhook_deliveries_pkey"),
-                ("failing an endpoint's pending deliveries", PostgresWebhookStore.FailPendingSql,
+                ("failing an endpoint's pending deliveries", PostgresWebhookOutbox.FailPendingSql,
                     new { endpointId = "whe_1", reason = "gone", now = 40_000L }, "ix_webhook_deliveries_endpoint"),
             };
 

@@ -1,5 +1,6 @@
 using Dapper;
 using Microsoft.Data.Sqlite;
+using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Sqlite;
 using Shouldly;
 using ModelRoute.Tests.Infrastructure;

@@ -1,6 +1,5 @@
 using System.Data;
 using System.Globalization;
-using System.Reflection;
 using Dapper;
 using System.Collections.Concurrent;
 using Npgsql;
@@ -287,7 +286,7 @@ public sealed partial class PostgresDatabase : IStoreMigrations, IAsyncDisposabl
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
             transaction: transaction);
         var applied = (await connection.QueryAsync<long>("SELECT version FROM schema_migrations", transaction: transaction)).ToHashSet();
-        foreach (var (version, name, sql) in LoadMigrations())
+        foreach (var (version, name, sql) in EmbeddedMigrations.Load("Postgres"))
         {
             if (applied.Contains(version))
             {
@@ -302,19 +301,6 @@ public sealed partial class PostgresDatabase : IStoreMigrations, IAsyncDisposabl
         }
 
         await transaction.CommitAsync(cancellationToken);
-    }
-
-    private static IEnumerable<(long Version, string Name, string Sql)> LoadMigrations()
-    {
-        var assembly = Assembly.GetExecutingAssembly();
-        const string Prefix = "ModelRoute.Server.Storage.Postgres.Migrations.";
-        foreach (var resource in assembly.GetManifestResourceNames().Where(r => r.StartsWith(Prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal))
-        {
-            var name = resource[Prefix.Length..];
-            using var stream = assembly.GetManifestResourceStream(resource)!;
-            using var reader = new StreamReader(stream);
-            yield return (long.Parse(name[..name.IndexOf('_', StringComparison.Ordinal)], CultureInfo.InvariantCulture), name, reader.ReadToEnd());
-        }
     }
 
     private IEnumerable<Task> DrainLanes()

@@ -1,6 +1,5 @@
 using System.Data;
 using System.Diagnostics;
-using System.Reflection;
 using System.Threading.Channels;
 using Dapper;
 using Microsoft.Data.Sqlite;
@@ -411,7 +410,7 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
         await connection.ExecuteAsync("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL;");
         await connection.ExecuteAsync("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);");
         var applied = (await connection.QueryAsync<long>("SELECT version FROM schema_migrations")).ToHashSet();
-        foreach (var (version, name, sql) in LoadMigrations())
+        foreach (var (version, name, sql) in EmbeddedMigrations.Load("Sqlite"))
         {
             if (applied.Contains(version))
             {
@@ -425,19 +424,6 @@ public sealed class SqliteDatabase : IStoreMigrations, IDisposable
                 new { version, name },
                 transaction);
             await transaction.CommitAsync(cancellationToken);
-        }
-    }
-
-    private static IEnumerable<(long Version, string Name, string Sql)> LoadMigrations()
-    {
-        var assembly = Assembly.GetExecutingAssembly();
-        const string Prefix = "ModelRoute.Server.Storage.Sqlite.Migrations.";
-        foreach (var resource in assembly.GetManifestResourceNames().Where(r => r.StartsWith(Prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal))
-        {
-            var name = resource[Prefix.Length..];
-            using var stream = assembly.GetManifestResourceStream(resource)!;
-            using var reader = new StreamReader(stream);
-            yield return (long.Parse(name[..name.IndexOf('_', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture), name, reader.ReadToEnd());
         }
     }
 

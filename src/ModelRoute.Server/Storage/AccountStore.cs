@@ -1,25 +1,45 @@
 using Dapper;
 
-namespace ModelRoute.Server.Storage.Sqlite;
+namespace ModelRoute.Server.Storage;
 
-public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore
+/// <summary>
+/// Accounts, API keys and credits, on either engine (<see cref="ISqlDialect"/>). On SQLite the writes run on the
+/// writer's prepared statements (<see cref="PreparedSql"/>); on PostgreSQL the same calls are plain Dapper.
+/// </summary>
+public sealed class AccountStore : IAccountStore
 {
+    private readonly ISqlDialect _db;
+    private readonly string _listLedgerSql;
+    private readonly string _listAccountsSql;
+    private readonly string _listKeysSql;
+    private readonly string _recordKeyUseSql;
+
+    public AccountStore(ISqlDialect dialect)
+    {
+        _db = dialect;
+        var before = "@before" + dialect.NullableText;
+        _listLedgerSql = $"SELECT * FROM ledger_entries WHERE account_id = @accountId AND ({before} IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit";
+        _listAccountsSql = $"SELECT {AccountRow.Columns} FROM accounts WHERE ({before} IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit";
+        _listKeysSql = $"SELECT {ApiKeyRow.Columns} FROM api_keys WHERE account_id = @accountId AND ({before} IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit";
+        _recordKeyUseSql = $"UPDATE api_keys SET last_used_at = {dialect.Greatest}(COALESCE(last_used_at, 0), @at) WHERE id = @keyId";
+    }
+
     public Task<Account> CreateAccountAsync(string id, string? name, DateTimeOffset now, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
+        _db.WriteAsync(async (c, tx) =>
         {
             await c.ExecutePreparedAsync(
                 "INSERT INTO accounts (id, name, created_at, webhook_secret) VALUES (@id, @name, @Now, @Secret)",
-                new { id, name, Now = now.ToUnixTimeMilliseconds(), Secret = Webhooks.WebhookSigner.NewSecret() },
+                new { id, name, Now = now.ToUnixTimeMilliseconds(), Secret = WebhookSecrets.New() },
                 tx);
             return (new Account(id, name, 0, 0, DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds())), true);
         }, cancellationToken);
 
     public Task<Account?> GetAccountAsync(string id, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<AccountRow>(
+        _db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<AccountRow>(
             $"SELECT {AccountRow.Columns} FROM accounts WHERE id = @id", new { id }))?.ToAccount(), cancellationToken);
 
     public Task<ApiKeyRecord> CreateApiKeyAsync(ApiKeyRecord key, string keyHash, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
+        _db.WriteAsync(async (c, tx) =>
         {
             await c.ExecutePreparedAsync(
                 """
@@ -32,11 +52,16 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore
         }, cancellationToken);
 
     public Task<ApiKeyLookup?> FindApiKeyAsync(string keyHash, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ApiKeyLookupRow>(ApiKeyLookupRow.Sql, new { keyHash }))?.ToLookup(), cancellationToken);
+        _db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ApiKeyLookupRow>(ApiKeyLookupRow.Sql, new { keyHash }))?.ToLookup(), cancellationToken);
 
     public Task<CreditOutcome?> CreditAsync(string entryId, string accountId, long amountMicros, string? reference, DateTimeOffset now, CancellationToken cancellationToken) =>
-        db.WriteAsync<CreditOutcome?>(async (c, tx) =>
+        _db.WriteAsync<CreditOutcome?>(async (c, tx) =>
         {
+            if (_db.LockAccountSql is { } lockAccount && await c.ExecuteScalarAsync<string?>(lockAccount, new { accountId }, tx) is null)
+            {
+                return (null, false);
+            }
+
             if (reference is not null)
             {
                 var existing = await c.QueryFirstOrDefaultPreparedAsync<LedgerRow>(
@@ -70,22 +95,18 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore
         }, cancellationToken);
 
     public Task<IReadOnlyList<LedgerEntry>> ListLedgerAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<LedgerEntry>>(async c =>
-            [.. (await c.QueryAsync<LedgerRow>(
-                "SELECT * FROM ledger_entries WHERE account_id = @accountId AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
-                new { accountId, before, limit })).Select(r => r.ToEntry())],
+        _db.ReadAsync<IReadOnlyList<LedgerEntry>>(async c =>
+            [.. (await c.QueryAsync<LedgerRow>(_listLedgerSql, new { accountId, before, limit })).Select(r => r.ToEntry())],
             cancellationToken);
 
     public Task<IReadOnlyList<Account>> ListAccountsAsync(string? before, int limit, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<Account>>(async c =>
-            [.. (await c.QueryAsync<AccountRow>(
-                $"SELECT {AccountRow.Columns} FROM accounts WHERE (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
-                new { before, limit })).Select(r => r.ToAccount())],
+        _db.ReadAsync<IReadOnlyList<Account>>(async c =>
+            [.. (await c.QueryAsync<AccountRow>(_listAccountsSql, new { before, limit })).Select(r => r.ToAccount())],
             cancellationToken);
 
     public async Task<Account?> SetAccountDisabledAsync(string id, bool disabled, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var account = await db.WriteAsync(async (c, tx) =>
+        var account = await _db.WriteAsync(async (c, tx) =>
         {
             // Disabling again keeps the first time; enabling clears it.
             var row = await c.QueryFirstOrDefaultPreparedAsync<AccountRow>(
@@ -96,21 +117,20 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore
         }, cancellationToken);
         if (account is not null)
         {
+            _db.AccountChanged(id);
         }
 
         return account;
     }
 
     public Task<IReadOnlyList<ApiKeyRecord>> ListApiKeysAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<ApiKeyRecord>>(async c =>
-            [.. (await c.QueryAsync<ApiKeyRow>(
-                $"SELECT {ApiKeyRow.Columns} FROM api_keys WHERE account_id = @accountId AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
-                new { accountId, before, limit })).Select(r => r.ToRecord())],
+        _db.ReadAsync<IReadOnlyList<ApiKeyRecord>>(async c =>
+            [.. (await c.QueryAsync<ApiKeyRow>(_listKeysSql, new { accountId, before, limit })).Select(r => r.ToRecord())],
             cancellationToken);
 
     public async Task<ApiKeyRecord?> RevokeApiKeyAsync(string accountId, string keyId, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var key = await db.WriteAsync(async (c, tx) =>
+        var key = await _db.WriteAsync(async (c, tx) =>
         {
             // Revoking again keeps the first time.
             var row = await c.QueryFirstOrDefaultPreparedAsync<ApiKeyRow>(
@@ -121,36 +141,35 @@ public sealed class SqliteAccountStore(SqliteDatabase db) : IAccountStore
         }, cancellationToken);
         if (key is not null)
         {
+            _db.KeyRevoked(keyId);
         }
 
         return key;
     }
 
     public Task RecordKeyUsesAsync(IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> uses, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
+        _db.WriteEachAsync(async (c, tx) =>
         {
-            // One key per statement: a statement locking several key rows could deadlock with a submission holding one.
+            // One key per statement: holding one key row while waiting for another could deadlock with a submission
+            // or a settlement, which lock an account's keys.
             foreach (var (keyId, at) in uses)
             {
-                await c.ExecutePreparedAsync(
-                    "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), @at) WHERE id = @keyId",
-                    new { keyId, at = at.ToUnixTimeMilliseconds() },
-                    tx);
+                await c.ExecutePreparedAsync(_recordKeyUseSql, new { keyId, at = at.ToUnixTimeMilliseconds() }, tx);
             }
 
-            return (uses.Count, true);
+            return uses.Count;
         }, cancellationToken);
 
     public async Task<Account?> SetMaxConcurrencyAsync(string id, int? maxConcurrency, CancellationToken cancellationToken)
     {
-        var changed = await db.WriteAsync(async (c, tx) =>
+        var changed = await _db.WriteAsync(async (c, tx) =>
             (await c.ExecutePreparedAsync("UPDATE accounts SET max_concurrency = @maxConcurrency WHERE id = @id", new { id, maxConcurrency }, tx), true),
             cancellationToken);
         return changed == 0 ? null : await GetAccountAsync(id, cancellationToken);
     }
 
     public Task<IReadOnlyDictionary<string, int>> ListConcurrencyCapsAsync(CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyDictionary<string, int>>(async c =>
+        _db.ReadAsync<IReadOnlyDictionary<string, int>>(async c =>
             (await c.QueryAsync<(string Id, long Cap)>("SELECT id, max_concurrency FROM accounts WHERE max_concurrency IS NOT NULL", new { }))
                 .ToDictionary(r => r.Id, r => (int)r.Cap, StringComparer.Ordinal),
             cancellationToken);

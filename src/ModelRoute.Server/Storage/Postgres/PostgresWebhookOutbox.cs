@@ -1,101 +1,25 @@
-using System.Text.Json;
+using System.Data.Common;
 using Dapper;
 using Npgsql;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Server.Storage.Postgres;
 
-/// <summary>Webhook endpoints and the delivery outbox on PostgreSQL, with the semantics of the SQLite store.</summary>
-public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier notifier, IdGenerator ids) : IWebhookStore
+/// <summary>
+/// The delivery outbox's claims and attempts on PostgreSQL: claims that skip rows another node holds, and attempts and
+/// secret reads grouped, one statement for many deliveries.
+/// </summary>
+public sealed class PostgresWebhookOutbox(PostgresDatabase db, IdGenerator ids) : IWebhookOutbox
 {
-    public Task<string?> GetDefaultSecretAsync(string accountId, CancellationToken cancellationToken) =>
-        db.WriteAsync<string?>(async (c, tx) =>
-        {
-            var secret = await c.QueryFirstOrDefaultAsync<string?>(
-                "UPDATE accounts SET webhook_secret = COALESCE(webhook_secret, @New) WHERE id = @accountId RETURNING webhook_secret",
-                new { accountId, New = WebhookSigner.NewSecret() },
-                tx);
-            return (secret, true);
-        }, cancellationToken);
+    public Task FailPendingAsync(DbConnection connection, DbTransaction transaction, string endpointId, string reason, long now) =>
+        connection.ExecuteAsync(FailPendingSql, new { endpointId, reason, now }, transaction);
 
-    public Task CreateEndpointAsync(WebhookEndpoint e, string secret, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
-        {
-            await c.ExecuteAsync(
-                """
-                INSERT INTO webhook_endpoints (id, account_id, url, events, thin, description, secret, status, created_at)
-                VALUES (@Id, @AccountId, @Url, @Events, CASE WHEN @Thin THEN 1 ELSE 0 END, @Description, @secret, 'enabled', @CreatedAt)
-                """,
-                new { e.Id, e.AccountId, e.Url, Events = JsonSerializer.Serialize(e.Events), e.Thin, e.Description, secret, CreatedAt = e.CreatedAt.ToUnixTimeMilliseconds() },
-                tx);
-            return (0, true);
-        }, cancellationToken);
-
-    public Task<WebhookEndpoint?> GetEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<EndpointRow>(
-            "SELECT * FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }))?.ToEndpoint(), cancellationToken);
-
-    public Task<IReadOnlyList<WebhookEndpoint>> ListEndpointsAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<WebhookEndpoint>>(async c =>
-            [.. (await c.QueryAsync<EndpointRow>(
-                "SELECT * FROM webhook_endpoints WHERE account_id = @accountId AND (@before::text IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit",
-                new { accountId, before, limit })).Select(r => r.ToEndpoint())],
-            cancellationToken);
-
-    public Task<bool> DeleteEndpointAsync(string accountId, string id, DateTimeOffset now, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
-        {
-            if (await c.ExecuteAsync("DELETE FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }, tx) == 0)
-            {
-                return (false, false);
-            }
-
-            await FailPendingAsync(c, tx, id, "The endpoint was deleted.", now.ToUnixTimeMilliseconds());
-            return (true, true);
-        }, cancellationToken);
-
-    public Task<WebhookEndpoint?> EnableEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
-        {
-            var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
-                """
-                UPDATE webhook_endpoints
-                SET failing_since = CASE WHEN status = 'disabled' THEN NULL ELSE failing_since END,
-                    status = 'enabled', disabled_reason = NULL
-                WHERE id = @id AND account_id = @accountId
-                RETURNING *
-                """,
-                new { id, accountId },
-                tx);
-            return (row?.ToEndpoint(), row is not null);
-        }, cancellationToken);
-
-    /// <summary>Ends the pending deliveries of an endpoint that will take no more.</summary>
-    private static Task FailPendingAsync(NpgsqlConnection c, NpgsqlTransaction tx, string endpointId, string reason, long now) =>
-        c.ExecuteAsync(FailPendingSql, new { endpointId, reason, now }, tx);
-
-    // By the endpoint's index, not the whole partial index of due deliveries (see RecordAttemptSql).
+    // By the endpoint's index, not the whole partial index of due deliveries (see RecordAttemptsSql).
     internal const string FailPendingSql =
         """
         UPDATE webhook_deliveries SET status = 'failed', last_error = @reason, completed_at = @now, updated_at = @now, lease_owner = NULL, lease_expires_at = NULL
         WHERE endpoint_id = @endpointId AND (status || '') = 'pending'
         """;
-
-    public Task<WebhookEndpoint?> RotateSecretAsync(string accountId, string id, string secret, DateTimeOffset previousExpiresAt, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) =>
-        {
-            var row = await c.QueryFirstOrDefaultAsync<EndpointRow>(
-                """
-                UPDATE webhook_endpoints
-                SET previous_secret = secret, previous_secret_expires_at = @Expires, secret = @secret
-                WHERE id = @id AND account_id = @accountId
-                RETURNING *
-                """,
-                new { id, accountId, secret, Expires = previousExpiresAt.ToUnixTimeMilliseconds() },
-                tx);
-            return (row?.ToEndpoint(), row is not null);
-        }, cancellationToken);
 
     public async Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
@@ -118,27 +42,10 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
         return [.. rows.Select(r => r.ToDelivery())];
     }
 
-    public async Task<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<EndpointSecrets?> ReadEndpointSecretsAsync(string endpointId, CancellationToken cancellationToken)
     {
-        if (delivery.EndpointId is null)
-        {
-            // Accounts get their secret at creation; only accounts older than webhooks need the write.
-            var secret = await db.ReadAsync(
-                c => c.QueryFirstOrDefaultAsync<string?>("SELECT webhook_secret FROM accounts WHERE id = @AccountId", new { delivery.AccountId }),
-                cancellationToken) ?? await GetDefaultSecretAsync(delivery.AccountId, cancellationToken);
-            return secret is null ? null : [secret];
-        }
-
         cancellationToken.ThrowIfCancellationRequested();
-        var row = await _secretReads.RunAsync(delivery.EndpointId);
-        if (row is null)
-        {
-            return null;
-        }
-
-        return row.PreviousSecret is { } previous && row.PreviousSecretExpiresAt > now.ToUnixTimeMilliseconds()
-            ? [row.Secret, previous]
-            : [row.Secret];
+        return _secretReads.RunAsync(endpointId);
     }
 
     // Read at the moment of sending, so a rotation or a disable is seen by the next delivery; one read serves every
@@ -150,8 +57,6 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
 
     private readonly PostgresBatchLane<string, EndpointSecrets?> _secretReads = db.CreateBatchLane<string, EndpointSecrets?>(
         group => ReadSecretsAsync(db, group), async alone => (await ReadSecretsAsync(db, [alone]))[0], MaxSecretGroup);
-
-    internal sealed record EndpointSecrets(string Secret, string? PreviousSecret, long? PreviousSecretExpiresAt);
 
     internal static Task<IReadOnlyList<EndpointSecrets?>> ReadSecretsAsync(PostgresDatabase db, IReadOnlyList<string> endpointIds) =>
         db.ReadAsync<IReadOnlyList<EndpointSecrets?>>(async c =>
@@ -331,56 +236,5 @@ public sealed class PostgresWebhookStore(PostgresDatabase db, PostgresNotifier n
                     new { Endpoint = endpoint, Now = now }));
             }
         }
-    }
-
-    public Task<WebhookDelivery?> GetDeliveryAsync(string accountId, string id, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<DeliveryRow>(
-            "SELECT * FROM webhook_deliveries WHERE id = @id AND account_id = @accountId", new { id, accountId }))?.ToDelivery(), cancellationToken);
-
-    public Task<IReadOnlyList<WebhookDelivery>> ListDeliveriesAsync(string accountId, string? endpointId, string? executionId, string? before, int limit, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<WebhookDelivery>>(async c =>
-            [.. (await c.QueryAsync<DeliveryRow>(
-                """
-                SELECT * FROM webhook_deliveries
-                WHERE account_id = @accountId
-                  AND (@endpointId::text IS NULL OR endpoint_id = @endpointId)
-                  AND (@executionId::text IS NULL OR execution_id = @executionId)
-                  AND (@before::text IS NULL OR id < @before)
-                ORDER BY id DESC LIMIT @limit
-                """,
-                new { accountId, endpointId, executionId, before, limit })).Select(r => r.ToDelivery())],
-            cancellationToken);
-
-    public Task<IReadOnlyList<WebhookAttempt>> ListAttemptsAsync(IReadOnlyCollection<string> deliveryIds, CancellationToken cancellationToken) =>
-        deliveryIds.Count == 0
-            ? Task.FromResult<IReadOnlyList<WebhookAttempt>>([])
-            : db.ReadAsync<IReadOnlyList<WebhookAttempt>>(async c =>
-                [.. (await c.QueryAsync<(string Id, string DeliveryId, long AttemptedAt, long? StatusCode, long LatencyMs, string? Error)>(
-                    "SELECT id, delivery_id, attempted_at, status_code, latency_ms, error FROM webhook_attempts WHERE delivery_id = ANY(@Ids) ORDER BY id",
-                    new { Ids = deliveryIds.ToArray() })).Select(a => new WebhookAttempt(a.Id, a.DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(a.AttemptedAt), (int?)a.StatusCode, a.LatencyMs, a.Error))],
-                cancellationToken);
-
-    public async Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        var delivery = await db.WriteAsync(async (c, tx) =>
-        {
-            var row = await c.QueryFirstOrDefaultAsync<DeliveryRow>(
-                """
-                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
-                SELECT @newId, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, 'pending', @Now, @Now, @Now
-                FROM webhook_deliveries WHERE id = @deliveryId AND account_id = @accountId
-                RETURNING *
-                """,
-                new { newId, deliveryId, accountId, Now = now.ToUnixTimeMilliseconds() },
-                tx);
-            return (row?.ToDelivery(), row is not null);
-        }, cancellationToken);
-        if (delivery is not null)
-        {
-            // Due now: wake an idle delivery worker on whichever node.
-            notifier.Notify(PostgresDatabase.WebhooksPayload);
-        }
-
-        return delivery;
     }
 }

@@ -1,0 +1,179 @@
+using System.Text.Json;
+using Dapper;
+using ModelRoute.Server.Webhooks;
+
+namespace ModelRoute.Server.Storage;
+
+/// <summary>
+/// Webhook endpoints, account secrets and the delivery outbox's reads, on either engine (<see cref="ISqlDialect"/>);
+/// the claims and attempts each engine writes its own way are its <see cref="IWebhookOutbox"/>.
+/// </summary>
+public sealed class WebhookStore : IWebhookStore
+{
+    private readonly ISqlDialect _db;
+    private readonly IWebhookOutbox _outbox;
+    private readonly string _listEndpointsSql;
+    private readonly string _listDeliveriesSql;
+    private readonly string _listAttemptsSql;
+
+    public WebhookStore(ISqlDialect dialect, IWebhookOutbox outbox)
+    {
+        _db = dialect;
+        _outbox = outbox;
+        var text = dialect.NullableText;
+        _listEndpointsSql = $"SELECT * FROM webhook_endpoints WHERE account_id = @accountId AND (@before{text} IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit";
+        _listDeliveriesSql = $"""
+            SELECT * FROM webhook_deliveries
+            WHERE account_id = @accountId
+              AND (@endpointId{text} IS NULL OR endpoint_id = @endpointId)
+              AND (@executionId{text} IS NULL OR execution_id = @executionId)
+              AND (@before{text} IS NULL OR id < @before)
+            ORDER BY id DESC LIMIT @limit
+            """;
+        _listAttemptsSql =
+            $"SELECT id, delivery_id, attempted_at, status_code, latency_ms, error FROM webhook_attempts WHERE {dialect.InList("delivery_id", "Ids")} ORDER BY id";
+    }
+
+    public Task<string?> GetDefaultSecretAsync(string accountId, CancellationToken cancellationToken) =>
+        _db.WriteAsync<string?>(async (c, tx) =>
+        {
+            var secret = await c.QueryFirstOrDefaultPreparedAsync<string?>(
+                "UPDATE accounts SET webhook_secret = COALESCE(webhook_secret, @New) WHERE id = @accountId RETURNING webhook_secret",
+                new { accountId, New = WebhookSecrets.New() },
+                tx);
+            return (secret, true);
+        }, cancellationToken);
+
+    public Task CreateEndpointAsync(WebhookEndpoint e, string secret, CancellationToken cancellationToken) =>
+        _db.WriteAsync(async (c, tx) =>
+        {
+            await c.ExecutePreparedAsync(
+                """
+                INSERT INTO webhook_endpoints (id, account_id, url, events, thin, description, secret, status, created_at)
+                VALUES (@Id, @AccountId, @Url, @Events, @Thin, @Description, @secret, 'enabled', @CreatedAt)
+                """,
+                new { e.Id, e.AccountId, e.Url, Events = JsonSerializer.Serialize(e.Events), Thin = e.Thin ? 1L : 0L, e.Description, secret, CreatedAt = e.CreatedAt.ToUnixTimeMilliseconds() },
+                tx);
+            return (0, true);
+        }, cancellationToken);
+
+    public Task<WebhookEndpoint?> GetEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
+        _db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<EndpointRow>(
+            "SELECT * FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }))?.ToEndpoint(), cancellationToken);
+
+    public Task<IReadOnlyList<WebhookEndpoint>> ListEndpointsAsync(string accountId, string? before, int limit, CancellationToken cancellationToken) =>
+        _db.ReadAsync<IReadOnlyList<WebhookEndpoint>>(async c =>
+            [.. (await c.QueryAsync<EndpointRow>(_listEndpointsSql, new { accountId, before, limit })).Select(r => r.ToEndpoint())],
+            cancellationToken);
+
+    public Task<bool> DeleteEndpointAsync(string accountId, string id, DateTimeOffset now, CancellationToken cancellationToken) =>
+        _db.WriteAsync(async (c, tx) =>
+        {
+            if (await c.ExecutePreparedAsync("DELETE FROM webhook_endpoints WHERE id = @id AND account_id = @accountId", new { id, accountId }, tx) == 0)
+            {
+                return (false, false);
+            }
+
+            await _outbox.FailPendingAsync(c, tx, id, "The endpoint was deleted.", now.ToUnixTimeMilliseconds());
+            return (true, true);
+        }, cancellationToken);
+
+    public Task<WebhookEndpoint?> EnableEndpointAsync(string accountId, string id, CancellationToken cancellationToken) =>
+        _db.WriteAsync(async (c, tx) =>
+        {
+            var row = await c.QueryFirstOrDefaultPreparedAsync<EndpointRow>(
+                """
+                UPDATE webhook_endpoints
+                SET failing_since = CASE WHEN status = 'disabled' THEN NULL ELSE failing_since END,
+                    status = 'enabled', disabled_reason = NULL
+                WHERE id = @id AND account_id = @accountId
+                RETURNING *
+                """,
+                new { id, accountId },
+                tx);
+            return (row?.ToEndpoint(), row is not null);
+        }, cancellationToken);
+
+    public Task<WebhookEndpoint?> RotateSecretAsync(string accountId, string id, string secret, DateTimeOffset previousExpiresAt, CancellationToken cancellationToken) =>
+        _db.WriteAsync(async (c, tx) =>
+        {
+            var row = await c.QueryFirstOrDefaultPreparedAsync<EndpointRow>(
+                """
+                UPDATE webhook_endpoints
+                SET previous_secret = secret, previous_secret_expires_at = @Expires, secret = @secret
+                WHERE id = @id AND account_id = @accountId
+                RETURNING *
+                """,
+                new { id, accountId, secret, Expires = previousExpiresAt.ToUnixTimeMilliseconds() },
+                tx);
+            return (row?.ToEndpoint(), row is not null);
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<WebhookDelivery>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        _outbox.ClaimDueAsync(owner, max, now, leaseUntil, cancellationToken);
+
+    public async Task<IReadOnlyList<string>?> SigningSecretsAsync(WebhookDelivery delivery, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (delivery.EndpointId is null)
+        {
+            // Accounts get their secret at creation; only accounts older than webhooks need the write.
+            var secret = await _db.ReadAsync(
+                c => c.QueryFirstOrDefaultAsync<string?>("SELECT webhook_secret FROM accounts WHERE id = @AccountId", new { delivery.AccountId }),
+                cancellationToken) ?? await GetDefaultSecretAsync(delivery.AccountId, cancellationToken);
+            return secret is null ? null : [secret];
+        }
+
+        // Read at the moment of sending, so that a rotation or a disable is seen by the next delivery.
+        if (await _outbox.ReadEndpointSecretsAsync(delivery.EndpointId, cancellationToken) is not { } endpoint)
+        {
+            return null;
+        }
+
+        return endpoint.PreviousSecret is { } previous && endpoint.PreviousSecretExpiresAt > now.ToUnixTimeMilliseconds()
+            ? [endpoint.Secret, previous]
+            : [endpoint.Secret];
+    }
+
+    public Task RecordAttemptAsync(AttemptResult result, CancellationToken cancellationToken) => _outbox.RecordAttemptAsync(result, cancellationToken);
+
+    public Task<WebhookDelivery?> GetDeliveryAsync(string accountId, string id, CancellationToken cancellationToken) =>
+        _db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<DeliveryRow>(
+            "SELECT * FROM webhook_deliveries WHERE id = @id AND account_id = @accountId", new { id, accountId }))?.ToDelivery(), cancellationToken);
+
+    public Task<IReadOnlyList<WebhookDelivery>> ListDeliveriesAsync(string accountId, string? endpointId, string? executionId, string? before, int limit, CancellationToken cancellationToken) =>
+        _db.ReadAsync<IReadOnlyList<WebhookDelivery>>(async c =>
+            [.. (await c.QueryAsync<DeliveryRow>(_listDeliveriesSql, new { accountId, endpointId, executionId, before, limit })).Select(r => r.ToDelivery())],
+            cancellationToken);
+
+    public Task<IReadOnlyList<WebhookAttempt>> ListAttemptsAsync(IReadOnlyCollection<string> deliveryIds, CancellationToken cancellationToken) =>
+        deliveryIds.Count == 0
+            ? Task.FromResult<IReadOnlyList<WebhookAttempt>>([])
+            : _db.ReadAsync<IReadOnlyList<WebhookAttempt>>(async c =>
+                [.. (await c.QueryAsync<(string Id, string DeliveryId, long AttemptedAt, long? StatusCode, long LatencyMs, string? Error)>(
+                    _listAttemptsSql, new { Ids = deliveryIds.ToArray() })).Select(a => new WebhookAttempt(a.Id, a.DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(a.AttemptedAt), (int?)a.StatusCode, a.LatencyMs, a.Error))],
+                cancellationToken);
+
+    public async Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var delivery = await _db.WriteAsync(async (c, tx) =>
+        {
+            var row = await c.QueryFirstOrDefaultPreparedAsync<DeliveryRow>(
+                """
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
+                SELECT @newId, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, 'pending', @Now, @Now, @Now
+                FROM webhook_deliveries WHERE id = @deliveryId AND account_id = @accountId
+                RETURNING *
+                """,
+                new { newId, deliveryId, accountId, Now = now.ToUnixTimeMilliseconds() },
+                tx);
+            return (row?.ToDelivery(), row is not null);
+        }, cancellationToken);
+        if (delivery is not null)
+        {
+            // Due now: wake an idle delivery worker on whichever node.
+            _db.WebhooksDue();
+        }
+
+        return delivery;
+    }
+}
