@@ -17,27 +17,8 @@ public sealed class GeminiGatewayFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Fake = await FakeGemini.StartAsync();
-        Gateway = new GatewayFactory(new Dictionary<string, string?>
-        {
-            ["ModelRoute:Providers:google:Kind"] = "gemini",
-            ["ModelRoute:Providers:google:BaseUrl"] = Fake.BaseUrl,
-            ["ModelRoute:Providers:google:ApiKey"] = FakeGemini.ApiKey,
-            ["ModelRoute:Providers:google-badkey:Kind"] = "gemini",
-            ["ModelRoute:Providers:google-badkey:BaseUrl"] = Fake.BaseUrl,
-            ["ModelRoute:Providers:google-badkey:ApiKey"] = WrongKey,
-            [$"ModelRoute:Models:{Model}:Modality"] = "text",
-            [$"ModelRoute:Models:{Model}:DefaultMaxOutputTokens"] = "888",
-            [$"ModelRoute:Models:{Model}:Pricing:InputPerMTok"] = "0.30",
-            [$"ModelRoute:Models:{Model}:Pricing:OutputPerMTok"] = "2.50",
-            [$"ModelRoute:Models:{Model}:Pricing:CachedInputPerMTok"] = "0.075",
-            [$"ModelRoute:Models:{Model}:Routes:0:Provider"] = "google",
-            [$"ModelRoute:Models:{Model}:Routes:0:Model"] = "gemini-2.5-flash",
-            [$"ModelRoute:Models:{BadKeyModel}:Modality"] = "text",
-            [$"ModelRoute:Models:{BadKeyModel}:Pricing:InputPerMTok"] = "0.30",
-            [$"ModelRoute:Models:{BadKeyModel}:Pricing:OutputPerMTok"] = "2.50",
-            [$"ModelRoute:Models:{BadKeyModel}:Routes:0:Provider"] = "google-badkey",
-            [$"ModelRoute:Models:{BadKeyModel}:Routes:0:Model"] = "gemini-2.5-flash",
-        });
+        Gateway = new GatewayFactory(TextProviderGateway.Settings(
+            "gemini", "google", Fake.BaseUrl, FakeGemini.ApiKey, WrongKey, (Model, BadKeyModel), "gemini-2.5-flash", 888, ("0.30", "2.50", "0.075")));
         Gateway.Anonymous().Dispose();
     }
 
@@ -58,14 +39,8 @@ public sealed class GeminiGatewayTests(GeminiGatewayFixture fixture) : IClassFix
         return fake;
     }
 
-    private async Task<(TestAccount Account, JsonElement Done)> RunAsync(string input, string model = GeminiGatewayFixture.Model, string credit = "10.00")
-    {
-        var account = await fixture.Gateway.CreateAccountAsync(credit);
-        var submitted = await account.Client.SubmitAsync(model, input);
-        submitted.Status.ShouldBe(202, submitted.Body);
-        var done = await account.Client.WaitForTerminalAsync(submitted.Json.GetProperty("id").GetString()!);
-        return (account, done);
-    }
+    private Task<(TestAccount Account, JsonElement Done)> RunAsync(string input, string model = GeminiGatewayFixture.Model, string credit = "10.00") =>
+        TextProviderGateway.RunAsync(fixture.Gateway, model, input, credit);
 
     [Fact]
     public async Task A_text_execution_completes_with_Geminis_text()
