@@ -55,4 +55,30 @@ public static class TextProviderGateway
         error.GetProperty("provider_status").GetInt32().ShouldBe(providerStatus);
         return error;
     }
+
+    /// <summary>A first attempt refused with 429 and a delay of one second, and a second one that waited for it and completed.</summary>
+    public static JsonElement ShouldHaveRetriedAfterTheDelay(JsonElement done)
+    {
+        done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
+        done.GetProperty("attempts").GetInt32().ShouldBe(2);
+        var log = done.GetProperty("attempt_log").EnumerateArray().ToList();
+        var error = log[0].GetProperty("error");
+        error.GetProperty("code").GetString().ShouldBe("PROVIDER_RATE_LIMITED");
+        error.GetProperty("provider_status").GetInt32().ShouldBe(429);
+        var gap = log[1].GetProperty("started_at").GetDateTimeOffset() - log[0].GetProperty("started_at").GetDateTimeOffset();
+        gap.ShouldBeGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(950));
+        return error;
+    }
+
+    /// <summary>No key, nor anything that looks like one (<paramref name="keyPrefix"/>), appears in the execution.</summary>
+    public static void ShouldRevealNoKey(JsonElement done, string keyPrefix, params string[] keys)
+    {
+        var json = done.GetRawText();
+        foreach (var key in keys)
+        {
+            json.ShouldNotContain(key);
+        }
+
+        json.ShouldNotContain(keyPrefix);
+    }
 }
