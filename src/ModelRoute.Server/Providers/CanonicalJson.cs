@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers;
 
@@ -71,6 +72,19 @@ public static class CanonicalJson
         {
             to[target] = JsonNode.Parse(v.GetRawText());
         }
+    }
+
+    /// <summary>
+    /// An async provider's request input: the canonical input of <paramref name="call"/> translated by
+    /// <paramref name="translate"/> for the model's modality, then <c>provider_options</c> over it.
+    /// </summary>
+    public static JsonObject TranslateInput(ProviderCall call, Action<Modality, JsonElement, JsonObject> translate)
+    {
+        using var doc = JsonDocument.Parse(call.Execution.Input);
+        var result = new JsonObject();
+        translate(call.Model.Modality, doc.RootElement, result);
+        OverlayProviderOptions(doc.RootElement, result);
+        return result;
     }
 
     /// <summary><c>provider_options</c> over the translated input: each member added, or replacing the one of its name.</summary>

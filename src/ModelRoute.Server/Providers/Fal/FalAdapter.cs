@@ -170,12 +170,11 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
     }
 
     /// <summary>The request body: the canonical fields translated, then <c>provider_options</c> over them.</summary>
-    public static JsonObject Input(ProviderCall call)
+    public static JsonObject Input(ProviderCall call) => CanonicalJson.TranslateInput(call, Translate);
+
+    private static void Translate(Modality modality, JsonElement input, JsonObject result)
     {
-        using var doc = JsonDocument.Parse(call.Execution.Input);
-        var input = doc.RootElement;
-        var result = new JsonObject();
-        switch (call.Model.Modality)
+        switch (modality)
         {
             case Modality.Text:
                 TextInput(input, result);
@@ -208,9 +207,6 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
                 CanonicalJson.Copy(input, result, "input", "input");
                 break;
         }
-
-        CanonicalJson.OverlayProviderOptions(input, result);
-        return result;
     }
 
     /// <summary>fal's LLM apps take one prompt and a system prompt: the messages' texts, each kind joined by newlines.</summary>

@@ -14,12 +14,11 @@ namespace ModelRoute.Server.Providers.Replicate;
 public static class ReplicateTranslation
 {
     /// <summary>The prediction's <c>input</c>: the canonical fields translated, then <c>provider_options</c> over them.</summary>
-    public static JsonObject Input(ProviderCall call)
+    public static JsonObject Input(ProviderCall call) => CanonicalJson.TranslateInput(call, Translate);
+
+    private static void Translate(Modality modality, JsonElement input, JsonObject result)
     {
-        using var doc = JsonDocument.Parse(call.Execution.Input);
-        var input = doc.RootElement;
-        var result = new JsonObject();
-        switch (call.Model.Modality)
+        switch (modality)
         {
             case Modality.Text:
                 var (system, prompt) = Prompt(input);
@@ -52,9 +51,6 @@ public static class ReplicateTranslation
                 CanonicalJson.Copy(input, result, "input", input.TryGetProperty("input", out var e) && e.ValueKind == JsonValueKind.Array ? "texts" : "text");
                 break;
         }
-
-        CanonicalJson.OverlayProviderOptions(input, result);
-        return result;
     }
 
     /// <summary>A <c>succeeded</c> prediction as the canonical result.</summary>
