@@ -12,7 +12,7 @@ public sealed record CallbackReceipt(bool Received, bool Changed, string Status)
 /// <summary>
 /// <c>POST /v1/provider-callbacks/{provider}/{execution_id}</c>: results from async providers,
 /// accepted only with the attempt's secret token. A callback for an execution that already
-/// ended is acknowledged and changes nothing (SPEC §2).
+/// ended is acknowledged and changes nothing (docs/architecture.md, One execution, end to end).
 /// </summary>
 public static class ProviderCallbackEndpoints
 {
@@ -73,24 +73,30 @@ public static class ProviderCallbackEndpoints
                 return new Problem(401, ErrorCodes.Unauthenticated, "The callback's signature does not verify.").ToResult();
             }
 
-            var outcome = adapter.ReadCallback(call, callback);
-            if (outcome is ProviderOutcome.Running)
-            {
-                return TypedResults.Ok(new CallbackReceipt(true, false, execution.Status.ToWire()));
-            }
-
-            var attempt = new AttemptRecord(
-                execution.Attempts,
-                provider,
-                execution.ProviderModel ?? "",
-                "callback_" + ExecutionOutcomes.OutcomeName(outcome),
-                time.GetUtcNow(),
-                (long)(time.GetUtcNow() - execution.UpdatedAt).TotalMilliseconds,
-                (outcome as ProviderOutcome.Failed)?.Error);
-            var changed = await outcomes.ApplyAsync(
-                execution, outcome, [ExecutionStatus.Processing, ExecutionStatus.AwaitingWebhook], attempt, null, cancellationToken);
-            var status = changed?.Status ?? (await store.GetAsync(executionId, null, cancellationToken))?.Status ?? execution.Status;
-            return TypedResults.Ok(new CallbackReceipt(true, changed is not null, status.ToWire()));
+            return await ApplyAsync(execution, adapter.ReadCallback(call, callback), store, outcomes, time, cancellationToken);
         }
+    }
+
+    /// <summary>A verified callback's outcome applied to the execution; progress news changes nothing.</summary>
+    private static async Task<IResult> ApplyAsync(
+        Execution execution, ProviderOutcome outcome, IExecutionStore store, ExecutionOutcomes outcomes, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (outcome is ProviderOutcome.Running)
+        {
+            return TypedResults.Ok(new CallbackReceipt(true, false, execution.Status.ToWire()));
+        }
+
+        var attempt = new AttemptRecord(
+            execution.Attempts,
+            execution.Provider!,
+            execution.ProviderModel ?? "",
+            "callback_" + ExecutionOutcomes.OutcomeName(outcome),
+            time.GetUtcNow(),
+            (long)(time.GetUtcNow() - execution.UpdatedAt).TotalMilliseconds,
+            (outcome as ProviderOutcome.Failed)?.Error);
+        var changed = await outcomes.ApplyAsync(
+            execution, outcome, [ExecutionStatus.Processing, ExecutionStatus.AwaitingWebhook], attempt, null, cancellationToken);
+        var status = changed?.Status ?? (await store.GetAsync(execution.Id, null, cancellationToken))?.Status ?? execution.Status;
+        return TypedResults.Ok(new CallbackReceipt(true, changed is not null, status.ToWire()));
     }
 }

@@ -9,7 +9,7 @@ namespace ModelRoute.Server.Providers;
 
 /// <summary>
 /// Callback URLs for async providers. Each attempt gets a random token in its URL; only its
-/// hash is stored, and a callback must present it (SPEC §8).
+/// hash is stored, and a callback must present it (docs/architecture.md, One execution, end to end).
 /// </summary>
 public sealed class ProviderCallbacks(IOptions<ModelRouteOptions> options, IServer server)
 {

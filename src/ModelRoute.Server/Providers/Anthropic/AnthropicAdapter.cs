@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -23,7 +24,8 @@ public sealed class AnthropicAdapterFactory(IHttpClientFactory httpClients, Time
 /// back on the request, so there is no callback, poll or cancel. Translation and the error table
 /// are in docs/providers/anthropic.md.
 /// </summary>
-public sealed partial class AnthropicAdapter(string name, ProviderOptions options, IHttpClientFactory httpClients, TimeProvider time, ILogger<AnthropicAdapter> logger) : IProviderAdapter
+public sealed class AnthropicAdapter(string name, ProviderOptions options, IHttpClientFactory httpClients, TimeProvider time, ILogger<AnthropicAdapter> logger)
+    : SyncProviderAdapter(name, options, httpClients, time, logger)
 {
     public const string DefaultBaseUrl = "https://api.anthropic.com";
     public const string ApiVersion = "2023-06-01";
@@ -33,80 +35,39 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
 
     private readonly Uri _endpoint = new((options.BaseUrl is { Length: > 0 } b ? b : DefaultBaseUrl).TrimEnd('/') + "/v1/messages");
 
-    public async Task<ProviderOutcome> ExecuteAsync(ProviderCall call, CancellationToken cancellationToken)
+    protected override string NoPollMessage => "Anthropic answers synchronously; there is no job to poll.";
+
+    protected override string NoCallbackMessage => "Anthropic does not call back.";
+
+    protected override SyncRequest Prepare(ProviderCall call, JsonElement input)
     {
         if (call.Model.Modality != Modality.Text)
         {
-            return Fail(ExecutionErrorCodes.InvalidInput, $"The Anthropic adapter speaks text only, not {call.Model.Modality}.");
+            return SyncRequest.Refuse(Fail(ExecutionErrorCodes.InvalidInput, $"The Anthropic adapter speaks text only, not {call.Model.Modality}."));
         }
 
-        JsonObject payload;
-        using (var input = JsonDocument.Parse(call.Execution.Input))
-        {
-            var (body, problem) = BuildPayload(input.RootElement, call.Route.ProviderModel, call.Model.DefaultMaxOutputTokens);
-            if (problem is not null)
-            {
-                return Fail(ExecutionErrorCodes.InvalidInput, problem);
-            }
-
-            payload = body!;
-        }
-
-        using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint)
-        {
-            Content = new StringContent(payload.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
-        request.Headers.TryAddWithoutValidation("x-api-key", options.ApiKey);
-        request.Headers.TryAddWithoutValidation("anthropic-version", ApiVersion);
-
-        var client = httpClients.CreateClient($"provider:{name}");
-        client.Timeout = Timeout.InfiniteTimeSpan; // The dispatcher's token carries the deadline.
-        using var response = await client.SendAsync(request, cancellationToken);
-        var text = await response.Content.ReadAsStringAsync(cancellationToken);
-        var status = (int)response.StatusCode;
-        if (!response.IsSuccessStatusCode)
-        {
-            var failed = AnthropicErrors.Map(name, status, text, response.Headers, options.ApiKey, time.GetUtcNow());
-            LogFailed(logger, call.Execution.Id, status, failed.Error.Code);
-            return failed;
-        }
-
-        return ReadResponse(name, text);
+        var (body, problem) = BuildPayload(input, call.Route.ProviderModel, call.Model.DefaultMaxOutputTokens);
+        return problem is not null ? SyncRequest.Refuse(Fail(ExecutionErrorCodes.InvalidInput, problem)) : SyncRequest.Post(_endpoint, body!);
     }
 
-    /// <summary>Never: the answer is the reply to the call.</summary>
-    public bool MayCallBack(ProviderCall call) => false;
+    protected override void AddHeaders(HttpRequestHeaders headers)
+    {
+        headers.TryAddWithoutValidation("x-api-key", Options.ApiKey);
+        headers.TryAddWithoutValidation("anthropic-version", ApiVersion);
+    }
 
-    public Task<ProviderOutcome> PollAsync(ProviderCall call, CancellationToken cancellationToken) =>
-        Task.FromResult<ProviderOutcome>(Fail(ExecutionErrorCodes.ProviderError, "Anthropic answers synchronously; there is no job to poll."));
+    protected override ProviderOutcome.Failed MapError(int status, string body, HttpResponseHeaders headers, DateTimeOffset now) =>
+        AnthropicErrors.Map(Name, status, body, headers, Options.ApiKey, now);
 
-    public Task CancelAsync(ProviderCall call, CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public bool VerifyCallback(ProviderCall call, ProviderCallback callback) => false;
-
-    public ProviderOutcome ReadCallback(ProviderCall call, ProviderCallback callback) =>
-        Fail(ExecutionErrorCodes.ProviderError, "Anthropic does not call back.");
+    protected override ProviderOutcome ReadAnswer(ProviderCall call, JsonElement input, string body) => ReadResponse(Name, body);
 
     /// <summary>The canonical text input as a Messages API body, or why it cannot be one.</summary>
     public static (JsonObject? Body, string? Problem) BuildPayload(JsonElement input, string providerModel, int defaultMaxTokens)
     {
-        var system = new List<string>();
-        if (input.TryGetProperty("system", out var topSystem) && topSystem.ValueKind == JsonValueKind.String && topSystem.GetString() is { Length: > 0 } s)
-        {
-            system.Add(s);
-        }
-
+        var (system, turns) = CanonicalJson.Conversation(input);
         var messages = new JsonArray();
-        foreach (var message in input.GetProperty("messages").EnumerateArray())
+        foreach (var (role, content) in turns)
         {
-            var role = message.GetProperty("role").GetString();
-            var content = message.GetProperty("content");
-            if (role is "system" or "developer")
-            {
-                system.Add(CanonicalJson.TextOf(content));
-                continue;
-            }
-
             // Anthropic has no tool role without tool_use ids; a canonical tool message travels as user text.
             messages.Add(new JsonObject
             {
@@ -133,24 +94,14 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
         body["messages"] = messages;
         CanonicalJson.CopyNumber(input, "temperature", body, "temperature");
         CanonicalJson.CopyNumber(input, "top_p", body, "top_p");
-        if (input.TryGetProperty("stop", out var stop))
+        if (CanonicalJson.StopSequences(input) is { } stop)
         {
-            if (stop.ValueKind == JsonValueKind.String)
-            {
-                body["stop_sequences"] = new JsonArray(stop.GetString());
-            }
-            else if (stop.ValueKind == JsonValueKind.Array)
-            {
-                body["stop_sequences"] = JsonNode.Parse(stop.GetRawText());
-            }
+            body["stop_sequences"] = stop;
         }
 
-        if (input.TryGetProperty("provider_options", out var providerOptions) && providerOptions.ValueKind == JsonValueKind.Object)
+        foreach (var option in CanonicalJson.ProviderOptions(input).Where(o => !Reserved.Contains(o.Name)))
         {
-            foreach (var option in providerOptions.EnumerateObject().Where(o => !Reserved.Contains(o.Name)))
-            {
-                body[option.Name] = JsonNode.Parse(option.Value.GetRawText());
-            }
+            body[option.Name] = JsonNode.Parse(option.Value.GetRawText());
         }
 
         return (body, null);
@@ -177,43 +128,18 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
                 return new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ContentPolicyViolation, "Anthropic refused the request (stop_reason refusal).", false, provider, 200));
             }
 
-            var reply = new StringBuilder();
-            var toolCalls = new List<Dictionary<string, object?>>();
-            foreach (var block in content.EnumerateArray())
-            {
-                var type = block.ValueKind == JsonValueKind.Object && block.TryGetProperty("type", out var t) ? t.GetString() : null;
-                if (type == "text" && block.TryGetProperty("text", out var blockText) && blockText.ValueKind == JsonValueKind.String)
-                {
-                    reply.Append(blockText.GetString());
-                }
-                else if (type == "tool_use")
-                {
-                    toolCalls.Add(new()
-                    {
-                        ["id"] = block.TryGetProperty("id", out var id) ? id.GetString() : null,
-                        ["name"] = block.TryGetProperty("name", out var n) ? n.GetString() : null,
-                        ["arguments"] = block.TryGetProperty("input", out var args) ? args.Clone() : null,
-                    });
-                }
-            }
-
+            var (reply, toolCalls) = ReadBlocks(content);
             var finish = stopReason switch
             {
                 "max_tokens" or "model_context_window_exceeded" => "length",
                 "tool_use" => "tool_calls",
                 _ => "stop", // end_turn, stop_sequence, pause_turn
             };
-            var output = new Dictionary<string, object> { ["text"] = reply.ToString(), ["finish_reason"] = finish };
-            if (toolCalls.Count > 0)
-            {
-                output["tool_calls"] = toolCalls;
-            }
-
             var normalized = new Usage(
                 InputTokens: inputTokens + (CanonicalJson.Long(usage, "cache_creation_input_tokens") ?? 0),
                 OutputTokens: outputTokens,
                 CachedInputTokens: CanonicalJson.Long(usage, "cache_read_input_tokens") ?? 0);
-            return new ProviderOutcome.Completed(JsonSerializer.Serialize(output), normalized, []);
+            return new ProviderOutcome.Completed(CanonicalJson.TextOutput(reply, finish, toolCalls), normalized, []);
         }
         catch (JsonException)
         {
@@ -221,10 +147,29 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
         }
     }
 
+    /// <summary>The text blocks joined, and the tool_use blocks as canonical tool calls.</summary>
+    private static (string Reply, List<Dictionary<string, object?>> ToolCalls) ReadBlocks(JsonElement content)
+    {
+        var reply = new StringBuilder();
+        var toolCalls = new List<Dictionary<string, object?>>();
+        foreach (var block in content.EnumerateArray())
+        {
+            var type = block.ValueKind == JsonValueKind.Object && block.TryGetProperty("type", out var t) ? t.GetString() : null;
+            if (type == "text" && block.TryGetProperty("text", out var blockText) && blockText.ValueKind == JsonValueKind.String)
+            {
+                reply.Append(blockText.GetString());
+            }
+            else if (type == "tool_use")
+            {
+                toolCalls.Add(CanonicalJson.ToolCall(block, "input"));
+            }
+        }
+
+        return (reply.ToString(), toolCalls);
+    }
+
     private static ProviderOutcome.Failed Malformed(string provider, string what) =>
         new(new ExecutionError(ExecutionErrorCodes.ProviderError, $"Anthropic answered 200 with a malformed message ({what}).", false, provider, 200));
-
-    private ProviderOutcome.Failed Fail(string code, string message) => new(new ExecutionError(code, message, false, name));
 
     private static JsonNode Content(JsonElement content)
     {
@@ -248,7 +193,4 @@ public sealed partial class AnthropicAdapter(string name, ProviderOptions option
 
         return blocks;
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Anthropic answered {Status} for {ExecutionId} ({Code})")]
-    private static partial void LogFailed(ILogger logger, string executionId, int status, string code);
 }

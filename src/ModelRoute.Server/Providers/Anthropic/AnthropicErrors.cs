@@ -6,7 +6,7 @@ using ModelRoute.Server.Executions;
 namespace ModelRoute.Server.Providers.Anthropic;
 
 /// <summary>
-/// The one table from Anthropic's errors onto the gateway's (SPEC §6). Anthropic answers errors as
+/// The one table from Anthropic's errors onto the gateway's (docs/providers/anthropic.md, Errors). Anthropic answers errors as
 /// <c>{"type":"error","error":{"type":…,"message":…},"request_id":…}</c>; the error type decides,
 /// and the HTTP status decides when the body is not Anthropic's (a proxy's HTML page, say).
 /// See docs/providers/anthropic.md.

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -34,7 +33,8 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
 
     private static readonly string[] Namespaces = ["workflows", "comfy"];
 
-    private readonly string _baseUrl = (string.IsNullOrWhiteSpace(options.BaseUrl) ? DefaultBaseUrl : options.BaseUrl).TrimEnd('/');
+    private readonly AsyncJobClient _api = new(
+        httpClients, HttpClientName, (string.IsNullOrWhiteSpace(options.BaseUrl) ? DefaultBaseUrl : options.BaseUrl).TrimEnd('/'), "Key", options.ApiKey);
 
     private readonly FalWebhookVerifier _webhooks = new(
         string.IsNullOrWhiteSpace(options.WebhookJwksUrl) ? FalWebhookVerifier.DefaultJwksUrl : options.WebhookJwksUrl, httpClients, time, logger);
@@ -43,21 +43,21 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
     {
         if (call.CallbackUrl is null)
         {
-            return new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.InternalError, "The gateway has no callback address (set ModelRoute:PublicBaseUrl).", false, name));
+            return AsyncJobClient.NoCallbackAddress(name);
         }
 
         var path = "/" + string.Join('/', call.Route.ProviderModel.Trim('/').Split('/').Select(Uri.EscapeDataString));
         var url = $"{path}?fal_webhook={Uri.EscapeDataString(call.CallbackUrl.AbsoluteUri)}";
-        using var response = await SendAsync(HttpMethod.Post, url, Input(call).ToJsonString(), cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Post, url, Input(call).ToJsonString(), cancellationToken);
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
-            var failed = FalErrors.FromHttp(name, (int)response.StatusCode, Redact(text), ReplicateErrors.RetryAfter(response, time.GetUtcNow()));
+            var failed = FalErrors.FromHttp(name, (int)response.StatusCode, _api.Redact(text), ReplicateErrors.RetryAfter(response, time.GetUtcNow()));
             LogSubmitFailed(logger, call.Execution.Id, (int)response.StatusCode, failed.Error.Code);
             return failed;
         }
 
-        if (Object(text) is not { } queued || !queued.TryGetProperty("request_id", out var id) || id.ValueKind != JsonValueKind.String || id.GetString() is not { Length: > 0 } requestId)
+        if (AsyncJobClient.Object(text) is not { } queued || !queued.TryGetProperty("request_id", out var id) || id.ValueKind != JsonValueKind.String || id.GetString() is not { Length: > 0 } requestId)
         {
             return Malformed("the queued request has no request_id");
         }
@@ -74,15 +74,15 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
         }
 
         var requests = $"{AppPath(call.Route.ProviderModel)}/requests/{Uri.EscapeDataString(requestId)}";
-        using (var response = await SendAsync(HttpMethod.Get, requests + "/status", null, cancellationToken))
+        using (var response = await _api.SendAsync(HttpMethod.Get, requests + "/status", null, cancellationToken))
         {
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             if (!response.IsSuccessStatusCode)
             {
-                return Deferred(call, FalErrors.FromHttp(name, (int)response.StatusCode, Redact(text), null), (int)response.StatusCode);
+                return Deferred(call, FalErrors.FromHttp(name, (int)response.StatusCode, _api.Redact(text), null), (int)response.StatusCode);
             }
 
-            var status = Object(text) is { } s && s.TryGetProperty("status", out var st) && st.ValueKind == JsonValueKind.String ? st.GetString() : null;
+            var status = AsyncJobClient.Object(text) is { } s && s.TryGetProperty("status", out var st) && st.ValueKind == JsonValueKind.String ? st.GetString() : null;
             switch (status)
             {
                 case "IN_QUEUE" or "IN_PROGRESS":
@@ -94,16 +94,16 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
             }
         }
 
-        using var result = await SendAsync(HttpMethod.Get, requests, null, cancellationToken);
+        using var result = await _api.SendAsync(HttpMethod.Get, requests, null, cancellationToken);
         var body = await result.Content.ReadAsStringAsync(cancellationToken);
         if (!result.IsSuccessStatusCode)
         {
             // A completed request whose result is an error: the app's own answer, mapped like a submit's.
-            var failed = FalErrors.FromHttp(name, (int)result.StatusCode, Redact(body), null);
+            var failed = FalErrors.FromHttp(name, (int)result.StatusCode, _api.Redact(body), null);
             return failed.Error.Code is ExecutionErrorCodes.ProviderRateLimited ? Deferred(call, failed, (int)result.StatusCode) : failed;
         }
 
-        return Object(body) is { } payload ? Completed(call, payload) : Malformed("the result is not a JSON object");
+        return AsyncJobClient.Object(body) is { } payload ? Completed(call, payload) : Malformed("the result is not a JSON object");
     }
 
     public async Task CancelAsync(ProviderCall call, CancellationToken cancellationToken)
@@ -113,7 +113,7 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
             return;
         }
 
-        using var response = await SendAsync(HttpMethod.Put, $"{AppPath(call.Route.ProviderModel)}/requests/{Uri.EscapeDataString(requestId)}/cancel", null, cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Put, $"{AppPath(call.Route.ProviderModel)}/requests/{Uri.EscapeDataString(requestId)}/cancel", null, cancellationToken);
         LogCancelled(logger, call.Execution.Id, (int)response.StatusCode);
     }
 
@@ -152,7 +152,7 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
                 return new ProviderOutcome.Running();
             case "ERROR":
                 var error = body.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
-                return FalErrors.FromWebhook(name, error is null ? null : Redact(error), payload);
+                return FalErrors.FromWebhook(name, error is null ? null : _api.Redact(error), payload);
             default:
                 return Malformed($"the webhook's status '{status}' is unknown");
         }
@@ -170,38 +170,18 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
     }
 
     /// <summary>The request body: the canonical fields translated, then <c>provider_options</c> over them.</summary>
-    public static JsonObject Input(ProviderCall call)
+    public static JsonObject Input(ProviderCall call) => CanonicalJson.TranslateInput(call, Translate);
+
+    private static void Translate(Modality modality, JsonElement input, JsonObject result)
     {
-        using var doc = JsonDocument.Parse(call.Execution.Input);
-        var input = doc.RootElement;
-        var result = new JsonObject();
-        switch (call.Model.Modality)
+        switch (modality)
         {
             case Modality.Text:
-                var system = new StringBuilder();
-                var prompt = new StringBuilder();
-                if (input.TryGetProperty("messages", out var messages) && messages.ValueKind == JsonValueKind.Array)
-                {
-                    foreach (var message in messages.EnumerateArray())
-                    {
-                        var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : "user";
-                        var content = message.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : "";
-                        (role == "system" ? system : prompt).Append(system.Length > 0 && role == "system" ? "\n" : "").Append(role == "system" ? content : (prompt.Length > 0 ? "\n" : "") + content);
-                    }
-                }
-
-                result["prompt"] = prompt.ToString();
-                if (system.Length > 0)
-                {
-                    result["system_prompt"] = system.ToString();
-                }
-
-                Copy(input, result, "max_tokens", "max_tokens");
-                Copy(input, result, "temperature", "temperature");
+                TextInput(input, result);
                 break;
             case Modality.Image:
-                Copy(input, result, "prompt", "prompt");
-                Copy(input, result, "n", "num_images");
+                CanonicalJson.Copy(input, result, "prompt", "prompt");
+                CanonicalJson.Copy(input, result, "n", "num_images");
                 if (input.TryGetProperty("size", out var size) && size.ValueKind == JsonValueKind.String)
                 {
                     var wh = size.GetString()!.Split('x', 'X', '×');
@@ -214,8 +194,8 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
                 break;
             case Modality.Video:
             case Modality.Audio:
-                Copy(input, result, "prompt", "prompt");
-                Copy(input, result, "text", "text");
+                CanonicalJson.Copy(input, result, "prompt", "prompt");
+                CanonicalJson.Copy(input, result, "text", "text");
                 if (input.TryGetProperty("duration_seconds", out var d) && d.ValueKind == JsonValueKind.Number)
                 {
                     // fal's video apps (Kling, Wan, …) take the duration as a string enum such as "5".
@@ -224,103 +204,112 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
 
                 break;
             case Modality.Embedding:
-                Copy(input, result, "input", "input");
+                CanonicalJson.Copy(input, result, "input", "input");
                 break;
         }
+    }
 
-        if (input.TryGetProperty("provider_options", out var extra) && extra.ValueKind == JsonValueKind.Object)
+    /// <summary>fal's LLM apps take one prompt and a system prompt: the messages' texts, each kind joined by newlines.</summary>
+    private static void TextInput(JsonElement input, JsonObject result)
+    {
+        var system = new StringBuilder();
+        var prompt = new StringBuilder();
+        if (input.TryGetProperty("messages", out var messages) && messages.ValueKind == JsonValueKind.Array)
         {
-            foreach (var option in extra.EnumerateObject())
+            foreach (var message in messages.EnumerateArray())
             {
-                result[option.Name] = JsonNode.Parse(option.Value.GetRawText());
+                var role = message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : "user";
+                var content = message.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : "";
+                (role == "system" ? system : prompt).Append(system.Length > 0 && role == "system" ? "\n" : "").Append(role == "system" ? content : (prompt.Length > 0 ? "\n" : "") + content);
             }
         }
 
-        return result;
+        result["prompt"] = prompt.ToString();
+        if (system.Length > 0)
+        {
+            result["system_prompt"] = system.ToString();
+        }
+
+        CanonicalJson.Copy(input, result, "max_tokens", "max_tokens");
+        CanonicalJson.Copy(input, result, "temperature", "temperature");
     }
 
     private ProviderOutcome Completed(ProviderCall call, JsonElement payload)
     {
-        var id = call.Execution.Id;
         using var doc = JsonDocument.Parse(call.Execution.Input);
         var input = doc.RootElement;
-        switch (call.Model.Modality)
+        return call.Model.Modality switch
         {
-            case Modality.Image:
-            {
-                var files = new List<JsonElement>();
-                if (payload.TryGetProperty("images", out var images) && images.ValueKind == JsonValueKind.Array)
-                {
-                    files.AddRange(images.EnumerateArray().Where(i => i.ValueKind == JsonValueKind.Object));
-                }
-                else if (payload.TryGetProperty("image", out var image) && image.ValueKind == JsonValueKind.Object)
-                {
-                    files.Add(image);
-                }
+            Modality.Image => ImagesCompleted(call, payload),
+            Modality.Video or Modality.Audio => MediaCompleted(call, payload, input),
+            Modality.Text => TextCompleted(payload, input),
+            _ => EmbeddingsCompleted(payload, input),
+        };
+    }
 
-                var artifacts = new List<ArtifactContent>();
-                foreach (var (file, i) in files.Select((f, i) => (f, i)))
-                {
-                    if (File(file, $"image-{i}", ".png") is not { } artifact)
-                    {
-                        return Malformed("an image has no url");
-                    }
-
-                    artifacts.Add(artifact);
-                }
-
-                if (artifacts.Count == 0)
-                {
-                    return Malformed("the result holds no images");
-                }
-
-                var view = artifacts.Select(a => new Dictionary<string, string> { ["artifact"] = a.Name, ["url"] = $"/v1/executions/{id}/artifacts/{a.Name}" }).ToList();
-                return new ProviderOutcome.Completed(JsonSerializer.Serialize(new Dictionary<string, object> { ["images"] = view }), new Usage(Images: artifacts.Count), artifacts);
-            }
-
-            case Modality.Video:
-            case Modality.Audio:
-            {
-                var video = call.Model.Modality == Modality.Video;
-                var key = video ? "video" : payload.TryGetProperty("audio", out _) ? "audio" : "audio_file";
-                if (!payload.TryGetProperty(key, out var file) || File(file, video ? "video" : "audio", video ? ".mp4" : ".wav") is not { } artifact)
-                {
-                    return Malformed($"the result has no {key}.url");
-                }
-
-                var seconds = input.TryGetProperty("duration_seconds", out var ds) && ds.TryGetInt32(out var n) ? n : call.Model.DefaultDurationSeconds;
-                var output = new Dictionary<string, object>
-                {
-                    [video ? "video" : "audio"] = new Dictionary<string, string> { ["artifact"] = artifact.Name, ["url"] = $"/v1/executions/{id}/artifacts/{artifact.Name}" },
-                    ["duration_seconds"] = seconds,
-                };
-                return new ProviderOutcome.Completed(JsonSerializer.Serialize(output), new Usage(DurationMilliseconds: seconds * 1000L), [artifact]);
-            }
-
-            case Modality.Text:
-            {
-                var text = payload.TryGetProperty("output", out var o) && o.ValueKind == JsonValueKind.String ? o.GetString()
-                    : payload.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-                if (text is null)
-                {
-                    return Malformed("the result has no output text");
-                }
-
-                var usage = new Usage(InputTokens: CostEstimator.TokensFor(CostEstimator.CountMessageCharacters(input)), OutputTokens: CostEstimator.TokensFor(text.Length));
-                return new ProviderOutcome.Completed(JsonSerializer.Serialize(new Dictionary<string, object> { ["text"] = text, ["finish_reason"] = "stop" }), usage, []);
-            }
-
-            default:
-            {
-                if (!payload.TryGetProperty("embeddings", out var embeddings) || embeddings.ValueKind != JsonValueKind.Array)
-                {
-                    return Malformed("the result has no embeddings");
-                }
-
-                var text = input.TryGetProperty("input", out var v) ? v.GetRawText() : "";
-                return new ProviderOutcome.Completed(new JsonObject { ["embeddings"] = JsonNode.Parse(embeddings.GetRawText()) }.ToJsonString(), new Usage(InputTokens: CostEstimator.TokensFor(text.Length)), []);
-            }
+    private ProviderOutcome ImagesCompleted(ProviderCall call, JsonElement payload)
+    {
+        var files = new List<JsonElement>();
+        if (payload.TryGetProperty("images", out var images) && images.ValueKind == JsonValueKind.Array)
+        {
+            files.AddRange(images.EnumerateArray().Where(i => i.ValueKind == JsonValueKind.Object));
         }
+        else if (payload.TryGetProperty("image", out var image) && image.ValueKind == JsonValueKind.Object)
+        {
+            files.Add(image);
+        }
+
+        var artifacts = new List<ArtifactContent>();
+        foreach (var (file, i) in files.Select((f, i) => (f, i)))
+        {
+            if (File(file, $"image-{i}", ".png") is not { } artifact)
+            {
+                return Malformed("an image has no url");
+            }
+
+            artifacts.Add(artifact);
+        }
+
+        return artifacts.Count == 0
+            ? Malformed("the result holds no images")
+            : new ProviderOutcome.Completed(FileOutputs.Images(artifacts, call.Execution.Id), new Usage(Images: artifacts.Count), artifacts);
+    }
+
+    private ProviderOutcome MediaCompleted(ProviderCall call, JsonElement payload, JsonElement input)
+    {
+        var video = call.Model.Modality == Modality.Video;
+        var key = video ? "video" : payload.TryGetProperty("audio", out _) ? "audio" : "audio_file";
+        if (!payload.TryGetProperty(key, out var file) || File(file, video ? "video" : "audio", video ? ".mp4" : ".wav") is not { } artifact)
+        {
+            return Malformed($"the result has no {key}.url");
+        }
+
+        var seconds = input.TryGetProperty("duration_seconds", out var ds) && ds.TryGetInt32(out var n) ? n : call.Model.DefaultDurationSeconds;
+        return new ProviderOutcome.Completed(FileOutputs.Media(video, artifact, call.Execution.Id, seconds), new Usage(DurationMilliseconds: seconds * 1000L), [artifact]);
+    }
+
+    private ProviderOutcome TextCompleted(JsonElement payload, JsonElement input)
+    {
+        var text = payload.TryGetProperty("output", out var o) && o.ValueKind == JsonValueKind.String ? o.GetString()
+            : payload.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        if (text is null)
+        {
+            return Malformed("the result has no output text");
+        }
+
+        var usage = new Usage(InputTokens: CostEstimator.TokensFor(CostEstimator.CountMessageCharacters(input)), OutputTokens: CostEstimator.TokensFor(text.Length));
+        return new ProviderOutcome.Completed(JsonSerializer.Serialize(new Dictionary<string, object> { ["text"] = text, ["finish_reason"] = "stop" }), usage, []);
+    }
+
+    private ProviderOutcome EmbeddingsCompleted(JsonElement payload, JsonElement input)
+    {
+        if (!payload.TryGetProperty("embeddings", out var embeddings) || embeddings.ValueKind != JsonValueKind.Array)
+        {
+            return Malformed("the result has no embeddings");
+        }
+
+        var text = input.TryGetProperty("input", out var v) ? v.GetRawText() : "";
+        return new ProviderOutcome.Completed(new JsonObject { ["embeddings"] = JsonNode.Parse(embeddings.GetRawText()) }.ToJsonString(), new Usage(InputTokens: CostEstimator.TokensFor(text.Length)), []);
     }
 
     /// <summary>A fal File object <c>{url, content_type, file_name, …}</c> as an artifact copied from its URL.</summary>
@@ -332,7 +321,7 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
             return null;
         }
 
-        var artifact = ReplicateTranslation.Artifact(stem, url, defaultExtension);
+        var artifact = FileOutputs.Artifact(stem, url, defaultExtension);
         return file.TryGetProperty("content_type", out var ct) && ct.ValueKind == JsonValueKind.String && ct.GetString() is { Length: > 0 } type && artifact.Data is null
             ? artifact with { ContentType = type }
             : artifact;
@@ -351,44 +340,6 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
         LogPollDeferred(logger, call.Execution.Id, statusCode);
         return new ProviderOutcome.Running();
     }
-
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string pathAndQuery, string? json, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(method, _baseUrl + pathAndQuery);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Key", options.ApiKey);
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        if (json is not null)
-        {
-            request.Content = new StringContent(json, Encoding.UTF8, "application/json");
-        }
-
-        var client = httpClients.CreateClient(HttpClientName);
-        return await client.SendAsync(request, cancellationToken);
-    }
-
-    private static JsonElement? Object(string text)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(text);
-            return doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement.Clone() : null;
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-
-    private static void Copy(JsonElement from, JsonObject to, string name, string target)
-    {
-        if (from.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null)
-        {
-            to[target] = JsonNode.Parse(v.GetRawText());
-        }
-    }
-
-    private string Redact(string text) =>
-        string.IsNullOrEmpty(options.ApiKey) ? text : text.Replace(options.ApiKey, "[redacted]", StringComparison.Ordinal);
 
     private ProviderOutcome.Failed Malformed(string what) =>
         new(new ExecutionError(ExecutionErrorCodes.ProviderError, $"fal answered something unexpected: {what}.", false, name));

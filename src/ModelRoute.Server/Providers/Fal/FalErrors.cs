@@ -5,7 +5,7 @@ using ModelRoute.Server.Executions;
 namespace ModelRoute.Server.Providers.Fal;
 
 /// <summary>
-/// fal's failures onto the gateway's codes (SPEC §6), in one table: HTTP errors of the queue API
+/// fal's failures onto the gateway's codes (docs/providers/fal.md, Error table), in one table: HTTP errors of the queue API
 /// (bodies <c>{"detail": "…"}</c> or, for validation, <c>{"detail": [{"loc","msg","type"}]}</c>)
 /// and webhooks with <c>status: "ERROR"</c>. See docs/providers/fal.md.
 /// </summary>

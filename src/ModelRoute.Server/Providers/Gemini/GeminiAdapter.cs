@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -22,7 +23,8 @@ public sealed class GeminiAdapterFactory(IHttpClientFactory httpClients, TimePro
 /// The Gemini API's <c>models/{model}:generateContent</c>, text only and synchronous. Translation
 /// and the error table are in docs/providers/gemini.md.
 /// </summary>
-public sealed partial class GeminiAdapter(string name, ProviderOptions options, IHttpClientFactory httpClients, TimeProvider time, ILogger<GeminiAdapter> logger) : IProviderAdapter
+public sealed class GeminiAdapter(string name, ProviderOptions options, IHttpClientFactory httpClients, TimeProvider time, ILogger<GeminiAdapter> logger)
+    : SyncProviderAdapter(name, options, httpClients, time, logger)
 {
     public const string DefaultBaseUrl = "https://generativelanguage.googleapis.com";
 
@@ -34,80 +36,41 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
 
     private readonly string _baseUrl = (options.BaseUrl is { Length: > 0 } b ? b : DefaultBaseUrl).TrimEnd('/');
 
-    public async Task<ProviderOutcome> ExecuteAsync(ProviderCall call, CancellationToken cancellationToken)
+    protected override string NoPollMessage => "Gemini answers synchronously; there is no job to poll.";
+
+    protected override string NoCallbackMessage => "Gemini does not call back.";
+
+    protected override SyncRequest Prepare(ProviderCall call, JsonElement input)
     {
         if (call.Model.Modality != Modality.Text)
         {
-            return Fail(ExecutionErrorCodes.InvalidInput, $"The Gemini adapter speaks text only, not {call.Model.Modality}.");
+            return SyncRequest.Refuse(Fail(ExecutionErrorCodes.InvalidInput, $"The Gemini adapter speaks text only, not {call.Model.Modality}."));
         }
 
-        JsonObject payload;
-        using (var input = JsonDocument.Parse(call.Execution.Input))
+        var (body, problem) = BuildPayload(input, call.Model.DefaultMaxOutputTokens);
+        if (problem is not null)
         {
-            var (body, problem) = BuildPayload(input.RootElement, call.Model.DefaultMaxOutputTokens);
-            if (problem is not null)
-            {
-                return Fail(ExecutionErrorCodes.InvalidInput, problem);
-            }
-
-            payload = body!;
+            return SyncRequest.Refuse(Fail(ExecutionErrorCodes.InvalidInput, problem));
         }
 
         var model = call.Route.ProviderModel.StartsWith("models/", StringComparison.Ordinal) ? call.Route.ProviderModel["models/".Length..] : call.Route.ProviderModel;
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{_baseUrl}/v1beta/models/{Uri.EscapeDataString(model)}:generateContent"))
-        {
-            Content = new StringContent(payload.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
-        request.Headers.TryAddWithoutValidation("x-goog-api-key", options.ApiKey);
-
-        var client = httpClients.CreateClient($"provider:{name}");
-        client.Timeout = Timeout.InfiniteTimeSpan; // The dispatcher's token carries the deadline.
-        using var response = await client.SendAsync(request, cancellationToken);
-        var text = await response.Content.ReadAsStringAsync(cancellationToken);
-        var status = (int)response.StatusCode;
-        if (!response.IsSuccessStatusCode)
-        {
-            var failed = GeminiErrors.Map(name, status, text, response.Headers, options.ApiKey, time.GetUtcNow());
-            LogFailed(logger, call.Execution.Id, status, failed.Error.Code);
-            return failed;
-        }
-
-        return ReadResponse(name, text);
+        return SyncRequest.Post(new Uri($"{_baseUrl}/v1beta/models/{Uri.EscapeDataString(model)}:generateContent"), body!);
     }
 
-    /// <summary>Never: the answer is the reply to the call.</summary>
-    public bool MayCallBack(ProviderCall call) => false;
+    protected override void AddHeaders(HttpRequestHeaders headers) => headers.TryAddWithoutValidation("x-goog-api-key", Options.ApiKey);
 
-    public Task<ProviderOutcome> PollAsync(ProviderCall call, CancellationToken cancellationToken) =>
-        Task.FromResult<ProviderOutcome>(Fail(ExecutionErrorCodes.ProviderError, "Gemini answers synchronously; there is no job to poll."));
+    protected override ProviderOutcome.Failed MapError(int status, string body, HttpResponseHeaders headers, DateTimeOffset now) =>
+        GeminiErrors.Map(Name, status, body, headers, Options.ApiKey, now);
 
-    public Task CancelAsync(ProviderCall call, CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public bool VerifyCallback(ProviderCall call, ProviderCallback callback) => false;
-
-    public ProviderOutcome ReadCallback(ProviderCall call, ProviderCallback callback) =>
-        Fail(ExecutionErrorCodes.ProviderError, "Gemini does not call back.");
+    protected override ProviderOutcome ReadAnswer(ProviderCall call, JsonElement input, string body) => ReadResponse(Name, body);
 
     /// <summary>The canonical text input as a generateContent body, or why it cannot be one.</summary>
     public static (JsonObject? Body, string? Problem) BuildPayload(JsonElement input, int defaultMaxTokens)
     {
-        var system = new List<string>();
-        if (input.TryGetProperty("system", out var topSystem) && topSystem.ValueKind == JsonValueKind.String && topSystem.GetString() is { Length: > 0 } s)
-        {
-            system.Add(s);
-        }
-
+        var (system, turns) = CanonicalJson.Conversation(input);
         var contents = new JsonArray();
-        foreach (var message in input.GetProperty("messages").EnumerateArray())
+        foreach (var (role, content) in turns)
         {
-            var role = message.GetProperty("role").GetString();
-            var content = message.GetProperty("content");
-            if (role is "system" or "developer")
-            {
-                system.Add(CanonicalJson.TextOf(content));
-                continue;
-            }
-
             contents.Add(new JsonObject
             {
                 ["role"] = role == "assistant" ? "model" : "user", // a canonical tool message travels as user text
@@ -126,44 +89,22 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
             body["systemInstruction"] = new JsonObject { ["parts"] = new JsonArray(new JsonObject { ["text"] = string.Join("\n\n", system) }) };
         }
 
-        var generation = new JsonObject
+        body["generationConfig"] = GenerationConfig(input, defaultMaxTokens);
+        foreach (var option in CanonicalJson.ProviderOptions(input))
         {
-            ["maxOutputTokens"] = input.TryGetProperty("max_tokens", out var max) && max.ValueKind == JsonValueKind.Number ? max.GetInt32() : defaultMaxTokens,
-        };
-        CanonicalJson.CopyNumber(input, "temperature", generation, "temperature");
-        CanonicalJson.CopyNumber(input, "top_p", generation, "topP");
-        if (input.TryGetProperty("stop", out var stop))
-        {
-            if (stop.ValueKind == JsonValueKind.String)
+            var value = JsonNode.Parse(option.Value.GetRawText());
+            if (body[option.Name] is JsonObject existing && value is JsonObject additions)
             {
-                generation["stopSequences"] = new JsonArray(stop.GetString());
-            }
-            else if (stop.ValueKind == JsonValueKind.Array)
-            {
-                generation["stopSequences"] = JsonNode.Parse(stop.GetRawText());
-            }
-        }
-
-        body["generationConfig"] = generation;
-
-        if (input.TryGetProperty("provider_options", out var providerOptions) && providerOptions.ValueKind == JsonValueKind.Object)
-        {
-            foreach (var option in providerOptions.EnumerateObject())
-            {
-                var value = JsonNode.Parse(option.Value.GetRawText());
-                if (body[option.Name] is JsonObject existing && value is JsonObject additions)
+                // One level deep, so that provider_options.generationConfig.topK keeps maxOutputTokens.
+                foreach (var (key, node) in additions.ToList())
                 {
-                    // One level deep, so that provider_options.generationConfig.topK keeps maxOutputTokens.
-                    foreach (var (key, node) in additions.ToList())
-                    {
-                        additions.Remove(key);
-                        existing[key] = node;
-                    }
+                    additions.Remove(key);
+                    existing[key] = node;
                 }
-                else
-                {
-                    body[option.Name] = value;
-                }
+            }
+            else
+            {
+                body[option.Name] = value;
             }
         }
 
@@ -202,52 +143,16 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
                 return Refused(provider, $"Gemini withheld the answer (finishReason {finishReason}).");
             }
 
-            var reply = new StringBuilder();
-            var toolCalls = new List<Dictionary<string, object?>>();
-            if (candidate.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Object
-                && content.TryGetProperty("parts", out var parts) && parts.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var part in parts.EnumerateArray().Where(p => p.ValueKind == JsonValueKind.Object))
-                {
-                    if (part.TryGetProperty("thought", out var thought) && thought.ValueKind == JsonValueKind.True)
-                    {
-                        continue; // thought summaries are not the answer
-                    }
-
-                    if (part.TryGetProperty("text", out var partText) && partText.ValueKind == JsonValueKind.String)
-                    {
-                        reply.Append(partText.GetString());
-                    }
-                    else if (part.TryGetProperty("functionCall", out var call) && call.ValueKind == JsonValueKind.Object)
-                    {
-                        toolCalls.Add(new()
-                        {
-                            ["id"] = call.TryGetProperty("id", out var id) ? id.GetString() : null,
-                            ["name"] = call.TryGetProperty("name", out var n) ? n.GetString() : null,
-                            ["arguments"] = call.TryGetProperty("args", out var args) ? args.Clone() : null,
-                        });
-                    }
-                }
-            }
-            else if (finishReason is "" or "STOP")
+            var parts = ReadParts(candidate);
+            if (parts is null && finishReason is "" or "STOP")
             {
                 return Malformed(provider, "a candidate without content");
             }
 
-            var finish = toolCalls.Count > 0 ? "tool_calls" : finishReason == "MAX_TOKENS" ? "length" : "stop";
-            var output = new Dictionary<string, object> { ["text"] = reply.ToString(), ["finish_reason"] = finish };
-            if (toolCalls.Count > 0)
-            {
-                output["tool_calls"] = toolCalls;
-            }
+            var (reply, toolCalls) = parts ?? ("", new List<Dictionary<string, object?>>());
 
-            var prompt = CanonicalJson.Long(usage, "promptTokenCount") ?? 0;
-            var cached = Math.Min(CanonicalJson.Long(usage, "cachedContentTokenCount") ?? 0, prompt);
-            var normalized = new Usage(
-                InputTokens: prompt - cached,
-                OutputTokens: (CanonicalJson.Long(usage, "candidatesTokenCount") ?? 0) + (CanonicalJson.Long(usage, "thoughtsTokenCount") ?? 0),
-                CachedInputTokens: cached);
-            return new ProviderOutcome.Completed(JsonSerializer.Serialize(output), normalized, []);
+            var finish = toolCalls.Count > 0 ? "tool_calls" : finishReason == "MAX_TOKENS" ? "length" : "stop";
+            return new ProviderOutcome.Completed(CanonicalJson.TextOutput(reply, finish, toolCalls), ReadUsage(usage), []);
         }
         catch (JsonException)
         {
@@ -255,13 +160,69 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
         }
     }
 
+    /// <summary>The candidate's text parts joined (thoughts left out) and its function calls, or null when it has no content.</summary>
+    private static (string Reply, List<Dictionary<string, object?>> ToolCalls)? ReadParts(JsonElement candidate)
+    {
+        if (!candidate.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.Object
+            || !content.TryGetProperty("parts", out var parts) || parts.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+
+        var reply = new StringBuilder();
+        var toolCalls = new List<Dictionary<string, object?>>();
+        foreach (var part in parts.EnumerateArray().Where(p => p.ValueKind == JsonValueKind.Object))
+        {
+            if (part.TryGetProperty("thought", out var thought) && thought.ValueKind == JsonValueKind.True)
+            {
+                continue; // thought summaries are not the answer
+            }
+
+            if (part.TryGetProperty("text", out var partText) && partText.ValueKind == JsonValueKind.String)
+            {
+                reply.Append(partText.GetString());
+            }
+            else if (part.TryGetProperty("functionCall", out var call) && call.ValueKind == JsonValueKind.Object)
+            {
+                toolCalls.Add(CanonicalJson.ToolCall(call, "args"));
+            }
+        }
+
+        return (reply.ToString(), toolCalls);
+    }
+
+    /// <summary>Google counts cached tokens inside the prompt and thoughts apart from the candidates; the gateway bills thoughts as output.</summary>
+    private static Usage ReadUsage(JsonElement usage)
+    {
+        var prompt = CanonicalJson.Long(usage, "promptTokenCount") ?? 0;
+        var cached = Math.Min(CanonicalJson.Long(usage, "cachedContentTokenCount") ?? 0, prompt);
+        return new Usage(
+            InputTokens: prompt - cached,
+            OutputTokens: (CanonicalJson.Long(usage, "candidatesTokenCount") ?? 0) + (CanonicalJson.Long(usage, "thoughtsTokenCount") ?? 0),
+            CachedInputTokens: cached);
+    }
+
+    private static JsonObject GenerationConfig(JsonElement input, int defaultMaxTokens)
+    {
+        var generation = new JsonObject
+        {
+            ["maxOutputTokens"] = input.TryGetProperty("max_tokens", out var max) && max.ValueKind == JsonValueKind.Number ? max.GetInt32() : defaultMaxTokens,
+        };
+        CanonicalJson.CopyNumber(input, "temperature", generation, "temperature");
+        CanonicalJson.CopyNumber(input, "top_p", generation, "topP");
+        if (CanonicalJson.StopSequences(input) is { } stop)
+        {
+            generation["stopSequences"] = stop;
+        }
+
+        return generation;
+    }
+
     private static ProviderOutcome.Failed Refused(string provider, string message) =>
         new(new ExecutionError(ExecutionErrorCodes.ContentPolicyViolation, message, false, provider, 200));
 
     private static ProviderOutcome.Failed Malformed(string provider, string what) =>
         new(new ExecutionError(ExecutionErrorCodes.ProviderError, $"Gemini answered 200 with a malformed response ({what}).", false, provider, 200));
-
-    private ProviderOutcome.Failed Fail(string code, string message) => new(new ExecutionError(code, message, false, name));
 
     private static JsonArray Parts(JsonElement content)
     {
@@ -285,7 +246,4 @@ public sealed partial class GeminiAdapter(string name, ProviderOptions options, 
 
         return parts;
     }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Gemini answered {Status} for {ExecutionId} ({Code})")]
-    private static partial void LogFailed(ILogger logger, string executionId, int status, string code);
 }

@@ -6,7 +6,7 @@ using ModelRoute.Server.Executions;
 namespace ModelRoute.Server.Providers.Gemini;
 
 /// <summary>
-/// The one table from the Gemini API's errors onto the gateway's (SPEC §6). Google answers errors as
+/// The one table from the Gemini API's errors onto the gateway's (docs/providers/gemini.md, Errors). Google answers errors as
 /// <c>{"error":{"code":…,"message":…,"status":"RESOURCE_EXHAUSTED","details":[…]}}</c>; the
 /// canonical <c>status</c> decides, the HTTP status when the body is not Google's.
 /// See docs/providers/gemini.md.

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Net.Http.Headers;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelRoute.Server.Billing;
@@ -16,15 +15,8 @@ public sealed class OpenAIAdapterFactory(IHttpClientFactory httpClients, TimePro
 
     public IReadOnlySet<Modality> Modalities { get; } = new HashSet<Modality> { Modality.Text, Modality.Image, Modality.Embedding };
 
-    public IProviderAdapter Create(string name, ProviderOptions options)
-    {
-        var client = httpClients.CreateClient($"provider:{name}");
-
-        // The dispatcher's token carries the deadline (the provider's Timeout or the execution's, whichever
-        // is sooner); HttpClient's own 100 s default would cut long generations short.
-        client.Timeout = Timeout.InfiniteTimeSpan;
-        return new OpenAIAdapter(name, options, client, time, loggers.CreateLogger<OpenAIAdapter>());
-    }
+    public IProviderAdapter Create(string name, ProviderOptions options) =>
+        new OpenAIAdapter(name, options, httpClients, time, loggers.CreateLogger<OpenAIAdapter>());
 }
 
 /// <summary>
@@ -32,7 +24,8 @@ public sealed class OpenAIAdapterFactory(IHttpClientFactory httpClients, TimePro
 /// completions for text, image generations, embeddings. Synchronous: every answer is final, so
 /// there is nothing to poll, cancel or call back. Translation and error table: docs/providers/openai.md.
 /// </summary>
-public sealed partial class OpenAIAdapter(string name, ProviderOptions options, HttpClient http, TimeProvider time, ILogger<OpenAIAdapter> logger) : IProviderAdapter
+public sealed class OpenAIAdapter(string name, ProviderOptions options, IHttpClientFactory httpClients, TimeProvider time, ILogger<OpenAIAdapter> logger)
+    : SyncProviderAdapter(name, options, httpClients, time, logger)
 {
     public const string DefaultBaseUrl = "https://api.openai.com/v1";
 
@@ -44,37 +37,63 @@ public sealed partial class OpenAIAdapter(string name, ProviderOptions options, 
 
     private readonly string _baseUrl = (string.IsNullOrWhiteSpace(options.BaseUrl) ? DefaultBaseUrl : options.BaseUrl).TrimEnd('/');
 
-    public async Task<ProviderOutcome> ExecuteAsync(ProviderCall call, CancellationToken cancellationToken)
+    protected override string NoPollMessage => "The openai provider has no jobs to poll.";
+
+    protected override string NoCallbackMessage => "The openai provider does not call back.";
+
+    protected override SyncRequest Prepare(ProviderCall call, JsonElement input)
     {
-        using var doc = JsonDocument.Parse(call.Execution.Input);
-        var input = doc.RootElement;
-        return call.Model.Modality switch
+        var (path, payload) = call.Model.Modality switch
         {
-            Modality.Text => await ChatAsync(call, input, cancellationToken),
-            Modality.Image => await ImagesAsync(call, input, cancellationToken),
-            Modality.Embedding => await EmbeddingsAsync(call, input, cancellationToken),
-            _ => new ProviderOutcome.Failed(new ExecutionError(
-                ExecutionErrorCodes.InvalidInput, $"The openai provider does not serve {call.Model.Modality.ToString().ToLowerInvariant()} models.", false, name)),
+            Modality.Text => ("/chat/completions", ChatPayload(call, input)),
+            Modality.Image => ("/images/generations", ImagePayload(call, input)),
+            Modality.Embedding => ("/embeddings", EmbeddingPayload(call, input)),
+            _ => ("", (JsonObject?)null),
         };
+        if (payload is null)
+        {
+            return SyncRequest.Refuse(Fail(
+                ExecutionErrorCodes.InvalidInput, $"The openai provider does not serve {call.Model.Modality.ToString().ToLowerInvariant()} models."));
+        }
+
+        MergeProviderOptions(payload, input);
+        return SyncRequest.Post(new Uri(_baseUrl + path), payload);
     }
 
-    /// <summary>Never: the answer is the reply to the call.</summary>
-    public bool MayCallBack(ProviderCall call) => false;
+    protected override void AddHeaders(HttpRequestHeaders headers)
+    {
+        headers.Authorization = new AuthenticationHeaderValue("Bearer", Options.ApiKey);
+        headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+    }
 
-    /// <summary>Nothing is ever accepted for later, so there is nothing to poll.</summary>
-    public Task<ProviderOutcome> PollAsync(ProviderCall call, CancellationToken cancellationToken) =>
-        Task.FromResult<ProviderOutcome>(new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderError, "The openai provider has no jobs to poll.", false, name)));
+    protected override ProviderOutcome.Failed MapError(int status, string body, HttpResponseHeaders headers, DateTimeOffset now) =>
+        OpenAIErrors.Map(Name, status, body, headers, now, Options.ApiKey);
 
-    /// <summary>A synchronous call is cancelled by cancelling its request (the dispatcher's token).</summary>
-    public Task CancelAsync(ProviderCall call, CancellationToken cancellationToken) => Task.CompletedTask;
+    protected override ProviderOutcome ReadAnswer(ProviderCall call, JsonElement input, string body)
+    {
+        JsonDocument answer;
+        try
+        {
+            answer = JsonDocument.Parse(body);
+        }
+        catch (JsonException)
+        {
+            LogFailure(call, 200, ExecutionErrorCodes.ProviderError);
+            return OpenAIErrors.Malformed(Name, "the body is not JSON");
+        }
 
-    /// <summary>OpenAI never calls back, so no callback can be genuine.</summary>
-    public bool VerifyCallback(ProviderCall call, ProviderCallback callback) => false;
+        using (answer)
+        {
+            return call.Model.Modality switch
+            {
+                Modality.Text => ReadChat(answer.RootElement, input),
+                Modality.Image => ReadImages(call, answer.RootElement),
+                _ => ReadEmbeddings(answer.RootElement, input),
+            };
+        }
+    }
 
-    public ProviderOutcome ReadCallback(ProviderCall call, ProviderCallback callback) =>
-        new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.ProviderError, "The openai provider does not call back.", false, name));
-
-    private async Task<ProviderOutcome> ChatAsync(ProviderCall call, JsonElement input, CancellationToken cancellationToken)
+    private static JsonObject ChatPayload(ProviderCall call, JsonElement input)
     {
         var payload = new JsonObject { ["model"] = call.Route.ProviderModel };
         var messages = (JsonArray)JsonNode.Parse(input.GetProperty("messages").GetRawText())!;
@@ -93,59 +112,10 @@ public sealed partial class OpenAIAdapter(string name, ProviderOptions options, 
             }
         }
 
-        MergeProviderOptions(payload, input);
-        var (answer, failure) = await PostAsync(call, "/chat/completions", payload, cancellationToken);
-        if (failure is not null)
-        {
-            return failure;
-        }
-
-        using (answer)
-        {
-            var root = answer!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object
-                || !root.TryGetProperty("choices", out var choices) || choices.ValueKind != JsonValueKind.Array || choices.GetArrayLength() == 0
-                || choices[0].ValueKind != JsonValueKind.Object
-                || !choices[0].TryGetProperty("message", out var message) || message.ValueKind != JsonValueKind.Object)
-            {
-                return OpenAIErrors.Malformed(name, "a chat completion needs choices[0].message");
-            }
-
-            var choice = choices[0];
-            var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
-            var content = message.TryGetProperty("content", out var c) ? c : default;
-            if (content.ValueKind is not (JsonValueKind.String or JsonValueKind.Null or JsonValueKind.Undefined))
-            {
-                return OpenAIErrors.Malformed(name, "choices[0].message.content is neither text nor null");
-            }
-
-            if (content.ValueKind != JsonValueKind.String && finish == "content_filter")
-            {
-                return new ProviderOutcome.Failed(new ExecutionError(
-                    ExecutionErrorCodes.ContentPolicyViolation, "The provider's content filter withheld the reply.", false, name, 200));
-            }
-
-            var output = new JsonObject
-            {
-                ["text"] = content.ValueKind == JsonValueKind.String ? content.GetString() : null,
-                ["finish_reason"] = finish,
-            };
-            if (message.TryGetProperty("tool_calls", out var toolCalls) && toolCalls.ValueKind == JsonValueKind.Array)
-            {
-                output["tool_calls"] = JsonNode.Parse(toolCalls.GetRawText());
-            }
-
-            if (message.TryGetProperty("refusal", out var refusal) && refusal.ValueKind == JsonValueKind.String)
-            {
-                output["refusal"] = refusal.GetString();
-            }
-
-            var usage = ChatUsage(root, input, content);
-            return new ProviderOutcome.Completed(output.ToJsonString(), usage, []);
-        }
+        return payload;
     }
 
-    private async Task<ProviderOutcome> ImagesAsync(ProviderCall call, JsonElement input, CancellationToken cancellationToken)
+    private static JsonObject ImagePayload(ProviderCall call, JsonElement input)
     {
         var payload = new JsonObject
         {
@@ -161,148 +131,147 @@ public sealed partial class OpenAIAdapter(string name, ProviderOptions options, 
         // Bytes in the answer need no second fetch from a URL that expires. gpt-image-1 refuses the
         // parameter (it always answers b64_json): provider_options {"response_format": null} drops it.
         payload["response_format"] = "b64_json";
-        MergeProviderOptions(payload, input);
-        var (answer, failure) = await PostAsync(call, "/images/generations", payload, cancellationToken);
-        if (failure is not null)
-        {
-            return failure;
-        }
-
-        using (answer)
-        {
-            var root = answer!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array || data.GetArrayLength() == 0)
-            {
-                return OpenAIErrors.Malformed(name, "an image generation needs a non-empty data array");
-            }
-
-            var artifacts = new List<ArtifactContent>();
-            var images = new JsonArray();
-            var i = 0;
-            foreach (var item in data.EnumerateArray())
-            {
-                var artifact = $"image-{i}.png";
-                if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("b64_json", out var b64) && b64.ValueKind == JsonValueKind.String)
-                {
-                    byte[] bytes;
-                    try
-                    {
-                        bytes = Convert.FromBase64String(b64.GetString()!);
-                    }
-                    catch (FormatException)
-                    {
-                        return OpenAIErrors.Malformed(name, $"data[{i}].b64_json is not base64");
-                    }
-
-                    var (type, extension) = Sniff(bytes);
-                    artifact = $"image-{i}.{extension}";
-                    artifacts.Add(new ArtifactContent(artifact, type, bytes));
-                }
-                else if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("url", out var url) && url.ValueKind == JsonValueKind.String
-                    && Uri.TryCreate(url.GetString(), UriKind.Absolute, out var source) && source.Scheme is "https" or "http")
-                {
-                    // The gateway copies it into its store before completing: provider URLs expire within the hour.
-                    artifacts.Add(new ArtifactContent(artifact, null, null, source));
-                }
-                else
-                {
-                    return OpenAIErrors.Malformed(name, $"data[{i}] has neither b64_json nor an http(s) url");
-                }
-
-                var image = new JsonObject { ["artifact"] = artifact, ["url"] = $"/v1/executions/{call.Execution.Id}/artifacts/{artifact}" };
-                if (item.TryGetProperty("revised_prompt", out var revised) && revised.ValueKind == JsonValueKind.String)
-                {
-                    image["revised_prompt"] = revised.GetString();
-                }
-
-                images.Add(image);
-                i++;
-            }
-
-            var output = new JsonObject { ["images"] = images };
-            return new ProviderOutcome.Completed(output.ToJsonString(), new Usage(Images: artifacts.Count), artifacts);
-        }
+        return payload;
     }
 
-    private async Task<ProviderOutcome> EmbeddingsAsync(ProviderCall call, JsonElement input, CancellationToken cancellationToken)
+    private static JsonObject EmbeddingPayload(ProviderCall call, JsonElement input) => new()
     {
-        var payload = new JsonObject
+        ["model"] = call.Route.ProviderModel,
+        ["input"] = JsonNode.Parse(input.GetProperty("input").GetRawText()),
+    };
+
+    private ProviderOutcome ReadChat(JsonElement root, JsonElement input)
+    {
+        if (root.ValueKind != JsonValueKind.Object
+            || !root.TryGetProperty("choices", out var choices) || choices.ValueKind != JsonValueKind.Array || choices.GetArrayLength() == 0
+            || choices[0].ValueKind != JsonValueKind.Object
+            || !choices[0].TryGetProperty("message", out var message) || message.ValueKind != JsonValueKind.Object)
         {
-            ["model"] = call.Route.ProviderModel,
-            ["input"] = JsonNode.Parse(input.GetProperty("input").GetRawText()),
+            return OpenAIErrors.Malformed(Name, "a chat completion needs choices[0].message");
+        }
+
+        var choice = choices[0];
+        var finish = choice.TryGetProperty("finish_reason", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
+        var content = message.TryGetProperty("content", out var c) ? c : default;
+        if (content.ValueKind is not (JsonValueKind.String or JsonValueKind.Null or JsonValueKind.Undefined))
+        {
+            return OpenAIErrors.Malformed(Name, "choices[0].message.content is neither text nor null");
+        }
+
+        if (content.ValueKind != JsonValueKind.String && finish == "content_filter")
+        {
+            return new ProviderOutcome.Failed(new ExecutionError(
+                ExecutionErrorCodes.ContentPolicyViolation, "The provider's content filter withheld the reply.", false, Name, 200));
+        }
+
+        var output = new JsonObject
+        {
+            ["text"] = content.ValueKind == JsonValueKind.String ? content.GetString() : null,
+            ["finish_reason"] = finish,
         };
-        MergeProviderOptions(payload, input);
-        var (answer, failure) = await PostAsync(call, "/embeddings", payload, cancellationToken);
-        if (failure is not null)
+        if (message.TryGetProperty("tool_calls", out var toolCalls) && toolCalls.ValueKind == JsonValueKind.Array)
         {
-            return failure;
+            output["tool_calls"] = JsonNode.Parse(toolCalls.GetRawText());
         }
 
-        using (answer)
+        if (message.TryGetProperty("refusal", out var refusal) && refusal.ValueKind == JsonValueKind.String)
         {
-            var root = answer!.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array || data.GetArrayLength() == 0)
-            {
-                return OpenAIErrors.Malformed(name, "an embedding answer needs a non-empty data array");
-            }
-
-            var vectors = new SortedDictionary<int, JsonNode>();
-            var position = 0;
-            foreach (var item in data.EnumerateArray())
-            {
-                if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("embedding", out var embedding))
-                {
-                    return OpenAIErrors.Malformed(name, $"data[{position}] has no embedding");
-                }
-
-                var index = item.TryGetProperty("index", out var ix) && ix.TryGetInt32(out var v) ? v : position;
-                var vector = Vector(embedding);
-                if (vector is null || !vectors.TryAdd(index, vector))
-                {
-                    return OpenAIErrors.Malformed(name, $"data[{position}].embedding is not a vector, or its index repeats");
-                }
-
-                position++;
-            }
-
-            var output = new JsonObject { ["embeddings"] = new JsonArray([.. vectors.Values]) };
-            var tokens = Long(root, "usage", "prompt_tokens")
-                ?? CostEstimator.TokensFor(input.GetProperty("input").ValueKind == JsonValueKind.String ? input.GetProperty("input").GetString()!.Length : input.GetProperty("input").GetRawText().Length);
-            return new ProviderOutcome.Completed(output.ToJsonString(), new Usage(InputTokens: tokens), []);
+            output["refusal"] = refusal.GetString();
         }
+
+        return new ProviderOutcome.Completed(output.ToJsonString(), ChatUsage(root, input, content), []);
     }
 
-    /// <summary>
-    /// POSTs the payload; returns the parsed 2xx body, or the normalized failure. Connection failures
-    /// (<see cref="HttpRequestException"/>) and cancellation propagate: the dispatcher maps them.
-    /// </summary>
-    private async Task<(JsonDocument? Answer, ProviderOutcome.Failed? Failure)> PostAsync(ProviderCall call, string path, JsonObject payload, CancellationToken cancellationToken)
+    private ProviderOutcome ReadImages(ProviderCall call, JsonElement root)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, _baseUrl + path)
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array || data.GetArrayLength() == 0)
         {
-            Content = new StringContent(payload.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", options.ApiKey);
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
-        var body = await response.Content.ReadAsStringAsync(cancellationToken);
-        var status = (int)response.StatusCode;
-        if (status is < 200 or > 299)
-        {
-            var failure = OpenAIErrors.Map(name, status, body, response.Headers, time.GetUtcNow(), options.ApiKey);
-            LogFailed(logger, call.Execution.Id, name, status, failure.Error.Code);
-            return (null, failure);
+            return OpenAIErrors.Malformed(Name, "an image generation needs a non-empty data array");
         }
 
-        try
+        var artifacts = new List<ArtifactContent>();
+        var images = new JsonArray();
+        var i = 0;
+        foreach (var item in data.EnumerateArray())
         {
-            return (JsonDocument.Parse(body), null);
+            if (ReadImage(item, i) is not { } artifact)
+            {
+                return OpenAIErrors.Malformed(Name, item.ValueKind == JsonValueKind.Object && item.TryGetProperty("b64_json", out var b) && b.ValueKind == JsonValueKind.String
+                    ? $"data[{i}].b64_json is not base64"
+                    : $"data[{i}] has neither b64_json nor an http(s) url");
+            }
+
+            artifacts.Add(artifact);
+            var image = new JsonObject { ["artifact"] = artifact.Name, ["url"] = $"/v1/executions/{call.Execution.Id}/artifacts/{artifact.Name}" };
+            if (item.TryGetProperty("revised_prompt", out var revised) && revised.ValueKind == JsonValueKind.String)
+            {
+                image["revised_prompt"] = revised.GetString();
+            }
+
+            images.Add(image);
+            i++;
         }
-        catch (JsonException)
+
+        var output = new JsonObject { ["images"] = images };
+        return new ProviderOutcome.Completed(output.ToJsonString(), new Usage(Images: artifacts.Count), artifacts);
+    }
+
+    /// <summary>Image <paramref name="i"/> as an artifact: its base64 bytes, or the http(s) URL to copy; null when it is neither.</summary>
+    private static ArtifactContent? ReadImage(JsonElement item, int i)
+    {
+        if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("b64_json", out var b64) && b64.ValueKind == JsonValueKind.String)
         {
-            LogFailed(logger, call.Execution.Id, name, status, ExecutionErrorCodes.ProviderError);
-            return (null, OpenAIErrors.Malformed(name, "the body is not JSON"));
+            byte[] bytes;
+            try
+            {
+                bytes = Convert.FromBase64String(b64.GetString()!);
+            }
+            catch (FormatException)
+            {
+                return null;
+            }
+
+            var (type, extension) = Sniff(bytes);
+            return new ArtifactContent($"image-{i}.{extension}", type, bytes);
         }
+
+        // The gateway copies a URL into its store before completing: provider URLs expire within the hour.
+        return item.ValueKind == JsonValueKind.Object && item.TryGetProperty("url", out var url) && url.ValueKind == JsonValueKind.String
+            && Uri.TryCreate(url.GetString(), UriKind.Absolute, out var source) && source.Scheme is "https" or "http"
+            ? new ArtifactContent($"image-{i}.png", null, null, source)
+            : null;
+    }
+
+    private ProviderOutcome ReadEmbeddings(JsonElement root, JsonElement input)
+    {
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array || data.GetArrayLength() == 0)
+        {
+            return OpenAIErrors.Malformed(Name, "an embedding answer needs a non-empty data array");
+        }
+
+        var vectors = new SortedDictionary<int, JsonNode>();
+        var position = 0;
+        foreach (var item in data.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("embedding", out var embedding))
+            {
+                return OpenAIErrors.Malformed(Name, $"data[{position}] has no embedding");
+            }
+
+            var index = item.TryGetProperty("index", out var ix) && ix.TryGetInt32(out var v) ? v : position;
+            var vector = Vector(embedding);
+            if (vector is null || !vectors.TryAdd(index, vector))
+            {
+                return OpenAIErrors.Malformed(Name, $"data[{position}].embedding is not a vector, or its index repeats");
+            }
+
+            position++;
+        }
+
+        var output = new JsonObject { ["embeddings"] = new JsonArray([.. vectors.Values]) };
+        var tokens = Long(root, "usage", "prompt_tokens")
+            ?? CostEstimator.TokensFor(input.GetProperty("input").ValueKind == JsonValueKind.String ? input.GetProperty("input").GetString()!.Length : input.GetProperty("input").GetRawText().Length);
+        return new ProviderOutcome.Completed(output.ToJsonString(), new Usage(InputTokens: tokens), []);
     }
 
     /// <summary>
@@ -311,18 +280,8 @@ public sealed partial class OpenAIAdapter(string name, ProviderOptions options, 
     /// </summary>
     private static void MergeProviderOptions(JsonObject payload, JsonElement input)
     {
-        if (!input.TryGetProperty("provider_options", out var providerOptions) || providerOptions.ValueKind != JsonValueKind.Object)
+        foreach (var option in CanonicalJson.ProviderOptions(input).Where(o => !Reserved.Contains(o.Name)))
         {
-            return;
-        }
-
-        foreach (var option in providerOptions.EnumerateObject())
-        {
-            if (Reserved.Contains(option.Name))
-            {
-                continue;
-            }
-
             if (option.Value.ValueKind == JsonValueKind.Null)
             {
                 payload.Remove(option.Name);
@@ -400,7 +359,4 @@ public sealed partial class OpenAIAdapter(string name, ProviderOptions options, 
             [0x52, 0x49, 0x46, 0x46, _, _, _, _, 0x57, 0x45, 0x42, 0x50, ..] => ("image/webp", "webp"),
             _ => ("image/png", "png"),
         };
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Provider {Provider} answered {StatusCode} for {ExecutionId}: {Code}")]
-    private static partial void LogFailed(ILogger logger, string executionId, string provider, int statusCode, string code);
 }

@@ -7,7 +7,7 @@ using ModelRoute.Server.Executions;
 namespace ModelRoute.Server.Providers.OpenAI;
 
 /// <summary>
-/// The one table (SPEC §6) from OpenAI's HTTP statuses and error bodies
+/// The one table from OpenAI's HTTP statuses and error bodies
 /// (<c>{"error":{"message","type","param","code"}}</c>) to normalized errors. Written from OpenAI's
 /// public error-code guide; OpenAI-compatible servers (vLLM, Ollama, Together, Groq) answer with the
 /// same statuses and body shape, so the table serves them too. See docs/providers/openai.md.

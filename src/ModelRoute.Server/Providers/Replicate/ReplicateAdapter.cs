@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -34,13 +33,14 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
     /// <summary>How far a webhook's timestamp may be from now (Standard Webhooks' replay window).</summary>
     public static readonly TimeSpan SignatureTolerance = TimeSpan.FromMinutes(5);
 
-    private readonly string _baseUrl = (string.IsNullOrWhiteSpace(options.BaseUrl) ? DefaultBaseUrl : options.BaseUrl).TrimEnd('/');
+    private readonly AsyncJobClient _api = new(
+        httpClients, HttpClientName, (string.IsNullOrWhiteSpace(options.BaseUrl) ? DefaultBaseUrl : options.BaseUrl).TrimEnd('/'), "Bearer", options.ApiKey);
 
     public async Task<ProviderOutcome> ExecuteAsync(ProviderCall call, CancellationToken cancellationToken)
     {
         if (call.CallbackUrl is null)
         {
-            return new ProviderOutcome.Failed(new ExecutionError(ExecutionErrorCodes.InternalError, "The gateway has no callback address (set ModelRoute:PublicBaseUrl).", false, name));
+            return AsyncJobClient.NoCallbackAddress(name);
         }
 
         var body = new JsonObject
@@ -71,16 +71,16 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
             path = $"/v1/models/{Uri.EscapeDataString(model[..slash])}/{Uri.EscapeDataString(model[(slash + 1)..])}/predictions";
         }
 
-        using var response = await SendAsync(HttpMethod.Post, path, body.ToJsonString(), cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Post, path, body.ToJsonString(), cancellationToken);
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
-            var failed = ReplicateErrors.FromHttp(name, (int)response.StatusCode, Redact(text), ReplicateErrors.RetryAfter(response, time.GetUtcNow()));
+            var failed = ReplicateErrors.FromHttp(name, (int)response.StatusCode, _api.Redact(text), ReplicateErrors.RetryAfter(response, time.GetUtcNow()));
             LogCreateFailed(logger, call.Execution.Id, (int)response.StatusCode, failed.Error.Code);
             return failed;
         }
 
-        if (Prediction(text) is not { } prediction || !prediction.TryGetProperty("id", out var id) || id.ValueKind != JsonValueKind.String || id.GetString() is not { Length: > 0 } jobId)
+        if (AsyncJobClient.Object(text) is not { } prediction || !prediction.TryGetProperty("id", out var id) || id.ValueKind != JsonValueKind.String || id.GetString() is not { Length: > 0 } jobId)
         {
             return Malformed("the created prediction has no id");
         }
@@ -96,11 +96,11 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
             return Malformed("the execution has no prediction id");
         }
 
-        using var response = await SendAsync(HttpMethod.Get, $"/v1/predictions/{Uri.EscapeDataString(jobId)}", null, cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Get, $"/v1/predictions/{Uri.EscapeDataString(jobId)}", null, cancellationToken);
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
-            var failed = ReplicateErrors.FromHttp(name, (int)response.StatusCode, Redact(text), null);
+            var failed = ReplicateErrors.FromHttp(name, (int)response.StatusCode, _api.Redact(text), null);
             if (failed.Error.Retryable)
             {
                 // A busy or unwell API says nothing about the prediction: ask again on the next poll.
@@ -113,7 +113,7 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
                 : failed;
         }
 
-        return Prediction(text) is { } prediction ? Read(call, prediction) : Malformed("the prediction is not a JSON object");
+        return AsyncJobClient.Object(text) is { } prediction ? Read(call, prediction) : Malformed("the prediction is not a JSON object");
     }
 
     public async Task CancelAsync(ProviderCall call, CancellationToken cancellationToken)
@@ -123,7 +123,7 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
             return;
         }
 
-        using var response = await SendAsync(HttpMethod.Post, $"/v1/predictions/{Uri.EscapeDataString(jobId)}/cancel", null, cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Post, $"/v1/predictions/{Uri.EscapeDataString(jobId)}/cancel", null, cancellationToken);
         LogCancelled(logger, call.Execution.Id, (int)response.StatusCode);
     }
 
@@ -195,44 +195,13 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
                 return ReplicateTranslation.Completed(name, call, prediction);
             case "failed":
                 var error = prediction.TryGetProperty("error", out var e) ? (e.ValueKind == JsonValueKind.String ? e.GetString() : e.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined ? null : e.GetRawText()) : null;
-                return ReplicateErrors.FromPrediction(name, error is null ? null : Redact(error));
+                return ReplicateErrors.FromPrediction(name, error is null ? null : _api.Redact(error));
             case "canceled" or "aborted":
                 return ReplicateErrors.Canceled(name, status);
             default:
                 return Malformed($"the prediction's status '{status}' is unknown");
         }
     }
-
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, string? json, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(method, _baseUrl + path);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", options.ApiKey);
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        if (json is not null)
-        {
-            request.Content = new StringContent(json, Encoding.UTF8, "application/json");
-        }
-
-        var client = httpClients.CreateClient(HttpClientName);
-        return await client.SendAsync(request, cancellationToken);
-    }
-
-    private static JsonElement? Prediction(string text)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(text);
-            return doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement.Clone() : null;
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-
-    /// <summary>Never let the key travel into an error message, should an answer echo it.</summary>
-    private string Redact(string text) =>
-        string.IsNullOrEmpty(options.ApiKey) ? text : text.Replace(options.ApiKey, "[redacted]", StringComparison.Ordinal);
 
     private ProviderOutcome.Failed Malformed(string what) =>
         new(new ExecutionError(ExecutionErrorCodes.ProviderError, $"Replicate answered something unexpected: {what}.", false, name));

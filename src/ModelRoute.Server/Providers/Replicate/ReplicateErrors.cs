@@ -6,7 +6,7 @@ using ModelRoute.Server.Executions;
 namespace ModelRoute.Server.Providers.Replicate;
 
 /// <summary>
-/// Replicate's failures onto the gateway's codes (SPEC §6), in one table: HTTP errors of the API
+/// Replicate's failures onto the gateway's codes (docs/providers/replicate.md, Error table), in one table: HTTP errors of the API
 /// (bodies are <c>application/problem+json</c> <c>{"title","detail","status"}</c>) and failed
 /// predictions (their <c>error</c> text). See docs/providers/replicate.md.
 /// </summary>

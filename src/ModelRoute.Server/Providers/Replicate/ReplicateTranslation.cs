@@ -14,12 +14,11 @@ namespace ModelRoute.Server.Providers.Replicate;
 public static class ReplicateTranslation
 {
     /// <summary>The prediction's <c>input</c>: the canonical fields translated, then <c>provider_options</c> over them.</summary>
-    public static JsonObject Input(ProviderCall call)
+    public static JsonObject Input(ProviderCall call) => CanonicalJson.TranslateInput(call, Translate);
+
+    private static void Translate(Modality modality, JsonElement input, JsonObject result)
     {
-        using var doc = JsonDocument.Parse(call.Execution.Input);
-        var input = doc.RootElement;
-        var result = new JsonObject();
-        switch (call.Model.Modality)
+        switch (modality)
         {
             case Modality.Text:
                 var (system, prompt) = Prompt(input);
@@ -29,13 +28,13 @@ public static class ReplicateTranslation
                     result["system_prompt"] = system;
                 }
 
-                Copy(input, result, "max_tokens", "max_tokens");
-                Copy(input, result, "temperature", "temperature");
-                Copy(input, result, "top_p", "top_p");
+                CanonicalJson.Copy(input, result, "max_tokens", "max_tokens");
+                CanonicalJson.Copy(input, result, "temperature", "temperature");
+                CanonicalJson.Copy(input, result, "top_p", "top_p");
                 break;
             case Modality.Image:
-                Copy(input, result, "prompt", "prompt");
-                Copy(input, result, "n", "num_outputs");
+                CanonicalJson.Copy(input, result, "prompt", "prompt");
+                CanonicalJson.Copy(input, result, "n", "num_outputs");
                 if (input.TryGetProperty("size", out var size) && size.ValueKind == JsonValueKind.String && AspectRatio(size.GetString()!) is { } ratio)
                 {
                     result["aspect_ratio"] = ratio;
@@ -44,129 +43,93 @@ public static class ReplicateTranslation
                 break;
             case Modality.Video:
             case Modality.Audio:
-                Copy(input, result, "prompt", "prompt");
-                Copy(input, result, "text", "text");
-                Copy(input, result, "duration_seconds", "duration");
+                CanonicalJson.Copy(input, result, "prompt", "prompt");
+                CanonicalJson.Copy(input, result, "text", "text");
+                CanonicalJson.Copy(input, result, "duration_seconds", "duration");
                 break;
             case Modality.Embedding:
-                Copy(input, result, "input", input.TryGetProperty("input", out var e) && e.ValueKind == JsonValueKind.Array ? "texts" : "text");
+                CanonicalJson.Copy(input, result, "input", input.TryGetProperty("input", out var e) && e.ValueKind == JsonValueKind.Array ? "texts" : "text");
                 break;
         }
-
-        if (input.TryGetProperty("provider_options", out var options) && options.ValueKind == JsonValueKind.Object)
-        {
-            foreach (var option in options.EnumerateObject())
-            {
-                result[option.Name] = JsonNode.Parse(option.Value.GetRawText());
-            }
-        }
-
-        return result;
     }
 
     /// <summary>A <c>succeeded</c> prediction as the canonical result.</summary>
     public static ProviderOutcome Completed(string provider, ProviderCall call, JsonElement prediction)
     {
         var output = prediction.TryGetProperty("output", out var o) ? o : default;
-        var predictSeconds = prediction.TryGetProperty("metrics", out var metrics) && metrics.ValueKind == JsonValueKind.Object
+        var metrics = prediction.TryGetProperty("metrics", out var m) ? m : default;
+        var predictSeconds = metrics.ValueKind == JsonValueKind.Object
             && metrics.TryGetProperty("predict_time", out var pt) && pt.ValueKind == JsonValueKind.Number ? pt.GetDouble() : 0;
-        var id = call.Execution.Id;
-        switch (call.Model.Modality)
+        var predictMilliseconds = (long)Math.Round(predictSeconds * 1000);
+        return call.Model.Modality switch
         {
-            case Modality.Text:
-            {
-                var text = output.ValueKind switch
-                {
-                    JsonValueKind.String => output.GetString()!,
-                    JsonValueKind.Array => string.Concat(output.EnumerateArray().Where(t => t.ValueKind == JsonValueKind.String).Select(t => t.GetString())),
-                    _ => null,
-                };
-                if (text is null)
-                {
-                    return Malformed(provider, "a text model's output is neither a string nor an array of strings");
-                }
-
-                var usage = new Usage(
-                    InputTokens: Metric(metrics, "input_token_count") ?? CostEstimator.TokensFor(Prompt(Parse(call)).Prompt.Length),
-                    OutputTokens: Metric(metrics, "output_token_count") ?? CostEstimator.TokensFor(text.Length),
-                    DurationMilliseconds: (long)Math.Round(predictSeconds * 1000));
-                return new ProviderOutcome.Completed(Json(new Dictionary<string, object> { ["text"] = text, ["finish_reason"] = "stop" }), usage, []);
-            }
-
-            case Modality.Image:
-            {
-                var urls = Urls(output);
-                if (urls.Count == 0)
-                {
-                    return Malformed(provider, "an image model's output holds no file URL");
-                }
-
-                var artifacts = urls.Select((u, i) => Artifact($"image-{i}", u, ".png")).ToList();
-                var images = artifacts.Select(a => new Dictionary<string, string> { ["artifact"] = a.Name, ["url"] = $"/v1/executions/{id}/artifacts/{a.Name}" }).ToList();
-                var usage = new Usage(Images: artifacts.Count, DurationMilliseconds: (long)Math.Round(predictSeconds * 1000));
-                return new ProviderOutcome.Completed(Json(new Dictionary<string, object> { ["images"] = images }), usage, artifacts);
-            }
-
-            case Modality.Video:
-            case Modality.Audio:
-            {
-                var urls = Urls(output);
-                if (urls.Count == 0)
-                {
-                    return Malformed(provider, "the model's output holds no file URL");
-                }
-
-                var video = call.Model.Modality == Modality.Video;
-                var artifact = Artifact(video ? "video" : "audio", urls[0], video ? ".mp4" : ".wav");
-                var seconds = Int(Parse(call), "duration_seconds") ?? call.Model.DefaultDurationSeconds;
-                var output2 = new Dictionary<string, object>
-                {
-                    [video ? "video" : "audio"] = new Dictionary<string, string> { ["artifact"] = artifact.Name, ["url"] = $"/v1/executions/{id}/artifacts/{artifact.Name}" },
-                    ["duration_seconds"] = seconds,
-                };
-                return new ProviderOutcome.Completed(Json(output2), new Usage(DurationMilliseconds: seconds * 1000L), [artifact]);
-            }
-
-            default:
-            {
-                if (output.ValueKind != JsonValueKind.Array)
-                {
-                    return Malformed(provider, "an embedding model's output is not an array");
-                }
-
-                var vectors = output.EnumerateArray().All(v => v.ValueKind == JsonValueKind.Number)
-                    ? new JsonArray(JsonNode.Parse(output.GetRawText()))
-                    : JsonNode.Parse(output.GetRawText())!.AsArray();
-                var text = Parse(call).TryGetProperty("input", out var t) ? t.GetRawText() : "";
-                var result = new JsonObject { ["embeddings"] = vectors };
-                return new ProviderOutcome.Completed(result.ToJsonString(), new Usage(InputTokens: CostEstimator.TokensFor(text.Length), DurationMilliseconds: (long)Math.Round(predictSeconds * 1000)), []);
-            }
-        }
+            Modality.Text => TextCompleted(provider, call, output, metrics, predictMilliseconds),
+            Modality.Image => ImagesCompleted(provider, call, output, predictMilliseconds),
+            Modality.Video or Modality.Audio => MediaCompleted(provider, call, output),
+            _ => EmbeddingsCompleted(provider, call, output, predictMilliseconds),
+        };
     }
 
-    /// <summary>An output file: by its URL (copied by the gateway), or decoded at once from a <c>data:</c> URI.</summary>
-    public static ArtifactContent Artifact(string stem, string url, string defaultExtension)
+    private static ProviderOutcome TextCompleted(string provider, ProviderCall call, JsonElement output, JsonElement metrics, long predictMilliseconds)
     {
-        if (url.StartsWith("data:", StringComparison.OrdinalIgnoreCase))
+        var text = output.ValueKind switch
         {
-            var comma = url.IndexOf(',', StringComparison.Ordinal);
-            var meta = url[5..comma];
-            var type = meta.Split(';')[0];
-            var data = meta.EndsWith(";base64", StringComparison.OrdinalIgnoreCase)
-                ? Convert.FromBase64String(url[(comma + 1)..])
-                : Encoding.UTF8.GetBytes(Uri.UnescapeDataString(url[(comma + 1)..]));
-            var typeExtension = ExtensionOf(type);
-            return new ArtifactContent(stem + (typeExtension ?? defaultExtension), type.Length > 0 ? type : null, data);
+            JsonValueKind.String => output.GetString()!,
+            JsonValueKind.Array => string.Concat(output.EnumerateArray().Where(t => t.ValueKind == JsonValueKind.String).Select(t => t.GetString())),
+            _ => null,
+        };
+        if (text is null)
+        {
+            return Malformed(provider, "a text model's output is neither a string nor an array of strings");
         }
 
-        var uri = new Uri(url);
-        var extension = Path.GetExtension(uri.AbsolutePath).ToLowerInvariant();
-        if (extension.Length is < 2 or > 6 || !extension[1..].All(char.IsAsciiLetterOrDigit))
+        var usage = new Usage(
+            InputTokens: Metric(metrics, "input_token_count") ?? CostEstimator.TokensFor(Prompt(Parse(call)).Prompt.Length),
+            OutputTokens: Metric(metrics, "output_token_count") ?? CostEstimator.TokensFor(text.Length),
+            DurationMilliseconds: predictMilliseconds);
+        return new ProviderOutcome.Completed(Json(new Dictionary<string, object> { ["text"] = text, ["finish_reason"] = "stop" }), usage, []);
+    }
+
+    private static ProviderOutcome ImagesCompleted(string provider, ProviderCall call, JsonElement output, long predictMilliseconds)
+    {
+        var urls = Urls(output);
+        if (urls.Count == 0)
         {
-            extension = defaultExtension;
+            return Malformed(provider, "an image model's output holds no file URL");
         }
 
-        return new ArtifactContent(stem + extension, TypeOf(extension), null, uri);
+        var artifacts = urls.Select((u, i) => FileOutputs.Artifact($"image-{i}", u, ".png")).ToList();
+        var usage = new Usage(Images: artifacts.Count, DurationMilliseconds: predictMilliseconds);
+        return new ProviderOutcome.Completed(FileOutputs.Images(artifacts, call.Execution.Id), usage, artifacts);
+    }
+
+    private static ProviderOutcome MediaCompleted(string provider, ProviderCall call, JsonElement output)
+    {
+        var urls = Urls(output);
+        if (urls.Count == 0)
+        {
+            return Malformed(provider, "the model's output holds no file URL");
+        }
+
+        var video = call.Model.Modality == Modality.Video;
+        var artifact = FileOutputs.Artifact(video ? "video" : "audio", urls[0], video ? ".mp4" : ".wav");
+        var seconds = Int(Parse(call), "duration_seconds") ?? call.Model.DefaultDurationSeconds;
+        return new ProviderOutcome.Completed(FileOutputs.Media(video, artifact, call.Execution.Id, seconds), new Usage(DurationMilliseconds: seconds * 1000L), [artifact]);
+    }
+
+    private static ProviderOutcome EmbeddingsCompleted(string provider, ProviderCall call, JsonElement output, long predictMilliseconds)
+    {
+        if (output.ValueKind != JsonValueKind.Array)
+        {
+            return Malformed(provider, "an embedding model's output is not an array");
+        }
+
+        var vectors = output.EnumerateArray().All(v => v.ValueKind == JsonValueKind.Number)
+            ? new JsonArray(JsonNode.Parse(output.GetRawText()))
+            : JsonNode.Parse(output.GetRawText())!.AsArray();
+        var text = Parse(call).TryGetProperty("input", out var t) ? t.GetRawText() : "";
+        var result = new JsonObject { ["embeddings"] = vectors };
+        return new ProviderOutcome.Completed(result.ToJsonString(), new Usage(InputTokens: CostEstimator.TokensFor(text.Length), DurationMilliseconds: predictMilliseconds), []);
     }
 
     /// <summary>Every file URL in an output: a string, an array of them, or an object's string members.</summary>
@@ -204,34 +167,6 @@ public static class ReplicateTranslation
     private static bool IsFileUrl(string s) =>
         (Uri.TryCreate(s, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttps || u.Scheme == Uri.UriSchemeHttp))
         || (s.StartsWith("data:", StringComparison.OrdinalIgnoreCase) && s.Contains(',', StringComparison.Ordinal));
-
-    private static string? TypeOf(string extension) => extension switch
-    {
-        ".png" => "image/png",
-        ".jpg" or ".jpeg" => "image/jpeg",
-        ".webp" => "image/webp",
-        ".gif" => "image/gif",
-        ".mp4" => "video/mp4",
-        ".webm" => "video/webm",
-        ".mov" => "video/quicktime",
-        ".wav" => "audio/wav",
-        ".mp3" => "audio/mpeg",
-        ".ogg" => "audio/ogg",
-        _ => null,
-    };
-
-    private static string? ExtensionOf(string type) => type.ToLowerInvariant() switch
-    {
-        "image/png" => ".png",
-        "image/jpeg" => ".jpg",
-        "image/webp" => ".webp",
-        "image/gif" => ".gif",
-        "video/mp4" => ".mp4",
-        "video/webm" => ".webm",
-        "audio/wav" or "audio/x-wav" => ".wav",
-        "audio/mpeg" => ".mp3",
-        _ => null,
-    };
 
     private static ProviderOutcome Malformed(string provider, string what) =>
         new ProviderOutcome.Failed(new Executions.ExecutionError(Executions.ExecutionErrorCodes.ProviderError, $"Replicate's prediction succeeded but {what}.", false, provider));
@@ -302,14 +237,6 @@ public static class ReplicateTranslation
     }
 
     private static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
-
-    private static void Copy(JsonElement from, JsonObject to, string name, string target)
-    {
-        if (from.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null)
-        {
-            to[target] = JsonNode.Parse(v.GetRawText());
-        }
-    }
 
     private static long? Metric(JsonElement metrics, string name) =>
         metrics.ValueKind == JsonValueKind.Object && metrics.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var l) ? l : null;

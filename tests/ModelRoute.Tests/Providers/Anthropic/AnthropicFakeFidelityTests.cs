@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Providers.Anthropic;
 
 /// <summary>
@@ -50,18 +47,13 @@ public sealed class AnthropicFakeFidelityTests
     [Fact]
     public async Task The_official_SDK_reads_the_fakes_messages_and_errors_as_Anthropics()
     {
-        var folder = await NpmPackages.EnsureInstalledAsync(SdkPackage);
-        var script = await NpmPackages.WriteScriptAsync(folder, Script);
         await using var fake = await FakeAnthropic.StartAsync();
         fake.ReplyText = "Hi there.";
         fake.Usage = (Input: 21, CacheCreation: 3, CacheRead: 40, Output: 5);
 
         fake.Fail(529, "overloaded_error", "Overloaded"); // the first request only: maxRetries 0, so the SDK must not retry it
 
-        var (exit, output) = await NpmPackages.RunNodeAsync(folder, script, [fake.BaseUrl, FakeAnthropic.ApiKey, "sk-ant-wrong"], TimeSpan.FromMinutes(1));
-        exit.ShouldBe(0, output);
-        using var doc = JsonDocument.Parse(output.Trim().Split('\n').Last(l => l.StartsWith('{')));
-        var result = doc.RootElement;
+        var result = await SdkScript.RunAsync(SdkPackage, Script, fake.BaseUrl, FakeAnthropic.ApiKey, "sk-ant-wrong");
 
         var ok = result.GetProperty("ok");
         ok.GetProperty("text").GetString().ShouldBe("Hi there.");

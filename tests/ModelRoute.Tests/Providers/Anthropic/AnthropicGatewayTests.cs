@@ -17,27 +17,8 @@ public sealed class AnthropicGatewayFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Fake = await FakeAnthropic.StartAsync();
-        Gateway = new GatewayFactory(new Dictionary<string, string?>
-        {
-            ["ModelRoute:Providers:claude:Kind"] = "anthropic",
-            ["ModelRoute:Providers:claude:BaseUrl"] = Fake.BaseUrl,
-            ["ModelRoute:Providers:claude:ApiKey"] = FakeAnthropic.ApiKey,
-            ["ModelRoute:Providers:claude-badkey:Kind"] = "anthropic",
-            ["ModelRoute:Providers:claude-badkey:BaseUrl"] = Fake.BaseUrl,
-            ["ModelRoute:Providers:claude-badkey:ApiKey"] = WrongKey,
-            [$"ModelRoute:Models:{Model}:Modality"] = "text",
-            [$"ModelRoute:Models:{Model}:DefaultMaxOutputTokens"] = "777",
-            [$"ModelRoute:Models:{Model}:Pricing:InputPerMTok"] = "0.80",
-            [$"ModelRoute:Models:{Model}:Pricing:OutputPerMTok"] = "4.00",
-            [$"ModelRoute:Models:{Model}:Pricing:CachedInputPerMTok"] = "0.08",
-            [$"ModelRoute:Models:{Model}:Routes:0:Provider"] = "claude",
-            [$"ModelRoute:Models:{Model}:Routes:0:Model"] = "claude-3-5-haiku-latest",
-            [$"ModelRoute:Models:{BadKeyModel}:Modality"] = "text",
-            [$"ModelRoute:Models:{BadKeyModel}:Pricing:InputPerMTok"] = "0.80",
-            [$"ModelRoute:Models:{BadKeyModel}:Pricing:OutputPerMTok"] = "4.00",
-            [$"ModelRoute:Models:{BadKeyModel}:Routes:0:Provider"] = "claude-badkey",
-            [$"ModelRoute:Models:{BadKeyModel}:Routes:0:Model"] = "claude-3-5-haiku-latest",
-        });
+        Gateway = new GatewayFactory(TextProviderGateway.Settings(
+            "anthropic", "claude", Fake.BaseUrl, FakeAnthropic.ApiKey, WrongKey, (Model, BadKeyModel), "claude-3-5-haiku-latest", 777, ("0.80", "4.00", "0.08")));
         Gateway.Anonymous().Dispose();
     }
 
@@ -58,14 +39,8 @@ public sealed class AnthropicGatewayTests(AnthropicGatewayFixture fixture) : ICl
         return fake;
     }
 
-    private async Task<(TestAccount Account, JsonElement Done)> RunAsync(string input, string model = AnthropicGatewayFixture.Model, string credit = "10.00")
-    {
-        var account = await fixture.Gateway.CreateAccountAsync(credit);
-        var submitted = await account.Client.SubmitAsync(model, input);
-        submitted.Status.ShouldBe(202, submitted.Body);
-        var done = await account.Client.WaitForTerminalAsync(submitted.Json.GetProperty("id").GetString()!);
-        return (account, done);
-    }
+    private Task<(TestAccount Account, JsonElement Done)> RunAsync(string input, string model = AnthropicGatewayFixture.Model, string credit = "10.00") =>
+        TextProviderGateway.RunAsync(fixture.Gateway, model, input, credit);
 
     [Fact]
     public async Task A_text_execution_completes_with_Claudes_text()
@@ -159,15 +134,7 @@ public sealed class AnthropicGatewayTests(AnthropicGatewayFixture fixture) : ICl
         var (account, done) = await RunAsync("""{"messages":[{"role":"user","content":"hi"}]}""");
         using var owned = account;
 
-        done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
-        done.GetProperty("attempts").GetInt32().ShouldBe(2);
-        var log = done.GetProperty("attempt_log").EnumerateArray().ToList();
-        var error = log[0].GetProperty("error");
-        error.GetProperty("code").GetString().ShouldBe("PROVIDER_RATE_LIMITED");
-        error.GetProperty("retryable").GetBoolean().ShouldBeTrue();
-        error.GetProperty("provider_status").GetInt32().ShouldBe(429);
-        var gap = log[1].GetProperty("started_at").GetDateTimeOffset() - log[0].GetProperty("started_at").GetDateTimeOffset();
-        gap.ShouldBeGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(950));
+        TextProviderGateway.ShouldHaveRetriedAfterTheDelay(done).GetProperty("retryable").GetBoolean().ShouldBeTrue();
         _fake.Messages.Count().ShouldBe(2);
     }
 
@@ -191,12 +158,7 @@ public sealed class AnthropicGatewayTests(AnthropicGatewayFixture fixture) : ICl
         var (account, done) = await RunAsync("""{"messages":[{"role":"user","content":"a very long prompt"}]}""", credit: "1.00");
         using var owned = account;
 
-        done.GetProperty("status").GetString().ShouldBe("FAILED", done.ToString());
-        done.GetProperty("attempts").GetInt32().ShouldBe(1);
-        var error = done.GetProperty("error");
-        error.GetProperty("code").GetString().ShouldBe("CONTEXT_LENGTH_EXCEEDED");
-        error.GetProperty("retryable").GetBoolean().ShouldBeFalse();
-        error.GetProperty("provider_status").GetInt32().ShouldBe(400);
+        var error = TextProviderGateway.ShouldHaveFailedWith(done, "CONTEXT_LENGTH_EXCEEDED", false, 400);
         error.GetProperty("message").GetString()!.ShouldContain("prompt is too long");
         (await account.Client.BalanceAsync()).ShouldBe((1_000_000, 0, 1_000_000));
         await Ledger.AssertBalancedAsync(account.Client);
@@ -208,17 +170,9 @@ public sealed class AnthropicGatewayTests(AnthropicGatewayFixture fixture) : ICl
         var (account, done) = await RunAsync("""{"messages":[{"role":"user","content":"hi"}]}""", AnthropicGatewayFixture.BadKeyModel);
         using var owned = account;
 
-        done.GetProperty("status").GetString().ShouldBe("FAILED", done.ToString());
-        done.GetProperty("attempts").GetInt32().ShouldBe(1);
-        var error = done.GetProperty("error");
-        error.GetProperty("code").GetString().ShouldBe("PROVIDER_AUTH_FAILED");
-        error.GetProperty("retryable").GetBoolean().ShouldBeFalse();
-        error.GetProperty("provider_status").GetInt32().ShouldBe(401);
+        TextProviderGateway.ShouldHaveFailedWith(done, "PROVIDER_AUTH_FAILED", false, 401);
         _fake.Requests.Single().Headers["x-api-key"].ShouldBe(AnthropicGatewayFixture.WrongKey); // it really was sent, and refused
-        var json = done.GetRawText();
-        json.ShouldNotContain(AnthropicGatewayFixture.WrongKey);
-        json.ShouldNotContain(FakeAnthropic.ApiKey);
-        json.ShouldNotContain("sk-ant");
+        TextProviderGateway.ShouldRevealNoKey(done, "sk-ant", AnthropicGatewayFixture.WrongKey, FakeAnthropic.ApiKey);
     }
 
     [Fact]

@@ -1,24 +1,9 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace ModelRoute.Tests.Providers.Anthropic;
-
-/// <summary>One request as the fake saw it.</summary>
-public sealed record FakeRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body)
-{
-    public JsonElement Json => JsonDocument.Parse(Body).RootElement;
-}
-
-/// <summary>A scripted answer: status, raw body and headers, given to the next <see cref="Times"/> authorized requests.</summary>
-public sealed record FakeFailure(int Status, string Body, IReadOnlyDictionary<string, string>? Headers = null, int Times = 1);
 
 /// <summary>
 /// Anthropic's Messages API on a loopback port, as its public documentation describes it:
@@ -30,13 +15,14 @@ public sealed class FakeAnthropic : IAsyncDisposable
 {
     public const string ApiKey = "sk-ant-test-secret";
 
-    private readonly WebApplication _app;
-    private readonly ConcurrentQueue<FakeFailure> _script = new();
-    private int _remainingOfHead;
+    private readonly FakeFailureScript _script = new();
+    private FakeProviderServer _server = null!;
 
-    private FakeAnthropic(WebApplication app) => _app = app;
+    private FakeAnthropic()
+    {
+    }
 
-    public string BaseUrl { get; private set; } = "";
+    public string BaseUrl => _server.BaseUrl;
 
     public ConcurrentQueue<FakeRequest> Requests { get; } = new();
 
@@ -63,26 +49,15 @@ public sealed class FakeAnthropic : IAsyncDisposable
 
     public static async Task<FakeAnthropic> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var fake = new FakeAnthropic(app);
-        app.Run(fake.HandleAsync);
-        await app.StartAsync();
-        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var fake = new FakeAnthropic();
+        fake._server = await FakeProviderServer.StartAsync(fake.HandleAsync);
         return fake;
     }
 
     /// <summary>Back to a well-behaved provider with no history (tests of a class share one fake, one at a time).</summary>
     public void Reset()
     {
-        lock (_script)
-        {
-            _script.Clear();
-            _remainingOfHead = 0;
-        }
-
+        _script.Clear();
         Requests.Clear();
         ReplyText = "Hello from the fake Claude.";
         StopReason = "end_turn";
@@ -101,82 +76,22 @@ public sealed class FakeAnthropic : IAsyncDisposable
 
     private async Task HandleAsync(HttpContext context)
     {
-        using var reader = new StreamReader(context.Request.Body);
-        var body = await reader.ReadToEndAsync();
-        var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
-        Requests.Enqueue(new FakeRequest(context.Request.Method, context.Request.Path, headers, body));
+        var request = await FakeProviderServer.ReadAsync(context);
+        Requests.Enqueue(request);
         context.Response.Headers["request-id"] = "req_011CTestFake";
-
-        if (context.Request.Path != "/v1/messages" || context.Request.Method != "POST")
+        if (Refusal(request) is { } refusal)
         {
-            await ErrorAsync(context, 404, "not_found_error", "Not found");
+            await FakeProviderServer.WriteAsync(context, refusal.Status, refusal.Body, headers: refusal.Headers);
             return;
         }
 
-        if (KeyOf(headers) != ApiKey)
-        {
-            await ErrorAsync(context, 401, "authentication_error", "invalid x-api-key");
-            return;
-        }
-
-        if (string.IsNullOrEmpty(headers.GetValueOrDefault("anthropic-version")))
-        {
-            await ErrorAsync(context, 400, "invalid_request_error", "anthropic-version: header is required");
-            return;
-        }
-
-        if (TakeScripted() is { } failure)
-        {
-            foreach (var (name, value) in failure.Headers ?? new Dictionary<string, string>())
-            {
-                context.Response.Headers[name] = value;
-            }
-
-            context.Response.StatusCode = failure.Status;
-            context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync(failure.Body);
-            return;
-        }
-
-        JsonNode? request;
-        try
-        {
-            request = JsonNode.Parse(body);
-        }
-        catch (JsonException)
-        {
-            await ErrorAsync(context, 400, "invalid_request_error", "There was an error parsing the body of your request");
-            return;
-        }
-
-        foreach (var required in new[] { "model", "max_tokens", "messages" })
-        {
-            if (request?[required] is null)
-            {
-                await ErrorAsync(context, 400, "invalid_request_error", $"{required}: Field required");
-                return;
-            }
-        }
-
-        if (request!["messages"]!.AsArray().Any(m => m?["role"]?.GetValue<string>() is not ("user" or "assistant")))
-        {
-            await ErrorAsync(context, 400, "invalid_request_error", "messages: roles must be 'user' or 'assistant'");
-            return;
-        }
-
-        context.Response.ContentType = "application/json";
-        if (RawReply is not null)
-        {
-            await context.Response.WriteAsync(RawReply);
-            return;
-        }
-
+        var model = request.Json.GetProperty("model").GetString()!;
         var reply = new
         {
             id = "msg_01FakeFakeFakeFakeFake",
             type = "message",
             role = "assistant",
-            model = request["model"]!.GetValue<string>(),
+            model,
             content = new[] { new { type = "text", text = ReplyText } },
             stop_reason = StopReason,
             stop_sequence = (string?)null,
@@ -188,38 +103,53 @@ public sealed class FakeAnthropic : IAsyncDisposable
                 output_tokens = Usage.Output,
             },
         };
-        await context.Response.WriteAsync(JsonSerializer.Serialize(reply));
+        await FakeProviderServer.WriteAsync(context, 200, RawReply ?? JsonSerializer.Serialize(reply));
     }
 
-    private FakeFailure? TakeScripted()
+    /// <summary>What Anthropic answers instead of a message: its checks in its order, then the script.</summary>
+    private FakeFailure? Refusal(FakeRequest request)
     {
-        lock (_script)
+        if (request.Path != "/v1/messages" || request.Method != "POST")
         {
-            if (!_script.TryPeek(out var head))
-            {
-                return null;
-            }
-
-            _remainingOfHead = _remainingOfHead == 0 ? head.Times : _remainingOfHead;
-            if (--_remainingOfHead == 0)
-            {
-                _script.TryDequeue(out _);
-            }
-
-            return head;
+            return Error(404, "not_found_error", "Not found");
         }
+
+        if (KeyOf(request.Headers) != ApiKey)
+        {
+            return Error(401, "authentication_error", "invalid x-api-key");
+        }
+
+        if (string.IsNullOrEmpty(request.Headers.GetValueOrDefault("anthropic-version")))
+        {
+            return Error(400, "invalid_request_error", "anthropic-version: header is required");
+        }
+
+        if (_script.Take() is { } failure)
+        {
+            return failure;
+        }
+
+        JsonNode? body;
+        try
+        {
+            body = JsonNode.Parse(request.Body);
+        }
+        catch (JsonException)
+        {
+            return Error(400, "invalid_request_error", "There was an error parsing the body of your request");
+        }
+
+        if (new[] { "model", "max_tokens", "messages" }.FirstOrDefault(required => body?[required] is null) is { } missing)
+        {
+            return Error(400, "invalid_request_error", $"{missing}: Field required");
+        }
+
+        return body!["messages"]!.AsArray().Any(m => m?["role"]?.GetValue<string>() is not ("user" or "assistant"))
+            ? Error(400, "invalid_request_error", "messages: roles must be 'user' or 'assistant'")
+            : null;
     }
 
-    private static async Task ErrorAsync(HttpContext context, int status, string type, string message)
-    {
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(ErrorBody(type, message));
-    }
+    private static FakeFailure Error(int status, string type, string message) => new(status, ErrorBody(type, message));
 
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 }

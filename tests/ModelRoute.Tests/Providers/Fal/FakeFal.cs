@@ -2,13 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using ModelRoute.Tests.Providers.Replicate;
 using NSec.Cryptography;
 
@@ -38,12 +32,11 @@ public sealed class FakeFal : IAsyncDisposable
     private Key _signing;
     private int _jwksFetches;
 
-    private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, Job> _jobs = new();
+    private FakeProviderServer _server = null!;
 
-    private FakeFal(WebApplication app)
+    private FakeFal()
     {
-        _app = app;
         _signing = NewKey();
         _published.Add(_signing);
     }
@@ -106,7 +99,7 @@ public sealed class FakeFal : IAsyncDisposable
         }
     }
 
-    public string BaseUrl { get; private set; } = "";
+    public string BaseUrl => _server.BaseUrl;
 
     public ConcurrentQueue<FakeRequest> Requests { get; } = new();
 
@@ -125,26 +118,17 @@ public sealed class FakeFal : IAsyncDisposable
 
     public static async Task<FakeFal> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Services.AddHttpClient();
-        var app = builder.Build();
-        var fake = new FakeFal(app);
-        app.Run(fake.HandleAsync);
-        await app.StartAsync();
-        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var fake = new FakeFal();
+        fake._server = await FakeProviderServer.StartAsync(fake.HandleAsync, withHttpClient: true);
         return fake;
     }
 
     private async Task HandleAsync(HttpContext context)
     {
-        using var reader = new StreamReader(context.Request.Body);
-        var body = await reader.ReadToEndAsync();
         var path = context.Request.Path.Value ?? "";
+        var request = await FakeProviderServer.ReadAsync(context, path + context.Request.QueryString);
+        Requests.Enqueue(request);
         var segments = path.Trim('/').Split('/');
-        Requests.Enqueue(new FakeRequest(context.Request.Method, path + context.Request.QueryString, context.Request.Headers.Authorization.ToString(), body));
-
         if (path == JwksPath && context.Request.Method == "GET")
         {
             Interlocked.Increment(ref _jwksFetches);
@@ -154,18 +138,11 @@ public sealed class FakeFal : IAsyncDisposable
 
         if (segments is ["files", var fileId, var fileName] && context.Request.Method == "GET")
         {
-            if (!FilesAvailable || !_jobs.ContainsKey(fileId))
-            {
-                context.Response.StatusCode = 404;
-                return;
-            }
-
-            context.Response.ContentType = fileName.EndsWith(".png", StringComparison.Ordinal) ? "image/png" : "video/mp4";
-            await context.Response.Body.WriteAsync(FakeReplicate.FileBytes(fileId, fileName));
+            await FakeReplicate.ServeFileAsync(context, fileId, fileName, FilesAvailable && _jobs.ContainsKey(fileId));
             return;
         }
 
-        if (context.Request.Headers.Authorization.ToString() != "Key " + ApiKey)
+        if (request.Authorization != "Key " + ApiKey)
         {
             await JsonAsync(context, 401, new JsonObject { ["detail"] = "No user found for Key ID and Secret" });
             return;
@@ -177,71 +154,65 @@ public sealed class FakeFal : IAsyncDisposable
         {
             var app = string.Join('/', segments[..at]);
             var id = segments[at + 1];
-            if (!_jobs.TryGetValue(id, out var job) || job.App != app)
-            {
-                await JsonAsync(context, 404, new JsonObject { ["detail"] = "Request not found" });
-                return;
-            }
-
-            switch (context.Request.Method, segments[(at + 2)..])
-            {
-                case ("GET", ["status"]):
-                    var status = job.Status;
-                    var answer = Urls(app, id);
-                    answer["status"] = status;
-                    if (status == "IN_QUEUE")
-                    {
-                        answer["queue_position"] = 0;
-                    }
-
-                    if (status == "COMPLETED")
-                    {
-                        answer["logs"] = null;
-                        answer["metrics"] = new JsonObject { ["inference_time"] = 1.2 };
-                    }
-
-                    await JsonAsync(context, status == "COMPLETED" ? 200 : 202, answer);
-                    return;
-                case ("GET", []):
-                    if (job.Status != "COMPLETED")
-                    {
-                        await JsonAsync(context, 400, new JsonObject { ["detail"] = "Request is still in progress" });
-                        return;
-                    }
-
-                    context.Response.Headers["x-fal-request-id"] = id;
-                    if (job.Script.Error is not null)
-                    {
-                        await JsonAsync(context, job.Script.ErrorStatus, (JsonObject)(job.Script.ErrorPayload?.DeepClone() ?? new JsonObject { ["detail"] = job.Script.Error }));
-                        return;
-                    }
-
-                    await JsonAsync(context, 200, (JsonObject)job.Payload!.DeepClone());
-                    return;
-                case ("PUT", ["cancel"]):
-                    Cancels.Enqueue(id);
-                    if (job.Status == "COMPLETED")
-                    {
-                        await JsonAsync(context, 400, new JsonObject { ["status"] = "ALREADY_COMPLETED" });
-                        return;
-                    }
-
-                    job.Cancelled = true;
-                    await JsonAsync(context, 202, new JsonObject { ["status"] = "CANCELLATION_REQUESTED" });
-                    return;
-            }
-
-            await JsonAsync(context, 405, new JsonObject { ["detail"] = "Method Not Allowed" });
+            var (status, answer) = !_jobs.TryGetValue(id, out var job) || job.App != app
+                ? (404, new JsonObject { ["detail"] = "Request not found" })
+                : RequestAnswer(context, app, id, job, segments[(at + 2)..]);
+            await JsonAsync(context, status, answer);
             return;
         }
 
         if (context.Request.Method == "POST" && segments.Length >= 2)
         {
-            await SubmitAsync(context, path, body);
+            await SubmitAsync(context, path, request.Body);
             return;
         }
 
         await JsonAsync(context, 404, new JsonObject { ["detail"] = "Not Found" });
+    }
+
+    /// <summary>A known request's status, result or cancellation, as fal answers each.</summary>
+    private (int Status, JsonObject Body) RequestAnswer(HttpContext context, string app, string id, Job job, string[] rest)
+    {
+        switch (context.Request.Method, rest)
+        {
+            case ("GET", ["status"]):
+                var status = job.Status;
+                var answer = Urls(app, id);
+                answer["status"] = status;
+                if (status == "IN_QUEUE")
+                {
+                    answer["queue_position"] = 0;
+                }
+
+                if (status == "COMPLETED")
+                {
+                    answer["logs"] = null;
+                    answer["metrics"] = new JsonObject { ["inference_time"] = 1.2 };
+                }
+
+                return (status == "COMPLETED" ? 200 : 202, answer);
+            case ("GET", []):
+                if (job.Status != "COMPLETED")
+                {
+                    return (400, new JsonObject { ["detail"] = "Request is still in progress" });
+                }
+
+                context.Response.Headers["x-fal-request-id"] = id;
+                return job.Script.Error is not null
+                    ? (job.Script.ErrorStatus, (JsonObject)(job.Script.ErrorPayload?.DeepClone() ?? new JsonObject { ["detail"] = job.Script.Error }))
+                    : (200, (JsonObject)job.Payload!.DeepClone());
+            case ("PUT", ["cancel"]):
+                Cancels.Enqueue(id);
+                if (job.Status == "COMPLETED")
+                {
+                    return (400, new JsonObject { ["status"] = "ALREADY_COMPLETED" });
+                }
+
+                job.Cancelled = true;
+                return (202, new JsonObject { ["status"] = "CANCELLATION_REQUESTED" });
+            default:
+                return (405, new JsonObject { ["detail"] = "Method Not Allowed" });
+        }
     }
 
     private async Task SubmitAsync(HttpContext context, string path, string body)
@@ -311,23 +282,8 @@ public sealed class FakeFal : IAsyncDisposable
             hook["error"] = error;
         }
 
-        try
-        {
-            using var client = _app.Services.GetRequiredService<IHttpClientFactory>().CreateClient();
-            var body = hook.ToJsonString();
-            using var request = new HttpRequestMessage(HttpMethod.Post, webhook) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-            foreach (var (name, value) in SignedHeaders(id, body))
-            {
-                request.Headers.Add(name, value);
-            }
-
-            using var response = await client.SendAsync(request);
-            Webhooks.Enqueue((webhook, (int)response.StatusCode, await response.Content.ReadAsStringAsync()));
-        }
-        catch (HttpRequestException ex)
-        {
-            Webhooks.Enqueue((webhook, 0, ex.Message));
-        }
+        var body = hook.ToJsonString();
+        Webhooks.Enqueue(await _server.PostWebhookAsync(webhook, body, SignedHeaders(id, body)));
     }
 
     /// <summary>Video apps: <c>{video: File}</c>; image apps: <c>{images: [Image], seed, has_nsfw_concepts, prompt}</c>.</summary>
@@ -366,17 +322,11 @@ public sealed class FakeFal : IAsyncDisposable
         ["cancel_url"] = $"{BaseUrl}/{app}/requests/{id}/cancel",
     };
 
-    private static async Task JsonAsync(HttpContext context, int status, JsonObject body)
-    {
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(body.ToJsonString());
-    }
+    private static Task JsonAsync(HttpContext context, int status, JsonObject body) => FakeProviderServer.WriteAsync(context, status, body.ToJsonString());
 
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _server.DisposeAsync();
         lock (_keysLock)
         {
             _published.ForEach(k => k.Dispose());

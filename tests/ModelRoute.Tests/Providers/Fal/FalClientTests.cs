@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Providers.Fal;
 
 /// <summary>
@@ -67,13 +64,9 @@ public sealed class FalClientTests
         fake.Script = input => input["prompt"]?.GetValue<string>() == "slow"
             ? new FalScript(TimeSpan.FromSeconds(60))
             : new FalScript(TimeSpan.FromSeconds(2)); // long enough that the first status is never already COMPLETED on a busy machine
-        var folder = await NpmPackages.EnsureInstalledAsync(ClientPackage);
-        var script = await NpmPackages.WriteScriptAsync(folder, Script);
 
-        var (exit, output) = await NpmPackages.RunNodeAsync(folder, script, [fake.BaseUrl, FakeFal.ApiKey], TimeSpan.FromMinutes(1));
+        var result = await SdkScript.RunAsync(ClientPackage, Script, fake.BaseUrl, FakeFal.ApiKey);
 
-        exit.ShouldBe(0, output);
-        var result = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;
         var submitted = result.GetProperty("submitted");
         var requestId = submitted.GetProperty("request_id").GetString()!;
         submitted.GetProperty("status_url").GetString().ShouldBe($"{fake.BaseUrl}/fal-ai/flux/requests/{requestId}/status");

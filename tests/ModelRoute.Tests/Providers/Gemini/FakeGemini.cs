@@ -2,14 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using ModelRoute.Tests.Providers.Anthropic;
 
 namespace ModelRoute.Tests.Providers.Gemini;
 
@@ -24,13 +17,16 @@ public sealed partial class FakeGemini : IAsyncDisposable
 {
     public const string ApiKey = "AIza-test-secret-gemini-key";
 
-    private readonly WebApplication _app;
-    private readonly ConcurrentQueue<FakeFailure> _script = new();
-    private int _remainingOfHead;
+    private const string Json = "application/json; charset=UTF-8";
 
-    private FakeGemini(WebApplication app) => _app = app;
+    private readonly FakeFailureScript _script = new();
+    private FakeProviderServer _server = null!;
 
-    public string BaseUrl { get; private set; } = "";
+    private FakeGemini()
+    {
+    }
+
+    public string BaseUrl => _server.BaseUrl;
 
     public ConcurrentQueue<FakeRequest> Requests { get; } = new();
 
@@ -49,25 +45,14 @@ public sealed partial class FakeGemini : IAsyncDisposable
 
     public static async Task<FakeGemini> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var fake = new FakeGemini(app);
-        app.Run(fake.HandleAsync);
-        await app.StartAsync();
-        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var fake = new FakeGemini();
+        fake._server = await FakeProviderServer.StartAsync(fake.HandleAsync);
         return fake;
     }
 
     public void Reset()
     {
-        lock (_script)
-        {
-            _script.Clear();
-            _remainingOfHead = 0;
-        }
-
+        _script.Clear();
         Requests.Clear();
         ReplyText = "Hello from the fake Gemini.";
         FinishReason = "STOP";
@@ -89,23 +74,30 @@ public sealed partial class FakeGemini : IAsyncDisposable
 
     private async Task HandleAsync(HttpContext context)
     {
-        using var reader = new StreamReader(context.Request.Body);
-        var body = await reader.ReadToEndAsync();
-        var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
-        Requests.Enqueue(new FakeRequest(context.Request.Method, context.Request.Path, headers, body));
-
-        var match = GeneratePath().Match(context.Request.Path.Value ?? "");
-        if (!match.Success || context.Request.Method != "POST")
+        var request = await FakeProviderServer.ReadAsync(context);
+        Requests.Enqueue(request);
+        var match = GeneratePath().Match(request.Path);
+        if (Refusal(request, match.Success, context.Request.Query["key"].FirstOrDefault()) is { } refusal)
         {
-            await ErrorAsync(context, ErrorBody(404, "NOT_FOUND", $"models/x is not found for API version v1beta, or is not supported for generateContent."), 404);
+            await FakeProviderServer.WriteAsync(context, refusal.Status, refusal.Body, Json, refusal.Headers);
             return;
         }
 
-        var key = headers.GetValueOrDefault("x-goog-api-key") ?? context.Request.Query["key"].FirstOrDefault();
+        await FakeProviderServer.WriteAsync(context, 200, RawReply ?? JsonSerializer.Serialize(Reply(match.Groups[1].Value)), Json);
+    }
+
+    /// <summary>What Google answers instead of a response: its checks in its order, then the script.</summary>
+    private FakeFailure? Refusal(FakeRequest request, bool generate, string? queryKey)
+    {
+        if (!generate || request.Method != "POST")
+        {
+            return Error(404, "NOT_FOUND", "models/x is not found for API version v1beta, or is not supported for generateContent.");
+        }
+
+        var key = request.Headers.GetValueOrDefault("x-goog-api-key") ?? queryKey;
         if (string.IsNullOrEmpty(key))
         {
-            await ErrorAsync(context, ErrorBody(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."), 403);
-            return;
+            return Error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.");
         }
 
         if (key != ApiKey)
@@ -117,52 +109,39 @@ public sealed partial class FakeGemini : IAsyncDisposable
                 ["domain"] = "googleapis.com",
                 ["metadata"] = new Dictionary<string, string> { ["service"] = "generativelanguage.googleapis.com" },
             };
-            await ErrorAsync(context, ErrorBody(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", info), 400);
-            return;
+            return Error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", info);
         }
 
-        if (TakeScripted() is { } failure)
+        if (_script.Take() is { } failure)
         {
-            foreach (var (name, value) in failure.Headers ?? new Dictionary<string, string>())
-            {
-                context.Response.Headers[name] = value;
-            }
-
-            await ErrorAsync(context, failure.Body, failure.Status);
-            return;
+            return failure;
         }
 
-        JsonNode? request;
+        JsonNode? body;
         try
         {
-            request = JsonNode.Parse(body);
+            body = JsonNode.Parse(request.Body);
         }
         catch (JsonException)
         {
-            await ErrorAsync(context, ErrorBody(400, "INVALID_ARGUMENT", "Invalid JSON payload received."), 400);
-            return;
+            return Error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
         }
 
-        if (request?["contents"] is not JsonArray contents || contents.Count == 0)
+        if (body?["contents"] is not JsonArray contents || contents.Count == 0)
         {
-            await ErrorAsync(context, ErrorBody(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified"), 400);
-            return;
+            return Error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified");
         }
 
-        if (contents.Any(c => c?["role"]?.GetValue<string>() is not ("user" or "model") || c["parts"] is not JsonArray { Count: > 0 }))
-        {
-            await ErrorAsync(context, ErrorBody(400, "INVALID_ARGUMENT", "Please use a valid role: user, model."), 400);
-            return;
-        }
+        return contents.Any(c => c?["role"]?.GetValue<string>() is not ("user" or "model") || c["parts"] is not JsonArray { Count: > 0 })
+            ? Error(400, "INVALID_ARGUMENT", "Please use a valid role: user, model.")
+            : null;
+    }
 
-        context.Response.ContentType = "application/json; charset=UTF-8";
-        if (RawReply is not null)
-        {
-            await context.Response.WriteAsync(RawReply);
-            return;
-        }
+    private static FakeFailure Error(int code, string status, string message, params object[] details) => new(code, ErrorBody(code, status, message, details));
 
-        var model = match.Groups[1].Value;
+    /// <summary>The response as Google shapes it: a blocked prompt, a candidate withheld for safety, or the text.</summary>
+    private object Reply(string model)
+    {
         var usage = new Dictionary<string, object> { ["promptTokenCount"] = Usage.Prompt, ["totalTokenCount"] = Usage.Prompt + Usage.Candidates + Usage.Thoughts };
         if (Usage.Cached > 0)
         {
@@ -174,30 +153,25 @@ public sealed partial class FakeGemini : IAsyncDisposable
             usage["thoughtsTokenCount"] = Usage.Thoughts;
         }
 
-        object reply;
         if (BlockReason is not null)
         {
-            reply = new { promptFeedback = new { blockReason = BlockReason, safetyRatings = Ratings() }, usageMetadata = usage, modelVersion = model, responseId = "fake-response-1" };
+            return new { promptFeedback = new { blockReason = BlockReason, safetyRatings = Ratings() }, usageMetadata = usage, modelVersion = model, responseId = "fake-response-1" };
         }
-        else
+
+        usage["candidatesTokenCount"] = Usage.Candidates;
+        var candidate = new Dictionary<string, object>
         {
-            usage["candidatesTokenCount"] = Usage.Candidates;
-            var candidate = new Dictionary<string, object>
-            {
-                ["content"] = new { role = "model", parts = new[] { new { text = ReplyText } } },
-                ["finishReason"] = FinishReason,
-                ["index"] = 0,
-            };
-            if (FinishReason == "SAFETY")
-            {
-                candidate.Remove("content"); // Google withholds the content of a candidate blocked for safety
-                candidate["safetyRatings"] = Ratings();
-            }
-
-            reply = new { candidates = new[] { candidate }, usageMetadata = usage, modelVersion = model, responseId = "fake-response-1" };
+            ["content"] = new { role = "model", parts = new[] { new { text = ReplyText } } },
+            ["finishReason"] = FinishReason,
+            ["index"] = 0,
+        };
+        if (FinishReason == "SAFETY")
+        {
+            candidate.Remove("content"); // Google withholds the content of a candidate blocked for safety
+            candidate["safetyRatings"] = Ratings();
         }
 
-        await context.Response.WriteAsync(JsonSerializer.Serialize(reply));
+        return new { candidates = new[] { candidate }, usageMetadata = usage, modelVersion = model, responseId = "fake-response-1" };
     }
 
     private static object[] Ratings() =>
@@ -206,35 +180,5 @@ public sealed partial class FakeGemini : IAsyncDisposable
         new { category = "HARM_CATEGORY_HARASSMENT", probability = "NEGLIGIBLE" },
     ];
 
-    private FakeFailure? TakeScripted()
-    {
-        lock (_script)
-        {
-            if (!_script.TryPeek(out var head))
-            {
-                return null;
-            }
-
-            _remainingOfHead = _remainingOfHead == 0 ? head.Times : _remainingOfHead;
-            if (--_remainingOfHead == 0)
-            {
-                _script.TryDequeue(out _);
-            }
-
-            return head;
-        }
-    }
-
-    private static async Task ErrorAsync(HttpContext context, string body, int status)
-    {
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json; charset=UTF-8";
-        await context.Response.WriteAsync(body);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 }

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Providers.Gemini;
 
 /// <summary>
@@ -41,17 +38,12 @@ public sealed class GeminiFakeFidelityTests
     [Fact]
     public async Task The_official_SDK_reads_the_fakes_answers_and_errors_as_Googles()
     {
-        var folder = await NpmPackages.EnsureInstalledAsync(SdkPackage);
-        var script = await NpmPackages.WriteScriptAsync(folder, Script);
         await using var fake = await FakeGemini.StartAsync();
         fake.ReplyText = "Hi there.";
         fake.Usage = (Prompt: 30, Cached: 10, Candidates: 4, Thoughts: 2);
         fake.Fail(503, "UNAVAILABLE", "The model is overloaded. Please try again later."); // the first request only
 
-        var (exit, output) = await NpmPackages.RunNodeAsync(folder, script, [fake.BaseUrl, FakeGemini.ApiKey, "AIza-wrong"], TimeSpan.FromMinutes(1));
-        exit.ShouldBe(0, output);
-        using var doc = JsonDocument.Parse(output.Trim().Split('\n').Last(l => l.StartsWith('{')));
-        var result = doc.RootElement;
+        var result = await SdkScript.RunAsync(SdkPackage, Script, fake.BaseUrl, FakeGemini.ApiKey, "AIza-wrong");
 
         var ok = result.GetProperty("ok");
         ok.GetProperty("text").GetString().ShouldBe("Hi there.");

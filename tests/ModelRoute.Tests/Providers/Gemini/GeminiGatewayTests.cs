@@ -17,27 +17,8 @@ public sealed class GeminiGatewayFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Fake = await FakeGemini.StartAsync();
-        Gateway = new GatewayFactory(new Dictionary<string, string?>
-        {
-            ["ModelRoute:Providers:google:Kind"] = "gemini",
-            ["ModelRoute:Providers:google:BaseUrl"] = Fake.BaseUrl,
-            ["ModelRoute:Providers:google:ApiKey"] = FakeGemini.ApiKey,
-            ["ModelRoute:Providers:google-badkey:Kind"] = "gemini",
-            ["ModelRoute:Providers:google-badkey:BaseUrl"] = Fake.BaseUrl,
-            ["ModelRoute:Providers:google-badkey:ApiKey"] = WrongKey,
-            [$"ModelRoute:Models:{Model}:Modality"] = "text",
-            [$"ModelRoute:Models:{Model}:DefaultMaxOutputTokens"] = "888",
-            [$"ModelRoute:Models:{Model}:Pricing:InputPerMTok"] = "0.30",
-            [$"ModelRoute:Models:{Model}:Pricing:OutputPerMTok"] = "2.50",
-            [$"ModelRoute:Models:{Model}:Pricing:CachedInputPerMTok"] = "0.075",
-            [$"ModelRoute:Models:{Model}:Routes:0:Provider"] = "google",
-            [$"ModelRoute:Models:{Model}:Routes:0:Model"] = "gemini-2.5-flash",
-            [$"ModelRoute:Models:{BadKeyModel}:Modality"] = "text",
-            [$"ModelRoute:Models:{BadKeyModel}:Pricing:InputPerMTok"] = "0.30",
-            [$"ModelRoute:Models:{BadKeyModel}:Pricing:OutputPerMTok"] = "2.50",
-            [$"ModelRoute:Models:{BadKeyModel}:Routes:0:Provider"] = "google-badkey",
-            [$"ModelRoute:Models:{BadKeyModel}:Routes:0:Model"] = "gemini-2.5-flash",
-        });
+        Gateway = new GatewayFactory(TextProviderGateway.Settings(
+            "gemini", "google", Fake.BaseUrl, FakeGemini.ApiKey, WrongKey, (Model, BadKeyModel), "gemini-2.5-flash", 888, ("0.30", "2.50", "0.075")));
         Gateway.Anonymous().Dispose();
     }
 
@@ -58,14 +39,8 @@ public sealed class GeminiGatewayTests(GeminiGatewayFixture fixture) : IClassFix
         return fake;
     }
 
-    private async Task<(TestAccount Account, JsonElement Done)> RunAsync(string input, string model = GeminiGatewayFixture.Model, string credit = "10.00")
-    {
-        var account = await fixture.Gateway.CreateAccountAsync(credit);
-        var submitted = await account.Client.SubmitAsync(model, input);
-        submitted.Status.ShouldBe(202, submitted.Body);
-        var done = await account.Client.WaitForTerminalAsync(submitted.Json.GetProperty("id").GetString()!);
-        return (account, done);
-    }
+    private Task<(TestAccount Account, JsonElement Done)> RunAsync(string input, string model = GeminiGatewayFixture.Model, string credit = "10.00") =>
+        TextProviderGateway.RunAsync(fixture.Gateway, model, input, credit);
 
     [Fact]
     public async Task A_text_execution_completes_with_Geminis_text()
@@ -145,13 +120,7 @@ public sealed class GeminiGatewayTests(GeminiGatewayFixture fixture) : IClassFix
         var (account, done) = await RunAsync("""{"messages":[{"role":"user","content":"hi"}]}""");
         using var owned = account;
 
-        done.GetProperty("status").GetString().ShouldBe("COMPLETED", done.ToString());
-        done.GetProperty("attempts").GetInt32().ShouldBe(2);
-        var log = done.GetProperty("attempt_log").EnumerateArray().ToList();
-        log[0].GetProperty("error").GetProperty("code").GetString().ShouldBe("PROVIDER_RATE_LIMITED");
-        log[0].GetProperty("error").GetProperty("provider_status").GetInt32().ShouldBe(429);
-        var gap = log[1].GetProperty("started_at").GetDateTimeOffset() - log[0].GetProperty("started_at").GetDateTimeOffset();
-        gap.ShouldBeGreaterThanOrEqualTo(TimeSpan.FromMilliseconds(950));
+        TextProviderGateway.ShouldHaveRetriedAfterTheDelay(done);
     }
 
     [Fact]
@@ -187,17 +156,9 @@ public sealed class GeminiGatewayTests(GeminiGatewayFixture fixture) : IClassFix
         var (account, done) = await RunAsync("""{"messages":[{"role":"user","content":"hi"}]}""", GeminiGatewayFixture.BadKeyModel);
         using var owned = account;
 
-        done.GetProperty("status").GetString().ShouldBe("FAILED", done.ToString());
-        done.GetProperty("attempts").GetInt32().ShouldBe(1);
-        var error = done.GetProperty("error");
-        error.GetProperty("code").GetString().ShouldBe("PROVIDER_AUTH_FAILED");
-        error.GetProperty("retryable").GetBoolean().ShouldBeFalse();
-        error.GetProperty("provider_status").GetInt32().ShouldBe(400); // Google's answer to a wrong key
+        TextProviderGateway.ShouldHaveFailedWith(done, "PROVIDER_AUTH_FAILED", false, 400); // Google's answer to a wrong key
         _fake.Requests.Single().Headers["x-goog-api-key"].ShouldBe(GeminiGatewayFixture.WrongKey);
-        var json = done.GetRawText();
-        json.ShouldNotContain(GeminiGatewayFixture.WrongKey);
-        json.ShouldNotContain(FakeGemini.ApiKey);
-        json.ShouldNotContain("AIza");
+        TextProviderGateway.ShouldRevealNoKey(done, "AIza", GeminiGatewayFixture.WrongKey, FakeGemini.ApiKey);
     }
 
     [Theory]

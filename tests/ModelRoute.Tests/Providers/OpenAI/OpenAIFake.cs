@@ -5,24 +5,10 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using ModelRoute.Server.Providers.Simulator;
 
 namespace ModelRoute.Tests.Providers.OpenAI;
-
-/// <summary>One request as the fake saw it.</summary>
-public sealed record OpenAIFakeRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body)
-{
-    public JsonElement Json => JsonDocument.Parse(Body).RootElement;
-
-    public string? Authorization => Headers.GetValueOrDefault("authorization");
-}
 
 /// <summary>A scripted answer to one API request: a status, a body, extra headers.</summary>
 public sealed record OpenAIFakeAnswer(int Status, string Body, IReadOnlyDictionary<string, string>? Headers = null);
@@ -36,24 +22,27 @@ public sealed record OpenAIFakeAnswer(int Status, string Body, IReadOnlyDictiona
 /// </summary>
 public sealed class OpenAIFake : IAsyncDisposable
 {
-    private readonly WebApplication _app;
     private readonly ConcurrentQueue<OpenAIFakeAnswer> _script = new();
     private readonly ConcurrentDictionary<string, byte[]> _files = new(StringComparer.Ordinal);
     private int _ids;
 
-    private OpenAIFake(WebApplication app) => _app = app;
+    private FakeProviderServer _server = null!;
+
+    private OpenAIFake()
+    {
+    }
 
     /// <summary>The key a request must carry as <c>Authorization: Bearer …</c>.</summary>
     public string ApiKey { get; set; } = "sk-test-secret-123";
 
     /// <summary>http://127.0.0.1:port, no trailing slash.</summary>
-    public string BaseUrl { get; private set; } = "";
+    public string BaseUrl => _server.BaseUrl;
 
     /// <summary>What the gateway's (or an SDK's) base URL should be.</summary>
     public string V1 => BaseUrl + "/v1";
 
     /// <summary>Every API request (not file downloads), in order.</summary>
-    public ConcurrentQueue<OpenAIFakeRequest> Requests { get; } = new();
+    public ConcurrentQueue<FakeRequest> Requests { get; } = new();
 
     /// <summary>File downloads (<c>GET /files/…</c>), in order.</summary>
     public ConcurrentQueue<string> Downloads { get; } = new();
@@ -91,14 +80,8 @@ public sealed class OpenAIFake : IAsyncDisposable
 
     public static async Task<OpenAIFake> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var fake = new OpenAIFake(app);
-        app.Run(fake.HandleAsync);
-        await app.StartAsync();
-        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        var fake = new OpenAIFake();
+        fake._server = await FakeProviderServer.StartAsync(fake.HandleAsync);
         return fake;
     }
 
@@ -186,52 +169,14 @@ public sealed class OpenAIFake : IAsyncDisposable
         var path = context.Request.Path.Value ?? "";
         if (HttpMethods.IsGet(context.Request.Method) && path.StartsWith("/files/", StringComparison.Ordinal))
         {
-            Downloads.Enqueue(path);
-            if (RedirectDownloads is { } redirect)
-            {
-                context.Response.StatusCode = redirect.Status;
-                context.Response.Headers.Location = redirect.Location;
-                return;
-            }
-
-            lock (_script)
-            {
-                if (FailDownloads > 0)
-                {
-                    FailDownloads--;
-                    if (DropFailedDownloads)
-                    {
-                        context.Abort();
-                        return;
-                    }
-
-                    context.Response.StatusCode = 503;
-                    return;
-                }
-            }
-
-            if (FilesAvailable && _files.TryGetValue(path["/files/".Length..], out var file))
-            {
-                context.Response.ContentType = "image/png";
-                await context.Response.Body.WriteAsync(file);
-            }
-            else
-            {
-                // Azure blob storage (where OpenAI's image URLs point) answers an expired signature 403; 404 is as good here.
-                context.Response.StatusCode = 404;
-            }
-
+            await DownloadAsync(context, path);
             return;
         }
 
-        using var reader = new StreamReader(context.Request.Body);
-        var body = await reader.ReadToEndAsync();
-        var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString());
-        var request = new OpenAIFakeRequest(context.Request.Method, path, headers, body);
+        var request = await FakeProviderServer.ReadAsync(context);
         Requests.Enqueue(request);
         context.Response.Headers["x-request-id"] = $"req_{Interlocked.Increment(ref _ids):D8}";
         context.Response.Headers["openai-processing-ms"] = "7";
-
         if (Delay > TimeSpan.Zero)
         {
             try
@@ -245,17 +190,49 @@ public sealed class OpenAIFake : IAsyncDisposable
         }
 
         var answer = Answer(request);
-        foreach (var (name, value) in answer.Headers ?? new Dictionary<string, string>())
-        {
-            context.Response.Headers[name] = value;
-        }
-
-        context.Response.StatusCode = answer.Status;
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(answer.Body);
+        await FakeProviderServer.WriteAsync(context, answer.Status, answer.Body, headers: answer.Headers);
     }
 
-    private OpenAIFakeAnswer Answer(OpenAIFakeRequest request)
+    /// <summary>An image URL the fake handed out: redirected, failing, expired or served, as the test scripts it.</summary>
+    private async Task DownloadAsync(HttpContext context, string path)
+    {
+        Downloads.Enqueue(path);
+        if (RedirectDownloads is { } redirect)
+        {
+            context.Response.StatusCode = redirect.Status;
+            context.Response.Headers.Location = redirect.Location;
+            return;
+        }
+
+        lock (_script)
+        {
+            if (FailDownloads > 0)
+            {
+                FailDownloads--;
+                if (DropFailedDownloads)
+                {
+                    context.Abort();
+                    return;
+                }
+
+                context.Response.StatusCode = 503;
+                return;
+            }
+        }
+
+        if (FilesAvailable && _files.TryGetValue(path["/files/".Length..], out var file))
+        {
+            context.Response.ContentType = "image/png";
+            await context.Response.Body.WriteAsync(file);
+        }
+        else
+        {
+            // Azure blob storage (where OpenAI's image URLs point) answers an expired signature 403; 404 is as good here.
+            context.Response.StatusCode = 404;
+        }
+    }
+
+    private OpenAIFakeAnswer Answer(FakeRequest request)
     {
         // OpenAI checks the key before anything else, scripted trouble included.
         var auth = request.Authorization;
@@ -479,9 +456,5 @@ public sealed class OpenAIFake : IAsyncDisposable
         stream.Write(word);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Providers.OpenAI;
 
@@ -64,13 +63,22 @@ public sealed class OpenAIFakeFidelityTests
             new Dictionary<string, string> { ["retry-after-ms"] = "1200", ["retry-after"] = "2" });
         fake.ChatReply = "Hello there!";
 
-        var folder = await NpmPackages.EnsureInstalledAsync(Sdk);
-        var script = await NpmPackages.WriteScriptAsync(folder, Script);
-        var (exit, output) = await NpmPackages.RunNodeAsync(folder, script, [fake.V1, fake.ApiKey], TimeSpan.FromMinutes(1));
+        var result = await SdkScript.RunAsync(Sdk, Script, fake.V1, fake.ApiKey);
 
-        exit.ShouldBe(0, output);
-        var result = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;
+        ShouldHaveRaisedOpenAIsErrors(result);
+        ShouldHaveReadTheChatAndEmbeddings(result);
+        await ShouldHaveReadTheImagesAsync(result, fake.BaseUrl);
 
+        // What the SDK sent: the fake saw OpenAI's paths, bearer keys and JSON bodies.
+        var requests = fake.Requests.ToList();
+        requests.Select(r => r.Path).ShouldBe(["/v1/chat/completions", "/v1/chat/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/images/generations", "/v1/images/generations"]);
+        requests[1].Authorization.ShouldBe("Bearer sk-wrong-key-0000000000");
+        requests.Where((_, i) => i != 1).ShouldAllBe(r => r.Authorization == "Bearer " + fake.ApiKey);
+        requests[2].Json.GetProperty("max_tokens").GetInt32().ShouldBe(50);
+    }
+
+    private static void ShouldHaveRaisedOpenAIsErrors(JsonElement result)
+    {
         var rateLimit = result.GetProperty("rateLimit");
         rateLimit.GetProperty("isRateLimit").GetBoolean().ShouldBeTrue(rateLimit.ToString());
         rateLimit.GetProperty("name").GetString().ShouldBe("RateLimitError");
@@ -87,7 +95,10 @@ public sealed class OpenAIFakeFidelityTests
         auth.GetProperty("code").GetString().ShouldBe("invalid_api_key");
         auth.GetProperty("message").GetString()!.ShouldContain("Incorrect API key provided");
         auth.GetProperty("message").GetString()!.ShouldNotContain("sk-wrong-key-0000000000", Case.Sensitive, "OpenAI masks a wrong key");
+    }
 
+    private static void ShouldHaveReadTheChatAndEmbeddings(JsonElement result)
+    {
         var chat = result.GetProperty("chat");
         chat.GetProperty("object").GetString().ShouldBe("chat.completion");
         chat.GetProperty("id").GetString()!.ShouldStartWith("chatcmpl-");
@@ -113,23 +124,19 @@ public sealed class OpenAIFakeFidelityTests
         }
 
         embeddings.GetProperty("usage").GetProperty("prompt_tokens").GetInt32().ShouldBe(2 + 1);
+    }
 
+    private static async Task ShouldHaveReadTheImagesAsync(JsonElement result, string baseUrl)
+    {
         var images = result.GetProperty("imagesB64").EnumerateArray().Select(b => Convert.FromBase64String(b.GetString()!)).ToList();
         images.Count.ShouldBe(2);
         images[0].ShouldBe(OpenAIFake.Png("a fox", 0));
         images[1].ShouldBe(OpenAIFake.Png("a fox", 1));
         var imageUrl = result.GetProperty("imageUrl").GetString()!;
-        imageUrl.ShouldStartWith(fake.BaseUrl + "/files/");
+        imageUrl.ShouldStartWith(baseUrl + "/files/");
         using (var http = new HttpClient())
         {
             (await http.GetByteArrayAsync(imageUrl)).ShouldBe(OpenAIFake.Png("a fox", 0));
         }
-
-        // What the SDK sent: the fake saw OpenAI's paths, bearer keys and JSON bodies.
-        var requests = fake.Requests.ToList();
-        requests.Select(r => r.Path).ShouldBe(["/v1/chat/completions", "/v1/chat/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/images/generations", "/v1/images/generations"]);
-        requests[1].Authorization.ShouldBe("Bearer sk-wrong-key-0000000000");
-        requests.Where((_, i) => i != 1).ShouldAllBe(r => r.Authorization == "Bearer " + fake.ApiKey);
-        requests[2].Json.GetProperty("max_tokens").GetInt32().ShouldBe(50);
     }
 }

@@ -3,22 +3,10 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Tests.Providers.Replicate;
-
-/// <summary>A request the fake received, whole.</summary>
-public sealed record FakeRequest(string Method, string Path, string? Authorization, string Body)
-{
-    public JsonElement Json => JsonDocument.Parse(Body).RootElement;
-}
 
 /// <summary>How one prediction ends: its output (null = built from the input), or a failure text.</summary>
 public sealed record PredictionScript(TimeSpan Delay, JsonNode? Output = null, string? Error = null, bool DropWebhook = false);
@@ -36,13 +24,15 @@ public sealed class FakeReplicate : IAsyncDisposable
     public const string ApiKey = "r8_test_secret";
     public const string WebhookSecret = "whsec_dGVzdC1yZXBsaWNhdGUtd2ViaG9vay1zZWNyZXQtMDE=";
 
-    private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, JsonObject> _predictions = new();
+    private FakeProviderServer _server = null!;
     private int _sequence;
 
-    private FakeReplicate(WebApplication app) => _app = app;
+    private FakeReplicate()
+    {
+    }
 
-    public string BaseUrl { get; private set; } = "";
+    public string BaseUrl => _server.BaseUrl;
 
     public ConcurrentQueue<FakeRequest> Requests { get; } = new();
 
@@ -72,15 +62,8 @@ public sealed class FakeReplicate : IAsyncDisposable
 
     public static async Task<FakeReplicate> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Services.AddHttpClient();
-        var app = builder.Build();
-        var fake = new FakeReplicate(app);
-        app.Run(fake.HandleAsync);
-        await app.StartAsync();
-        fake.BaseUrl = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var fake = new FakeReplicate();
+        fake._server = await FakeProviderServer.StartAsync(fake.HandleAsync, withHttpClient: true);
         return fake;
     }
 
@@ -89,24 +72,28 @@ public sealed class FakeReplicate : IAsyncDisposable
             ? [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, .. Encoding.ASCII.GetBytes($"{predictionId}/{name}")]
             : Encoding.ASCII.GetBytes($"fake media {predictionId}/{name}");
 
+    /// <summary>An output file of a known job, as a provider's delivery URL serves it (404 once <paramref name="available"/> is off).</summary>
+    public static async Task ServeFileAsync(HttpContext context, string jobId, string name, bool available)
+    {
+        if (!available)
+        {
+            context.Response.StatusCode = 404;
+            return;
+        }
+
+        context.Response.ContentType = name.EndsWith(".png", StringComparison.Ordinal) ? "image/png" : "video/mp4";
+        await context.Response.Body.WriteAsync(FileBytes(jobId, name));
+    }
+
     private async Task HandleAsync(HttpContext context)
     {
-        using var reader = new StreamReader(context.Request.Body);
-        var body = await reader.ReadToEndAsync();
-        var path = context.Request.Path.Value ?? "";
-        var segments = path.Trim('/').Split('/');
-        Requests.Enqueue(new FakeRequest(context.Request.Method, path, context.Request.Headers.Authorization.ToString(), body));
-
+        var request = await FakeProviderServer.ReadAsync(context);
+        Requests.Enqueue(request);
+        var body = request.Body;
+        var segments = request.Path.Trim('/').Split('/');
         if (segments is ["files", var fileId, var fileName] && context.Request.Method == "GET")
         {
-            if (!FilesAvailable || !_predictions.ContainsKey(fileId))
-            {
-                context.Response.StatusCode = 404;
-                return;
-            }
-
-            context.Response.ContentType = fileName.EndsWith(".png", StringComparison.Ordinal) ? "image/png" : "video/mp4";
-            await context.Response.Body.WriteAsync(FileBytes(fileId, fileName));
+            await ServeFileAsync(context, fileId, fileName, FilesAvailable && _predictions.ContainsKey(fileId));
             return;
         }
 
@@ -200,28 +187,7 @@ public sealed class FakeReplicate : IAsyncDisposable
         }
 
         var id = $"fk{Interlocked.Increment(ref _sequence):D4}" + Guid.NewGuid().ToString("N")[..20];
-        var prediction = new JsonObject
-        {
-            ["id"] = id,
-            ["model"] = model,
-            ["version"] = version,
-            ["input"] = input.DeepClone(),
-            ["logs"] = "",
-            ["output"] = null,
-            ["data_removed"] = false,
-            ["error"] = null,
-            ["status"] = "starting",
-            ["created_at"] = Now(),
-            ["started_at"] = null,
-            ["completed_at"] = null,
-            ["urls"] = new JsonObject
-            {
-                ["cancel"] = $"{BaseUrl}/v1/predictions/{id}/cancel",
-                ["get"] = $"{BaseUrl}/v1/predictions/{id}",
-                ["stream"] = $"{BaseUrl}/v1/stream/{id}",
-                ["web"] = $"https://replicate.com/p/{id}",
-            },
-        };
+        var prediction = NewPrediction(id, model, version, input);
         _predictions[id] = prediction;
         Created.Enqueue((id, body));
         var script = Script(input);
@@ -229,6 +195,30 @@ public sealed class FakeReplicate : IAsyncDisposable
         _ = RunAsync(id, prediction, script, webhook);
         await WriteJsonAsync(context, 201, Snapshot(prediction));
     }
+
+    /// <summary>A prediction as Replicate shapes it when created: starting, no output yet, and its URLs.</summary>
+    private JsonObject NewPrediction(string id, string model, string version, JsonObject input) => new()
+    {
+        ["id"] = id,
+        ["model"] = model,
+        ["version"] = version,
+        ["input"] = input.DeepClone(),
+        ["logs"] = "",
+        ["output"] = null,
+        ["data_removed"] = false,
+        ["error"] = null,
+        ["status"] = "starting",
+        ["created_at"] = Now(),
+        ["started_at"] = null,
+        ["completed_at"] = null,
+        ["urls"] = new JsonObject
+        {
+            ["cancel"] = $"{BaseUrl}/v1/predictions/{id}/cancel",
+            ["get"] = $"{BaseUrl}/v1/predictions/{id}",
+            ["stream"] = $"{BaseUrl}/v1/stream/{id}",
+            ["web"] = $"https://replicate.com/p/{id}",
+        },
+    };
 
     private async Task RunAsync(string id, JsonObject prediction, PredictionScript script, string? webhook)
     {
@@ -275,21 +265,13 @@ public sealed class FakeReplicate : IAsyncDisposable
         var body = Snapshot(prediction);
         var messageId = "msg_" + Guid.NewGuid().ToString("N");
         var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        using var request = new HttpRequestMessage(HttpMethod.Post, webhook) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        request.Headers.Add("webhook-id", messageId);
-        request.Headers.Add("webhook-timestamp", timestamp.ToString(CultureInfo.InvariantCulture));
-        request.Headers.Add("webhook-signature", WebhookSigner.Sign(SigningSecret, messageId, timestamp, body));
-        request.Headers.UserAgent.ParseAdd("Replicate-Webhooks/1.0");
-        try
+        Webhooks.Enqueue(await _server.PostWebhookAsync(webhook, body, new Dictionary<string, string>
         {
-            using var client = _app.Services.GetRequiredService<IHttpClientFactory>().CreateClient();
-            using var response = await client.SendAsync(request);
-            Webhooks.Enqueue((webhook, (int)response.StatusCode, await response.Content.ReadAsStringAsync()));
-        }
-        catch (HttpRequestException ex)
-        {
-            Webhooks.Enqueue((webhook, 0, ex.Message));
-        }
+            ["webhook-id"] = messageId,
+            ["webhook-timestamp"] = timestamp.ToString(CultureInfo.InvariantCulture),
+            ["webhook-signature"] = WebhookSigner.Sign(SigningSecret, messageId, timestamp, body),
+            ["User-Agent"] = "Replicate-Webhooks/1.0",
+        }));
     }
 
     /// <summary>Image models: an array of file URLs (num_outputs); video models (a duration): one URL.</summary>
@@ -314,23 +296,10 @@ public sealed class FakeReplicate : IAsyncDisposable
 
     private static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 
-    private static async Task ProblemAsync(HttpContext context, int status, string title, string detail)
-    {
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/problem+json";
-        await context.Response.WriteAsync(JsonSerializer.Serialize(new { title, detail, status }));
-    }
+    private static Task ProblemAsync(HttpContext context, int status, string title, string detail) =>
+        FakeProviderServer.WriteAsync(context, status, JsonSerializer.Serialize(new { title, detail, status }), "application/problem+json");
 
-    private static async Task WriteJsonAsync(HttpContext context, int status, string json)
-    {
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(json);
-    }
+    private static Task WriteJsonAsync(HttpContext context, int status, string json) => FakeProviderServer.WriteAsync(context, status, json);
 
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 }

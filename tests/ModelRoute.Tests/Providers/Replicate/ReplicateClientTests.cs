@@ -1,7 +1,5 @@
-using System.Text.Json;
 using ModelRoute.Server.Providers.Replicate;
 using ModelRoute.Server.Webhooks;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Providers.Replicate;
 
@@ -81,13 +79,9 @@ public sealed class ReplicateClientTests
         fake.Script = input => input["prompt"]?.GetValue<string>() == "slow"
             ? new PredictionScript(TimeSpan.FromSeconds(60))
             : new PredictionScript(TimeSpan.FromMilliseconds(200));
-        var folder = await NpmPackages.EnsureInstalledAsync(ClientPackage);
-        var script = await NpmPackages.WriteScriptAsync(folder, Script);
 
-        var (exit, output) = await NpmPackages.RunNodeAsync(folder, script, [fake.BaseUrl, FakeReplicate.ApiKey, FakeReplicate.WebhookSecret], TimeSpan.FromMinutes(1));
+        var result = await SdkScript.RunAsync(ClientPackage, Script, fake.BaseUrl, FakeReplicate.ApiKey, FakeReplicate.WebhookSecret);
 
-        exit.ShouldBe(0, output);
-        var result = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;
         var created = result.GetProperty("created");
         created.GetProperty("status").GetString().ShouldBe("starting");
         created.GetProperty("model").GetString().ShouldBe("black-forest-labs/flux-schnell");

@@ -55,6 +55,22 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
 {
     private FakeReplicate Fake => world.Fake;
 
+    /// <summary>Scripts how the prediction whose prompt is <paramref name="marker"/> ends; the others succeed at once.</summary>
+    private void ScriptFor(string marker, PredictionScript script) =>
+        Fake.Script = input => input["prompt"]?.GetValue<string>() == marker ? script : new PredictionScript(TimeSpan.FromMilliseconds(300));
+
+    private void ResetScript() => Fake.Script = _ => new PredictionScript(TimeSpan.FromMilliseconds(300));
+
+    /// <summary>Submits an image whose prediction runs a minute; its execution id once it awaits the webhook.</summary>
+    private async Task<string> SubmitSlowAsync(TestAccount account, string marker)
+    {
+        ScriptFor(marker, new PredictionScript(TimeSpan.FromSeconds(60)));
+        var submitted = await account.Client.SubmitAsync("replicate/flux", $$"""{"prompt":"{{marker}}"}""");
+        var id = submitted.Json.GetProperty("id").GetString()!;
+        await account.Client.WaitForStatusAsync(id, "AWAITING_WEBHOOK");
+        return id;
+    }
+
     [Fact]
     public async Task Image_completes_through_the_signed_webhook_and_its_artifacts_outlive_the_provider_urls()
     {
@@ -150,9 +166,7 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
     {
         using var account = await world.Gateway.CreateAccountAsync();
         var marker = "forged-" + Guid.NewGuid().ToString("N");
-        Fake.Script = input => input["prompt"]?.GetValue<string>() == marker
-            ? new PredictionScript(TimeSpan.FromMilliseconds(200))
-            : new PredictionScript(TimeSpan.FromMilliseconds(300));
+        ScriptFor(marker, new PredictionScript(TimeSpan.FromMilliseconds(200)));
         Fake.SigningSecret = "whsec_" + Convert.ToBase64String("not-the-secret-you-know-01"u8.ToArray());
         string id;
         try
@@ -164,7 +178,7 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
         finally
         {
             Fake.SigningSecret = FakeReplicate.WebhookSecret;
-            Fake.Script = _ => new PredictionScript(TimeSpan.FromMilliseconds(300));
+            ResetScript();
         }
 
         var webhook = Fake.Webhooks.Single(w => w.Url.Contains(id, StringComparison.Ordinal));
@@ -179,14 +193,9 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
     {
         using var account = await world.Gateway.CreateAccountAsync();
         var marker = "replay-" + Guid.NewGuid().ToString("N");
-        Fake.Script = input => input["prompt"]?.GetValue<string>() == marker
-            ? new PredictionScript(TimeSpan.FromSeconds(60))
-            : new PredictionScript(TimeSpan.FromMilliseconds(300));
         try
         {
-            var submitted = await account.Client.SubmitAsync("replicate/flux", $$"""{"prompt":"{{marker}}"}""");
-            var id = submitted.Json.GetProperty("id").GetString()!;
-            await account.Client.WaitForStatusAsync(id, "AWAITING_WEBHOOK");
+            var id = await SubmitSlowAsync(account, marker);
             var create = Fake.Requests.Single(r => r.Method == "POST" && r.Body.Contains(marker, StringComparison.Ordinal));
             var callback = new Uri(create.Json.GetProperty("webhook").GetString()!);
             var body = $$"""{"id":"x","status":"succeeded","output":["{{Fake.BaseUrl}}/files/x/out-0.png"]}""";
@@ -214,7 +223,7 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
         }
         finally
         {
-            Fake.Script = _ => new PredictionScript(TimeSpan.FromMilliseconds(300));
+            ResetScript();
         }
     }
 
@@ -223,14 +232,9 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
     {
         using var account = await world.Gateway.CreateAccountAsync();
         var marker = "slow-" + Guid.NewGuid().ToString("N");
-        Fake.Script = input => input["prompt"]?.GetValue<string>() == marker
-            ? new PredictionScript(TimeSpan.FromSeconds(60))
-            : new PredictionScript(TimeSpan.FromMilliseconds(300));
         try
         {
-            var submitted = await account.Client.SubmitAsync("replicate/flux", $$"""{"prompt":"{{marker}}"}""");
-            var id = submitted.Json.GetProperty("id").GetString()!;
-            await account.Client.WaitForStatusAsync(id, "AWAITING_WEBHOOK");
+            var id = await SubmitSlowAsync(account, marker);
             var predictionId = Fake.PredictionFor(marker);
 
             (await account.Client.PostJsonAsync($"/v1/executions/{id}/cancel", "{}")).Status.ShouldBe(202);
@@ -241,7 +245,7 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
         }
         finally
         {
-            Fake.Script = _ => new PredictionScript(TimeSpan.FromMilliseconds(300));
+            ResetScript();
         }
     }
 
@@ -252,9 +256,7 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
     {
         using var account = await world.Gateway.CreateAccountAsync();
         var marker = "fails-" + Guid.NewGuid().ToString("N");
-        Fake.Script = input => input["prompt"]?.GetValue<string>() == marker
-            ? new PredictionScript(TimeSpan.FromMilliseconds(200), Error: error)
-            : new PredictionScript(TimeSpan.FromMilliseconds(300));
+        ScriptFor(marker, new PredictionScript(TimeSpan.FromMilliseconds(200), Error: error));
         try
         {
             var submitted = await account.Client.SubmitAsync("replicate/flux", $$"""{"prompt":"{{marker}}"}""");
@@ -269,7 +271,7 @@ public sealed class ReplicateGatewayTests(ReplicateWorld world) : IClassFixture<
         }
         finally
         {
-            Fake.Script = _ => new PredictionScript(TimeSpan.FromMilliseconds(300));
+            ResetScript();
         }
     }
 
