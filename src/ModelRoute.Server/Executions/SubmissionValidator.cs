@@ -43,15 +43,9 @@ public sealed class SubmissionValidator(ModelCatalog catalog, IOptions<ModelRout
         }
 
         var input = request.Input;
-        if (input.ValueKind != JsonValueKind.Object)
+        if (Input(input, fieldPrefix, out var inputJson) is { } inputShapeProblem)
         {
-            return Fail(fieldPrefix + "input", "'input' is required and must be a JSON object.");
-        }
-
-        var inputJson = RawJson.Compact(input);
-        if (System.Text.Encoding.UTF8.GetByteCount(inputJson) > _limits.MaxInputBytes)
-        {
-            return (null, Problem.TooLarge($"'input' exceeds {_limits.MaxInputBytes} bytes.") with { Field = fieldPrefix + "input" });
+            return (null, inputShapeProblem);
         }
 
         if (Webhook(request, fieldPrefix, out var webhookUrl, out var webhookEvents) is { } webhookProblem)
@@ -131,6 +125,21 @@ public sealed class SubmissionValidator(ModelCatalog catalog, IOptions<ModelRout
 
         key = given;
         return null;
+    }
+
+    /// <summary>An object, at most <c>MaxInputBytes</c> once compacted (the compacted text is what is stored).</summary>
+    private Problem? Input(JsonElement input, string fieldPrefix, out string inputJson)
+    {
+        inputJson = "";
+        if (input.ValueKind != JsonValueKind.Object)
+        {
+            return Problem.Validation(fieldPrefix + "input", "'input' is required and must be a JSON object.");
+        }
+
+        inputJson = RawJson.Compact(input);
+        return System.Text.Encoding.UTF8.GetByteCount(inputJson) > _limits.MaxInputBytes
+            ? Problem.TooLarge($"'input' exceeds {_limits.MaxInputBytes} bytes.") with { Field = fieldPrefix + "input" }
+            : null;
     }
 
     private static Problem? Webhook(in SubmissionRequest request, string fieldPrefix, out string? webhookUrl, out string? webhookEvents)

@@ -4,7 +4,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Executions;
 
-/// <summary>SPEC §5: GET /v1/executions and GET /v1/ledger: newest first, filters, cursor pagination.</summary>
+/// <summary>GET /v1/executions and GET /v1/ledger: newest first, filters, cursor pagination.</summary>
 public sealed class ListTests : IAsyncLifetime
 {
     private const string Slow = """{"latency_ms":20000}""";
@@ -168,16 +168,8 @@ public sealed class ListTests : IAsyncLifetime
     [InlineData("cursor=!!!!", "cursor")]
     [InlineData("status=DONE", "status")]
     [InlineData("created_after=yesterday", "created_after")]
-    public async Task Bad_list_parameters_are_refused_with_400_naming_the_parameter(string query, string field)
-    {
-        using var account = await _gateway.CreateAccountAsync("10.00");
-
-        var response = await account.Client.GetApiAsync("/v1/executions?" + query);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        FieldOf(response).ShouldBe(field);
-    }
+    public Task Bad_list_parameters_are_refused_with_400_naming_the_parameter(string query, string field) =>
+        RefusedAsync("/v1/executions?" + query, field);
 
     [Theory]
     [InlineData(1)]
@@ -270,11 +262,14 @@ public sealed class ListTests : IAsyncLifetime
     [InlineData("limit=-1", "limit")]
     [InlineData("limit=ten", "limit")]
     [InlineData("cursor=garbage", "cursor")]
-    public async Task Bad_ledger_parameters_are_refused_with_400(string query, string field)
+    public Task Bad_ledger_parameters_are_refused_with_400(string query, string field) => RefusedAsync("/v1/ledger?" + query, field);
+
+    /// <summary>A list read with a bad parameter: a 400 naming the parameter.</summary>
+    private async Task RefusedAsync(string pathAndQuery, string field)
     {
         using var account = await _gateway.CreateAccountAsync("10.00");
 
-        var response = await account.Client.GetApiAsync("/v1/ledger?" + query);
+        var response = await account.Client.GetApiAsync(pathAndQuery);
 
         response.Status.ShouldBe(400, response.Body);
         response.ProblemCode.ShouldBe("VALIDATION_ERROR");
