@@ -51,27 +51,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
     private async Task RunAsync(int nodes, Dictionary<string, string> store, Func<DbConnection> database)
     {
         await using var receiver = await WebhookReceiver.StartAsync();
-        var settings = new Dictionary<string, string>(store)
-        {
-            ["ModelRoute:AdminKey"] = GatewayFactory.AdminKey,
-            ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:03",
-            ["ModelRoute:Dispatch:SweepInterval"] = "00:00:00.200",
-            ["ModelRoute:Dispatch:PollInterval"] = "00:00:00.100",
-            ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:00:02",
-            ["ModelRoute:Dispatch:RetryBaseDelay"] = "00:00:00.050",
-            ["ModelRoute:Dispatch:RetryMaxDelay"] = "00:00:00.500",
-            ["ModelRoute:Polling:PermitsPerSecond"] = "100000",
-            ["ModelRoute:Polling:Burst"] = "100000",
-            ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
-            ["ModelRoute:Webhooks:AllowHttp"] = "true",
-            ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:00",
-            ["ModelRoute:Webhooks:RetrySchedule:1"] = "00:00:00.500",
-            ["ModelRoute:Webhooks:RetrySchedule:2"] = "00:00:01",
-            ["ModelRoute:Webhooks:RetrySchedule:3"] = "00:00:02",
-            ["ModelRoute:Webhooks:RetrySchedule:4"] = "00:00:05",
-            ["ModelRoute:Webhooks:RetrySchedule:5"] = "00:00:10",
-        };
-
+        var settings = Settings(store);
         var gateways = new GatewayProcess?[nodes];
         for (var i = 0; i < nodes; i++)
         {
@@ -82,30 +62,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         {
             var key = await SetUpAccountAsync(gateways[0]!, receiver.Url());
             var plan = Enumerable.Range(0, Count).Select(Workload).ToList();
-            var ids = new ConcurrentDictionary<int, string>();
-            var next = -1;
-            var killAt = Count / 2;
-            var killed = new TaskCompletionSource();
-
-            async Task SubmitAllAsync()
-            {
-                int i;
-                while ((i = Interlocked.Increment(ref next)) < Count)
-                {
-                    if (i == killAt)
-                    {
-                        // SIGKILL mid-run, then start it again on the same store while the others carry on.
-                        gateways[^1]!.Kill();
-                        gateways[^1] = await GatewayProcess.StartAsync(Path.Combine(_directory, $"node{nodes - 1}"), settings);
-                        killed.SetResult();
-                    }
-
-                    ids[i] = await SubmitWithFailoverAsync(gateways, key, plan[i], $"chaos-{i}");
-                }
-            }
-
-            await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(SubmitAllAsync)));
-            await killed.Task;
+            var ids = await SubmitKillingOneNodeAsync(gateways, settings, key, plan);
 
             // Every accepted execution ends.
             await using var db = database();
@@ -114,31 +71,8 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
                 "every execution reached a terminal state",
                 seconds: 240);
 
-            // … exactly once.
-            (await db.ExecuteScalarAsync<long>("SELECT count(*) FROM executions")).ShouldBe(Count);
-            (await db.QueryAsync<string>(
-                """
-                SELECT execution_id FROM execution_events
-                WHERE type IN ('execution.completed', 'execution.failed', 'execution.cancelled', 'execution.expired')
-                GROUP BY execution_id HAVING count(*) <> 1
-                """)).ShouldBeEmpty("one terminal event per execution");
-            var finals = (await db.QueryAsync<(string Id, string Status, string? Error, string AttemptLog)>("SELECT id, status, error, attempt_log FROM executions"))
-                .ToDictionary(e => e.Id);
-            var wrong = ids.Where(p => !finals.TryGetValue(p.Value, out var e) || e.Status != plan[p.Key].Expected)
-                .Select(p => $"#{p.Key} {plan[p.Key].Model} expected {plan[p.Key].Expected}: {(finals.TryGetValue(p.Value, out var e) ? $"{e.Status} {e.Error} {e.AttemptLog}" : "missing")}")
-                .ToList();
-            wrong.ShouldBeEmpty(string.Join('\n', wrong.Take(10)));
-
-            // No money lost or invented.
-            var account = await db.QuerySingleAsync<(long Balance, long Held)>("SELECT balance_micros, held_micros FROM accounts");
-            account.Held.ShouldBe(0);
-            var credits = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE kind = 'credit'");
-            var charges = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE kind = 'charge'");
-            var actual = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(CASE WHEN actual_micros < held_micros THEN actual_micros ELSE held_micros END), 0) FROM executions WHERE status = 'COMPLETED'");
-            account.Balance.ShouldBe(credits - charges);
-            charges.ShouldBe(actual);
-            (await db.ExecuteScalarAsync<long>(
-                "SELECT count(*) FROM (SELECT execution_id FROM ledger_entries WHERE kind = 'release' GROUP BY execution_id HAVING count(*) <> 1) x")).ShouldBe(0);
+            await AssertEachEndedOnceAsExpectedAsync(db, ids, plan);
+            await AssertNoMoneyLostOrInventedAsync(db);
 
             // Every terminal event reached the receiver at least once.
             var terminalEvents = (await db.QueryAsync<string>(
@@ -165,6 +99,89 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
                 }
             }
         }
+    }
+
+    private static Dictionary<string, string> Settings(Dictionary<string, string> store) => new(store)
+    {
+        ["ModelRoute:AdminKey"] = GatewayFactory.AdminKey,
+        ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:03",
+        ["ModelRoute:Dispatch:SweepInterval"] = "00:00:00.200",
+        ["ModelRoute:Dispatch:PollInterval"] = "00:00:00.100",
+        ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:00:02",
+        ["ModelRoute:Dispatch:RetryBaseDelay"] = "00:00:00.050",
+        ["ModelRoute:Dispatch:RetryMaxDelay"] = "00:00:00.500",
+        ["ModelRoute:Polling:PermitsPerSecond"] = "100000",
+        ["ModelRoute:Polling:Burst"] = "100000",
+        ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
+        ["ModelRoute:Webhooks:AllowHttp"] = "true",
+        ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:00",
+        ["ModelRoute:Webhooks:RetrySchedule:1"] = "00:00:00.500",
+        ["ModelRoute:Webhooks:RetrySchedule:2"] = "00:00:01",
+        ["ModelRoute:Webhooks:RetrySchedule:3"] = "00:00:02",
+        ["ModelRoute:Webhooks:RetrySchedule:4"] = "00:00:05",
+        ["ModelRoute:Webhooks:RetrySchedule:5"] = "00:00:10",
+    };
+
+    /// <summary>Submits the plan from 8 clients; halfway, the last node is SIGKILLed and started again on the same store.</summary>
+    private async Task<ConcurrentDictionary<int, string>> SubmitKillingOneNodeAsync(GatewayProcess?[] gateways, Dictionary<string, string> settings, string key, List<Work> plan)
+    {
+        var ids = new ConcurrentDictionary<int, string>();
+        var next = -1;
+        var killAt = Count / 2;
+        var killed = new TaskCompletionSource();
+
+        async Task SubmitAllAsync()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < Count)
+            {
+                if (i == killAt)
+                {
+                    // SIGKILL mid-run, then start it again on the same store while the others carry on.
+                    gateways[^1]!.Kill();
+                    gateways[^1] = await GatewayProcess.StartAsync(Path.Combine(_directory, $"node{gateways.Length - 1}"), settings);
+                    killed.SetResult();
+                }
+
+                ids[i] = await SubmitWithFailoverAsync(gateways, key, plan[i], $"chaos-{i}");
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(SubmitAllAsync)));
+        await killed.Task;
+        return ids;
+    }
+
+    /// <summary>Every submission stored once, with one terminal event, in the status its workload expects.</summary>
+    private static async Task AssertEachEndedOnceAsExpectedAsync(DbConnection db, ConcurrentDictionary<int, string> ids, List<Work> plan)
+    {
+        (await db.ExecuteScalarAsync<long>("SELECT count(*) FROM executions")).ShouldBe(Count);
+        (await db.QueryAsync<string>(
+            """
+            SELECT execution_id FROM execution_events
+            WHERE type IN ('execution.completed', 'execution.failed', 'execution.cancelled', 'execution.expired')
+            GROUP BY execution_id HAVING count(*) <> 1
+            """)).ShouldBeEmpty("one terminal event per execution");
+        var finals = (await db.QueryAsync<(string Id, string Status, string? Error, string AttemptLog)>("SELECT id, status, error, attempt_log FROM executions"))
+            .ToDictionary(e => e.Id);
+        var wrong = ids.Where(p => !finals.TryGetValue(p.Value, out var e) || e.Status != plan[p.Key].Expected)
+            .Select(p => $"#{p.Key} {plan[p.Key].Model} expected {plan[p.Key].Expected}: {(finals.TryGetValue(p.Value, out var e) ? $"{e.Status} {e.Error} {e.AttemptLog}" : "missing")}")
+            .ToList();
+        wrong.ShouldBeEmpty(string.Join('\n', wrong.Take(10)));
+    }
+
+    /// <summary>Nothing held at the end; the balance is credits less charges; each charge is the capped actual cost; one release each.</summary>
+    private static async Task AssertNoMoneyLostOrInventedAsync(DbConnection db)
+    {
+        var account = await db.QuerySingleAsync<(long Balance, long Held)>("SELECT balance_micros, held_micros FROM accounts");
+        account.Held.ShouldBe(0);
+        var credits = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE kind = 'credit'");
+        var charges = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE kind = 'charge'");
+        var actual = await db.ExecuteScalarAsync<long>("SELECT COALESCE(SUM(CASE WHEN actual_micros < held_micros THEN actual_micros ELSE held_micros END), 0) FROM executions WHERE status = 'COMPLETED'");
+        account.Balance.ShouldBe(credits - charges);
+        charges.ShouldBe(actual);
+        (await db.ExecuteScalarAsync<long>(
+            "SELECT count(*) FROM (SELECT execution_id FROM ledger_entries WHERE kind = 'release' GROUP BY execution_id HAVING count(*) <> 1) x")).ShouldBe(0);
     }
 
     private sealed record Work(string Model, string Input, string Expected, int ExpectedAttempts);
