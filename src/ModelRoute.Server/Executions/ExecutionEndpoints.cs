@@ -57,41 +57,35 @@ public static class ExecutionEndpoints
     private static async Task<IResult> SubmitAsync(
         HttpContext context, SubmissionValidator validator, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {
-        var (document, problem) = await JsonBody.ReadAsync(context.Request, options.Value.Limits.MaxRequestBytes, cancellationToken);
+        var (document, unreadable) = await JsonBody.ReadAsync(context.Request, options.Value.Limits.MaxRequestBytes, cancellationToken);
         using (document)
         {
-            return problem?.ToResult() ?? await SubmitOneAsync(context, document!.RootElement, validator, submitter, load, cancellationToken);
-        }
-    }
+            var (submission, invalid) = unreadable is null ? validator.Parse(document!.RootElement) : (null, unreadable);
+            if (invalid is not null)
+            {
+                return invalid.ToResult();
+            }
 
-    private static async Task<IResult> SubmitOneAsync(
-        HttpContext context, JsonElement root, SubmissionValidator validator, ExecutionSubmitter submitter, SubmissionLoad load, CancellationToken cancellationToken)
-    {
-        var (submission, invalid) = validator.Parse(root);
-        if (invalid is not null)
-        {
-            return invalid.ToResult();
-        }
+            SubmissionResult result;
+            using (load.Enter())
+            {
+                result = await submitter.SubmitAsync(context.User.AccountId(), submission!, "", cancellationToken, context.User.SubmittingKey());
+            }
 
-        SubmissionResult result;
-        using (load.Enter())
-        {
-            result = await submitter.SubmitAsync(context.User.AccountId(), submission!, "", cancellationToken, context.User.SubmittingKey());
-        }
+            if (result.Problem is not null)
+            {
+                return result.Problem.ToResult();
+            }
 
-        if (result.Problem is not null)
-        {
-            return result.Problem.ToResult();
-        }
+            var view = ExecutionView.From(result.Execution!);
+            if (result.Replayed)
+            {
+                context.Response.Headers["Idempotent-Replayed"] = "true";
+                return TypedResults.Ok(view);
+            }
 
-        var view = ExecutionView.From(result.Execution!);
-        if (result.Replayed)
-        {
-            context.Response.Headers["Idempotent-Replayed"] = "true";
-            return TypedResults.Ok(view);
+            return TypedResults.Accepted($"/v1/executions/{view.Id}", view);
         }
-
-        return TypedResults.Accepted($"/v1/executions/{view.Id}", view);
     }
 
     private static async Task<IResult> SubmitBatchAsync(

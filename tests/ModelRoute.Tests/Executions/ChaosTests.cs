@@ -9,7 +9,7 @@ using Xunit.Abstractions;
 namespace ModelRoute.Tests.Executions;
 
 /// <summary>
-/// SPEC §9 under fire: real gateway processes, a mixed workload with webhooks, one node killed
+/// Crash recovery (docs/architecture.md, "Surviving a crash (kill -9)") under fire: real gateway processes, a mixed workload with webhooks, one node killed
 /// with SIGKILL mid-run and restarted. At the end every execution ended exactly once, no hold is
 /// open, the ledger balances and every terminal event reached the receiver.
 /// </summary>
