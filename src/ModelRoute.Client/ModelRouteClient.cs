@@ -181,13 +181,15 @@ public sealed class ModelRouteClient : IDisposable
             {
                 // The standard parser: one leading space after the colon is dropped, data lines are joined with '\n',
                 // comments are skipped, and the event id carries over to later events until another id line.
-                var items = SseParser.Create(stream).EnumerateAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
+                var parser = SseParser.Create(stream);
+                var items = parser.EnumerateAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
                 await using (items.ConfigureAwait(false))
                 {
                     while (await NextEventAsync(items, failures).ConfigureAwait(false) is { } item)
                     {
-                        var e = JsonSerializer.Deserialize<ExecutionEvent>(item.Data, Json)! with { Sequence = item.EventId };
-                        lastEventId = item.EventId ?? lastEventId;
+                        var sequence = string.IsNullOrEmpty(parser.LastEventId) ? null : parser.LastEventId;
+                        var e = JsonSerializer.Deserialize<ExecutionEvent>(item.Data, Json)! with { Sequence = sequence };
+                        lastEventId = sequence ?? lastEventId;
                         failures = 0;
                         yield return e;
                         if (e.Data.IsTerminal)
