@@ -159,12 +159,18 @@ public sealed class ListTests : IAsyncLifetime
         (await account.Client.ExecutionsAsync("&created_after=2999-01-01T00:00:00Z")).ShouldBeEmpty();
     }
 
+    /// <summary>Paging parameters every list refuses, and the parameter each problem names.</summary>
+    public static TheoryData<string, string> BadPaging => new()
+    {
+        { "limit=0", "limit" },
+        { "limit=101", "limit" },
+        { "limit=-1", "limit" },
+        { "limit=ten", "limit" },
+        { "cursor=garbage", "cursor" },
+    };
+
     [Theory]
-    [InlineData("limit=0", "limit")]
-    [InlineData("limit=101", "limit")]
-    [InlineData("limit=-1", "limit")]
-    [InlineData("limit=ten", "limit")]
-    [InlineData("cursor=garbage", "cursor")]
+    [MemberData(nameof(BadPaging))]
     [InlineData("cursor=!!!!", "cursor")]
     [InlineData("status=DONE", "status")]
     [InlineData("created_after=yesterday", "created_after")]
@@ -246,11 +252,7 @@ public sealed class ListTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("limit=0", "limit")]
-    [InlineData("limit=101", "limit")]
-    [InlineData("limit=-1", "limit")]
-    [InlineData("limit=ten", "limit")]
-    [InlineData("cursor=garbage", "cursor")]
+    [MemberData(nameof(BadPaging))]
     public Task Bad_ledger_parameters_are_refused_with_400(string query, string field) => RefusedAsync("/v1/ledger?" + query, field);
 
     /// <summary>A list read with a bad parameter: a 400 naming the parameter.</summary>
