@@ -33,6 +33,18 @@ public sealed class GatewayHost : IAsyncDisposable
         var dataDirectory = Path.Combine(Path.GetTempPath(), $"modelroute-bench-{storeKind}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dataDirectory);
         var url = $"http://127.0.0.1:{FreePort()}";
+        var process = Process.Start(StartInfo(serverDll, url, dataDirectory, storeKind, connectionString)) ?? throw new InvalidOperationException("dotnet did not start");
+        var host = new GatewayHost(process, url, dataDirectory);
+        process.OutputDataReceived += (_, e) => host.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => host.Keep(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await host.WaitUntilReadyAsync();
+        return host;
+    }
+
+    private static ProcessStartInfo StartInfo(string serverDll, string url, string dataDirectory, string storeKind, string? connectionString)
+    {
         var start = new ProcessStartInfo("dotnet")
         {
             WorkingDirectory = dataDirectory,
@@ -57,28 +69,26 @@ public sealed class GatewayHost : IAsyncDisposable
         start.Environment["ModelRoute__Polling__Burst"] = "1000000";
         start.Environment["ModelRoute__Webhooks__AllowPrivateNetworks"] = "true";
         start.Environment["ModelRoute__Webhooks__AllowHttp"] = "true";
+        return start;
+    }
 
-        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
-        var host = new GatewayHost(process, url, dataDirectory);
-        process.OutputDataReceived += (_, e) => host.Keep(e.Data);
-        process.ErrorDataReceived += (_, e) => host.Keep(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        using var probe = new HttpClient { BaseAddress = new Uri(url) };
+    /// <summary>Polls <c>/readyz</c> for up to a minute; a gateway that exits or stays unready is reported with its last output.</summary>
+    private async Task WaitUntilReadyAsync()
+    {
+        using var probe = new HttpClient { BaseAddress = new Uri(BaseUrl) };
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
-            if (process.HasExited)
+            if (_process.HasExited)
             {
-                throw new InvalidOperationException($"The gateway exited with {process.ExitCode}: {host.Output}");
+                throw new InvalidOperationException($"The gateway exited with {_process.ExitCode}: {Output}");
             }
 
             try
             {
                 if ((await probe.GetAsync("/readyz")).IsSuccessStatusCode)
                 {
-                    return host;
+                    return;
                 }
             }
             catch (HttpRequestException)
@@ -88,8 +98,8 @@ public sealed class GatewayHost : IAsyncDisposable
 
             if (DateTime.UtcNow > deadline)
             {
-                await host.DisposeAsync();
-                throw new TimeoutException($"The gateway did not become ready: {host.Output}");
+                await DisposeAsync();
+                throw new TimeoutException($"The gateway did not become ready: {Output}");
             }
 
             await Task.Delay(100);

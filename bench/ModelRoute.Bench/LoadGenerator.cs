@@ -47,21 +47,7 @@ public static class LoadGenerator
 
                 maxLagMs = Math.Max(maxLagMs, Ms(now - due));
                 var index = i;
-                tasks[index] = Task.Run(async () =>
-                {
-                    bool success;
-                    try
-                    {
-                        success = await send(index, abandon.Token);
-                    }
-                    catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException or InvalidOperationException)
-                    {
-                        success = false;
-                    }
-
-                    latencies[index] = Ms(Stopwatch.GetTimestamp() - due);
-                    ok[index] = success;
-                });
+                tasks[index] = Task.Run(() => SendOneAsync(send, index, due, latencies, ok, abandon.Token));
             }
         })
         { IsBackground = true, Name = "open-loop dispatcher", Priority = ThreadPriority.AboveNormal };
@@ -80,6 +66,23 @@ public static class LoadGenerator
         var errors = ok.Count(s => !s);
         return new RunResult(name, rate, duration.TotalSeconds, count, count - errors, errors, abandoned, LatencyStats.From(latencies),
             Math.Round(count / (Ms(end - start) / 1000.0), 1), Math.Round(maxLagMs, 2), null);
+    }
+
+    /// <summary>One request: its latency runs from its due time, and a failure to send counts as an error.</summary>
+    private static async Task SendOneAsync(Func<int, CancellationToken, Task<bool>> send, int index, long due, double[] latencies, bool[] ok, CancellationToken abandon)
+    {
+        bool success;
+        try
+        {
+            success = await send(index, abandon);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException or InvalidOperationException)
+        {
+            success = false;
+        }
+
+        latencies[index] = Ms(Stopwatch.GetTimestamp() - due);
+        ok[index] = success;
     }
 }
 

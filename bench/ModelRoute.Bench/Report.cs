@@ -176,7 +176,13 @@ public static class Report
             md.AppendLine(CultureInfo.InvariantCulture, $"| End to end: submit → verified `execution.completed` webhook (simulator latency 0) | {F(e.Rate)}/s | {e.Submitted} | {e.SubmitErrors} submit, {e.Missing} missing after waiting {F(e.WaitedSeconds)} s, {e.RejectedSignatures} bad signatures | {F(e.Latency.P50Ms)} ms | {F(e.Latency.P99Ms)} ms | {F(e.Latency.P999Ms)} ms | {F(e.Latency.MaxMs)} ms | | {CpuCell(e.Cpu, e.Rate, s.Store)} |");
         }
 
-        if (s.EndToEnd?.Stages is { } stages)
+        StageTable(md, s.EndToEnd);
+        FiguresTable(md, s);
+    }
+
+    private static void StageTable(StringBuilder md, EndToEndResult? endToEnd)
+    {
+        if (endToEnd?.Stages is { } stages)
         {
             md.AppendLine();
             md.AppendLine("End to end by stage (from the times in each webhook's payload, which have millisecond precision):");
@@ -188,7 +194,10 @@ public static class Report
             StageRow(md, "`started_at` → `completed_at`: simulator call, result written", stages.StartedToCompleted);
             StageRow(md, "`completed_at` → webhook verified at the receiver", stages.CompletedToReceived);
         }
+    }
 
+    private static void FiguresTable(StringBuilder md, StoreResult s)
+    {
         md.AppendLine();
         md.AppendLine("| Figure | Value |");
         md.AppendLine("|---|---|");
@@ -198,6 +207,13 @@ public static class Report
             md.AppendLine(CultureInfo.InvariantCulture, $"| Highest submit rate with p99 < 50 ms (and no errors) | **{F(s.MaxRate.HighestRateUnder50MsP99)}/s** ({lowestFail}; search steps: {(s.MaxRate.Steps.Count == 0 ? "none" : string.Join(", ", s.MaxRate.Steps.Select(r => F(r.Rate))))}) |");
         }
 
+        BaselineRows(md, s);
+        WebhookAndMemoryRows(md, s);
+        md.AppendLine(CultureInfo.InvariantCulture, $"| Time per phase (gateway CPU) | {string.Join(", ", s.Phases.Select(p => $"{p.Phase} {F(p.Seconds)} s ({F(p.GatewayCpuSeconds)} CPU s)"))} |");
+    }
+
+    private static void BaselineRows(StringBuilder md, StoreResult s)
+    {
         if (s.Baseline is { } b)
         {
             md.AppendLine(CultureInfo.InvariantCulture, $"| Storage baseline, sequential single-row durable inserts (no gateway) | {F(b.SequentialInsertsPerSecond)}/s |");
@@ -210,7 +226,10 @@ public static class Report
             md.AppendLine(CultureInfo.InvariantCulture, $"| Gateway rate as a fraction of the baseline | {s.FractionOfSequentialBaseline:P0} of sequential, {s.FractionOfConcurrentBaseline:P0} of concurrent |");
             md.AppendLine(CultureInfo.InvariantCulture, $"| Storage baseline setup | {b.Description} |");
         }
+    }
 
+    private static void WebhookAndMemoryRows(StringBuilder md, StoreResult s)
+    {
         if (s.FanOut is { } fan)
         {
             md.AppendLine(CultureInfo.InvariantCulture, $"| Webhook deliveries/s to a local receiver, {fan.Expected:N0} due at once | {F(fan.DeliveriesPerSecond)}/s ({fan.Delivered:N0} of {fan.Expected:N0} delivered: {fan.Executions:N0} completions × {fan.Endpoints} endpoints; first to last in {F(fan.SecondsFirstToLast)} s, {F(fan.SecondsFromSubmit)} s from the submit; {fan.Rejected} bad signatures) |");
@@ -229,8 +248,6 @@ public static class Report
                 : $"| Memory per awaiting execution | {F(mem.KiBPerAwaiting)} KiB; projected {F(mem.ProjectedRssMiBAt100k)} MiB at 100,000 |");
             md.AppendLine(CultureInfo.InvariantCulture, $"| Parking them | {mem.Accepted:N0} of {mem.Requested:N0} accepted and {mem.Awaiting:N0} awaiting after {F(mem.FillSeconds)} s{(mem.FillCapped ? " (the fill's time cap ended it)" : "")}; RSS during the fill: {string.Join(", ", mem.FillSamples.Select(x => $"{F(x.RssMiB)} MiB at {x.Awaiting:N0}"))} |");
         }
-
-        md.AppendLine(CultureInfo.InvariantCulture, $"| Time per phase (gateway CPU) | {string.Join(", ", s.Phases.Select(p => $"{p.Phase} {F(p.Seconds)} s ({F(p.GatewayCpuSeconds)} CPU s)"))} |");
     }
 
     private static void StageRow(StringBuilder md, string what, LatencyStats l) =>

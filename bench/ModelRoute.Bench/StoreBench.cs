@@ -23,16 +23,7 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         _api = gateway.Client(key, 4096);
         try
         {
-            // Warm the JIT up first, and measure end to end before the submit runs, whose overload steps leave a backlog behind.
-            // With webhooks, so that the delivery path is warm too before end to end is measured.
-            await TimedAsync("warmup", async () => Log(Describe(await SubmitRunAsync("warmup", 500, settings.Warmup, cancellationToken, receiver.Url))));
-
-            // Then briefly at the target rate: the paths taken only under load (submissions crowding in, claims of a backlog)
-            // are compiled to their optimized tier here, and not while the first fixed-rate runs are measured.
-            if (settings.WarmupBurst > TimeSpan.Zero)
-            {
-                await TimedAsync("warmup-burst", async () => Log(Describe(await SubmitRunAsync("warmup-burst", BenchSettings.TargetRate, settings.WarmupBurst, cancellationToken))));
-            }
+            await WarmUpAsync(cancellationToken);
 
             EndToEndResult? endToEnd = null;
             if (phases.Contains("e2e"))
@@ -57,65 +48,12 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
                 });
             }
 
-            WebhookFloodResult? flood = null;
-            if (phases.Contains("webhooks"))
-            {
-                await TimedAsync("webhooks", async () =>
-                {
-                    flood = await WebhookFloodAsync(cancellationToken);
-                    Log($"webhooks: {flood.Delivered}/{flood.Accepted} delivered{(flood.WaitCapped ? " (wait capped)" : "")}, {flood.DeliveriesPerSecond}/s");
-                });
-            }
-
-            WebhookFanOutResult? fanOut = null;
-            if (phases.Contains("webhooks"))
-            {
-                await TimedAsync("fan-out", async () =>
-                {
-                    fanOut = await WebhookFanOutAsync(cancellationToken);
-                    Log($"webhook fan-out: {fanOut.Delivered}/{fanOut.Expected} delivered ({fanOut.Executions} completions x {fanOut.Endpoints} endpoints), {fanOut.DeliveriesPerSecond}/s, {fanOut.Rejected} bad signatures");
-                });
-            }
-
+            var (flood, fanOut) = phases.Contains("webhooks") ? await WebhookPhasesAsync(cancellationToken) : (null, null);
             var submit = new List<RunResult>();
             var search = new SearchResult(0, null, []);
             if (phases.Contains("submit"))
             {
-                await TimedAsync("submit", async () =>
-                {
-                    async Task<RunResult> FixedRunAsync(double rate, string label = "")
-                    {
-                        var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
-                        submit.Add(result);
-                        Log(label + Describe(result));
-                        return result;
-                    }
-
-                    var rates = settings.FixedRates.Order().ToList();
-                    var afterSearch = new List<double>();
-                    foreach (var rate in rates)
-                    {
-                        if (BenchSettings.RunsAfterSearch(submit))
-                        {
-                            afterSearch.Add(rate);
-                            continue;
-                        }
-
-                        var result = await FixedRunAsync(rate);
-                        if (BenchSettings.MeasureAgain(submit, result, higherRatesLeft: rates[^1] > rate))
-                        {
-                            await WaitForBacklogAsync(settings.SearchDrainLimit, cancellationToken);
-                            await FixedRunAsync(rate, "again ");
-                        }
-                    }
-
-                    search = await SearchAsync(submit, cancellationToken);
-                    Log($"highest rate with p99 < {BenchSettings.P99LimitMs} ms: {search.HighestRateUnder50MsP99}/s (lowest failing: {search.LowestFailedRate?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
-                    foreach (var rate in afterSearch)
-                    {
-                        await FixedRunAsync(rate);
-                    }
-                });
+                await TimedAsync("submit", async () => search = await SubmitPhaseAsync(submit, cancellationToken));
             }
 
             MemoryResult? memory = null;
@@ -134,6 +72,77 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         {
             _api.Dispose();
         }
+    }
+
+    private async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        // Warm the JIT up first, and measure end to end before the submit runs, whose overload steps leave a backlog behind.
+        // With webhooks, so that the delivery path is warm too before end to end is measured.
+        await TimedAsync("warmup", async () => Log(Describe(await SubmitRunAsync("warmup", 500, settings.Warmup, cancellationToken, receiver.Url))));
+
+        // Then briefly at the target rate: the paths taken only under load (submissions crowding in, claims of a backlog)
+        // are compiled to their optimized tier here, and not while the first fixed-rate runs are measured.
+        if (settings.WarmupBurst > TimeSpan.Zero)
+        {
+            await TimedAsync("warmup-burst", async () => Log(Describe(await SubmitRunAsync("warmup-burst", BenchSettings.TargetRate, settings.WarmupBurst, cancellationToken))));
+        }
+    }
+
+    private async Task<(WebhookFloodResult? Flood, WebhookFanOutResult? FanOut)> WebhookPhasesAsync(CancellationToken cancellationToken)
+    {
+        WebhookFloodResult? flood = null;
+        await TimedAsync("webhooks", async () =>
+        {
+            flood = await WebhookFloodAsync(cancellationToken);
+            Log($"webhooks: {flood.Delivered}/{flood.Accepted} delivered{(flood.WaitCapped ? " (wait capped)" : "")}, {flood.DeliveriesPerSecond}/s");
+        });
+
+        WebhookFanOutResult? fanOut = null;
+        await TimedAsync("fan-out", async () =>
+        {
+            fanOut = await WebhookFanOutAsync(cancellationToken);
+            Log($"webhook fan-out: {fanOut.Delivered}/{fanOut.Expected} delivered ({fanOut.Executions} completions x {fanOut.Endpoints} endpoints), {fanOut.DeliveriesPerSecond}/s, {fanOut.Rejected} bad signatures");
+        });
+        return (flood, fanOut);
+    }
+
+    /// <summary>The fixed-rate runs (measured again where a run looks off), the search, then the rates kept for after it.</summary>
+    private async Task<SearchResult> SubmitPhaseAsync(List<RunResult> submit, CancellationToken cancellationToken)
+    {
+        async Task<RunResult> FixedRunAsync(double rate, string label = "")
+        {
+            var result = await SubmitRunAsync($"submit-{rate}", rate, settings.FixedDuration, cancellationToken);
+            submit.Add(result);
+            Log(label + Describe(result));
+            return result;
+        }
+
+        var rates = settings.FixedRates.Order().ToList();
+        var afterSearch = new List<double>();
+        foreach (var rate in rates)
+        {
+            if (BenchSettings.RunsAfterSearch(submit))
+            {
+                afterSearch.Add(rate);
+                continue;
+            }
+
+            var result = await FixedRunAsync(rate);
+            if (BenchSettings.MeasureAgain(submit, result, higherRatesLeft: rates[^1] > rate))
+            {
+                await WaitForBacklogAsync(settings.SearchDrainLimit, cancellationToken);
+                await FixedRunAsync(rate, "again ");
+            }
+        }
+
+        var search = await SearchAsync(submit, cancellationToken);
+        Log($"highest rate with p99 < {BenchSettings.P99LimitMs} ms: {search.HighestRateUnder50MsP99}/s (lowest failing: {search.LowestFailedRate?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"})");
+        foreach (var rate in afterSearch)
+        {
+            await FixedRunAsync(rate);
+        }
+
+        return search;
     }
 
     private async Task TimedAsync(string phase, Func<Task> run)

@@ -31,6 +31,36 @@ internal sealed class BatchRunner(ModelRouteClient client, Output output)
         var resultsPath = outputFile?.FullName ?? Path.Combine(file.DirectoryName!, Path.GetFileNameWithoutExtension(file.Name) + ".results.jsonl");
         var lines = await File.ReadAllLinesAsync(file.FullName, cancellationToken);
         var results = new SortedDictionary<int, BatchLineResult>();
+        var pending = ReadLines(file.Name, lines, results);
+        if (pending.Count == 0 && results.Count == 0)
+        {
+            throw new UsageException($"'{file.Name}' has no submissions.");
+        }
+
+        var chunks = pending.Chunk(chunkSize).ToList();
+        if (output.Interactive)
+        {
+            await RunWithProgressBarsAsync(chunks, pending.Count, results, wait, cancellationToken);
+        }
+        else
+        {
+            await RunWithProgressLinesAsync(chunks, pending.Count, results, wait, cancellationToken);
+        }
+
+        await using (var writer = new StreamWriter(resultsPath, append: false, new UTF8Encoding(false)))
+        {
+            foreach (var result in results.Values)
+            {
+                await writer.WriteLineAsync(Output.Serialize(result));
+            }
+        }
+
+        return Summarize(file, resultsPath, results, wait);
+    }
+
+    /// <summary>Each non-empty line as a submission with its key; a line that is not one is recorded as INVALID_LINE.</summary>
+    private static List<(int Line, SubmitExecutionRequest Request)> ReadLines(string fileName, string[] lines, SortedDictionary<int, BatchLineResult> results)
+    {
         var pending = new List<(int Line, SubmitExecutionRequest Request)>();
         for (var i = 0; i < lines.Length; i++)
         {
@@ -41,7 +71,7 @@ internal sealed class BatchRunner(ModelRouteClient client, Output output)
             }
 
             var number = i + 1;
-            var key = DeriveKey(file.Name, number, text);
+            var key = DeriveKey(fileName, number, text);
             try
             {
                 var node = JsonNode.Parse(text) as JsonObject ?? throw new JsonException("The line is not a JSON object.");
@@ -59,53 +89,46 @@ internal sealed class BatchRunner(ModelRouteClient client, Output output)
             }
         }
 
-        if (pending.Count == 0 && results.Count == 0)
-        {
-            throw new UsageException($"'{file.Name}' has no submissions.");
-        }
+        return pending;
+    }
 
-        var chunks = pending.Chunk(chunkSize).ToList();
-        if (output.Interactive)
-        {
-            await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                .StartAsync(async context =>
-                {
-                    var submitting = context.AddTask("submitting", maxValue: pending.Count);
-                    var finishing = wait ? context.AddTask("completing", maxValue: pending.Count) : null;
-                    await SubmitAsync(chunks, results, n => submitting.Increment(n), cancellationToken);
-                    if (finishing is not null)
-                    {
-                        await WaitAllAsync(results, () => finishing.Increment(1), cancellationToken);
-                    }
-                });
-        }
-        else
-        {
-            var submitted = 0;
-            var done = 0;
-            await SubmitAsync(chunks, results, n => output.Line($"submitted {submitted += n}/{pending.Count}"), cancellationToken);
-            if (wait)
+    private Task RunWithProgressBarsAsync(
+        List<(int Line, SubmitExecutionRequest Request)[]> chunks, int count, SortedDictionary<int, BatchLineResult> results, bool wait, CancellationToken cancellationToken) =>
+        AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .StartAsync(async context =>
             {
-                var step = Math.Max(1, pending.Count / 10);
-                await WaitAllAsync(results, () =>
+                var submitting = context.AddTask("submitting", maxValue: count);
+                var finishing = wait ? context.AddTask("completing", maxValue: count) : null;
+                await SubmitAsync(chunks, results, n => submitting.Increment(n), cancellationToken);
+                if (finishing is not null)
                 {
-                    var now = Interlocked.Increment(ref done);
-                    if (now % step == 0 || now == pending.Count)
-                    {
-                        output.Line($"ended {now}/{pending.Count}");
-                    }
-                }, cancellationToken);
-            }
-        }
+                    await WaitAllAsync(results, () => finishing.Increment(1), cancellationToken);
+                }
+            });
 
-        await using (var writer = new StreamWriter(resultsPath, append: false, new UTF8Encoding(false)))
+    private async Task RunWithProgressLinesAsync(
+        List<(int Line, SubmitExecutionRequest Request)[]> chunks, int count, SortedDictionary<int, BatchLineResult> results, bool wait, CancellationToken cancellationToken)
+    {
+        var submitted = 0;
+        var done = 0;
+        await SubmitAsync(chunks, results, n => output.Line($"submitted {submitted += n}/{count}"), cancellationToken);
+        if (wait)
         {
-            foreach (var result in results.Values)
+            var step = Math.Max(1, count / 10);
+            await WaitAllAsync(results, () =>
             {
-                await writer.WriteLineAsync(Output.Serialize(result));
-            }
+                var now = Interlocked.Increment(ref done);
+                if (now % step == 0 || now == count)
+                {
+                    output.Line($"ended {now}/{count}");
+                }
+            }, cancellationToken);
         }
+    }
 
+    /// <summary>Prints the counts (and the first rejections) and gives the exit code.</summary>
+    private int Summarize(FileInfo file, string resultsPath, SortedDictionary<int, BatchLineResult> results, bool wait)
+    {
         var created = results.Values.Count(r => r.Status == 202);
         var replayed = results.Values.Count(r => r.Status == 200);
         var rejected = results.Values.Count(r => r.Execution is null);

@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Text.Json;
 
 namespace ModelRoute.Client;
@@ -175,82 +175,30 @@ public sealed class ModelRouteClient : IDisposable
         var failures = 0;
         while (true)
         {
-            using var response = await SendRawAsync(
-                () =>
-                {
-                    var request = new HttpRequestMessage(HttpMethod.Get, $"v1/executions/{Uri.EscapeDataString(id)}/events");
-                    request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
-                    if (lastEventId is not null)
-                    {
-                        request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
-                    }
-
-                    return request;
-                },
-                idempotent: true,
-                HttpCompletionOption.ResponseHeadersRead,
-                cancellationToken).ConfigureAwait(false);
-            await ThrowIfProblemAsync(response, cancellationToken).ConfigureAwait(false);
-
+            using var response = await OpenEventsAsync(id, lastEventId, cancellationToken).ConfigureAwait(false);
             var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
-                using var reader = new StreamReader(stream, Encoding.UTF8);
-                string? sequence = null;
-                var data = new StringBuilder();
-                while (true)
+                // The standard parser: one leading space after the colon is dropped, data lines are joined with '\n',
+                // comments are skipped, and the event id carries over to later events until another id line.
+                var parser = SseParser.Create(stream);
+                var items = parser.EnumerateAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
+                await using (items.ConfigureAwait(false))
                 {
-                    string? line;
-                    try
+                    while (await NextEventAsync(items, failures).ConfigureAwait(false) is { } item)
                     {
-                        line = await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (e is IOException or HttpRequestException && failures < _options.MaxRetries)
-                    {
-                        failures++;
-                        break;
-                    }
-
-                    if (line is null)
-                    {
-                        failures++;
-                        break;
-                    }
-
-                    if (line.Length == 0)
-                    {
-                        if (data.Length > 0)
+                        var sequence = string.IsNullOrEmpty(parser.LastEventId) ? null : parser.LastEventId;
+                        var e = JsonSerializer.Deserialize<ExecutionEvent>(item.Data, Json)! with { Sequence = sequence };
+                        lastEventId = sequence ?? lastEventId;
+                        failures = 0;
+                        yield return e;
+                        if (e.Data.IsTerminal)
                         {
-                            var e = JsonSerializer.Deserialize<ExecutionEvent>(data.ToString(), Json)! with { Sequence = sequence };
-                            data.Clear();
-                            lastEventId = sequence ?? lastEventId;
-                            failures = 0;
-                            yield return e;
-                            if (e.Data.IsTerminal)
-                            {
-                                yield break;
-                            }
+                            yield break;
                         }
-
-                        continue;
                     }
 
-                    if (line.StartsWith(':'))
-                    {
-                        continue;
-                    }
-
-                    var colon = line.IndexOf(':', StringComparison.Ordinal);
-                    var field = colon < 0 ? line : line[..colon];
-                    var value = colon < 0 ? "" : line[(colon + 1)..].TrimStart(' ');
-                    if (field == "data")
-                    {
-                        data.Append(data.Length > 0 ? "\n" : "").Append(value);
-                    }
-                    else if (field == "id")
-                    {
-                        sequence = value;
-                    }
+                    failures++; // the stream ended, or broke, before the execution did
                 }
             }
 
@@ -261,6 +209,55 @@ public sealed class ModelRouteClient : IDisposable
 
             await Task.Delay(Backoff(failures - 1), _options.TimeProvider, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    private async Task<HttpResponseMessage> OpenEventsAsync(string id, string? lastEventId, CancellationToken cancellationToken)
+    {
+        var response = await SendRawAsync(
+            () =>
+            {
+                var request = new HttpRequestMessage(HttpMethod.Get, $"v1/executions/{Uri.EscapeDataString(id)}/events");
+                request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+                if (lastEventId is not null)
+                {
+                    request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);
+                }
+
+                return request;
+            },
+            idempotent: true,
+            HttpCompletionOption.ResponseHeadersRead,
+            cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await ThrowIfProblemAsync(response, cancellationToken).ConfigureAwait(false);
+            return response;
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The next event with data, or null when the stream ends or breaks (a break once the retries are spent throws).</summary>
+    private async Task<SseItem<string>?> NextEventAsync(IAsyncEnumerator<SseItem<string>> items, int failures)
+    {
+        try
+        {
+            while (await items.MoveNextAsync().ConfigureAwait(false))
+            {
+                if (items.Current.Data.Length > 0)
+                {
+                    return items.Current;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException && failures < _options.MaxRetries)
+        {
+        }
+
+        return null;
     }
 
     /// <summary>The account's money (<c>GET /v1/balance</c>).</summary>

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 using ModelRoute.Client.Tests.Infrastructure;
 using ModelRoute.Tests.Infrastructure;
 
@@ -21,7 +22,7 @@ public sealed class WebhookVerifierTests
     private const string Signature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
     private static WebhookVerifier At(long unix, params string[] secrets) =>
-        new(secrets.Length == 0 ? [Secret] : secrets, timeProvider: new FixedTime(DateTimeOffset.FromUnixTimeSeconds(unix)));
+        new(secrets.Length == 0 ? [Secret] : secrets, timeProvider: new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(unix)));
 
     [Fact]
     public void Signs_and_verifies_the_Standard_Webhooks_test_vector()
@@ -48,7 +49,7 @@ public sealed class WebhookVerifierTests
         At(Timestamp + 299).TryVerify(Id, "1614265330", Signature, Body).ShouldBeTrue();
         Should.Throw<WebhookVerificationException>(() => At(Timestamp + 301).Verify(Id, "1614265330", Signature, Body)).Message.ShouldContain("too old");
         Should.Throw<WebhookVerificationException>(() => At(Timestamp - 301).Verify(Id, "1614265330", Signature, Body)).Message.ShouldContain("future");
-        new WebhookVerifier([Secret], TimeSpan.FromHours(1), new FixedTime(DateTimeOffset.FromUnixTimeSeconds(Timestamp + 3000)))
+        new WebhookVerifier([Secret], TimeSpan.FromHours(1), new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(Timestamp + 3000)))
             .TryVerify(Id, "1614265330", Signature, Body).ShouldBeTrue();
         At(Timestamp).TryVerify(Id, "not-a-time", Signature, Body).ShouldBeFalse();
     }
@@ -69,11 +70,6 @@ public sealed class WebhookVerifierTests
         At(Timestamp).TryVerify(Id, "1614265330", "v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", Body).ShouldBeFalse();
         At(Timestamp).TryVerify(null, "1614265330", Signature, Body).ShouldBeFalse();
         At(Timestamp).TryVerify(Id, "1614265330", "", Body).ShouldBeFalse();
-    }
-
-    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
     }
 }
 

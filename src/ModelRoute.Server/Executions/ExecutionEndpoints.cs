@@ -12,6 +12,10 @@ using ModelRoute.Server.Storage.Artifacts;
 
 namespace ModelRoute.Server.Executions;
 
+/// <summary>
+/// The submission body's schema as the OpenAPI document shows it. The endpoints never bind it: they read the body's
+/// raw JSON as a <see cref="SubmissionRequest"/> (no copies, no re-serialization) and check it with <see cref="SubmissionValidator"/>.
+/// </summary>
 public sealed record SubmitExecutionRequest(
     string Model,
     JsonElement Input,
@@ -51,18 +55,12 @@ public static class ExecutionEndpoints
     }
 
     private static async Task<IResult> SubmitAsync(
-        HttpContext context, ModelCatalog catalog, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+        HttpContext context, SubmissionValidator validator, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {
-        var limits = options.Value.Limits;
-        var (document, problem) = await JsonBody.ReadAsync(context.Request, limits.MaxRequestBytes, cancellationToken);
+        var (document, unreadable) = await JsonBody.ReadAsync(context.Request, options.Value.Limits.MaxRequestBytes, cancellationToken);
         using (document)
         {
-            if (problem is not null)
-            {
-                return problem.ToResult();
-            }
-
-            var (submission, invalid) = SubmissionParser.Parse(document!.RootElement, catalog, limits);
+            var (submission, invalid) = unreadable is null ? validator.Parse(document!.RootElement) : (null, unreadable);
             if (invalid is not null)
             {
                 return invalid.ToResult();
@@ -91,72 +89,91 @@ public static class ExecutionEndpoints
     }
 
     private static async Task<IResult> SubmitBatchAsync(
-        HttpContext context, ModelCatalog catalog, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+        HttpContext context, SubmissionValidator validator, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {
         var limits = options.Value.Limits;
         var (document, problem) = await JsonBody.ReadAsync(context.Request, limits.MaxBatchRequestBytes, cancellationToken);
         using (document)
         {
-            if (problem is not null)
+            var items = default(JsonElement);
+            if ((problem ?? BatchItems(document!.RootElement, limits.MaxBatchSize, out items)) is { } refused)
             {
-                return problem.ToResult();
+                return refused.ToResult();
             }
 
-            var root = document!.RootElement;
-            JsonElement items;
-            if (root.ValueKind == JsonValueKind.Array)
+            Task<SubmissionResult>[] pending;
+            using (load.Enter()) // A batch counts as one client waiting, however many items it holds.
             {
-                items = root;
+                pending = StartBatch(context, items, validator, submitter, cancellationToken);
+                await Task.WhenAll(pending);
             }
-            else if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("executions", out var list) && list.ValueKind == JsonValueKind.Array
-                && root.EnumerateObject().Count() == 1)
+
+            var results = new List<BatchItemView>(pending.Length);
+            for (var i = 0; i < pending.Length; i++)
             {
-                items = list;
+                var result = pending[i].Result;
+                results.Add(result.Problem is { } p
+                    ? new BatchItemView(i, p.Status, null, p.ToProblemDetails())
+                    : new BatchItemView(i, result.Replayed ? 200 : 202, ExecutionView.From(result.Execution!), null));
+            }
+
+            return TypedResults.Ok(new BatchView("batch", results));
+        }
+    }
+
+    /// <summary>The batch's submissions: a bare array, or <c>{"executions": [...]}</c> and nothing else.</summary>
+    private static Problem? BatchItems(JsonElement root, int maxBatchSize, out JsonElement items)
+    {
+        items = default;
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            items = root;
+        }
+        else if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("executions", out var list) && list.ValueKind == JsonValueKind.Array
+            && root.EnumerateObject().Count() == 1)
+        {
+            items = list;
+        }
+        else
+        {
+            return Problem.Validation("executions", "Send {\"executions\": [ … ]}: an array of submissions, each with its own idempotency_key.");
+        }
+
+        var count = items.GetArrayLength();
+        return count == 0 || count > maxBatchSize ? Problem.Validation("executions", $"A batch holds 1 to {maxBatchSize} submissions.") : null;
+    }
+
+    /// <summary>
+    /// Items are stored concurrently, so that they share the store's group commits instead of waiting for one each;
+    /// they are started in order, and an item whose key came earlier in the batch waits for that one, so it is
+    /// answered as a replay (or a reused key) as before.
+    /// </summary>
+    private static Task<SubmissionResult>[] StartBatch(
+        HttpContext context, JsonElement items, SubmissionValidator validator, ExecutionSubmitter submitter, CancellationToken cancellationToken)
+    {
+        var accountId = context.User.AccountId();
+        var pending = new Task<SubmissionResult>[items.GetArrayLength()];
+        var lastWithKey = new Dictionary<string, Task>(StringComparer.Ordinal);
+        var index = 0;
+        foreach (var item in items.EnumerateArray())
+        {
+            var prefix = $"executions[{index}].";
+            var (submission, invalid) = validator.Parse(item, prefix);
+            if (invalid is not null)
+            {
+                pending[index] = Task.FromResult(new SubmissionResult(null, false, invalid));
             }
             else
             {
-                return Problem.Validation("executions", "Send {\"executions\": [ … ]}: an array of submissions, each with its own idempotency_key.").ToResult();
+                var earlier = lastWithKey.GetValueOrDefault(submission!.IdempotencyKey);
+                pending[index] = SubmitAfterAsync(earlier, submitter, accountId, submission, prefix, context.User.SubmittingKey(), cancellationToken);
+                lastWithKey[submission.IdempotencyKey] = pending[index];
             }
 
-            var count = items.GetArrayLength();
-            if (count == 0 || count > limits.MaxBatchSize)
-            {
-                return Problem.Validation("executions", $"A batch holds 1 to {limits.MaxBatchSize} submissions.").ToResult();
-            }
-
-            // Items are stored concurrently, so that they share the store's group commits instead of
-            // waiting for one each; they are started in order, and an item whose key came earlier in
-            // the batch waits for that one, so it is answered as a replay (or a reused key) as before.
-            var accountId = context.User.AccountId();
-            using var counted = load.Enter(); // A batch counts as one client waiting, however many items it holds.
-            var pending = new Task<SubmissionResult>[count];
-            var lastWithKey = new Dictionary<string, Task>(StringComparer.Ordinal);
-            var index = 0;
-            foreach (var item in items.EnumerateArray())
-            {
-                var prefix = $"executions[{index}].";
-                var (submission, invalid) = SubmissionParser.Parse(item, catalog, limits, prefix);
-                if (invalid is not null)
-                {
-                    pending[index] = Task.FromResult(new SubmissionResult(null, false, invalid));
-                }
-                else
-                {
-                    var earlier = lastWithKey.GetValueOrDefault(submission!.IdempotencyKey);
-                    pending[index] = SubmitAfterAsync(earlier, submitter, accountId, submission, prefix, context.User.SubmittingKey(), cancellationToken);
-                    lastWithKey[submission.IdempotencyKey] = pending[index];
-                }
-
-                index++;
-            }
-
-            var submitted = await Task.WhenAll(pending);
-
-            var results = submitted.Select((result, i) => result.Problem is { } p
-                ? new BatchItemView(i, p.Status, null, p.ToProblemDetails())
-                : new BatchItemView(i, result.Replayed ? 200 : 202, ExecutionView.From(result.Execution!), null)).ToList();
-            return TypedResults.Ok(new BatchView("batch", results));
+            index++;
         }
+
+        return pending;
     }
 
     private static async Task<SubmissionResult> SubmitAfterAsync(

@@ -74,6 +74,7 @@ public static class ModelRouteBuilderExtensions
 
         // Providers and dispatch.
         services.AddHttpClient(nameof(SimulatorAdapter));
+        services.AddSingleton<IProviderInputValidator, SimulateValidator>(); // the simulator checks its own input.simulate
         foreach (var factory in ProviderKinds.FactoryTypes())
         {
             services.AddSingleton(typeof(IProviderAdapterFactory), factory);
@@ -94,6 +95,7 @@ public static class ModelRouteBuilderExtensions
         services.AddHttpClient(ArtifactDownloader.TrustedHttpClientName)
             .ConfigurePrimaryHttpMessageHandler(sp => ArtifactDownloader.CreateHandler(_ => true, sp.GetRequiredService<IHostResolver>()))
             .ConfigureHttpClient(c => c.Timeout = Timeout.InfiniteTimeSpan);
+        services.AddSingleton<SubmissionValidator>();
         services.AddSingleton<ExecutionSubmitter>();
         services.AddSingleton<SubmissionLoad>();
         services.AddSingleton<ExecutionClaims>();

@@ -25,62 +25,77 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
     public ValidateOptionsResult Validate(string? name, ModelRouteOptions options)
     {
         var errors = new List<string>();
-        if (options.Store.Kind is not (StoreKinds.Sqlite or StoreKinds.Postgres))
-        {
-            // Refuse clearly rather than fall back to SQLite: a node that meant to share a database must not run alone.
-            errors.Add($"ModelRoute:Store:Kind '{options.Store.Kind}' is not one of {StoreKinds.Sqlite}, {StoreKinds.Postgres}");
-        }
-        else if (options.Store.Kind == StoreKinds.Postgres && string.IsNullOrWhiteSpace(options.Store.ConnectionString))
-        {
-            errors.Add("ModelRoute:Store:ConnectionString is required when ModelRoute:Store:Kind is 'postgres'");
-        }
-
+        AddStoreErrors(options.Store, errors);
         foreach (var (provider, p) in options.Providers)
         {
-            var key = $"ModelRoute:Providers:{provider}";
-            if (!_kinds.Contains(p.Kind))
-            {
-                errors.Add($"{key}:Kind '{p.Kind}' is not one of {string.Join(", ", _kinds.Order(StringComparer.Ordinal))}");
-                continue;
-            }
-
-            if (ProviderKinds.NeedsApiKey(p.Kind) && string.IsNullOrWhiteSpace(p.ApiKey))
-            {
-                errors.Add($"{key}:ApiKey is required for a '{p.Kind}' provider");
-            }
-
-            if (p.MaxConcurrency < 1)
-            {
-                errors.Add($"{key}:MaxConcurrency must be at least 1");
-            }
-
-            if (p.Timeout <= TimeSpan.Zero)
-            {
-                errors.Add($"{key}:Timeout must be positive");
-            }
-
-            var breaker = p.CircuitBreaker;
-            if (breaker.FailureRatio is <= 0 or > 1 || breaker.MinimumThroughput < 2
-                || breaker.SamplingDuration < TimeSpan.FromMilliseconds(500) || breaker.BreakDuration < TimeSpan.FromMilliseconds(500))
-            {
-                errors.Add($"{key}:CircuitBreaker needs FailureRatio in (0, 1], MinimumThroughput ≥ 2, SamplingDuration and BreakDuration ≥ 0.5 s");
-            }
-
-            if (p.BaseUrl is { Length: > 0 } url && !Uri.TryCreate(url, UriKind.Absolute, out _))
-            {
-                errors.Add($"{key}:BaseUrl '{url}' is not an absolute URL");
-            }
-
-            if (p.WebhookJwksUrl is { Length: > 0 } jwks && (!Uri.TryCreate(jwks, UriKind.Absolute, out var jwksUri) || jwksUri.Scheme is not ("https" or "http")))
-            {
-                errors.Add($"{key}:WebhookJwksUrl '{jwks}' is not an absolute http(s) URL");
-            }
+            AddProviderErrors($"ModelRoute:Providers:{provider}", p, errors);
         }
 
         errors.AddRange(ModelCatalog.Build(options).Errors);
         AddModalityMismatches(options, errors);
+        AddDispatchErrors(options.Dispatch, errors);
+        AddWebhookErrors(options.Webhooks, errors);
+        AddArtifactErrors(options.Artifacts, errors);
+        AddHttpErrors(options, errors);
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
 
-        var d = options.Dispatch;
+    private static void AddStoreErrors(StoreOptions store, List<string> errors)
+    {
+        if (store.Kind is not (StoreKinds.Sqlite or StoreKinds.Postgres))
+        {
+            // Refuse clearly rather than fall back to SQLite: a node that meant to share a database must not run alone.
+            errors.Add($"ModelRoute:Store:Kind '{store.Kind}' is not one of {StoreKinds.Sqlite}, {StoreKinds.Postgres}");
+        }
+        else if (store.Kind == StoreKinds.Postgres && string.IsNullOrWhiteSpace(store.ConnectionString))
+        {
+            errors.Add("ModelRoute:Store:ConnectionString is required when ModelRoute:Store:Kind is 'postgres'");
+        }
+    }
+
+    private void AddProviderErrors(string key, ProviderOptions p, List<string> errors)
+    {
+        if (!_kinds.Contains(p.Kind))
+        {
+            errors.Add($"{key}:Kind '{p.Kind}' is not one of {string.Join(", ", _kinds.Order(StringComparer.Ordinal))}");
+            return;
+        }
+
+        if (ProviderKinds.NeedsApiKey(p.Kind) && string.IsNullOrWhiteSpace(p.ApiKey))
+        {
+            errors.Add($"{key}:ApiKey is required for a '{p.Kind}' provider");
+        }
+
+        if (p.MaxConcurrency < 1)
+        {
+            errors.Add($"{key}:MaxConcurrency must be at least 1");
+        }
+
+        if (p.Timeout <= TimeSpan.Zero)
+        {
+            errors.Add($"{key}:Timeout must be positive");
+        }
+
+        var breaker = p.CircuitBreaker;
+        if (breaker.FailureRatio is <= 0 or > 1 || breaker.MinimumThroughput < 2
+            || breaker.SamplingDuration < TimeSpan.FromMilliseconds(500) || breaker.BreakDuration < TimeSpan.FromMilliseconds(500))
+        {
+            errors.Add($"{key}:CircuitBreaker needs FailureRatio in (0, 1], MinimumThroughput ≥ 2, SamplingDuration and BreakDuration ≥ 0.5 s");
+        }
+
+        if (p.BaseUrl is { Length: > 0 } url && !Uri.TryCreate(url, UriKind.Absolute, out _))
+        {
+            errors.Add($"{key}:BaseUrl '{url}' is not an absolute URL");
+        }
+
+        if (p.WebhookJwksUrl is { Length: > 0 } jwks && (!Uri.TryCreate(jwks, UriKind.Absolute, out var jwksUri) || jwksUri.Scheme is not ("https" or "http")))
+        {
+            errors.Add($"{key}:WebhookJwksUrl '{jwks}' is not an absolute http(s) URL");
+        }
+    }
+
+    private static void AddDispatchErrors(DispatchOptions d, List<string> errors)
+    {
         if (d.LeaseDuration <= TimeSpan.Zero || d.PollInterval <= TimeSpan.Zero || d.SweepInterval <= TimeSpan.Zero || d.CallbackPollInterval <= TimeSpan.Zero)
         {
             errors.Add("ModelRoute:Dispatch intervals (LeaseDuration, PollInterval, SweepInterval, CallbackPollInterval) must be positive");
@@ -90,15 +105,19 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
         {
             errors.Add("ModelRoute:Dispatch:MaxAttempts, MaxAttemptsPerRoute and MaxInFlight must be at least 1");
         }
+    }
 
-        var webhooks = options.Webhooks;
+    private static void AddWebhookErrors(WebhookOptions webhooks, List<string> errors)
+    {
         if (webhooks.MaxInFlight < 1 || webhooks.Timeout <= TimeSpan.Zero || webhooks.DisableAfter <= TimeSpan.Zero
             || webhooks.RotationOverlap < TimeSpan.Zero || webhooks.RetrySchedule.Any(d => d < TimeSpan.Zero))
         {
             errors.Add("ModelRoute:Webhooks needs MaxInFlight ≥ 1, a positive Timeout and DisableAfter, and no negative RetrySchedule entry or RotationOverlap");
         }
+    }
 
-        var artifacts = options.Artifacts;
+    private static void AddArtifactErrors(ArtifactOptions artifacts, List<string> errors)
+    {
         if (artifacts.FetchTimeout <= TimeSpan.Zero || artifacts.FetchTimeout > TimeSpan.FromHours(1))
         {
             errors.Add("ModelRoute:Artifacts:FetchTimeout must be above zero and at most 01:00:00");
@@ -113,7 +132,11 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
         {
             errors.Add($"ModelRoute:Artifacts:TrustedHosts entry '{host}' is not 'name' or 'name:port'");
         }
+    }
 
+    /// <summary>The HTTP front's settings: polling limits, the public address, retention and the admin key.</summary>
+    private static void AddHttpErrors(ModelRouteOptions options, List<string> errors)
+    {
         if (options.Polling.PermitsPerSecond < 1 || options.Polling.Burst < 1)
         {
             errors.Add("ModelRoute:Polling:PermitsPerSecond and Burst must be at least 1");
@@ -133,8 +156,6 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
         {
             errors.Add("ModelRoute:AdminKey must be at least 16 characters");
         }
-
-        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
     /// <summary>

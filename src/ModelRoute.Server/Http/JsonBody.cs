@@ -23,19 +23,9 @@ public static class JsonBody
     /// <summary>As <see cref="ReadAsync"/>, also giving the body's exact bytes (for signature checks).</summary>
     public static async Task<(JsonDocument? Document, Problem? Problem, ReadOnlyMemory<byte> Raw)> ReadWithRawAsync(HttpRequest request, long maxBytes, CancellationToken cancellationToken)
     {
-        if (request.ContentType is { Length: > 0 } contentType && !contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
+        if (Precheck(request, maxBytes) is { } refused)
         {
-            return (null, new Problem(415, ErrorCodes.UnsupportedMediaType, "The body must be JSON (Content-Type: application/json)."), default);
-        }
-
-        if (request.ContentLength > maxBytes)
-        {
-            return (null, TooLarge(maxBytes), default);
-        }
-
-        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
-        {
-            sizeFeature.MaxRequestBodySize = maxBytes;
+            return (null, refused, default);
         }
 
         // Sized from Content-Length when there is one (plus a byte to see the end), so that a typical
@@ -71,14 +61,42 @@ public static class JsonBody
             return (null, Problem.Validation("body", "The request body is malformed (bad chunked encoding or fewer bytes than Content-Length)."), default);
         }
 
+        var (document, problem) = Parse(buffer);
+        return (document, problem, document is null ? default : buffer.WrittenMemory);
+    }
+
+    /// <summary>What can be refused before a byte is read: the content type and a declared length over the limit.</summary>
+    private static Problem? Precheck(HttpRequest request, long maxBytes)
+    {
+        if (request.ContentType is { Length: > 0 } contentType && !contentType.Contains("json", StringComparison.OrdinalIgnoreCase))
+        {
+            return new Problem(415, ErrorCodes.UnsupportedMediaType, "The body must be JSON (Content-Type: application/json).");
+        }
+
+        if (request.ContentLength > maxBytes)
+        {
+            return TooLarge(maxBytes);
+        }
+
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = maxBytes;
+        }
+
+        return null;
+    }
+
+    /// <summary>The body's bytes as a document under our rules (UTF-8, no duplicate names, numbers we can read).</summary>
+    private static (JsonDocument? Document, Problem? Problem) Parse(ArrayBufferWriter<byte> buffer)
+    {
         if (buffer.WrittenCount == 0)
         {
-            return (null, Problem.Validation("body", "The request body is empty; a JSON object is required."), default);
+            return (null, Problem.Validation("body", "The request body is empty; a JSON object is required."));
         }
 
         if (!System.Text.Unicode.Utf8.IsValid(buffer.WrittenSpan))
         {
-            return (null, Problem.Validation("body", "The body is not valid UTF-8."), default);
+            return (null, Problem.Validation("body", "The body is not valid UTF-8."));
         }
 
         JsonDocument document;
@@ -89,21 +107,21 @@ public static class JsonBody
         catch (JsonException ex)
         {
             // A duplicate name is reported by the path of the name; anything else by the parser's message.
-            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", $"The body is not valid JSON: {Sanitize(ex.Message)}"), default);
+            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", $"The body is not valid JSON: {Sanitize(ex.Message)}"));
         }
         catch (InvalidOperationException)
         {
             // The duplicate-name check unescapes names, and a name such as "\ud800" decodes to no string.
-            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", "The body contains an escaped unpaired surrogate (invalid Unicode)."), default);
+            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", "The body contains an escaped unpaired surrogate (invalid Unicode)."));
         }
 
         if (!JsonBodyRules.PassesQuickCheck(buffer.WrittenSpan, DocumentOptions.MaxDepth))
         {
             document.Dispose();
-            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", "The body holds a value that cannot be read."), default);
+            return (null, JsonBodyRules.FindViolation(buffer.WrittenSpan) ?? Problem.Validation("body", "The body holds a value that cannot be read."));
         }
 
-        return (document, null, buffer.WrittenMemory);
+        return (document, null);
     }
 
     private static Problem TooLarge(long maxBytes) => Problem.TooLarge($"The request body exceeds {maxBytes} bytes.");

@@ -27,21 +27,7 @@ public sealed class ClientGateway : WebApplicationFactory<ModelRoute.Server.Host
     public ClientGateway(IDictionary<string, string?>? settings)
     {
         DataDirectory = TestPaths.NewTempDirectory("client-gateway");
-        _settings = new Dictionary<string, string?>
-        {
-            ["ModelRoute:AdminKey"] = AdminKey,
-            ["ModelRoute:DataDirectory"] = DataDirectory,
-            ["ModelRoute:Dispatch:PollInterval"] = "00:00:00.020",
-            ["ModelRoute:Dispatch:SweepInterval"] = "00:00:00.050",
-            ["ModelRoute:Dispatch:RetryBaseDelay"] = "00:00:00.010",
-            ["ModelRoute:Dispatch:RetryMaxDelay"] = "00:00:00.100",
-            ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:00:05",
-            ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:03",
-            ["ModelRoute:Polling:PermitsPerSecond"] = "100000",
-            ["ModelRoute:Polling:Burst"] = "100000",
-            ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
-            ["ModelRoute:Webhooks:AllowHttp"] = "true",
-        };
+        _settings = TestGatewaySettings.Defaults(AdminKey, DataDirectory);
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             _settings[key] = value;

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ModelRoute.Server.Accounts;
 using ModelRoute.Server.Storage;
 using ModelRoute.Tests.Infrastructure;
@@ -7,7 +8,7 @@ namespace ModelRoute.Tests.Accounts;
 public sealed class ApiKeyCacheTests
 {
     private readonly KeyStore _store = new();
-    private readonly ManualTimeProvider _time = new(new DateTimeOffset(2026, 11, 21, 0, 0, 0, TimeSpan.Zero));
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 21, 0, 0, 0, TimeSpan.Zero));
 
     private static ApiKeyLookup Key(string id, string account) => new(id, account, null, false, false, false);
 

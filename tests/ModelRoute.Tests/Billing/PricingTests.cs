@@ -65,12 +65,18 @@ public sealed class PricingTests
     }
 
     [Theory]
-    [InlineData(1L, 40_000L)]
-    [InlineData(3L, 120_000L)]
-    [InlineData(10L, 400_000L)]
-    public void Image_cost_is_per_image_times_n(long images, long expected)
+    [InlineData("image", 1L, 40_000L)]
+    [InlineData("image", 3L, 120_000L)]
+    [InlineData("image", 10L, 400_000L)]
+    [InlineData("request", 0L, 0L)]
+    [InlineData("request", 1L, 2_000L)]
+    [InlineData("request", 3L, 6_000L)]
+    public void Image_cost_is_per_image_times_n_and_flat_cost_is_per_request(string unit, long count, long expected)
     {
-        new Price(PerImage: 40_000).CostOf(new Usage(Images: images)).ShouldBe(expected);
+        var cost = unit == "image"
+            ? new Price(PerImage: 40_000).CostOf(new Usage(Images: count))
+            : new Price(PerRequest: 2_000).CostOf(new Usage(Requests: count));
+        cost.ShouldBe(expected);
     }
 
     [Theory]
@@ -88,15 +94,6 @@ public sealed class PricingTests
     public void Duration_cost_rounds_half_up_to_the_micro_dollar(long durationMs, long expected)
     {
         new Price(PerSecond: 1).CostOf(new Usage(DurationMilliseconds: durationMs)).ShouldBe(expected);
-    }
-
-    [Theory]
-    [InlineData(0L, 0L)]
-    [InlineData(1L, 2_000L)]
-    [InlineData(3L, 6_000L)]
-    public void Flat_cost_is_per_request(long requests, long expected)
-    {
-        new Price(PerRequest: 2_000).CostOf(new Usage(Requests: requests)).ShouldBe(expected);
     }
 
     [Fact]
@@ -153,7 +150,7 @@ public sealed class PricingTests
         price.CostOf(new Usage(InputTokens: 1000, OutputTokens: 500, CachedInputTokens: 2000)).ShouldBe(600);
     }
 
-    // CostEstimator: the estimate behind every hold (SPEC §3).
+    // CostEstimator: the estimate behind every hold (docs/architecture.md).
 
     private static ModelDefinition Model(Modality modality, Price price, int defaultMaxOutputTokens = 1024, int defaultDurationSeconds = 5) =>
         new("test/model", modality, price, TimeSpan.FromMinutes(5), TimeSpan.FromHours(1), defaultMaxOutputTokens, defaultDurationSeconds,

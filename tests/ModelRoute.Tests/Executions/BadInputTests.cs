@@ -5,7 +5,7 @@ using ModelRoute.Tests.Infrastructure;
 namespace ModelRoute.Tests.Executions;
 
 /// <summary>
-/// SPEC §5: malformed JSON, wrong types, unknown fields, huge bodies and hostile strings get a 4xx
+/// Malformed JSON, wrong types, unknown fields, huge bodies and hostile strings get a 4xx
 /// problem, never a 500, and never a stored half-execution.
 /// </summary>
 public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGateway>
@@ -25,30 +25,10 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("{")]
     [InlineData("nul")]
     [InlineData("   ")]
-    public async Task Malformed_json_is_a_400_on_the_body_and_stores_nothing(string body)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.SendJsonAsync(HttpMethod.Post, "/v1/executions", body);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        response.ProblemField().ShouldBe("body");
-        await AssertNothingStoredAsync(account);
-    }
+    public Task Malformed_json_is_a_400_on_the_body_and_stores_nothing(string body) => RefusedAsync(body, field: "body");
 
     [Fact]
-    public async Task Empty_body_is_a_400_on_the_body_and_stores_nothing()
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.SendJsonAsync(HttpMethod.Post, "/v1/executions", "");
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        response.ProblemField().ShouldBe("body");
-        await AssertNothingStoredAsync(account);
-    }
+    public Task Empty_body_is_a_400_on_the_body_and_stores_nothing() => RefusedAsync("", field: "body");
 
     [Theory]
     [InlineData("[]")]
@@ -57,17 +37,7 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("42")]
     [InlineData("true")]
     [InlineData("null")]
-    public async Task A_body_that_is_not_an_object_is_a_400_on_the_body(string body)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.SendJsonAsync(HttpMethod.Post, "/v1/executions", body);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        response.ProblemField().ShouldBe("body");
-        await AssertNothingStoredAsync(account);
-    }
+    public Task A_body_that_is_not_an_object_is_a_400_on_the_body(string body) => RefusedAsync(body, field: "body");
 
     [Theory]
     // wrong types
@@ -118,29 +88,12 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("model", "\"sim/text\\u202e\"")]
     [InlineData("model", "\"sim/text\\u0000\"")]
     [InlineData("webhook_url", "\"https://example.com/\\u202ehook\"")]
-    public async Task A_wrong_type_or_value_is_a_400_naming_the_field_and_stores_nothing(string field, string valueJson)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.SendJsonAsync(HttpMethod.Post, "/v1/executions", Envelope(field, valueJson));
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        response.ProblemField().ShouldBe(field);
-        await AssertNothingStoredAsync(account);
-    }
+    public Task A_wrong_type_or_value_is_a_400_naming_the_field_and_stores_nothing(string field, string valueJson) =>
+        RefusedAsync(Envelope(field, valueJson), field);
 
     [Fact]
-    public async Task A_missing_idempotency_key_is_a_400_naming_it()
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.PostJsonAsync("/v1/executions", $$"""{"model":"sim/text","input":{{Messages}}}""");
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemField().ShouldBe("idempotency_key");
-        await AssertNothingStoredAsync(account);
-    }
+    public Task A_missing_idempotency_key_is_a_400_naming_it() =>
+        RefusedAsync($$"""{"model":"sim/text","input":{{Messages}}}""", "idempotency_key", code: null);
 
     [Fact]
     public async Task An_idempotency_key_of_256_characters_is_a_400_and_255_is_accepted()
@@ -162,33 +115,17 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("Model", "\"sim/text\"")]
     [InlineData("id", "\"exe_01\"")]
     [InlineData("status", "\"COMPLETED\"")]
-    public async Task An_unknown_envelope_field_is_a_400_naming_it(string field, string valueJson)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.SendJsonAsync(HttpMethod.Post, "/v1/executions", Envelope(field, valueJson));
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        response.ProblemField().ShouldBe(field);
-        await AssertNothingStoredAsync(account);
-    }
+    public Task An_unknown_envelope_field_is_a_400_naming_it(string field, string valueJson) => RefusedAsync(Envelope(field, valueJson), field);
 
     [Fact]
     public async Task An_unknown_field_name_with_control_characters_is_not_echoed_raw()
     {
-        using var account = await _gateway.CreateAccountAsync();
+        var response = await RefusedAsync($$"""{"model":"sim/text","input":{{Messages}},"idempotency_key":"k","evil\u0000\u202e":1}""", field: null, code: null);
 
-        var response = await account.Client.PostJsonAsync(
-            "/v1/executions",
-            $$"""{"model":"sim/text","input":{{Messages}},"idempotency_key":"k","evil\u0000\u202e":1}""");
-
-        response.Status.ShouldBe(400, response.Body);
         var field = response.ProblemField()!;
         field.ShouldStartWith("evil");
         field.ShouldNotContain('\0');
         field.ShouldNotContain('\u202e');
-        await AssertNothingStoredAsync(account);
     }
 
     [Theory]
@@ -197,34 +134,15 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("idempotency_key", """{"model":"sim/text","input":{"messages":[{"role":"user","content":"hello"}]},"idempotency_key":"a","idempotency_key":"b"}""")]
     [InlineData("input", """{"model":"sim/text","input":{"messages":[{"role":"user","content":"hello"}]},"input":{"messages":[{"role":"user","content":"bye"}]},"idempotency_key":"k"}""")]
     [InlineData("max_cost_usd", """{"model":"sim/text","input":{"messages":[{"role":"user","content":"hello"}]},"idempotency_key":"k","max_cost_usd":"100","max_cost_usd":"0.000001"}""")]
-    public async Task A_duplicated_envelope_field_is_a_400_naming_it(string field, string body)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.PostJsonAsync("/v1/executions", body);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        response.ProblemField().ShouldBe(field);
-        await AssertNothingStoredAsync(account);
-    }
+    public Task A_duplicated_envelope_field_is_a_400_naming_it(string field, string body) => RefusedAsync(body, field);
 
     [Theory]
     [InlineData("sim/nope")]
     [InlineData("openai/gpt-4o-mini")]
     [InlineData("SIM/TEXT")]
     [InlineData("sim/text ")]
-    public async Task An_unknown_model_is_a_422_model_not_found_and_stores_nothing(string model)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.SubmitAsync(model, Messages);
-
-        response.Status.ShouldBe(422, response.Body);
-        response.ProblemCode.ShouldBe("MODEL_NOT_FOUND");
-        response.ProblemField().ShouldBe("model");
-        await AssertNothingStoredAsync(account);
-    }
+    public Task An_unknown_model_is_a_422_model_not_found_and_stores_nothing(string model) =>
+        RefusedAsync(client => client.SubmitAsync(model, Messages), 422, "MODEL_NOT_FOUND", "model");
 
     [Theory]
     [InlineData("{}", "input.messages")]
@@ -248,17 +166,8 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("""{"messages":[{"role":"user","content":"hello"}],"simulate":{"latency_ms":-5}}""", "input.simulate.latency_ms")]
     [InlineData("""{"messages":[{"role":"user","content":"hello"}],"simulate":{"explode":true}}""", "input.simulate.explode")]
     [InlineData("""{"messages":[{"role":"user","content":"hello"}],"simulate":{"usage":{"input_tokens":-1}}}""", "input.simulate.usage.input_tokens")]
-    public async Task A_bad_text_input_is_a_400_naming_the_input_field(string input, string field)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.SubmitAsync("sim/text", input);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        response.ProblemField().ShouldBe(field);
-        await AssertNothingStoredAsync(account);
-    }
+    public Task A_bad_text_input_is_a_400_naming_the_input_field(string input, string field) =>
+        RefusedAsync(client => client.SubmitAsync("sim/text", input), 400, "VALIDATION_ERROR", field);
 
     [Theory]
     [InlineData("sim/image", """{"n":1}""", "input.prompt")]
@@ -266,78 +175,46 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("sim/image", """{"prompt":"a cat","n":11}""", "input.n")]
     [InlineData("sim/video", """{"prompt":""}""", "input.prompt")]
     [InlineData("sim/video", """{"prompt":"waves","duration_seconds":601}""", "input.duration_seconds")]
-    public async Task A_bad_image_or_video_input_is_a_400_naming_the_input_field(string model, string input, string field)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.SubmitAsync(model, input);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemField().ShouldBe(field);
-        await AssertNothingStoredAsync(account);
-    }
+    public Task A_bad_image_or_video_input_is_a_400_naming_the_input_field(string model, string input, string field) =>
+        RefusedAsync(client => client.SubmitAsync(model, input), 400, code: null, field);
 
     [Theory]
     [InlineData("text/plain")]
     [InlineData("application/x-www-form-urlencoded")]
     [InlineData("multipart/form-data")]
     [InlineData("application/xml")]
-    public async Task A_body_that_is_not_declared_as_json_is_a_415(string contentType)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-        var valid = $$"""{"model":"sim/text","input":{{Messages}},"idempotency_key":"k"}""";
-
-        var response = await account.Client.SendJsonAsync(HttpMethod.Post, "/v1/executions", valid, contentType);
-
-        response.Status.ShouldBe(415, response.Body);
-        response.ProblemCode.ShouldBe("UNSUPPORTED_MEDIA_TYPE");
-        await AssertNothingStoredAsync(account);
-    }
+    public Task A_body_that_is_not_declared_as_json_is_a_415(string contentType) =>
+        RefusedAsync(
+            client => client.SendJsonAsync(HttpMethod.Post, "/v1/executions", $$"""{"model":"sim/text","input":{{Messages}},"idempotency_key":"k"}""", contentType),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE");
 
     [Theory]
     [InlineData(200)]
     [InlineData(65)]
-    public async Task Deeply_nested_json_is_a_400_not_a_500(int depth)
+    public Task Deeply_nested_json_is_a_400_not_a_500(int depth)
     {
-        using var account = await _gateway.CreateAccountAsync();
         var nested = new string('[', depth) + new string(']', depth);
-
-        var response = await account.Client.SubmitAsync(
-            "sim/text", $$$"""{"messages":[{"role":"user","content":"hello"}],"provider_options":{"deep":{{{nested}}}}}""");
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        response.ProblemField().ShouldBe("body");
-        await AssertNothingStoredAsync(account);
+        return RefusedAsync(
+            client => client.SubmitAsync("sim/text", $$$"""{"messages":[{"role":"user","content":"hello"}],"provider_options":{"deep":{{{nested}}}}}"""),
+            400,
+            "VALIDATION_ERROR",
+            "body");
     }
 
     [Fact]
-    public async Task Nesting_ten_thousand_levels_deep_is_a_400_not_a_500()
-    {
-        using var account = await _gateway.CreateAccountAsync();
-        var nested = string.Concat(Enumerable.Repeat("{\"a\":", 10_000)) + "1" + new string('}', 10_000);
-
-        var response = await account.Client.PostJsonAsync("/v1/executions", nested);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemField().ShouldBe("body");
-        await AssertNothingStoredAsync(account);
-    }
+    public Task Nesting_ten_thousand_levels_deep_is_a_400_not_a_500() =>
+        RefusedAsync(string.Concat(Enumerable.Repeat("{\"a\":", 10_000)) + "1" + new string('}', 10_000), "body", code: null);
 
     [Fact]
     public async Task A_body_one_byte_over_1_MiB_is_a_413_payload_too_large()
     {
-        using var account = await _gateway.CreateAccountAsync();
         var prefix = """{"model":"sim/text","idempotency_key":"k","input":{"messages":[{"role":"user","content":" """;
         const string suffix = "\"}]}}";
         var body = prefix + new string('a', (1024 * 1024) + 1 - prefix.Length - suffix.Length) + suffix;
         Encoding.UTF8.GetByteCount(body).ShouldBe((1024 * 1024) + 1);
 
-        var response = await account.Client.PostJsonAsync("/v1/executions", body);
-
-        response.Status.ShouldBe(413, response.Body);
-        response.ProblemCode.ShouldBe("PAYLOAD_TOO_LARGE");
-        await AssertNothingStoredAsync(account);
+        await RefusedAsync(body, field: null, status: 413, code: "PAYLOAD_TOO_LARGE");
     }
 
     [Fact]
@@ -356,32 +233,24 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [Fact]
     public async Task A_10_MB_string_inside_input_is_a_413_and_the_problem_does_not_echo_it()
     {
-        using var account = await _gateway.CreateAccountAsync();
         var huge = new string('x', 10 * 1024 * 1024);
 
-        var response = await account.Client.SubmitAsync("sim/text", $$"""{"messages":[{"role":"user","content":"{{huge}}"}]}""");
+        var response = await RefusedAsync(client => client.SubmitAsync("sim/text", $$"""{"messages":[{"role":"user","content":"{{huge}}"}]}"""), 413, "PAYLOAD_TOO_LARGE");
 
-        response.Status.ShouldBe(413, response.Body.Length > 2000 ? response.Body[..2000] : response.Body);
-        response.ProblemCode.ShouldBe("PAYLOAD_TOO_LARGE");
         response.Body.Length.ShouldBeLessThan(2000);
-        await AssertNothingStoredAsync(account);
     }
 
     [Fact]
     public async Task A_chunked_body_over_1_MiB_without_a_content_length_is_a_413()
     {
-        using var account = await _gateway.CreateAccountAsync();
         var bytes = Encoding.UTF8.GetBytes($$$"""{"model":"sim/text","idempotency_key":"k","input":{"messages":[{"role":"user","content":"{{{new string('x', 2 * 1024 * 1024)}}}"}]}}""");
         using var content = new StreamContent(new NonSeekableStream(bytes));
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
         content.Headers.ContentLength.ShouldBeNull();
 
-        var response = await account.Client.SendRawAsync(HttpMethod.Post, "/v1/executions", content);
+        var response = await RefusedAsync(client => client.SendRawAsync(HttpMethod.Post, "/v1/executions", content), 413, "PAYLOAD_TOO_LARGE");
 
-        response.Status.ShouldBe(413, response.Body.Length > 2000 ? response.Body[..2000] : response.Body);
-        response.ProblemCode.ShouldBe("PAYLOAD_TOO_LARGE");
         response.Body.Length.ShouldBeLessThan(2000);
-        await AssertNothingStoredAsync(account);
     }
 
     [Theory]
@@ -393,7 +262,6 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("webhook_url")]
     public async Task Problem_bodies_never_echo_a_huge_string_back(string where)
     {
-        using var account = await _gateway.CreateAccountAsync();
         var huge = new string('Z', 900 * 1024);
         var body = where switch
         {
@@ -406,13 +274,10 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
             _ => throw new ArgumentOutOfRangeException(nameof(where)),
         };
 
-        var response = await account.Client.PostJsonAsync("/v1/executions", body);
+        var response = await RefusedAsync(body, field: null);
 
-        response.Status.ShouldBe(400, response.Body.Length > 2000 ? response.Body[..2000] : response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
         response.Body.Length.ShouldBeLessThan(2000);
         response.Body.ShouldNotContain(new string('Z', 200));
-        await AssertNothingStoredAsync(account);
     }
 
     [Theory]
@@ -429,16 +294,7 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("""{"model":"sim/text","input":{"messages":[{"role":"user","content":"hello"}]},"idempotency_key":"k","webhook_url":"https://example.com/\ud800"}""")]
     [InlineData("""{"model":"sim/text","input":{"messages":[{"role":"user","content":"hello"}]},"idempotency_key":"k","webhook_events":["\ud800"]}""")]
     [InlineData("""{"model":"sim/text","input":{"messages":[{"role":"user","content":"hello"}]},"idempotency_key":"k","max_cost_usd":"\ud800"}""")]
-    public async Task An_unpaired_surrogate_escape_anywhere_is_a_400_not_a_500(string body)
-    {
-        using var account = await _gateway.CreateAccountAsync();
-
-        var response = await account.Client.PostJsonAsync("/v1/executions", body);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        await AssertNothingStoredAsync(account);
-    }
+    public Task An_unpaired_surrogate_escape_anywhere_is_a_400_not_a_500(string body) => RefusedAsync(body, field: null);
 
     [Theory]
     [InlineData("content")]
@@ -447,7 +303,6 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
     [InlineData("metadata")]
     public async Task Bytes_that_are_not_utf8_are_a_400_not_a_500(string where)
     {
-        using var account = await _gateway.CreateAccountAsync();
         var body = where switch
         {
             "content" => """{"model":"sim/text","input":{"messages":[{"role":"user","content":"@@"}]},"idempotency_key":"k"}""",
@@ -460,11 +315,7 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
         using var content = new ByteArrayContent(bytes);
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
 
-        var response = await account.Client.SendRawAsync(HttpMethod.Post, "/v1/executions", content);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        await AssertNothingStoredAsync(account);
+        await RefusedAsync(client => client.SendRawAsync(HttpMethod.Post, "/v1/executions", content), 400, "VALIDATION_ERROR");
     }
 
     [Fact]
@@ -521,6 +372,35 @@ public sealed class BadInputTests(SharedGateway shared) : IClassFixture<SharedGa
         (await account.Client.ExecutionsAsync()).Select(e => e.GetProperty("id").GetString()).ShouldBe([good.Json.GetProperty("id").GetString()]);
         (await account.Client.BalanceAsync()).Held.ShouldBe(heldBefore);
         (await account.Client.LedgerAsync()).Count.ShouldBe(2); // credit + the good one's hold
+    }
+
+    /// <summary>Posts <paramref name="body"/> to <c>/v1/executions</c> as a new account and expects it refused, storing nothing.</summary>
+    private Task<ApiResponse> RefusedAsync(string body, string? field, int status = 400, string? code = "VALIDATION_ERROR") =>
+        RefusedAsync(client => client.SendJsonAsync(HttpMethod.Post, "/v1/executions", body), status, code, field);
+
+    /// <summary>
+    /// Sends a request as a new account and expects the problem: its status, and its <c>code</c> and <c>field</c> where
+    /// given. Nothing of the request may be stored.
+    /// </summary>
+    private async Task<ApiResponse> RefusedAsync(Func<HttpClient, Task<ApiResponse>> send, int status, string? code, string? field = null)
+    {
+        using var account = await _gateway.CreateAccountAsync();
+
+        var response = await send(account.Client);
+
+        response.Status.ShouldBe(status, response.Body.Length > 2000 ? response.Body[..2000] : response.Body);
+        if (code is not null)
+        {
+            response.ProblemCode.ShouldBe(code);
+        }
+
+        if (field is not null)
+        {
+            response.ProblemField().ShouldBe(field);
+        }
+
+        await AssertNothingStoredAsync(account);
+        return response;
     }
 
     /// <summary>A valid submission with one top-level field set to <paramref name="valueJson"/> (added when it is not there).</summary>

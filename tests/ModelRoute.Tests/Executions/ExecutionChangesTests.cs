@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ModelRoute.Server.Executions;
 using ModelRoute.Server.Operations;
 using ModelRoute.Tests.Infrastructure;
@@ -95,7 +96,7 @@ public sealed class ExecutionChangesTests
     {
         // The race behind a retry left for a minute: the claim loop looked (nothing due), found no hint and began to wait
         // a whole poll; only then was an execution given back with its own due time (the provider was full).
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var changes = new ExecutionChanges(new GatewayMetrics());
         var lookedAt = time.GetUtcNow();
         var poll = TimeSpan.FromMinutes(1);
@@ -111,7 +112,7 @@ public sealed class ExecutionChangesTests
     [Fact]
     public async Task A_due_time_later_than_one_already_known_does_not_wake_the_dispatcher()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var changes = new ExecutionChanges(new GatewayMetrics());
         var now = time.GetUtcNow();
         changes.WorkDueAt(now + TimeSpan.FromSeconds(30));

@@ -99,27 +99,23 @@ public sealed class ExecutionLifecycleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Long_poll_returns_as_soon_as_the_execution_ends()
-    {
-        using var account = await _gateway.CreateAccountAsync();
-        var id = (await account.Client.SubmitTextAsync(simulate: """{"latency_ms":300}""")).Json.GetProperty("id").GetString()!;
-
-        var waited = await account.Client.GetApiAsync($"/v1/executions/{id}?wait=20");
-
-        waited.Status.ShouldBe(200);
-        waited.Json.GetProperty("status").GetString().ShouldBe("COMPLETED");
-    }
+    public async Task Long_poll_returns_as_soon_as_the_execution_ends() =>
+        (await LongPollAsync(latencyMs: 300, waitSeconds: 20)).ShouldBe("COMPLETED");
 
     [Fact]
-    public async Task Long_poll_with_nothing_to_wait_for_returns_the_current_state_after_the_wait()
+    public async Task Long_poll_with_nothing_to_wait_for_returns_the_current_state_after_the_wait() =>
+        (await LongPollAsync(latencyMs: 20_000, waitSeconds: 1)).ShouldBeOneOf("PENDING", "PROCESSING");
+
+    /// <summary>Submits an execution the simulator answers after <paramref name="latencyMs"/>, long-polls it once, and gives its status.</summary>
+    private async Task<string?> LongPollAsync(int latencyMs, int waitSeconds)
     {
         using var account = await _gateway.CreateAccountAsync();
-        var id = (await account.Client.SubmitTextAsync(simulate: """{"latency_ms":20000}""")).Json.GetProperty("id").GetString()!;
+        var id = (await account.Client.SubmitTextAsync(simulate: $$"""{"latency_ms":{{latencyMs}}}""")).Json.GetProperty("id").GetString()!;
 
-        var waited = await account.Client.GetApiAsync($"/v1/executions/{id}?wait=1");
+        var waited = await account.Client.GetApiAsync($"/v1/executions/{id}?wait={waitSeconds}");
 
         waited.Status.ShouldBe(200);
-        waited.Json.GetProperty("status").GetString().ShouldBeOneOf("PENDING", "PROCESSING");
+        return waited.Json.GetProperty("status").GetString();
     }
 
     [Theory]

@@ -4,7 +4,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Executions;
 
-/// <summary>SPEC §5: GET /v1/executions and GET /v1/ledger: newest first, filters, cursor pagination.</summary>
+/// <summary>GET /v1/executions and GET /v1/ledger: newest first, filters, cursor pagination.</summary>
 public sealed class ListTests : IAsyncLifetime
 {
     private const string Slow = """{"latency_ms":20000}""";
@@ -159,25 +159,23 @@ public sealed class ListTests : IAsyncLifetime
         (await account.Client.ExecutionsAsync("&created_after=2999-01-01T00:00:00Z")).ShouldBeEmpty();
     }
 
+    /// <summary>Paging parameters every list refuses, and the parameter each problem names.</summary>
+    public static TheoryData<string, string> BadPaging => new()
+    {
+        { "limit=0", "limit" },
+        { "limit=101", "limit" },
+        { "limit=-1", "limit" },
+        { "limit=ten", "limit" },
+        { "cursor=garbage", "cursor" },
+    };
+
     [Theory]
-    [InlineData("limit=0", "limit")]
-    [InlineData("limit=101", "limit")]
-    [InlineData("limit=-1", "limit")]
-    [InlineData("limit=ten", "limit")]
-    [InlineData("cursor=garbage", "cursor")]
+    [MemberData(nameof(BadPaging))]
     [InlineData("cursor=!!!!", "cursor")]
     [InlineData("status=DONE", "status")]
     [InlineData("created_after=yesterday", "created_after")]
-    public async Task Bad_list_parameters_are_refused_with_400_naming_the_parameter(string query, string field)
-    {
-        using var account = await _gateway.CreateAccountAsync("10.00");
-
-        var response = await account.Client.GetApiAsync("/v1/executions?" + query);
-
-        response.Status.ShouldBe(400, response.Body);
-        response.ProblemCode.ShouldBe("VALIDATION_ERROR");
-        FieldOf(response).ShouldBe(field);
-    }
+    public Task Bad_list_parameters_are_refused_with_400_naming_the_parameter(string query, string field) =>
+        RefusedAsync("/v1/executions?" + query, field);
 
     [Theory]
     [InlineData(1)]
@@ -195,18 +193,7 @@ public sealed class ListTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_ledger_cursor_is_not_an_executions_cursor()
-    {
-        using var account = await _gateway.CreateAccountAsync("10.00");
-        await SubmitManyAsync(account.Client, 2);
-        var ledgerPage = await account.Client.GetApiAsync("/v1/ledger?limit=1");
-        var ledgerCursor = ledgerPage.Json.GetProperty("next_cursor").GetString()!;
-
-        var response = await account.Client.GetApiAsync("/v1/executions?cursor=" + ledgerCursor);
-
-        response.Status.ShouldBe(400, response.Body);
-        FieldOf(response).ShouldBe("cursor");
-    }
+    public Task A_ledger_cursor_is_not_an_executions_cursor() => CursorOfOneListRefusedByTheOtherAsync("/v1/ledger", "/v1/executions");
 
     [Fact]
     public async Task Another_account_never_sees_these_executions()
@@ -265,16 +252,15 @@ public sealed class ListTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("limit=0", "limit")]
-    [InlineData("limit=101", "limit")]
-    [InlineData("limit=-1", "limit")]
-    [InlineData("limit=ten", "limit")]
-    [InlineData("cursor=garbage", "cursor")]
-    public async Task Bad_ledger_parameters_are_refused_with_400(string query, string field)
+    [MemberData(nameof(BadPaging))]
+    public Task Bad_ledger_parameters_are_refused_with_400(string query, string field) => RefusedAsync("/v1/ledger?" + query, field);
+
+    /// <summary>A list read with a bad parameter: a 400 naming the parameter.</summary>
+    private async Task RefusedAsync(string pathAndQuery, string field)
     {
         using var account = await _gateway.CreateAccountAsync("10.00");
 
-        var response = await account.Client.GetApiAsync("/v1/ledger?" + query);
+        var response = await account.Client.GetApiAsync(pathAndQuery);
 
         response.Status.ShouldBe(400, response.Body);
         response.ProblemCode.ShouldBe("VALIDATION_ERROR");
@@ -282,13 +268,16 @@ public sealed class ListTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_executions_cursor_is_not_a_ledger_cursor()
+    public Task An_executions_cursor_is_not_a_ledger_cursor() => CursorOfOneListRefusedByTheOtherAsync("/v1/executions", "/v1/ledger");
+
+    /// <summary>A cursor from one list, given to the other: a 400 naming the cursor.</summary>
+    private async Task CursorOfOneListRefusedByTheOtherAsync(string from, string to)
     {
         using var account = await _gateway.CreateAccountAsync("10.00");
         await SubmitManyAsync(account.Client, 2);
-        var cursor = (await account.Client.GetApiAsync("/v1/executions?limit=1")).Json.GetProperty("next_cursor").GetString()!;
+        var cursor = (await account.Client.GetApiAsync(from + "?limit=1")).Json.GetProperty("next_cursor").GetString()!;
 
-        var response = await account.Client.GetApiAsync("/v1/ledger?cursor=" + cursor);
+        var response = await account.Client.GetApiAsync(to + "?cursor=" + cursor);
 
         response.Status.ShouldBe(400, response.Body);
         FieldOf(response).ShouldBe("cursor");

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using ModelRoute.Server.Executions;
 using ModelRoute.Tests.Infrastructure;
 
@@ -27,7 +28,7 @@ public sealed class SubmissionLoadTests
         using var one = load.Enter();
 
         // A clock that never moves: only calm can end the wait.
-        await load.WaitForCalmAsync(TimeSpan.FromHours(1), new ManualTimeProvider(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        await load.WaitForCalmAsync(TimeSpan.FromHours(1), new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
     }
 
     [Fact]
@@ -36,7 +37,7 @@ public sealed class SubmissionLoadTests
         var load = new SubmissionLoad();
         var scopes = Enumerable.Range(0, SubmissionLoad.Busy).Select(_ => load.Enter()).ToList();
 
-        var wait = load.WaitForCalmAsync(TimeSpan.FromHours(1), new ManualTimeProvider(), CancellationToken.None);
+        var wait = load.WaitForCalmAsync(TimeSpan.FromHours(1), new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)), CancellationToken.None);
         for (var i = 0; i <= SubmissionLoad.Busy / 2; i++)
         {
             wait.IsCompleted.ShouldBeFalse($"still {load.InFlight} in flight");

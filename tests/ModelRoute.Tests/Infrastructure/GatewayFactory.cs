@@ -27,22 +27,7 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
     {
         _services = services;
         DataDirectory = TestPaths.NewTempDirectory("gateway");
-        _settings = new Dictionary<string, string?>
-        {
-            ["ModelRoute:AdminKey"] = AdminKey,
-            ["ModelRoute:DataDirectory"] = DataDirectory,
-            ["ModelRoute:Dispatch:PollInterval"] = "00:00:00.020",
-            ["ModelRoute:Dispatch:SweepInterval"] = "00:00:00.050",
-            ["ModelRoute:Dispatch:RetryBaseDelay"] = "00:00:00.010",
-            ["ModelRoute:Dispatch:RetryMaxDelay"] = "00:00:00.100",
-            ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:00:05",
-            ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:03",
-            ["ModelRoute:Polling:PermitsPerSecond"] = "100000",
-            ["ModelRoute:Polling:Burst"] = "100000",
-            // Test receivers listen on loopback over plain http; the SSRF tests turn these off.
-            ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
-            ["ModelRoute:Webhooks:AllowHttp"] = "true",
-        };
+        _settings = TestGatewaySettings.Defaults(AdminKey, DataDirectory);
         if (TestStore.IsPostgres && settings?.ContainsKey("ModelRoute:Store:ConnectionString") != true)
         {
             // The same tests on PostgreSQL: a database of this gateway's own on the run's cluster.

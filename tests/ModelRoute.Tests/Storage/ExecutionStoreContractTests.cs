@@ -23,7 +23,7 @@ public abstract partial class ExecutionStoreContract : IAsyncLifetime
         Ids = new IdGenerator(Time);
     }
 
-    protected ManualTimeProvider Time { get; } = new();
+    protected Microsoft.Extensions.Time.Testing.FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     protected IdGenerator Ids { get; }
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Time.Testing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Tests.Infrastructure;
 
@@ -33,7 +34,7 @@ public sealed class IdGeneratorTests
     [InlineData("acct")]
     public void An_id_is_the_prefix_and_26_lowercase_crockford_characters(string prefix)
     {
-        var ids = new IdGenerator(new ManualTimeProvider());
+        var ids = new IdGenerator(new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)));
 
         var id = ids.New(prefix);
 
@@ -46,7 +47,7 @@ public sealed class IdGeneratorTests
     [Fact]
     public void An_id_encodes_its_creation_millisecond()
     {
-        var time = new ManualTimeProvider(new DateTimeOffset(2026, 3, 14, 15, 9, 26, 535, TimeSpan.Zero));
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 14, 15, 9, 26, 535, TimeSpan.Zero));
         var ids = new IdGenerator(time);
 
         var body = Body(ids.New("exe"), "exe");
@@ -58,7 +59,7 @@ public sealed class IdGeneratorTests
     [Fact]
     public void Ids_sort_by_creation_time()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var ids = new IdGenerator(time);
         var created = new List<string>();
         var steps = new[] { 1, 1, 5, 1000, 1, 60_000, 3_600_000, 1, 86_400_000 };
@@ -78,7 +79,7 @@ public sealed class IdGeneratorTests
     public void An_id_made_a_millisecond_later_sorts_after_any_id_of_the_millisecond_before()
     {
         // Random bits cannot outweigh the timestamp: try many pairs across a millisecond boundary.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         for (var i = 0; i < 200; i++)
         {
             var ids = new IdGenerator(time);
@@ -93,7 +94,7 @@ public sealed class IdGeneratorTests
     [Fact]
     public void Ids_are_strictly_increasing_within_one_millisecond()
     {
-        var ids = new IdGenerator(new ManualTimeProvider());
+        var ids = new IdGenerator(new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)));
         var previous = ids.New("exe");
 
         for (var i = 0; i < 10_000; i++)
@@ -107,11 +108,11 @@ public sealed class IdGeneratorTests
     [Fact]
     public void Ids_keep_increasing_when_the_clock_steps_backwards()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var ids = new IdGenerator(time);
         var first = ids.New("exe");
 
-        time.Advance(TimeSpan.FromSeconds(-5));
+        time.AdjustTime(time.GetUtcNow() - TimeSpan.FromSeconds(5)); // a clock adjustment: back, without firing timers
         var second = ids.New("exe");
         var third = ids.New("exe");
 
@@ -155,7 +156,7 @@ public sealed class IdGeneratorTests
     [Fact]
     public void Two_generators_in_the_same_millisecond_do_not_collide()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var a = new IdGenerator(time);
         var b = new IdGenerator(time);
 
@@ -169,7 +170,7 @@ public sealed class IdGeneratorTests
     public void Each_new_millisecond_starts_from_fresh_random_bits()
     {
         // Far more ids than one fill of the random buffer: every millisecond's random part is new.
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var ids = new IdGenerator(time);
         var randomParts = new HashSet<string>(StringComparer.Ordinal);
 

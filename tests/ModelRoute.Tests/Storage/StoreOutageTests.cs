@@ -50,26 +50,7 @@ public sealed class StoreOutageTests : IAsyncLifetime
 
         await _cluster.StopServerAsync();
         (await account.Client.GetApiAsync("/readyz")).Status.ShouldBe(503);
-        var refusedKeys = Enumerable.Range(0, 120).Select(i => $"outage-{i}").ToList();
-        var requests = new List<Task<ApiResponse>>();
-        foreach (var chunk in refusedKeys.Chunk(20))
-        {
-            requests.AddRange(chunk.Select(key => account.Client.SubmitTextAsync(key)));
-            requests.Add(account.Client.GetApiAsync($"/v1/executions/{existing}"));
-            requests.Add(account.Client.GetApiAsync("/v1/executions"));
-            requests.Add(account.Client.GetApiAsync("/v1/balance"));
-            requests.Add(account.Client.PostJsonAsync($"/v1/executions/{existing}/cancel", "{}"));
-            requests.Add(uncached.GetApiAsync("/v1/balance")); // A key not yet cached: its lookup needs the store (not a 401).
-            requests.Add(admin.GetApiAsync($"/v1/admin/accounts/{account.Id}"));
-            await Task.WhenAll(requests);
-        }
-
-        foreach (var response in await Task.WhenAll(requests))
-        {
-            response.Status.ShouldBe(503, response.Body);
-            response.ProblemCode.ShouldBe("STORE_UNAVAILABLE");
-            int.Parse(response.Header("Retry-After")!, System.Globalization.CultureInfo.InvariantCulture).ShouldBeInRange(1, 10);
-        }
+        await EveryRequestIsRefusedAsync(account, existing, admin, uncached);
 
         // The workers go on trying meanwhile (a dispatch poll of 20 ms and a sweep of 50 ms here): none logs per try.
         await Task.Delay(TimeSpan.FromSeconds(3));
@@ -95,6 +76,31 @@ public sealed class StoreOutageTests : IAsyncLifetime
         (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM executions WHERE idempotency_key LIKE 'outage-%'")).ShouldBe(0);
         (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM executions")).ShouldBe(21);
         (await account.Client.BalanceAsync()).Held.ShouldBe(0);
+    }
+
+    /// <summary>Submissions, reads, a cancel, an uncached key and the admin API, in waves: each answers 503 with Retry-After.</summary>
+    private static async Task EveryRequestIsRefusedAsync(TestAccount account, string existing, HttpClient admin, HttpClient uncached)
+    {
+        var refusedKeys = Enumerable.Range(0, 120).Select(i => $"outage-{i}").ToList();
+        var requests = new List<Task<ApiResponse>>();
+        foreach (var chunk in refusedKeys.Chunk(20))
+        {
+            requests.AddRange(chunk.Select(key => account.Client.SubmitTextAsync(key)));
+            requests.Add(account.Client.GetApiAsync($"/v1/executions/{existing}"));
+            requests.Add(account.Client.GetApiAsync("/v1/executions"));
+            requests.Add(account.Client.GetApiAsync("/v1/balance"));
+            requests.Add(account.Client.PostJsonAsync($"/v1/executions/{existing}/cancel", "{}"));
+            requests.Add(uncached.GetApiAsync("/v1/balance")); // A key not yet cached: its lookup needs the store (not a 401).
+            requests.Add(admin.GetApiAsync($"/v1/admin/accounts/{account.Id}"));
+            await Task.WhenAll(requests);
+        }
+
+        foreach (var response in await Task.WhenAll(requests))
+        {
+            response.Status.ShouldBe(503, response.Body);
+            response.ProblemCode.ShouldBe("STORE_UNAVAILABLE");
+            int.Parse(response.Header("Retry-After")!, System.Globalization.CultureInfo.InvariantCulture).ShouldBeInRange(1, 10);
+        }
     }
 
     private List<string> Lines(string text) => [.. _gateway.Logs.Lines.Where(l => l.Contains(text, StringComparison.Ordinal))];
