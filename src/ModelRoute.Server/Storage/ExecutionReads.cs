@@ -1,6 +1,7 @@
 using System.Data.Common;
 using Dapper;
 using ModelRoute.Server.Executions;
+using ModelRoute.Server.Storage.Sqlite;
 
 namespace ModelRoute.Server.Storage;
 
@@ -32,6 +33,21 @@ internal sealed class ExecutionReads(Func<string, string, string> isNull)
         ORDER BY id DESC
         LIMIT @Limit
         """;
+
+    /// <summary>
+    /// The account's execution with the submission's key, as a replay or a reuse; null when the key is free. Read in
+    /// the submission's own transaction when <paramref name="tx"/> is given.
+    /// </summary>
+    public static async Task<SubmitOutcome?> ExistingAsync(DbConnection c, DbTransaction? tx, NewExecution x)
+    {
+        var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
+            "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
+            new { x.AccountId, x.IdempotencyKey },
+            tx);
+        return existing is null
+            ? null
+            : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
+    }
 
     public async Task<Execution?> GetAsync(DbConnection c, string id, string? accountId) =>
         (await c.QueryFirstOrDefaultAsync<ExecutionRow>(_byIdSql, new { id, accountId }))?.ToExecution();

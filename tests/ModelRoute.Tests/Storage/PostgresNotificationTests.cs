@@ -6,7 +6,7 @@ using ModelRoute.Tests.Infrastructure;
 namespace ModelRoute.Tests.Storage;
 
 /// <summary>
-/// SPEC §9: a change committed on one node wakes the other nodes at once, through the notifications
+/// docs/architecture.md ("Several nodes on PostgreSQL"): a change committed on one node wakes the other nodes at once, through the notifications
 /// sent after commit. The waits below complete only through a notification from the other node
 /// (a node's own waiters on an execution are woken by its own commits or by the listener, never by a
 /// timer), so they fail if notifications stop arriving, whatever the polling fallbacks do.

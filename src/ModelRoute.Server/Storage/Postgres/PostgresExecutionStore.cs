@@ -36,7 +36,7 @@ public sealed partial class PostgresExecutionStore(
         if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
             // A replay is answered even when the cap would refuse the submission.
-            return await db.ReadAsync(c => FindAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
+            return await db.ReadAsync(c => ExecutionReads.ExistingAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
         }
 
         var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"), lease?.Owner, lease?.ExpiresAt);
@@ -133,7 +133,7 @@ public sealed partial class PostgresExecutionStore(
         {
             var covered = await c.QueryFirstOrDefaultAsync<bool>(
                 "SELECT balance_micros - held_micros >= @HoldMicros FROM accounts WHERE id = @AccountId FOR UPDATE", new { x.AccountId, x.HoldMicros }, tx);
-            if (await FindAsync(c, tx, x) is { } existing)
+            if (await ExecutionReads.ExistingAsync(c, tx, x) is { } existing)
             {
                 return (existing, false);
             }
@@ -165,7 +165,7 @@ public sealed partial class PostgresExecutionStore(
         while (true)
         {
             // A concurrent submission with the same key blocked the insert until it ended; it committed, so it is answered.
-            if (await FindAsync(c, tx, x) is { } existing)
+            if (await ExecutionReads.ExistingAsync(c, tx, x) is { } existing)
             {
                 return existing;
             }
@@ -185,18 +185,6 @@ public sealed partial class PostgresExecutionStore(
                 return new SubmitOutcome(SubmitResult.Created, x.ToPending());
             }
         }
-    }
-
-    /// <summary>The account's execution with the submission's key, as a replay or a reuse.</summary>
-    private static async Task<SubmitOutcome?> FindAsync(NpgsqlConnection c, NpgsqlTransaction? tx, NewExecution x)
-    {
-        var existing = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
-            "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
-            new { x.AccountId, x.IdempotencyKey },
-            tx);
-        return existing is null
-            ? null
-            : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
     }
 
     public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>

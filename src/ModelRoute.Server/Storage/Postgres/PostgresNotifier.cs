@@ -31,6 +31,7 @@ public sealed partial class PostgresNotifier(
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _startLock = new();
     private Task? _loop;
+    private int _disposed;
 
     /// <summary>Queues <paramref name="payload"/> ("&lt;execution id&gt; &lt;STATUS&gt;" or "webhooks"); call it after the commit.</summary>
     public void Notify(string payload)
@@ -162,6 +163,12 @@ public sealed partial class PostgresNotifier(
 
     public async ValueTask DisposeAsync()
     {
+        // Once only: the container disposes it as itself and as the IChangeBroadcast it also serves.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         // Give what is queued a moment to go out (a clean stop should not cost other nodes a poll interval).
         _pending.Writer.TryComplete();
         Task? loop;

@@ -169,7 +169,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
     {
         if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
-            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
+            return (await ExecutionReads.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
         }
 
         var funded = await c.QueryFirstOrDefaultPreparedAsync<long>(
@@ -178,18 +178,18 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
             tx);
         if (funded != 1)
         {
-            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+            return (await ExecutionReads.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
         }
 
         // The key's limit after the balance (docs/tenancy.md); a statement more only for a key with a limit.
         if (x.KeySpendLimited && await c.QueryFirstOrDefaultPreparedAsync<long>(KeyRoomSql, new { x.ApiKeyId, x.HoldMicros }, tx) != 1)
         {
-            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.KeySpendLimitExceeded, null), false);
+            return (await ExecutionReads.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.KeySpendLimitExceeded, null), false);
         }
 
         if (await c.ExecutePreparedAsync(InsertSql, row, tx) == 0)
         {
-            return ((await ExistingAsync(c, tx, x))!, false); // The key is taken.
+            return ((await ExecutionReads.ExistingAsync(c, tx, x))!, false); // The key is taken.
         }
 
         // The money was there a statement ago, and nothing else writes in between (one writer, one transaction).
@@ -202,18 +202,6 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
 
         await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
         return (created, true);
-    }
-
-    /// <summary>A replay or a reused key when the submission's key is already taken in this account.</summary>
-    private static async Task<SubmitOutcome?> ExistingAsync(SqliteConnection c, SqliteTransaction tx, NewExecution x)
-    {
-        var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
-            "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
-            new { x.AccountId, x.IdempotencyKey },
-            tx);
-        return existing is null
-            ? null
-            : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
     }
 
     public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
