@@ -21,9 +21,11 @@ public sealed partial class PostgresExecutionStore(
     IOptions<ModelRouteOptions> options,
     TimeProvider time) : ISqlExecutionStore
 {
-    private static readonly ExecutionReads Reads = new((name, type) => "@" + name + "::" + type + " IS NULL");
-
-    private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
+    private static readonly ExecutionQueries Queries = new(
+        (name, type) => "@" + name + "::" + type + " IS NULL",
+        "status IN ('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')",
+        "status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED')",
+        column => column + " = ANY(@ids)");
 
     // Enough for one commit's worth of submissions at the target rates; the arrays stay small.
     private const int MaxSubmitGroup = 256;
@@ -36,7 +38,7 @@ public sealed partial class PostgresExecutionStore(
         if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
             // A replay is answered even when the cap would refuse the submission.
-            return await db.ReadAsync(c => ExecutionReads.ExistingAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
+            return await db.ReadAsync(c => ExecutionQueries.ExistingAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
         }
 
         var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"), lease?.Owner, lease?.ExpiresAt);
@@ -133,7 +135,7 @@ public sealed partial class PostgresExecutionStore(
         {
             var covered = await c.QueryFirstOrDefaultAsync<bool>(
                 "SELECT balance_micros - held_micros >= @HoldMicros FROM accounts WHERE id = @AccountId FOR UPDATE", new { x.AccountId, x.HoldMicros }, tx);
-            if (await ExecutionReads.ExistingAsync(c, tx, x) is { } existing)
+            if (await ExecutionQueries.ExistingAsync(c, tx, x) is { } existing)
             {
                 return (existing, false);
             }
@@ -165,7 +167,7 @@ public sealed partial class PostgresExecutionStore(
         while (true)
         {
             // A concurrent submission with the same key blocked the insert until it ended; it committed, so it is answered.
-            if (await ExecutionReads.ExistingAsync(c, tx, x) is { } existing)
+            if (await ExecutionQueries.ExistingAsync(c, tx, x) is { } existing)
             {
                 return existing;
             }
@@ -188,13 +190,13 @@ public sealed partial class PostgresExecutionStore(
     }
 
     public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Reads.GetAsync(c, id, accountId), cancellationToken);
+        db.ReadAsync(c => Queries.GetAsync(c, id, accountId), cancellationToken);
 
     public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionReads.FindByIdempotencyKeyAsync(c, accountId, idempotencyKey), cancellationToken);
+        db.ReadAsync(c => ExecutionQueries.FindByIdempotencyKeyAsync(c, accountId, idempotencyKey), cancellationToken);
 
     public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Reads.ListAsync(c, accountId, query), cancellationToken);
+        db.ReadAsync(c => Queries.ListAsync(c, accountId, query), cancellationToken);
 
     public Task<StoredTransition> TransitionAsync(ExecutionTransition t, DeliveryLeaseTerms? deliveryLease, CancellationToken cancellationToken)
     {
@@ -403,35 +405,14 @@ public sealed partial class PostgresExecutionStore(
         }, cancellationToken);
 
     public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<string>>(async c =>
-            [.. await c.QueryAsync<string>(
-                $"SELECT id FROM executions WHERE status IN {NonTerminalList} AND expires_at <= @Now ORDER BY expires_at LIMIT @max",
-                new { Now = now.ToUnixTimeMilliseconds(), max })],
-            cancellationToken);
+        db.ReadAsync(c => Queries.ListExpiredAsync(c, now, max), cancellationToken);
 
     public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionReads.ListAbandonedAsync(c, now, max), cancellationToken);
+        db.ReadAsync(c => ExecutionQueries.ListAbandonedAsync(c, now, max), cancellationToken);
 
     public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
-        {
-            // Ended executions never change again, so nothing else writes these rows: no lock is needed to delete them.
-            var ids = (await c.QueryAsync<string>(
-                "SELECT id FROM executions WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND completed_at < @Before LIMIT @max",
-                new { Before = endedBefore.ToUnixTimeMilliseconds(), max },
-                tx)).ToArray();
-            if (ids.Length > 0)
-            {
-                await c.ExecuteAsync("DELETE FROM execution_events WHERE execution_id = ANY(@ids)", new { ids }, tx);
-                await c.ExecuteAsync(
-                    "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE execution_id = ANY(@ids))", new { ids }, tx);
-                await c.ExecuteAsync("DELETE FROM webhook_deliveries WHERE execution_id = ANY(@ids)", new { ids }, tx);
-                await c.ExecuteAsync("DELETE FROM executions WHERE id = ANY(@ids)", new { ids }, tx);
-            }
-
-            return (ids, true);
-        }, cancellationToken);
+        db.WriteAsync(async (c, tx) => (await Queries.PurgeAsync(c, tx, endedBefore, max), true), cancellationToken);
 
     public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionReads.ListEventsAsync(c, executionId, afterSequence), cancellationToken);
+        db.ReadAsync(c => ExecutionQueries.ListEventsAsync(c, executionId, afterSequence), cancellationToken);
 }

@@ -12,7 +12,7 @@ namespace ModelRoute.Server.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOptions<ModelRouteOptions> options, TimeProvider time) : ISqlExecutionStore
 {
-    private static readonly ExecutionReads Reads = new((name, _) => "@" + name + " IS NULL");
+    private static readonly ExecutionQueries Queries = new((name, _) => "@" + name + " IS NULL", OpenStatus, EndedStatus, column => column + " IN @ids");
 
     /// <summary>
     /// The statuses of open and of ended executions as the predicates of their partial indexes (migration 0004),
@@ -169,7 +169,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
     {
         if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
-            return (await ExecutionReads.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
+            return (await ExecutionQueries.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
         }
 
         var funded = await c.QueryFirstOrDefaultPreparedAsync<long>(
@@ -178,18 +178,18 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
             tx);
         if (funded != 1)
         {
-            return (await ExecutionReads.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+            return (await ExecutionQueries.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
         }
 
         // The key's limit after the balance (docs/tenancy.md); a statement more only for a key with a limit.
         if (x.KeySpendLimited && await c.QueryFirstOrDefaultPreparedAsync<long>(KeyRoomSql, new { x.ApiKeyId, x.HoldMicros }, tx) != 1)
         {
-            return (await ExecutionReads.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.KeySpendLimitExceeded, null), false);
+            return (await ExecutionQueries.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.KeySpendLimitExceeded, null), false);
         }
 
         if (await c.ExecutePreparedAsync(InsertSql, row, tx) == 0)
         {
-            return ((await ExecutionReads.ExistingAsync(c, tx, x))!, false); // The key is taken.
+            return ((await ExecutionQueries.ExistingAsync(c, tx, x))!, false); // The key is taken.
         }
 
         // The money was there a statement ago, and nothing else writes in between (one writer, one transaction).
@@ -205,13 +205,13 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
     }
 
     public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Reads.GetAsync(c, id, accountId), cancellationToken);
+        db.ReadAsync(c => Queries.GetAsync(c, id, accountId), cancellationToken);
 
     public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionReads.FindByIdempotencyKeyAsync(c, accountId, idempotencyKey), cancellationToken);
+        db.ReadAsync(c => ExecutionQueries.FindByIdempotencyKeyAsync(c, accountId, idempotencyKey), cancellationToken);
 
     public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Reads.ListAsync(c, accountId, query), cancellationToken);
+        db.ReadAsync(c => Queries.ListAsync(c, accountId, query), cancellationToken);
 
     public Task<StoredTransition> TransitionAsync(ExecutionTransition t, DeliveryLeaseTerms? deliveryLease, CancellationToken cancellationToken)
     {
@@ -310,36 +310,16 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
         }, cancellationToken);
 
     public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<string>>(async c =>
-            [.. await c.QueryAsync<string>(
-                $"SELECT id FROM executions WHERE {OpenStatus} AND expires_at <= @Now ORDER BY expires_at LIMIT @max",
-                new { Now = now.ToUnixTimeMilliseconds(), max })],
-            cancellationToken);
+        db.ReadAsync(c => Queries.ListExpiredAsync(c, now, max), cancellationToken);
 
     public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionReads.ListAbandonedAsync(c, now, max), cancellationToken);
+        db.ReadAsync(c => ExecutionQueries.ListAbandonedAsync(c, now, max), cancellationToken);
 
     public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
-        {
-            var ids = (await c.QueryPreparedAsync<string>(
-                $"SELECT id FROM executions WHERE {EndedStatus} AND completed_at < @Before LIMIT @max",
-                new { Before = endedBefore.ToUnixTimeMilliseconds(), max },
-                tx)).ToArray();
-            if (ids.Length > 0)
-            {
-                await c.ExecutePreparedAsync("DELETE FROM execution_events WHERE execution_id IN @ids", new { ids }, tx);
-                await c.ExecutePreparedAsync(
-                    "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE execution_id IN @ids)", new { ids }, tx);
-                await c.ExecutePreparedAsync("DELETE FROM webhook_deliveries WHERE execution_id IN @ids", new { ids }, tx);
-                await c.ExecutePreparedAsync("DELETE FROM executions WHERE id IN @ids", new { ids }, tx);
-            }
-
-            return (ids, true);
-        }, cancellationToken);
+        db.WriteAsync(async (c, tx) => (await Queries.PurgeAsync(c, tx, endedBefore, max), true), cancellationToken);
 
     public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionReads.ListEventsAsync(c, executionId, afterSequence), cancellationToken);
+        db.ReadAsync(c => ExecutionQueries.ListEventsAsync(c, executionId, afterSequence), cancellationToken);
 
     private async Task<string> InsertEventAsync(SqliteConnection c, SqliteTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
     {

@@ -6,12 +6,16 @@ using ModelRoute.Server.Storage.Sqlite;
 namespace ModelRoute.Server.Storage;
 
 /// <summary>
-/// The execution reads whose SQL is the same on SQLite and PostgreSQL but for how a parameter is tested for NULL
-/// (PostgreSQL must be told the type of a parameter it only compares with NULL): each store makes one with its
-/// engine's test and runs these on its own connections.
+/// The SQL of <see cref="IExecutionQueries"/> (and of the replay lookup) whose text is the same on SQLite and
+/// PostgreSQL but for a few words of dialect, given to the constructor: each store makes one with its engine's words,
+/// kept beside its store, and runs these on its own connections.
 /// </summary>
-/// <param name="isNull">The engine's <c>@name IS NULL</c> for a parameter of the given SQL type ("text", "bigint").</param>
-internal sealed class ExecutionReads(Func<string, string, string> isNull)
+/// <param name="isNull">The engine's <c>@name IS NULL</c> for a parameter of the given SQL type ("text", "bigint");
+/// PostgreSQL must be told the type of a parameter it only compares with NULL.</param>
+/// <param name="openStatus">The predicate of a non-terminal status (SQLite's repeats its partial index's word for word).</param>
+/// <param name="endedStatus">The predicate of a terminal status.</param>
+/// <param name="inIds">The engine's "column is one of the list @ids".</param>
+internal sealed class ExecutionQueries(Func<string, string, string> isNull, string openStatus, string endedStatus, Func<string, string> inIds)
 {
     private const string ByKeySql = "SELECT * FROM executions WHERE account_id = @accountId AND idempotency_key = @idempotencyKey";
 
@@ -19,6 +23,19 @@ internal sealed class ExecutionReads(Func<string, string, string> isNull)
         "SELECT * FROM executions WHERE status = 'PROCESSING' AND lease_expires_at <= @Now ORDER BY lease_expires_at LIMIT @max";
 
     private const string EventsSql = "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq";
+
+    private readonly string _expiredSql = $"SELECT id FROM executions WHERE {openStatus} AND expires_at <= @Now ORDER BY expires_at LIMIT @max";
+
+    private readonly string _endedSql = $"SELECT id FROM executions WHERE {endedStatus} AND completed_at < @Before LIMIT @max";
+
+    /// <summary>What a purge deletes, in order: events, delivery attempts, deliveries, then the executions.</summary>
+    private readonly string[] _purgeSql =
+    [
+        $"DELETE FROM execution_events WHERE {inIds("execution_id")}",
+        $"DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE {inIds("execution_id")})",
+        $"DELETE FROM webhook_deliveries WHERE {inIds("execution_id")}",
+        $"DELETE FROM executions WHERE {inIds("id")}",
+    ];
 
     private readonly string _byIdSql = $"SELECT * FROM executions WHERE id = @id AND ({isNull("accountId", "text")} OR account_id = @accountId)";
 
@@ -76,4 +93,25 @@ internal sealed class ExecutionReads(Func<string, string, string> isNull)
 
     public static async Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(DbConnection c, string executionId, long afterSequence) =>
         [.. (await c.QueryAsync<EventRow>(EventsSql, new { executionId, afterSequence })).Select(r => r.ToEvent())];
+
+    public async Task<IReadOnlyList<string>> ListExpiredAsync(DbConnection c, DateTimeOffset now, int max) =>
+        [.. await c.QueryAsync<string>(_expiredSql, new { Now = now.ToUnixTimeMilliseconds(), max })];
+
+    /// <summary>
+    /// Deletes up to <paramref name="max"/> executions that ended before <paramref name="endedBefore"/>, with their rows.
+    /// Ended executions never change again, so nothing else writes these rows: no lock is needed to delete them.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> PurgeAsync(DbConnection c, DbTransaction tx, DateTimeOffset endedBefore, int max)
+    {
+        var ids = (await c.QueryPreparedAsync<string>(_endedSql, new { Before = endedBefore.ToUnixTimeMilliseconds(), max }, tx)).ToArray();
+        if (ids.Length > 0)
+        {
+            foreach (var sql in _purgeSql)
+            {
+                await c.ExecutePreparedAsync(sql, new { ids }, tx);
+            }
+        }
+
+        return ids;
+    }
 }
