@@ -6,16 +6,16 @@ using ModelRoute.Server.Storage.Sqlite;
 namespace ModelRoute.Server.Storage;
 
 /// <summary>
-/// The SQL of <see cref="IExecutionQueries"/> (and of the replay lookup) whose text is the same on SQLite and
-/// PostgreSQL but for a few words of dialect, given to the constructor: each store makes one with its engine's words,
-/// kept beside its store, and runs these on its own connections.
+/// The base of both engines' execution stores: the reads and the purge of <see cref="IExecutionQueries"/> (and the
+/// replay lookup), whose SQL is the same on SQLite and PostgreSQL but for a few words of dialect, given to the
+/// constructor by each store beside its own SQL. A store runs them on its own connections.
 /// </summary>
 /// <param name="isNull">The engine's <c>@name IS NULL</c> for a parameter of the given SQL type ("text", "bigint");
 /// PostgreSQL must be told the type of a parameter it only compares with NULL.</param>
 /// <param name="openStatus">The predicate of a non-terminal status (SQLite's repeats its partial index's word for word).</param>
 /// <param name="endedStatus">The predicate of a terminal status.</param>
 /// <param name="inIds">The engine's "column is one of the list @ids".</param>
-internal sealed class ExecutionQueries(Func<string, string, string> isNull, string openStatus, string endedStatus, Func<string, string> inIds)
+public abstract class ExecutionQueries(Func<string, string, string> isNull, string openStatus, string endedStatus, Func<string, string> inIds)
 {
     private const string ByKeySql = "SELECT * FROM executions WHERE account_id = @accountId AND idempotency_key = @idempotencyKey";
 
@@ -51,11 +51,17 @@ internal sealed class ExecutionQueries(Func<string, string, string> isNull, stri
         LIMIT @Limit
         """;
 
+    /// <summary>A read on one of the engine's connections.</summary>
+    private protected abstract Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken);
+
+    /// <summary>A write in one of the engine's transactions, committed when it answers true.</summary>
+    private protected abstract Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken);
+
     /// <summary>
     /// The account's execution with the submission's key, as a replay or a reuse; null when the key is free. Read in
     /// the submission's own transaction when <paramref name="tx"/> is given.
     /// </summary>
-    public static async Task<SubmitOutcome?> ExistingAsync(DbConnection c, DbTransaction? tx, NewExecution x)
+    private protected static async Task<SubmitOutcome?> ExistingAsync(DbConnection c, DbTransaction? tx, NewExecution x)
     {
         var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
             "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
@@ -66,52 +72,58 @@ internal sealed class ExecutionQueries(Func<string, string, string> isNull, stri
             : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
     }
 
-    public async Task<Execution?> GetAsync(DbConnection c, string id, string? accountId) =>
-        (await c.QueryFirstOrDefaultAsync<ExecutionRow>(_byIdSql, new { id, accountId }))?.ToExecution();
+    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
+        ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ExecutionRow>(_byIdSql, new { id, accountId }))?.ToExecution(), cancellationToken);
 
-    public static async Task<Execution?> FindByIdempotencyKeyAsync(DbConnection c, string accountId, string idempotencyKey) =>
-        (await c.QueryFirstOrDefaultAsync<ExecutionRow>(ByKeySql, new { accountId, idempotencyKey }))?.ToExecution();
+    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
+        ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ExecutionRow>(ByKeySql, new { accountId, idempotencyKey }))?.ToExecution(), cancellationToken);
 
-    public async Task<IReadOnlyList<Execution>> ListAsync(DbConnection c, string accountId, ExecutionQuery query)
-    {
-        var rows = await c.QueryAsync<ExecutionRow>(
-            _listSql,
-            new
-            {
-                accountId,
-                Status = query.Status?.ToWire(),
-                query.Model,
-                CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
-                query.Before,
-                query.Limit,
-            });
-        return [.. rows.Select(r => r.ToExecution())];
-    }
+    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<Execution>>(async c =>
+        {
+            var rows = await c.QueryAsync<ExecutionRow>(
+                _listSql,
+                new
+                {
+                    accountId,
+                    Status = query.Status?.ToWire(),
+                    query.Model,
+                    CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
+                    query.Before,
+                    query.Limit,
+                });
+            return [.. rows.Select(r => r.ToExecution())];
+        }, cancellationToken);
 
-    public static async Task<IReadOnlyList<Execution>> ListAbandonedAsync(DbConnection c, DateTimeOffset now, int max) =>
-        [.. (await c.QueryAsync<ExecutionRow>(AbandonedSql, new { Now = now.ToUnixTimeMilliseconds(), max })).Select(r => r.ToExecution())];
+    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<string>>(async c => [.. await c.QueryAsync<string>(_expiredSql, new { Now = now.ToUnixTimeMilliseconds(), max })], cancellationToken);
 
-    public static async Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(DbConnection c, string executionId, long afterSequence) =>
-        [.. (await c.QueryAsync<EventRow>(EventsSql, new { executionId, afterSequence })).Select(r => r.ToEvent())];
+    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<Execution>>(
+            async c => [.. (await c.QueryAsync<ExecutionRow>(AbandonedSql, new { Now = now.ToUnixTimeMilliseconds(), max })).Select(r => r.ToExecution())],
+            cancellationToken);
 
-    public async Task<IReadOnlyList<string>> ListExpiredAsync(DbConnection c, DateTimeOffset now, int max) =>
-        [.. await c.QueryAsync<string>(_expiredSql, new { Now = now.ToUnixTimeMilliseconds(), max })];
+    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<ExecutionEvent>>(
+            async c => [.. (await c.QueryAsync<EventRow>(EventsSql, new { executionId, afterSequence })).Select(r => r.ToEvent())],
+            cancellationToken);
 
     /// <summary>
     /// Deletes up to <paramref name="max"/> executions that ended before <paramref name="endedBefore"/>, with their rows.
     /// Ended executions never change again, so nothing else writes these rows: no lock is needed to delete them.
     /// </summary>
-    public async Task<IReadOnlyList<string>> PurgeAsync(DbConnection c, DbTransaction tx, DateTimeOffset endedBefore, int max)
-    {
-        var ids = (await c.QueryPreparedAsync<string>(_endedSql, new { Before = endedBefore.ToUnixTimeMilliseconds(), max }, tx)).ToArray();
-        if (ids.Length > 0)
+    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
+        WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
         {
-            foreach (var sql in _purgeSql)
+            var ids = (await c.QueryPreparedAsync<string>(_endedSql, new { Before = endedBefore.ToUnixTimeMilliseconds(), max }, tx)).ToArray();
+            if (ids.Length > 0)
             {
-                await c.ExecutePreparedAsync(sql, new { ids }, tx);
+                foreach (var sql in _purgeSql)
+                {
+                    await c.ExecutePreparedAsync(sql, new { ids }, tx);
+                }
             }
-        }
 
-        return ids;
-    }
+            return (ids, true);
+        }, cancellationToken);
 }

@@ -54,6 +54,42 @@ public abstract partial class ExecutionStoreContract
     }
 
     [Fact]
+    public async Task Other_nodes_are_told_of_each_commit_but_a_submission_handed_to_this_nodes_own_dispatcher()
+    {
+        var account = await NewAccountAsync(1_000_000);
+        var dispatch = new DispatchHandoff(new SubmissionLoad());
+        using var slots = new SemaphoreSlim(8);
+        dispatch.Open(slots);
+        var told = new RecordedBroadcast();
+        var nodeStore = CreateNodeStore(Time, new NodeIdentity(), dispatch, told);
+
+        var handed = (await nodeStore.SubmitAsync(NewExecution(account, 10_000), None)).Execution!;
+        dispatch.Reader.TryRead(out _).ShouldBeTrue();
+        told.Changes.ShouldBeEmpty("no other node could claim a submission this node's dispatcher has");
+
+        dispatch.Close();
+        var waiting = (await nodeStore.SubmitAsync(NewExecution(account, 10_000), None)).Execution!;
+        (await nodeStore.TransitionAsync(ExecutionTransition.Cancel(handed.Id, account), None)).ShouldNotBeNull();
+        (await nodeStore.TransitionAsync(ExecutionTransition.Cancel(handed.Id, account), None)).ShouldBeNull();
+
+        told.Changes.Select(c => $"{c.Id} {c.Status}").ShouldBe(
+            [$"{waiting.Id} {ExecutionStatus.Pending}", $"{handed.Id} {ExecutionStatus.Cancelled}"], "each commit once; nothing for a move that did not apply");
+        told.Webhooks.ShouldBe(0, "no delivery was written");
+    }
+
+    /// <summary>What a node told the others, in order.</summary>
+    private sealed class RecordedBroadcast : IChangeBroadcast
+    {
+        public ConcurrentQueue<(string Id, ExecutionStatus Status)> Changes { get; } = new();
+
+        public int Webhooks { get; private set; }
+
+        public void ExecutionChanged(string executionId, ExecutionStatus status) => Changes.Enqueue((executionId, status));
+
+        public void WebhooksWritten() => Webhooks++;
+    }
+
+    [Fact]
     public async Task Submissions_not_stored_free_their_place_with_the_dispatcher_and_submissions_beyond_its_room_wait_unleased_for_a_claim()
     {
         var account = await NewAccountAsync(1_000_000);

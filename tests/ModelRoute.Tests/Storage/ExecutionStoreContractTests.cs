@@ -34,9 +34,10 @@ public abstract partial class ExecutionStoreContract : IAsyncLifetime
 
     /// <summary>
     /// Another execution store on the same database, as a gateway node builds it: this node's submissions go
-    /// leased to its dispatcher through <paramref name="dispatch"/> when it has room.
+    /// leased to its dispatcher through <paramref name="dispatch"/> when it has room; it tells other nodes of its commits
+    /// through <paramref name="broadcast"/> when given (else as the engine does).
     /// </summary>
-    protected abstract IExecutionStore CreateNodeStore(TimeProvider time, NodeIdentity node, DispatchHandoff dispatch);
+    protected abstract IExecutionStore CreateNodeStore(TimeProvider time, NodeIdentity node, DispatchHandoff dispatch, IChangeBroadcast? broadcast = null);
 
     /// <summary>The engine's store as the gateway uses it: through <see cref="ExecutionCommits"/>, which runs the after-commit steps.</summary>
     protected static IExecutionStore Commits(

@@ -31,9 +31,10 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
             async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, DeliveriesSql)],
             CancellationToken.None);
 
-    protected override IExecutionStore CreateNodeStore(TimeProvider time, NodeIdentity node, ModelRoute.Server.Routing.DispatchHandoff dispatch) =>
+    protected override IExecutionStore CreateNodeStore(
+        TimeProvider time, NodeIdentity node, ModelRoute.Server.Routing.DispatchHandoff dispatch, IChangeBroadcast? broadcast = null) =>
         Commits(new PostgresExecutionStore(_database!, new IdGenerator(time), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time),
-            time, _notifier, node, dispatch);
+            time, broadcast ?? _notifier, node, dispatch);
 
     protected override async Task DisposeStoresAsync()
     {

@@ -48,9 +48,9 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
         await AssertLedgerBalancedAsync(account);
     }
 
-    protected override IExecutionStore CreateNodeStore(TimeProvider time, NodeIdentity node, DispatchHandoff dispatch) =>
+    protected override IExecutionStore CreateNodeStore(TimeProvider time, NodeIdentity node, DispatchHandoff dispatch, IChangeBroadcast? broadcast = null) =>
         Commits(new SqliteExecutionStore(_database!, new IdGenerator(time), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time),
-            time, node: node, dispatch: dispatch);
+            time, broadcast, node, dispatch);
 
     protected override Task DisposeStoresAsync()
     {

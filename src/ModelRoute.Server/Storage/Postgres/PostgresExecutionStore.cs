@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Dapper;
 using Microsoft.Extensions.Options;
 using ModelRoute.Server.Executions;
@@ -19,14 +20,14 @@ public sealed partial class PostgresExecutionStore(
     PostgresDatabase db,
     IdGenerator ids,
     IOptions<ModelRouteOptions> options,
-    TimeProvider time) : ISqlExecutionStore
-{
-    private static readonly ExecutionQueries Queries = new(
+    TimeProvider time)
+    : ExecutionQueries(
         (name, type) => "@" + name + "::" + type + " IS NULL",
         "status IN ('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')",
         "status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED')",
-        column => column + " = ANY(@ids)");
-
+        column => column + " = ANY(@ids)"),
+    ISqlExecutionStore
+{
     // Enough for one commit's worth of submissions at the target rates; the arrays stay small.
     private const int MaxSubmitGroup = 256;
 
@@ -38,7 +39,7 @@ public sealed partial class PostgresExecutionStore(
         if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
             // A replay is answered even when the cap would refuse the submission.
-            return await db.ReadAsync(c => ExecutionQueries.ExistingAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
+            return await db.ReadAsync(c => ExistingAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
         }
 
         var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"), lease?.Owner, lease?.ExpiresAt);
@@ -135,7 +136,7 @@ public sealed partial class PostgresExecutionStore(
         {
             var covered = await c.QueryFirstOrDefaultAsync<bool>(
                 "SELECT balance_micros - held_micros >= @HoldMicros FROM accounts WHERE id = @AccountId FOR UPDATE", new { x.AccountId, x.HoldMicros }, tx);
-            if (await ExecutionQueries.ExistingAsync(c, tx, x) is { } existing)
+            if (await ExistingAsync(c, tx, x) is { } existing)
             {
                 return (existing, false);
             }
@@ -167,7 +168,7 @@ public sealed partial class PostgresExecutionStore(
         while (true)
         {
             // A concurrent submission with the same key blocked the insert until it ended; it committed, so it is answered.
-            if (await ExecutionQueries.ExistingAsync(c, tx, x) is { } existing)
+            if (await ExistingAsync(c, tx, x) is { } existing)
             {
                 return existing;
             }
@@ -189,14 +190,11 @@ public sealed partial class PostgresExecutionStore(
         }
     }
 
-    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Queries.GetAsync(c, id, accountId), cancellationToken);
+    private protected override Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken) =>
+        db.ReadAsync(read, cancellationToken);
 
-    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionQueries.FindByIdempotencyKeyAsync(c, accountId, idempotencyKey), cancellationToken);
-
-    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Queries.ListAsync(c, accountId, query), cancellationToken);
+    private protected override Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken) =>
+        db.WriteAsync(write, cancellationToken);
 
     public Task<StoredTransition> TransitionAsync(ExecutionTransition t, DeliveryLeaseTerms? deliveryLease, CancellationToken cancellationToken)
     {
@@ -404,15 +402,4 @@ public sealed partial class PostgresExecutionStore(
             return [.. rows.Select(r => r.ToExecution())];
         }, cancellationToken);
 
-    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Queries.ListExpiredAsync(c, now, max), cancellationToken);
-
-    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionQueries.ListAbandonedAsync(c, now, max), cancellationToken);
-
-    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) => (await Queries.PurgeAsync(c, tx, endedBefore, max), true), cancellationToken);
-
-    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionQueries.ListEventsAsync(c, executionId, afterSequence), cancellationToken);
 }

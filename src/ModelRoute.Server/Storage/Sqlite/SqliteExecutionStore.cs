@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
@@ -10,10 +11,9 @@ namespace ModelRoute.Server.Storage.Sqlite;
 /// Executions, holds and the outbox on SQLite. Every state move is one conditional UPDATE. What follows a commit
 /// (hand-overs, wake-ups) is <see cref="ExecutionCommits"/>'s.
 /// </summary>
-public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOptions<ModelRouteOptions> options, TimeProvider time) : ISqlExecutionStore
+public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOptions<ModelRouteOptions> options, TimeProvider time)
+    : ExecutionQueries((name, _) => "@" + name + " IS NULL", OpenStatus, EndedStatus, column => column + " IN @ids"), ISqlExecutionStore
 {
-    private static readonly ExecutionQueries Queries = new((name, _) => "@" + name + " IS NULL", OpenStatus, EndedStatus, column => column + " IN @ids");
-
     /// <summary>
     /// The statuses of open and of ended executions as the predicates of their partial indexes (migration 0004),
     /// which a query repeats word for word for SQLite to use the index. OR chains, not IN lists: for an IN list of
@@ -169,7 +169,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
     {
         if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
-            return (await ExecutionQueries.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
+            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
         }
 
         var funded = await c.QueryFirstOrDefaultPreparedAsync<long>(
@@ -178,18 +178,18 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
             tx);
         if (funded != 1)
         {
-            return (await ExecutionQueries.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
         }
 
         // The key's limit after the balance (docs/tenancy.md); a statement more only for a key with a limit.
         if (x.KeySpendLimited && await c.QueryFirstOrDefaultPreparedAsync<long>(KeyRoomSql, new { x.ApiKeyId, x.HoldMicros }, tx) != 1)
         {
-            return (await ExecutionQueries.ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.KeySpendLimitExceeded, null), false);
+            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.KeySpendLimitExceeded, null), false);
         }
 
         if (await c.ExecutePreparedAsync(InsertSql, row, tx) == 0)
         {
-            return ((await ExecutionQueries.ExistingAsync(c, tx, x))!, false); // The key is taken.
+            return ((await ExistingAsync(c, tx, x))!, false); // The key is taken.
         }
 
         // The money was there a statement ago, and nothing else writes in between (one writer, one transaction).
@@ -204,14 +204,11 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
         return (created, true);
     }
 
-    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Queries.GetAsync(c, id, accountId), cancellationToken);
+    private protected override Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken) =>
+        db.ReadAsync(read, cancellationToken);
 
-    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionQueries.FindByIdempotencyKeyAsync(c, accountId, idempotencyKey), cancellationToken);
-
-    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Queries.ListAsync(c, accountId, query), cancellationToken);
+    private protected override Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken) =>
+        db.WriteAsync(write, cancellationToken);
 
     public Task<StoredTransition> TransitionAsync(ExecutionTransition t, DeliveryLeaseTerms? deliveryLease, CancellationToken cancellationToken)
     {
@@ -309,17 +306,6 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
             return ([.. rows.Select(r => r.ToExecution())], true);
         }, cancellationToken);
 
-    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => Queries.ListExpiredAsync(c, now, max), cancellationToken);
-
-    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionQueries.ListAbandonedAsync(c, now, max), cancellationToken);
-
-    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
-        db.WriteAsync(async (c, tx) => (await Queries.PurgeAsync(c, tx, endedBefore, max), true), cancellationToken);
-
-    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
-        db.ReadAsync(c => ExecutionQueries.ListEventsAsync(c, executionId, afterSequence), cancellationToken);
 
     private async Task<string> InsertEventAsync(SqliteConnection c, SqliteTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
     {
