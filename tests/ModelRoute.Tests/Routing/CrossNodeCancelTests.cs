@@ -13,45 +13,28 @@ namespace ModelRoute.Tests.Routing;
 /// </summary>
 public sealed class CrossNodeCancelTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
-    private PostgresCluster _cluster = null!;
-    private string _database = null!;
-    private GatewayFactory _nodeA = null!;
-    private GatewayFactory _nodeB = null!;
+    private TwoPostgresNodes _nodes = null!;
 
-    public async Task InitializeAsync()
-    {
-        _cluster = await PostgresCluster.SharedAsync();
-        _database = await _cluster.CreateDatabaseAsync("xcancel");
-        var settings = new Dictionary<string, string?>
-        {
-            ["ModelRoute:Store:Kind"] = "postgres",
-            ["ModelRoute:Store:ConnectionString"] = _cluster.ConnectionString(_database),
-            ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:30",
-        };
-        _nodeA = new GatewayFactory(settings);
-        _nodeB = new GatewayFactory(settings);
-        _nodeA.StartServer();
-        _nodeB.StartServer();
-    }
+    private GatewayFactory NodeA => _nodes.A;
 
-    public async Task DisposeAsync()
-    {
-        await _nodeA.DisposeAsync();
-        await _nodeB.DisposeAsync();
-        await _cluster.DropDatabaseAsync(_database);
-    }
+    private GatewayFactory NodeB => _nodes.B;
+
+    public async Task InitializeAsync() =>
+        _nodes = await TwoPostgresNodes.StartAsync("xcancel", new Dictionary<string, string?> { ["ModelRoute:Dispatch:LeaseDuration"] = "00:00:30" });
+
+    public async Task DisposeAsync() => await _nodes.DisposeAsync();
 
     [Fact]
     public async Task A_cancel_made_on_one_node_stops_the_call_running_on_the_other_within_a_second()
     {
-        using var account = await _nodeA.CreateAccountAsync();
-        using var onB = _nodeB.WithBearer(account.Key);
+        using var account = await NodeA.CreateAccountAsync();
+        using var onB = NodeB.WithBearer(account.Key);
         var submitted = await account.Client.SubmitTextAsync(simulate: """{"latency_ms":60000}""", extra: ""","timeout_seconds":300""");
         submitted.Status.ShouldBe(202, submitted.Body);
         var id = submitted.Json.GetProperty("id").GetString()!;
 
-        var onNodeA = _nodeA.Services.GetRequiredService<InFlightExecutions>();
-        var onNodeB = _nodeB.Services.GetRequiredService<InFlightExecutions>();
+        var onNodeA = NodeA.Services.GetRequiredService<InFlightExecutions>();
+        var onNodeB = NodeB.Services.GetRequiredService<InFlightExecutions>();
         await Eventually.HoldsAsync(() => onNodeA.IsRunning(id) || onNodeB.IsRunning(id), "the provider call runs on a node");
         var (running, canceller) = onNodeA.IsRunning(id) ? (onNodeA, onB) : (onNodeB, account.Client);
         (await account.Client.BalanceAsync()).Held.ShouldBeGreaterThan(0);

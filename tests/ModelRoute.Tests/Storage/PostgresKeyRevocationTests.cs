@@ -9,38 +9,21 @@ namespace ModelRoute.Tests.Storage;
 /// </summary>
 public sealed class PostgresKeyRevocationTests : IAsyncLifetime
 {
-    private PostgresCluster _cluster = null!;
-    private string _database = null!;
-    private GatewayFactory _nodeA = null!;
-    private GatewayFactory _nodeB = null!;
+    private TwoPostgresNodes _nodes = null!;
 
-    public async Task InitializeAsync()
-    {
-        _cluster = await PostgresCluster.SharedAsync();
-        _database = await _cluster.CreateDatabaseAsync("revoke");
-        var settings = new Dictionary<string, string?>
-        {
-            ["ModelRoute:Store:Kind"] = "postgres",
-            ["ModelRoute:Store:ConnectionString"] = _cluster.ConnectionString(_database),
-        };
-        _nodeA = new GatewayFactory(settings);
-        _nodeB = new GatewayFactory(settings);
-        _nodeA.StartServer();
-        _nodeB.StartServer();
-    }
+    private GatewayFactory NodeA => _nodes.A;
 
-    public async Task DisposeAsync()
-    {
-        await _nodeA.DisposeAsync();
-        await _nodeB.DisposeAsync();
-        await _cluster.DropDatabaseAsync(_database);
-    }
+    private GatewayFactory NodeB => _nodes.B;
+
+    public async Task InitializeAsync() => _nodes = await TwoPostgresNodes.StartAsync("revoke");
+
+    public async Task DisposeAsync() => await _nodes.DisposeAsync();
 
     [Fact]
     public async Task A_revoked_key_is_refused_on_the_other_node_within_a_second()
     {
-        using var account = await _nodeA.CreateAccountAsync();
-        using var onB = _nodeB.WithBearer(account.Key);
+        using var account = await NodeA.CreateAccountAsync();
+        using var onB = NodeB.WithBearer(account.Key);
         (await onB.GetApiAsync("/v1/balance")).Status.ShouldBe(200); // Node B caches the key.
         var keyId = (await account.Client.GetApiAsync("/v1/api-keys")).Json.GetProperty("data")[0].GetProperty("id").GetString()!;
 
@@ -53,10 +36,10 @@ public sealed class PostgresKeyRevocationTests : IAsyncLifetime
     [Fact]
     public async Task A_disabled_account_is_refused_on_the_other_node_within_a_second_and_served_again_once_enabled()
     {
-        using var account = await _nodeA.CreateAccountAsync();
-        using var onB = _nodeB.WithBearer(account.Key);
+        using var account = await NodeA.CreateAccountAsync();
+        using var onB = NodeB.WithBearer(account.Key);
         (await onB.GetApiAsync("/v1/balance")).Status.ShouldBe(200);
-        using var admin = _nodeA.Admin();
+        using var admin = NodeA.Admin();
 
         (await admin.PostJsonAsync($"/v1/admin/accounts/{account.Id}/disable", "{}")).Status.ShouldBe(200);
         var disabled = Stopwatch.StartNew();

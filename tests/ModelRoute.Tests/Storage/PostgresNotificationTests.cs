@@ -13,43 +13,26 @@ namespace ModelRoute.Tests.Storage;
 /// </summary>
 public sealed class PostgresNotificationTests : IAsyncLifetime
 {
-    private PostgresCluster _cluster = null!;
-    private string _database = null!;
-    private GatewayFactory _nodeA = null!;
-    private GatewayFactory _nodeB = null!;
+    private TwoPostgresNodes _nodes = null!;
 
-    public async Task InitializeAsync()
-    {
-        _cluster = await PostgresCluster.SharedAsync();
-        _database = await _cluster.CreateDatabaseAsync("notify");
-        var settings = new Dictionary<string, string?>
-        {
-            ["ModelRoute:Store:Kind"] = "postgres",
-            ["ModelRoute:Store:ConnectionString"] = _cluster.ConnectionString(_database),
-            // Nothing but the cancels below changes the waiting executions: no callback poll comes meanwhile.
-            ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:10:00",
-        };
-        _nodeA = new GatewayFactory(settings);
-        _nodeB = new GatewayFactory(settings);
-        _nodeA.StartServer();
-        _nodeB.StartServer();
-    }
+    private GatewayFactory NodeA => _nodes.A;
 
-    public async Task DisposeAsync()
-    {
-        await _nodeA.DisposeAsync();
-        await _nodeB.DisposeAsync();
-        await _cluster.DropDatabaseAsync(_database);
-    }
+    private GatewayFactory NodeB => _nodes.B;
+
+    // Nothing but the cancels below changes the waiting executions: no callback poll comes meanwhile.
+    public async Task InitializeAsync() =>
+        _nodes = await TwoPostgresNodes.StartAsync("notify", new Dictionary<string, string?> { ["ModelRoute:Dispatch:CallbackPollInterval"] = "00:10:00" });
+
+    public async Task DisposeAsync() => await _nodes.DisposeAsync();
 
     [Fact]
     public async Task A_long_poll_on_one_node_is_woken_by_a_cancel_committed_on_another()
     {
-        using var account = await _nodeA.CreateAccountAsync();
-        using var onB = _nodeB.WithBearer(account.Key);
+        using var account = await NodeA.CreateAccountAsync();
+        using var onB = NodeB.WithBearer(account.Key);
         var id = (await SubmitWaitingAsync(account)).Json.GetProperty("id").GetString()!;
         await onB.WaitForStatusAsync(id, "AWAITING_WEBHOOK");
-        var heardOnB = _nodeB.Services.GetRequiredService<ExecutionChanges>().WhenChanged(id);
+        var heardOnB = NodeB.Services.GetRequiredService<ExecutionChanges>().WhenChanged(id);
         var longPoll = onB.GetApiAsync($"/v1/executions/{id}?wait=30");
 
         (await account.Client.PostJsonAsync($"/v1/executions/{id}/cancel", "{}")).Status.ShouldBe(202);
@@ -64,7 +47,7 @@ public sealed class PostgresNotificationTests : IAsyncLifetime
     [Fact]
     public async Task Every_change_of_a_burst_reaches_the_other_node_even_when_batched_past_the_payload_limit()
     {
-        using var account = await _nodeA.CreateAccountAsync("100.00");
+        using var account = await NodeA.CreateAccountAsync("100.00");
         var ids = new List<string>();
         for (var i = 0; i < 300; i++)
         {
@@ -73,13 +56,13 @@ public sealed class PostgresNotificationTests : IAsyncLifetime
             ids.Add(submitted.Json.GetProperty("id").GetString()!);
         }
 
-        using var onB = _nodeB.WithBearer(account.Key);
+        using var onB = NodeB.WithBearer(account.Key);
         foreach (var id in ids)
         {
             await onB.WaitForStatusAsync(id, "AWAITING_WEBHOOK", seconds: 60);
         }
 
-        var changesOnB = _nodeB.Services.GetRequiredService<ExecutionChanges>();
+        var changesOnB = NodeB.Services.GetRequiredService<ExecutionChanges>();
         var heard = ids.Select(changesOnB.WhenChanged).ToList();
 
         // 300 cancels at once: the notifier packs them into messages under 8000 bytes, several ids each.
