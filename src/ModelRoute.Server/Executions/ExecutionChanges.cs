@@ -4,7 +4,7 @@ namespace ModelRoute.Server.Executions;
 
 /// <summary>
 /// In-process news of committed changes: wakes long-polls and event streams waiting on an
-/// execution, and wakes the dispatcher when work becomes due. Stores publish after commit.
+/// execution, and wakes the dispatcher when work becomes due. ExecutionCommits publishes after each commit.
 /// With PostgreSQL, other nodes' changes arrive through <see cref="Remote"/>; waiters also
 /// re-read on a timeout, so a change is seen even if a notification is lost.
 /// </summary>

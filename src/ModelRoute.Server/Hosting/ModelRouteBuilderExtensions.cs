@@ -47,13 +47,15 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton(sp => new PostgresDatabase(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value.Store.ConnectionString!));
         services.AddSingleton<PostgresNotifier>();
         services.AddSingleton<IStoreMigrations>(sp => UsesPostgres(sp) ? sp.GetRequiredService<PostgresDatabase>() : sp.GetRequiredService<SqliteDatabase>());
-        services.AddSingleton<IExecutionStore>(sp => UsesPostgres(sp)
+        services.AddSingleton<ISqlExecutionStore>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresExecutionStore>(sp)
             : ActivatorUtilities.CreateInstance<SqliteExecutionStore>(sp));
         services.AddSingleton<ISqlDialect>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresDialect>(sp)
             : ActivatorUtilities.CreateInstance<SqliteDialect>(sp));
         services.AddSingleton<IAccountStore>(sp => ActivatorUtilities.CreateInstance<AccountStore>(sp));
+        services.AddSingleton<IChangeBroadcast>(sp => UsesPostgres(sp) ? sp.GetRequiredService<PostgresNotifier>() : NoChangeBroadcast.Instance);
+        services.AddSingleton<IExecutionStore>(sp => ActivatorUtilities.CreateInstance<ExecutionCommits>(sp));
         services.AddSingleton<IStoreHealth>(sp => UsesPostgres(sp)
             ? new PostgresStoreHealth(sp.GetRequiredService<PostgresDatabase>())
             : new SqliteStoreHealth(sp.GetRequiredService<SqliteDatabase>()));

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using ModelRoute.Server.Executions;
 using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Storage;
 

@@ -78,10 +78,12 @@ public sealed record SubmitOutcome(SubmitResult Result, Execution? Execution);
 public sealed record ExecutionQuery(ExecutionStatus? Status, string? Model, DateTimeOffset? CreatedAfter, string? Before, int Limit);
 
 /// <summary>
-/// Durable executions: insert with a hold, conditional state moves that settle money, leases for
-/// dispatch. Every write is atomic; no method lets a terminal execution change.
+/// Durable executions as the gateway uses them: insert with a hold, conditional state moves that settle money, leases
+/// for dispatch. Every write is atomic; no method lets a terminal execution change. Implemented by
+/// <see cref="Executions.ExecutionCommits"/> over the engine's <see cref="ISqlExecutionStore"/>: the two writes below
+/// also run their after-commit steps there (hand-overs to this node's workers, other nodes told, waiters woken).
 /// </summary>
-public interface IExecutionStore
+public interface IExecutionStore : IExecutionQueries
 {
     /// <summary>
     /// Inserts the execution and places its hold in one transaction, or answers why not. An existing
@@ -90,6 +92,16 @@ public interface IExecutionStore
     /// </summary>
     Task<SubmitOutcome> SubmitAsync(NewExecution execution, CancellationToken cancellationToken);
 
+    /// <summary>Applies the move if the execution is still where the transition expects it; null when it is not.</summary>
+    Task<Execution?> TransitionAsync(ExecutionTransition transition, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Reads, claims, lease renewals and purges of executions: nothing runs after their commit, so they are the same on an
+/// engine's store and through <see cref="Executions.ExecutionCommits"/>.
+/// </summary>
+public interface IExecutionQueries
+{
     /// <summary>The execution; <paramref name="accountId"/> null means any account (internal callers).</summary>
     Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken);
 
@@ -98,9 +110,6 @@ public interface IExecutionStore
 
     /// <summary>Newest first; <see cref="ExecutionQuery.Before"/> is the id to continue after.</summary>
     Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken);
-
-    /// <summary>Applies the move if the execution is still where the transition expects it; null when it is not.</summary>
-    Task<Execution?> TransitionAsync(ExecutionTransition transition, CancellationToken cancellationToken);
 
     /// <summary>Leases up to <paramref name="max"/> due PENDING executions to <paramref name="owner"/>.</summary>
     Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken);

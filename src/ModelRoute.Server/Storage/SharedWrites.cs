@@ -23,11 +23,10 @@ internal static class SharedWrites
             new { Id = ids.New("txn"), accountId, executionId, kind, amount, balance, held, now },
             tx);
 
-    /// <summary>Ends the hold of an execution that just ended: release it all, then charge what it cost, capped at the hold (docs/tenancy.md; README "Prices and cost").</summary>
-    public static Task SettleAsync(DbConnection c, DbTransaction tx, IdGenerator ids, Execution ended, long now) =>
-        SettleAsync(c, tx, ids, ended.AccountId, ended.Id, ended.Status, ended.HeldMicros, ended.ActualMicros, now, ended.ApiKeyId);
-
-    /// <summary><see cref="SettleAsync(DbConnection, DbTransaction, IdGenerator, Execution, long)"/> from the ended row's own values.</summary>
+    /// <summary>
+    /// Ends the hold of an execution that just ended, from the ended row's own values: release it all, then charge what
+    /// it cost, capped at the hold (docs/tenancy.md; README "Prices and cost").
+    /// </summary>
     /// <param name="apiKeyId">The key it was submitted with: what it was charged counts in the key's <c>spent</c>, and a
     /// key with a spending limit has the hold taken off its <c>held</c> (docs/tenancy.md).</param>
     public static async Task SettleAsync(
@@ -140,7 +139,7 @@ internal static class SharedWrites
 
 /// <summary>
 /// The deliveries a state change wrote to the outbox: those leased to this node's worker (handed to it after the
-/// commit, see WebhookHandoff) and how many were written in all. Only the others need a worker to claim them.
+/// commit by ExecutionCommits) and how many were written in all. Only the others need a worker to claim them.
 /// </summary>
 public sealed record EnqueuedWebhooks(IReadOnlyList<WebhookDelivery> Leased, int Written)
 {

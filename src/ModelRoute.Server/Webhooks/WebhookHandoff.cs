@@ -19,7 +19,7 @@ public sealed class WebhookHandoff
 
     public ChannelReader<WebhookDelivery> Reader => _deliveries.Reader;
 
-    /// <summary>True while the worker has room: the store may then lease new deliveries to this node.</summary>
+    /// <summary>True while the worker has room: ExecutionCommits may then have new deliveries written leased to this node.</summary>
     public bool HasRoom => Volatile.Read(ref _waiting) < Capacity;
 
     public void Offer(IEnumerable<WebhookDelivery> deliveries)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
+using ModelRoute.Server.Executions;
 using ModelRoute.Server.Routing;
 using ModelRoute.Tests.Infrastructure;
 

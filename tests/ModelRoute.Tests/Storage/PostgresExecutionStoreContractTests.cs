@@ -22,25 +22,19 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
         await _database.MigrateAsync(CancellationToken.None);
         var ids = new IdGenerator(time);
         _notifier = new PostgresNotifier(_database, time, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotifier>.Instance);
-        var executions = new PostgresExecutionStore(_database, _notifier, ids, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time);
+        var executions = Commits(new PostgresExecutionStore(_database, ids, Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time), time, _notifier);
         return (executions, new AccountStore(new PostgresDialect(_database, _notifier)));
     }
-
-    /// <summary>
-    /// Each start queued right before its outcome meets it in one group unless the lane took the start alone in
-    /// between; among many pairs at least one must have been written as one statement.
-    /// </summary>
-    protected override void AssertPipelinedAttemptsWritten(int attempts) =>
-        ((PostgresExecutionStore)Executions).FusedAttempts.ShouldBeInRange(1, attempts);
 
     protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>
         _database!.ReadAsync<IReadOnlyList<(string, string, string, string)>>(
             async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, DeliveriesSql)],
             CancellationToken.None);
 
-    protected override IExecutionStore CreateNodeStore(TimeProvider time, ModelRoute.Server.Routing.NodeIdentity node, ModelRoute.Server.Routing.DispatchHandoff dispatch) =>
-        new PostgresExecutionStore(_database!, _notifier!, new IdGenerator(time), new ExecutionChanges(new GatewayMetrics()),
-            Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time, node, dispatch: dispatch);
+    protected override IExecutionStore CreateNodeStore(
+        TimeProvider time, NodeIdentity node, ModelRoute.Server.Routing.DispatchHandoff dispatch, IChangeBroadcast? broadcast = null) =>
+        Commits(new PostgresExecutionStore(_database!, new IdGenerator(time), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time),
+            time, broadcast ?? _notifier, node, dispatch);
 
     protected override async Task DisposeStoresAsync()
     {

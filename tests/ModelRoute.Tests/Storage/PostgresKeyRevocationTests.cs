@@ -75,7 +75,7 @@ public sealed class PostgresKeyRevocationTests : IAsyncLifetime
         var listener = new ModelRoute.Server.Storage.Postgres.PostgresNotificationListener(
             null!, new ModelRoute.Server.Executions.ExecutionChanges(new ModelRoute.Server.Operations.GatewayMetrics()), TimeProvider.System,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<ModelRoute.Server.Storage.Postgres.PostgresNotificationListener>.Instance,
-            new ModelRoute.Server.Routing.NodeIdentity(), keys: keys);
+            new ModelRoute.Server.Executions.NodeIdentity(), keys: keys);
         await keys.FindAsync("h1", CancellationToken.None);
         await keys.FindAsync("h2", CancellationToken.None);
         await keys.FindAsync("h1", CancellationToken.None);

@@ -108,8 +108,8 @@ public sealed class PostgresNotificationTests : IAsyncLifetime
     [Fact]
     public void A_node_skips_its_own_messages_and_hears_the_other_nodes()
     {
-        var node = new ModelRoute.Server.Routing.NodeIdentity();
-        var other = new ModelRoute.Server.Routing.NodeIdentity();
+        var node = new ModelRoute.Server.Executions.NodeIdentity();
+        var other = new ModelRoute.Server.Executions.NodeIdentity();
         var changes = new ExecutionChanges(new ModelRoute.Server.Operations.GatewayMetrics());
         var listener = new PostgresNotificationListener(null!, changes, TimeProvider.System,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotificationListener>.Instance, node);

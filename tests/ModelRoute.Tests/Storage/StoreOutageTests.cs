@@ -58,6 +58,18 @@ public sealed class StoreOutageTests : IAsyncLifetime
         NoFailureLogged();
 
         await _cluster.StartServerAsync();
+        await WorksAgainAsync(account);
+
+        // Nothing refused was stored, in part or whole: no execution, no hold.
+        await using var connection = _gateway.OpenStoreConnection();
+        (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM executions WHERE idempotency_key LIKE 'outage-%'")).ShouldBe(0);
+        (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM executions")).ShouldBe(21);
+        (await account.Client.BalanceAsync()).Held.ShouldBe(0);
+    }
+
+    /// <summary>Once the database is back: the recovery is logged once, and submissions complete again.</summary>
+    private async Task WorksAgainAsync(TestAccount account)
+    {
         await Eventually.HoldsAsync(() => Lines(RecoveryLine).Count == 1, "the recovery is logged");
         for (var i = 0; i < 20; i++)
         {
@@ -70,12 +82,6 @@ public sealed class StoreOutageTests : IAsyncLifetime
         Lines(OutageLine).Count.ShouldBe(1, _gateway.Logs.All);
         Lines(RecoveryLine).Count.ShouldBe(1, _gateway.Logs.All);
         NoFailureLogged();
-
-        // Nothing refused was stored, in part or whole: no execution, no hold.
-        await using var connection = _gateway.OpenStoreConnection();
-        (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM executions WHERE idempotency_key LIKE 'outage-%'")).ShouldBe(0);
-        (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM executions")).ShouldBe(21);
-        (await account.Client.BalanceAsync()).Held.ShouldBe(0);
     }
 
     /// <summary>Submissions, reads, a cancel, an uncached key and the admin API, in waves: each answers 503 with Retry-After.</summary>

@@ -156,11 +156,7 @@ public sealed partial class PostgresDatabase
             {
                 // No connection (the server is down, the pool exhausted): nothing was sent, so each caller hears of it
                 // now. Running each write alone, as below, would only open again, and a write alone would loop.
-                foreach (var item in group)
-                {
-                    item.Fail(ex);
-                }
-
+                ForEach(group, item => item.Fail(ex));
                 return;
             }
 
@@ -178,30 +174,18 @@ public sealed partial class PostgresDatabase
                     catch (PostgresException ex)
                     {
                         // The server refused a statement or the COMMIT itself: either way nothing was committed.
-                        foreach (var item in group)
-                        {
-                            item.Error(ex);
-                        }
-
+                        ForEach(group, item => item.Error(ex));
                         await RollBackOrRunAloneAsync(group, transaction);
                         return;
                     }
                     catch (Exception ex)
                     {
                         // The outcome is unknown: running the writes again could apply them twice, so each caller hears of it.
-                        foreach (var item in group)
-                        {
-                            item.Fail(ex);
-                        }
-
+                        ForEach(group, item => item.Fail(ex));
                         return;
                     }
 
-                    foreach (var item in group)
-                    {
-                        item.Complete();
-                    }
-
+                    ForEach(group, static item => item.Complete());
                     return;
                 }
 
@@ -214,6 +198,14 @@ public sealed partial class PostgresDatabase
             }
 
             await RunEachAloneAsync(group);
+        }
+
+        private static void ForEach(List<GroupedWrite> group, Action<GroupedWrite> act)
+        {
+            foreach (var item in group)
+            {
+                act(item);
+            }
         }
 
         /// <summary>After a failed statement: a write alone has its answer; a group rolls back and each of its writes runs alone.</summary>

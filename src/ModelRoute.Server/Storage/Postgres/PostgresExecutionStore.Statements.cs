@@ -275,9 +275,6 @@ public sealed partial class PostgresExecutionStore
             KeyIds = settlements.Select(s => s.KeyId).ToArray(),
         });
 
-    /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
-    internal static string Payload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();
-
     // Fair share (docs/routing.md), as on SQLite (SqliteExecutionStore.ClaimSql): the accounts with PENDING work are
     // walked one index seek each, the front of each one's queue is locked (SKIP LOCKED: nodes claiming at once take
     // different rows), and what was found goes in the order of its place, the account's executions in flight plus its

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Dapper;
 using Microsoft.Extensions.Options;
 using ModelRoute.Server.Executions;
@@ -12,68 +13,49 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// state move is one conditional UPDATE; PostgreSQL re-checks its WHERE against the latest row
 /// version after waiting for a concurrent writer, so a terminal execution never changes again.
 /// Submissions are sent a group at a time (<see cref="PostgresBatchLane{TItem, TResult}"/>), moves are
-/// group-committed (<see cref="PostgresDatabase.WriteGroupedAsync"/>), and
-/// after each commit <see cref="PostgresNotifier"/> tells the other nodes.
+/// group-committed (<see cref="PostgresDatabase.WriteGroupedAsync"/>). What follows a commit (hand-overs,
+/// telling the other nodes, wake-ups) is <see cref="ExecutionCommits"/>'s.
 /// </summary>
 public sealed partial class PostgresExecutionStore(
     PostgresDatabase db,
-    PostgresNotifier notifier,
     IdGenerator ids,
-    ExecutionChanges changes,
     IOptions<ModelRouteOptions> options,
-    TimeProvider time,
-    Routing.NodeIdentity? node = null,
-    WebhookHandoff? handoff = null,
-    Routing.DispatchHandoff? dispatch = null) : IExecutionStore
+    TimeProvider time)
+    : ExecutionQueries(
+        (name, type) => "@" + name + "::" + type + " IS NULL",
+        "status IN ('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')",
+        "status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED')",
+        column => column + " = ANY(@ids)"),
+    ISqlExecutionStore
 {
-    private const string NonTerminalList = "('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')";
-
     // Enough for one commit's worth of submissions at the target rates; the arrays stay small.
     private const int MaxSubmitGroup = 256;
 
     private readonly PostgresBatchLane<QueuedSubmission, bool> _submissions = db.CreateBatchLane<QueuedSubmission, bool>(
         group => SubmitGroupAsync(db, group), alone => SubmitAloneAsync(db, alone), MaxSubmitGroup);
 
-    public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
+    public async Task<SubmitOutcome> SubmitAsync(NewExecution x, LeaseTerms? lease, CancellationToken cancellationToken)
     {
-        SubmitOutcome outcome;
-        using var lease = SubmissionLease.Reserve(node, dispatch, time, options.Value.Dispatch.LeaseDuration);
         if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
             // A replay is answered even when the cap would refuse the submission.
-            outcome = await db.ReadAsync(c => FindAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
+            return await db.ReadAsync(c => ExistingAsync(c, null, x), cancellationToken) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null);
         }
-        else if (x.KeySpendLimited)
+
+        var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"), lease?.Owner, lease?.ExpiresAt);
+        if (x.KeySpendLimited)
         {
             // A key with a spending limit: in a transaction of its own, under the account's lock (docs/tenancy.md).
-            var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"), lease.LeaseOwner, lease.LeaseExpiresAt);
-            outcome = await db.WriteAsync(async (c, tx) => await SubmitLimitedAsync(c, tx, x, queued.Parameters()), cancellationToken);
-        }
-        else
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var queued = new QueuedSubmission(x, ids.New("txn"), ids.New("evt"), lease.LeaseOwner, lease.LeaseExpiresAt);
-
-            // The answer is built from the submission (NewExecution.ToPending), not read back: a row per
-            // submission and its parsing cost the gateway more than anything else in the write.
-            outcome = await _submissions.RunAsync(queued)
-                ? new SubmitOutcome(SubmitResult.Created, x.ToPending())
-                : await db.WriteAsync(async (c, tx) => (await NotCreatedAsync(c, tx, x, queued.Parameters()), true), CancellationToken.None);
+            return await db.WriteAsync(async (c, tx) => await SubmitLimitedAsync(c, tx, x, queued.Parameters()), cancellationToken);
         }
 
-        if (outcome.Result == SubmitResult.Created)
-        {
-            // Handed to this node's dispatcher: no other node could claim it, so none is told.
-            var handedOver = lease.HandOver(outcome.Execution!);
-            if (!handedOver)
-            {
-                notifier.Notify(Payload(outcome.Execution!.Id, ExecutionStatus.Pending));
-            }
+        cancellationToken.ThrowIfCancellationRequested();
 
-            changes.Published(outcome.Execution!, dispatchToClaim: !handedOver);
-        }
-
-        return outcome;
+        // The answer is built from the submission (NewExecution.ToPending), not read back: a row per
+        // submission and its parsing cost the gateway more than anything else in the write.
+        return await _submissions.RunAsync(queued)
+            ? new SubmitOutcome(SubmitResult.Created, x.ToPending())
+            : await db.WriteAsync(async (c, tx) => (await NotCreatedAsync(c, tx, x, queued.Parameters()), true), CancellationToken.None);
     }
 
     /// <summary>A submission waiting for its group, with the ids of the ledger entry and event it would write.</summary>
@@ -154,7 +136,7 @@ public sealed partial class PostgresExecutionStore(
         {
             var covered = await c.QueryFirstOrDefaultAsync<bool>(
                 "SELECT balance_micros - held_micros >= @HoldMicros FROM accounts WHERE id = @AccountId FOR UPDATE", new { x.AccountId, x.HoldMicros }, tx);
-            if (await FindAsync(c, tx, x) is { } existing)
+            if (await ExistingAsync(c, tx, x) is { } existing)
             {
                 return (existing, false);
             }
@@ -186,7 +168,7 @@ public sealed partial class PostgresExecutionStore(
         while (true)
         {
             // A concurrent submission with the same key blocked the insert until it ended; it committed, so it is answered.
-            if (await FindAsync(c, tx, x) is { } existing)
+            if (await ExistingAsync(c, tx, x) is { } existing)
             {
                 return existing;
             }
@@ -208,71 +190,13 @@ public sealed partial class PostgresExecutionStore(
         }
     }
 
-    /// <summary>Whether the submission's statement inserted its row (it returns one row then, none otherwise).</summary>
-    private static async Task<bool> ReadCreatedAsync(NpgsqlDataReader reader)
-    {
-        var created = false;
-        while (await reader.ReadAsync(CancellationToken.None))
-        {
-            created = true;
-        }
+    private protected override Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken) =>
+        db.ReadAsync(read, cancellationToken);
 
-        return created;
-    }
+    private protected override Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken) =>
+        db.WriteAsync(write, cancellationToken);
 
-    /// <summary>The account's execution with the submission's key, as a replay or a reuse.</summary>
-    private static async Task<SubmitOutcome?> FindAsync(NpgsqlConnection c, NpgsqlTransaction? tx, NewExecution x)
-    {
-        var existing = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
-            "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
-            new { x.AccountId, x.IdempotencyKey },
-            tx);
-        return existing is null
-            ? null
-            : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
-    }
-
-    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c =>
-        {
-            var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
-                "SELECT * FROM executions WHERE id = @id AND (@accountId::text IS NULL OR account_id = @accountId)",
-                new { id, accountId });
-            return row?.ToExecution();
-        }, cancellationToken);
-
-    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ExecutionRow>(
-            "SELECT * FROM executions WHERE account_id = @accountId AND idempotency_key = @idempotencyKey",
-            new { accountId, idempotencyKey }))?.ToExecution(), cancellationToken);
-
-    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<Execution>>(async c =>
-        {
-            var rows = await c.QueryAsync<ExecutionRow>(
-                """
-                SELECT * FROM executions
-                WHERE account_id = @accountId
-                  AND (@Status::text IS NULL OR status = @Status)
-                  AND (@Model::text IS NULL OR model = @Model)
-                  AND (@CreatedAfter::bigint IS NULL OR created_at > @CreatedAfter)
-                  AND (@Before::text IS NULL OR id < @Before)
-                ORDER BY id DESC
-                LIMIT @Limit
-                """,
-                new
-                {
-                    accountId,
-                    Status = query.Status?.ToWire(),
-                    query.Model,
-                    CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
-                    query.Before,
-                    query.Limit,
-                });
-            return [.. rows.Select(r => r.ToExecution())];
-        }, cancellationToken);
-
-    public async Task<Execution?> TransitionAsync(ExecutionTransition t, CancellationToken cancellationToken)
+    public Task<StoredTransition> TransitionAsync(ExecutionTransition t, DeliveryLeaseTerms? deliveryLease, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var eventId = ids.New("evt");
@@ -284,7 +208,7 @@ public sealed partial class PostgresExecutionStore(
         // beside it, instead of waiting for a group that waits for an account's lock. A pipelined attempt
         // (its start and its outcome queued together) stays in one lane, whose queue order is commit order,
         // and when both are in one group they are one statement (see PairOf).
-        var (execution, webhooks) = await db.WriteGroupedAsync(
+        return db.WriteGroupedAsync(
             t.To.IsTerminal() || t.Pipelined ? GroupedLane.Balances : GroupedLane.Moves,
             PostgresDatabase.Statement(MoveSql, parameters),
             ReadMovedAsync,
@@ -295,34 +219,14 @@ public sealed partial class PostgresExecutionStore(
                 {
                     // The row now holds the outcome too: the start's answer (and its event's payload) is the row as
                     // the start alone would have left it.
-                    Interlocked.Increment(ref _fusedAttempts);
                     changed = t.StartedFrom(moved.Before!.ToExecution(), DateTimeOffset.FromUnixTimeMilliseconds(now));
                 }
 
-                return FinishMoveAsync(changed, hasEndpoints, scope, t.To.EventType(), eventId, now);
+                return FinishMoveAsync(changed, hasEndpoints, scope, t.To.EventType(), eventId, now, deliveryLease);
             },
             cancellationToken,
             pair);
-
-        if (execution is not null)
-        {
-            notifier.Notify(Payload(execution.Id, t.To));
-            if (webhooks.NeedClaim)
-            {
-                notifier.Notify(PostgresDatabase.WebhooksPayload); // Any node's worker may take them.
-            }
-
-            handoff?.Offer(webhooks.Leased);
-            changes.Published(execution, webhooks.NeedClaim);
-        }
-
-        return execution;
     }
-
-    private long _fusedAttempts;
-
-    /// <summary>Attempts whose start and outcome were written as one statement (<see cref="PairOf"/>), since the start.</summary>
-    internal long FusedAttempts => Interlocked.Read(ref _fusedAttempts);
 
     /// <summary>
     /// A pipelined attempt's start and the outcome queued behind it (same execution, same lease owner) are a
@@ -391,16 +295,15 @@ public sealed partial class PostgresExecutionStore(
     /// <summary>
     /// The outbox for a move that happened: a delivery to the submission's webhook_url is queued for the
     /// group's last round trip; with enabled endpoints on the account, SharedWrites picks destinations.
-    /// A delivery due at once is written leased to this node's worker while it has room, and handed to
-    /// it after the commit (<see cref="WebhookHandoff"/>), as on SQLite: no claim between the commit and
-    /// the send. If this node dies first, the lease runs out and any node claims it.
+    /// A delivery due at once is written leased to <paramref name="deliveryLease"/>'s owner when given (this node's
+    /// worker, which ExecutionCommits hands it to after the commit), as on SQLite.
     /// </summary>
-    private async Task<(Execution? Changed, EnqueuedWebhooks Webhooks)> FinishMoveAsync(
-        Execution? changed, bool hasEndpoints, PostgresDatabase.GroupScope scope, string type, string eventId, long now)
+    private async Task<StoredTransition> FinishMoveAsync(
+        Execution? changed, bool hasEndpoints, PostgresDatabase.GroupScope scope, string type, string eventId, long now, DeliveryLeaseTerms? deliveryLease)
     {
         if (changed is null)
         {
-            return (null, EnqueuedWebhooks.None);
+            return default;
         }
 
         if (changed.Status.IsTerminal())
@@ -414,19 +317,16 @@ public sealed partial class PostgresExecutionStore(
 
         var webhooks = options.Value.Webhooks;
         var firstDelay = webhooks.Schedule[0];
-        // The lease outlives the send timeout, as a claim's does.
-        var lease = node is not null && handoff is { HasRoom: true }
-            ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
-            : ((string Owner, long Until)?)null;
+        var lease = deliveryLease is { } l ? (l.Owner, now + (long)l.Length.TotalMilliseconds) : ((string Owner, long Until)?)null;
         var due = SharedWrites.DeliveriesDue(hasEndpoints, changed.WebhookUrl, changed.WebhookEvents, type);
         if (due.ToEndpoints)
         {
-            return (changed, await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay, due, lease));
+            return new StoredTransition(changed, await SharedWrites.EnqueueWebhooksAsync(scope.Connection, scope.Transaction, ids, changed, eventId, type, now, firstDelay, due, lease));
         }
 
         if (!due.ToSubmission)
         {
-            return (changed, EnqueuedWebhooks.None);
+            return new StoredTransition(changed, EnqueuedWebhooks.None);
         }
 
         // What SharedWrites.EnqueueWebhooksAsync writes for a webhook_url when the account has no endpoints.
@@ -439,11 +339,11 @@ public sealed partial class PostgresExecutionStore(
             DeliveriesStatement);
         if (owner is null)
         {
-            return (changed, new EnqueuedWebhooks([], 1));
+            return new StoredTransition(changed, new EnqueuedWebhooks([], 1));
         }
 
         var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
-        return (changed, new EnqueuedWebhooks([new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null)], 1));
+        return new StoredTransition(changed, new EnqueuedWebhooks([new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null)], 1));
     }
 
     // A claim also moves next_attempt_at to the lease's end (as a submission stored leased does, and a renewal of a
@@ -502,44 +402,4 @@ public sealed partial class PostgresExecutionStore(
             return [.. rows.Select(r => r.ToExecution())];
         }, cancellationToken);
 
-    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<string>>(async c =>
-            [.. await c.QueryAsync<string>(
-                $"SELECT id FROM executions WHERE status IN {NonTerminalList} AND expires_at <= @Now ORDER BY expires_at LIMIT @max",
-                new { Now = now.ToUnixTimeMilliseconds(), max })],
-            cancellationToken);
-
-    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<Execution>>(async c =>
-            [.. (await c.QueryAsync<ExecutionRow>(
-                "SELECT * FROM executions WHERE status = 'PROCESSING' AND lease_expires_at <= @Now ORDER BY lease_expires_at LIMIT @max",
-                new { Now = now.ToUnixTimeMilliseconds(), max })).Select(r => r.ToExecution())],
-            cancellationToken);
-
-    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
-        {
-            // Ended executions never change again, so nothing else writes these rows: no lock is needed to delete them.
-            var ids = (await c.QueryAsync<string>(
-                "SELECT id FROM executions WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED') AND completed_at < @Before LIMIT @max",
-                new { Before = endedBefore.ToUnixTimeMilliseconds(), max },
-                tx)).ToArray();
-            if (ids.Length > 0)
-            {
-                await c.ExecuteAsync("DELETE FROM execution_events WHERE execution_id = ANY(@ids)", new { ids }, tx);
-                await c.ExecuteAsync(
-                    "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE execution_id = ANY(@ids))", new { ids }, tx);
-                await c.ExecuteAsync("DELETE FROM webhook_deliveries WHERE execution_id = ANY(@ids)", new { ids }, tx);
-                await c.ExecuteAsync("DELETE FROM executions WHERE id = ANY(@ids)", new { ids }, tx);
-            }
-
-            return (ids, true);
-        }, cancellationToken);
-
-    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<ExecutionEvent>>(async c =>
-            [.. (await c.QueryAsync<EventRow>(
-                "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq",
-                new { executionId, afterSequence })).Select(r => r.ToEvent())],
-            cancellationToken);
 }

@@ -15,8 +15,8 @@ public sealed partial class PostgresNotificationListener(
     ExecutionChanges changes,
     TimeProvider time,
     ILogger<PostgresNotificationListener> logger,
-    Routing.NodeIdentity? node = null,
-    Routing.InFlightExecutions? inFlight = null,
+    NodeIdentity? node = null,
+    InFlightExecutions? inFlight = null,
     StoreAvailability? availability = null,
     Accounts.ApiKeyCache? keys = null) : BackgroundService
 {

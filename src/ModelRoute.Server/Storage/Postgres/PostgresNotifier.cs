@@ -1,5 +1,6 @@
 using System.Text;
 using System.Threading.Channels;
+using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Storage.Postgres;
 
@@ -11,10 +12,13 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// single <c>SELECT pg_notify(…)</c> per batch, each message holding many newline-separated payloads
 /// (read by <see cref="PostgresNotificationListener"/>). A notification lost in a crash between the
 /// commit and the send is acceptable: every waiter also re-reads on a timeout (dispatch and webhook
-/// workers every Dispatch:PollInterval, long-polls every second, event streams every 15 s).
+/// workers every Dispatch:PollInterval, long-polls every second, event streams every 15 s). Execution changes come
+/// through <see cref="IChangeBroadcast"/> (from <see cref="ExecutionCommits"/>); the account and webhook stores queue
+/// their own payloads.
 /// </summary>
 public sealed partial class PostgresNotifier(
-    PostgresDatabase database, TimeProvider time, ILogger<PostgresNotifier> logger, Routing.NodeIdentity? node = null, StoreAvailability? availability = null) : IAsyncDisposable
+    PostgresDatabase database, TimeProvider time, ILogger<PostgresNotifier> logger, NodeIdentity? node = null, StoreAvailability? availability = null)
+    : IChangeBroadcast, IAsyncDisposable
 {
     /// <summary>PostgreSQL refuses payloads of 8000 bytes or more; stay well under it.</summary>
     internal const int MaxMessageBytes = 7900;
@@ -27,6 +31,7 @@ public sealed partial class PostgresNotifier(
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _startLock = new();
     private Task? _loop;
+    private int _disposed;
 
     /// <summary>Queues <paramref name="payload"/> ("&lt;execution id&gt; &lt;STATUS&gt;" or "webhooks"); call it after the commit.</summary>
     public void Notify(string payload)
@@ -40,6 +45,13 @@ public sealed partial class PostgresNotifier(
             }
         }
     }
+
+    public void ExecutionChanged(string executionId, ExecutionStatus status) => Notify(ExecutionPayload(executionId, status));
+
+    public void WebhooksWritten() => Notify(PostgresDatabase.WebhooksPayload);
+
+    /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
+    internal static string ExecutionPayload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();
 
     private async Task RunAsync()
     {
@@ -151,6 +163,12 @@ public sealed partial class PostgresNotifier(
 
     public async ValueTask DisposeAsync()
     {
+        // Once only: the container disposes it as itself and as the IChangeBroadcast it also serves.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         // Give what is queued a moment to go out (a clean stop should not cost other nodes a poll interval).
         _pending.Writer.TryComplete();
         Task? loop;

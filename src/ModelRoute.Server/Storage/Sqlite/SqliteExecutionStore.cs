@@ -1,16 +1,18 @@
+using System.Data.Common;
 using Dapper;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Hosting;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
 using ModelRoute.Server.Executions;
-using ModelRoute.Server.Webhooks;
+using ModelRoute.Server.Hosting;
 
 namespace ModelRoute.Server.Storage.Sqlite;
 
-/// <summary>Executions, holds and the outbox on SQLite. Every state move is one conditional UPDATE.</summary>
-public sealed class SqliteExecutionStore(
-    SqliteDatabase db, IdGenerator ids, ExecutionChanges changes, IOptions<ModelRouteOptions> options, TimeProvider time,
-    Routing.NodeIdentity? node = null, Webhooks.WebhookHandoff? handoff = null, Routing.DispatchHandoff? dispatch = null) : IExecutionStore
+/// <summary>
+/// Executions, holds and the outbox on SQLite. Every state move is one conditional UPDATE. What follows a commit
+/// (hand-overs, wake-ups) is <see cref="ExecutionCommits"/>'s.
+/// </summary>
+public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOptions<ModelRouteOptions> options, TimeProvider time)
+    : ExecutionQueries((name, _) => "@" + name + " IS NULL", OpenStatus, EndedStatus, column => column + " IN @ids"), ISqlExecutionStore
 {
     /// <summary>
     /// The statuses of open and of ended executions as the predicates of their partial indexes (migration 0004),
@@ -143,123 +145,72 @@ public sealed class SqliteExecutionStore(
         RETURNING *, EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = executions.account_id AND e.status = 'enabled') AS has_endpoints
         """;
 
-    public async Task<SubmitOutcome> SubmitAsync(NewExecution x, CancellationToken cancellationToken)
+    public Task<SubmitOutcome> SubmitAsync(NewExecution x, LeaseTerms? lease, CancellationToken cancellationToken)
     {
-        // Everything that can be done off the single writer thread is done before the write.
-        var now = x.CreatedAt.ToUnixTimeMilliseconds();
-        using var lease = SubmissionLease.Reserve(node, dispatch, time, options.Value.Dispatch.LeaseDuration);
+        // Everything that can be done off the single writer thread is done before the write, the answer included: it
+        // is built from the submission (NewExecution.ToPending), not read back.
         var row = new
         {
             x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
-            Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds,
-            x.MaxCostMicros, Now = now, ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(), lease.LeaseOwner, lease.LeaseExpiresAt, x.ApiKeyId,
+            Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds, x.MaxCostMicros,
+            Now = x.CreatedAt.ToUnixTimeMilliseconds(), ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
+            LeaseOwner = lease?.Owner, LeaseExpiresAt = lease?.ExpiresAt, x.ApiKeyId,
         };
-        var (result, existing) = await db.WriteAsync<(SubmitResult Result, Execution? Existing)>(async (c, tx) =>
+        var created = new SubmitOutcome(SubmitResult.Created, x.ToPending());
+        return db.WriteAsync<SubmitOutcome>((c, tx) => WriteSubmissionAsync(c, tx, x, row, row.Now, created), cancellationToken, urgent: true);
+    }
+
+    /// <summary>
+    /// The common case (a new key, money enough) runs five statements. A replay, a reused key or too little money is
+    /// found before anything has changed (see SqliteDatabase.WriteAsync), and a replay answers before any refusal.
+    /// </summary>
+    private async Task<(SubmitOutcome, bool)> WriteSubmissionAsync(
+        SqliteConnection c, SqliteTransaction tx, NewExecution x, object row, long now, SubmitOutcome created)
+    {
+        if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
         {
-            // The common case (a new key, money enough) runs five statements. A replay, a reused key or too little
-            // money is found before anything has changed (see SqliteDatabase.WriteAsync), and a replay answers
-            // before any refusal.
-            if (x.MaxCostMicros is { } cap && x.HoldMicros > cap)
-            {
-                return (await ExistingAsync(c, tx, x) ?? (SubmitResult.CostCapExceeded, null), false);
-            }
-
-            var funded = await c.QueryFirstOrDefaultPreparedAsync<long>(
-                "SELECT 1 FROM accounts WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros",
-                new { x.AccountId, x.HoldMicros },
-                tx);
-            if (funded != 1)
-            {
-                return (await ExistingAsync(c, tx, x) ?? (SubmitResult.InsufficientBalance, null), false);
-            }
-
-            // The key's limit after the balance (docs/tenancy.md); a statement more only for a key with a limit.
-            if (x.KeySpendLimited && await c.QueryFirstOrDefaultPreparedAsync<long>(KeyRoomSql, new { x.ApiKeyId, x.HoldMicros }, tx) != 1)
-            {
-                return (await ExistingAsync(c, tx, x) ?? (SubmitResult.KeySpendLimitExceeded, null), false);
-            }
-
-            // Not read back: the caller builds the stored execution from the submission (NewExecution.ToPending).
-            if (await c.ExecutePreparedAsync(InsertSql, row, tx) == 0)
-            {
-                return ((await ExistingAsync(c, tx, x))!.Value, false); // The key is taken.
-            }
-
-            // The money was there a statement ago, and nothing else writes in between (one writer, one transaction).
-            var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(HoldSql, new { x.AccountId, x.HoldMicros }, tx);
-            await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
-            if (x.KeySpendLimited)
-            {
-                await c.ExecutePreparedAsync(KeyHoldSql, new { x.ApiKeyId, x.HoldMicros }, tx);
-            }
-
-            await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
-            return ((SubmitResult.Created, null), true);
-        }, cancellationToken, urgent: true);
-
-        if (result != SubmitResult.Created)
-        {
-            return new SubmitOutcome(result, existing);
+            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.CostCapExceeded, null), false);
         }
 
-        var created = x.ToPending();
-        changes.Published(created, dispatchToClaim: !lease.HandOver(created));
-        return new SubmitOutcome(SubmitResult.Created, created);
-    }
-
-    /// <summary>A replay or a reused key when the submission's key is already taken in this account.</summary>
-    private static async Task<(SubmitResult, Execution?)?> ExistingAsync(SqliteConnection c, SqliteTransaction tx, NewExecution x)
-    {
-        var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
-            "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
-            new { x.AccountId, x.IdempotencyKey },
+        var funded = await c.QueryFirstOrDefaultPreparedAsync<long>(
+            "SELECT 1 FROM accounts WHERE id = @AccountId AND balance_micros - held_micros >= @HoldMicros",
+            new { x.AccountId, x.HoldMicros },
             tx);
-        return existing is null
-            ? null
-            : (existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
+        if (funded != 1)
+        {
+            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.InsufficientBalance, null), false);
+        }
+
+        // The key's limit after the balance (docs/tenancy.md); a statement more only for a key with a limit.
+        if (x.KeySpendLimited && await c.QueryFirstOrDefaultPreparedAsync<long>(KeyRoomSql, new { x.ApiKeyId, x.HoldMicros }, tx) != 1)
+        {
+            return (await ExistingAsync(c, tx, x) ?? new SubmitOutcome(SubmitResult.KeySpendLimitExceeded, null), false);
+        }
+
+        if (await c.ExecutePreparedAsync(InsertSql, row, tx) == 0)
+        {
+            return ((await ExistingAsync(c, tx, x))!, false); // The key is taken.
+        }
+
+        // The money was there a statement ago, and nothing else writes in between (one writer, one transaction).
+        var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(HoldSql, new { x.AccountId, x.HoldMicros }, tx);
+        await SharedWrites.InsertLedgerAsync(c, tx, ids, x.AccountId, x.Id, LedgerKinds.Hold, x.HoldMicros, account.Balance, account.Held, now);
+        if (x.KeySpendLimited)
+        {
+            await c.ExecutePreparedAsync(KeyHoldSql, new { x.ApiKeyId, x.HoldMicros }, tx);
+        }
+
+        await InsertEventAsync(c, tx, x.Id, x.AccountId, ExecutionStatus.Pending, now);
+        return (created, true);
     }
 
-    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c =>
-        {
-            var row = await c.QueryFirstOrDefaultAsync<ExecutionRow>(
-                "SELECT * FROM executions WHERE id = @id AND (@accountId IS NULL OR account_id = @accountId)",
-                new { id, accountId });
-            return row?.ToExecution();
-        }, cancellationToken);
+    private protected override Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken) =>
+        db.ReadAsync(read, cancellationToken);
 
-    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
-        db.ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ExecutionRow>(
-            "SELECT * FROM executions WHERE account_id = @accountId AND idempotency_key = @idempotencyKey",
-            new { accountId, idempotencyKey }))?.ToExecution(), cancellationToken);
+    private protected override Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken) =>
+        db.WriteAsync(write, cancellationToken);
 
-    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<Execution>>(async c =>
-        {
-            var rows = await c.QueryAsync<ExecutionRow>(
-                """
-                SELECT * FROM executions
-                WHERE account_id = @accountId
-                  AND (@Status IS NULL OR status = @Status)
-                  AND (@Model IS NULL OR model = @Model)
-                  AND (@CreatedAfter IS NULL OR created_at > @CreatedAfter)
-                  AND (@Before IS NULL OR id < @Before)
-                ORDER BY id DESC
-                LIMIT @Limit
-                """,
-                new
-                {
-                    accountId,
-                    Status = query.Status?.ToWire(),
-                    query.Model,
-                    CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
-                    query.Before,
-                    query.Limit,
-                });
-            return [.. rows.Select(r => r.ToExecution())];
-        }, cancellationToken);
-
-    public async Task<Execution?> TransitionAsync(ExecutionTransition t, CancellationToken cancellationToken)
+    public Task<StoredTransition> TransitionAsync(ExecutionTransition t, DeliveryLeaseTerms? deliveryLease, CancellationToken cancellationToken)
     {
         // Only non-terminal statuses can be left, so three slots hold any transition's sources.
         if (t.From.Count > 3)
@@ -269,52 +220,39 @@ public sealed class SqliteExecutionStore(
 
         // The values (JSON included) are made here, off the single writer thread.
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var terminal = t.To.IsTerminal();
         var parameters = TransitionValues.For(t, now);
-        var type = t.To.EventType();
-        var moved = await db.WriteAsync<(ExecutionRow? Row, Execution? Changed, EnqueuedWebhooks Webhooks)>(async (c, tx) =>
+        return db.WriteAsync<StoredTransition>((c, tx) => WriteMoveAsync(c, tx, t, parameters, deliveryLease), cancellationToken);
+    }
+
+    private async Task<(StoredTransition, bool)> WriteMoveAsync(
+        SqliteConnection c, SqliteTransaction tx, ExecutionTransition t, TransitionValues parameters, DeliveryLeaseTerms? deliveryLease)
+    {
+        var now = parameters.Now;
+        var row = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(MoveSql, parameters, tx);
+        if (row is null)
         {
-            var row = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
-                MoveSql,
-                parameters,
-                tx);
-            if (row is null)
-            {
-                return ((null, null, EnqueuedWebhooks.None), false);
-            }
-
-            if (terminal)
-            {
-                await SharedWrites.SettleAsync(c, tx, ids, row.AccountId, row.Id, t.To, row.HeldMicros, row.ActualMicros, now, row.ApiKeyId);
-            }
-
-            var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
-            var due = SharedWrites.DeliveriesDue(row.HasEndpoints, row.WebhookUrl, row.WebhookEvents, type);
-            if (!due.Any)
-            {
-                // No delivery to write: the row becomes an execution (its JSON parsed) after the commit, off the writer's thread.
-                return ((row, null, EnqueuedWebhooks.None), true);
-            }
-
-            var changed = row.ToExecution();
-            var webhooks = options.Value.Webhooks;
-            // Leased to this node's worker when it has room (see WebhookHandoff); the lease outlives the send timeout, as a claim's does.
-            var lease = node is not null && handoff is { HasRoom: true }
-                ? (node.Id, now + (long)(webhooks.Timeout + options.Value.Dispatch.LeaseDuration).TotalMilliseconds)
-                : ((string, long)?)null;
-            var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, type, now, webhooks.Schedule[0], due, lease);
-            return ((row, changed, enqueued), true);
-        }, cancellationToken);
-
-        if (moved.Row is null)
-        {
-            return null;
+            return (default, false);
         }
 
-        var execution = moved.Changed ?? moved.Row.ToExecution();
-        handoff?.Offer(moved.Webhooks.Leased);
-        changes.Published(execution, moved.Webhooks.NeedClaim);
-        return execution;
+        if (parameters.Terminal)
+        {
+            await SharedWrites.SettleAsync(c, tx, ids, row.AccountId, row.Id, t.To, row.HeldMicros, row.ActualMicros, now, row.ApiKeyId);
+        }
+
+        var type = t.To.EventType();
+        var eventId = await InsertEventAsync(c, tx, row.Id, row.AccountId, t.To, now);
+        var due = SharedWrites.DeliveriesDue(row.HasEndpoints, row.WebhookUrl, row.WebhookEvents, type);
+        if (!due.Any)
+        {
+            // No delivery to write: the row becomes an execution (its JSON parsed) after the commit, off the writer's thread.
+            return (new StoredTransition(row), true);
+        }
+
+        var changed = row.ToExecution();
+        var webhooks = options.Value.Webhooks;
+        var lease = deliveryLease is { } l ? (l.Owner, now + (long)l.Length.TotalMilliseconds) : ((string, long)?)null;
+        var enqueued = await SharedWrites.EnqueueWebhooksAsync(c, tx, ids, changed, eventId, type, now, webhooks.Schedule[0], due, lease);
+        return (new StoredTransition(changed, enqueued), true);
     }
 
     public Task<IReadOnlyList<Execution>> ClaimDueAsync(string owner, int max, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
@@ -368,45 +306,6 @@ public sealed class SqliteExecutionStore(
             return ([.. rows.Select(r => r.ToExecution())], true);
         }, cancellationToken);
 
-    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<string>>(async c =>
-            [.. await c.QueryAsync<string>(
-                $"SELECT id FROM executions WHERE {OpenStatus} AND expires_at <= @Now ORDER BY expires_at LIMIT @max",
-                new { Now = now.ToUnixTimeMilliseconds(), max })],
-            cancellationToken);
-
-    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<Execution>>(async c =>
-            [.. (await c.QueryAsync<ExecutionRow>(
-                "SELECT * FROM executions WHERE status = 'PROCESSING' AND lease_expires_at <= @Now ORDER BY lease_expires_at LIMIT @max",
-                new { Now = now.ToUnixTimeMilliseconds(), max })).Select(r => r.ToExecution())],
-            cancellationToken);
-
-    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
-        db.WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
-        {
-            var ids = (await c.QueryPreparedAsync<string>(
-                $"SELECT id FROM executions WHERE {EndedStatus} AND completed_at < @Before LIMIT @max",
-                new { Before = endedBefore.ToUnixTimeMilliseconds(), max },
-                tx)).ToArray();
-            if (ids.Length > 0)
-            {
-                await c.ExecutePreparedAsync("DELETE FROM execution_events WHERE execution_id IN @ids", new { ids }, tx);
-                await c.ExecutePreparedAsync(
-                    "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE execution_id IN @ids)", new { ids }, tx);
-                await c.ExecutePreparedAsync("DELETE FROM webhook_deliveries WHERE execution_id IN @ids", new { ids }, tx);
-                await c.ExecutePreparedAsync("DELETE FROM executions WHERE id IN @ids", new { ids }, tx);
-            }
-
-            return (ids, true);
-        }, cancellationToken);
-
-    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
-        db.ReadAsync<IReadOnlyList<ExecutionEvent>>(async c =>
-            [.. (await c.QueryAsync<EventRow>(
-                "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq",
-                new { executionId, afterSequence })).Select(r => r.ToEvent())],
-            cancellationToken);
 
     private async Task<string> InsertEventAsync(SqliteConnection c, SqliteTransaction tx, string executionId, string accountId, ExecutionStatus status, long now)
     {

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace ModelRoute.Server.Routing;
+namespace ModelRoute.Server.Executions;
 
 /// <summary>
 /// Provider calls running on this node, so a cancel or an expiry can stop them at once, and the dispatcher's one
@@ -77,10 +77,4 @@ public sealed class InFlightCall(string executionId, CancellationTokenSource can
             // Finished meanwhile.
         }
     }
-}
-
-/// <summary>This process's name on leases, unique per start so a restarted node never mistakes old leases for its own.</summary>
-public sealed class NodeIdentity
-{
-    public string Id { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
 }

@@ -1,0 +1,28 @@
+namespace ModelRoute.Server.Executions;
+
+/// <summary>
+/// Tells the other nodes what this node committed, after the commit (docs/architecture.md): with PostgreSQL a NOTIFY
+/// (Storage.Postgres.PostgresNotifier); a single SQLite node has no one to tell (<see cref="NoChangeBroadcast"/>).
+/// </summary>
+public interface IChangeBroadcast
+{
+    /// <summary>The execution moved to <paramref name="status"/>: other nodes wake their waiters, and their dispatchers for PENDING work.</summary>
+    void ExecutionChanged(string executionId, ExecutionStatus status);
+
+    /// <summary>Deliveries were written that any node's webhook worker may claim.</summary>
+    void WebhooksWritten();
+}
+
+/// <summary>One node only: nobody else to tell.</summary>
+public sealed class NoChangeBroadcast : IChangeBroadcast
+{
+    public static readonly NoChangeBroadcast Instance = new();
+
+    public void ExecutionChanged(string executionId, ExecutionStatus status)
+    {
+    }
+
+    public void WebhooksWritten()
+    {
+    }
+}

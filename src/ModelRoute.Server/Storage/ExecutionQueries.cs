@@ -1,0 +1,129 @@
+using System.Data.Common;
+using Dapper;
+using ModelRoute.Server.Executions;
+using ModelRoute.Server.Storage.Sqlite;
+
+namespace ModelRoute.Server.Storage;
+
+/// <summary>
+/// The base of both engines' execution stores: the reads and the purge of <see cref="IExecutionQueries"/> (and the
+/// replay lookup), whose SQL is the same on SQLite and PostgreSQL but for a few words of dialect, given to the
+/// constructor by each store beside its own SQL. A store runs them on its own connections.
+/// </summary>
+/// <param name="isNull">The engine's <c>@name IS NULL</c> for a parameter of the given SQL type ("text", "bigint");
+/// PostgreSQL must be told the type of a parameter it only compares with NULL.</param>
+/// <param name="openStatus">The predicate of a non-terminal status (SQLite's repeats its partial index's word for word).</param>
+/// <param name="endedStatus">The predicate of a terminal status.</param>
+/// <param name="inIds">The engine's "column is one of the list @ids".</param>
+public abstract class ExecutionQueries(Func<string, string, string> isNull, string openStatus, string endedStatus, Func<string, string> inIds)
+{
+    private const string ByKeySql = "SELECT * FROM executions WHERE account_id = @accountId AND idempotency_key = @idempotencyKey";
+
+    private const string AbandonedSql =
+        "SELECT * FROM executions WHERE status = 'PROCESSING' AND lease_expires_at <= @Now ORDER BY lease_expires_at LIMIT @max";
+
+    private const string EventsSql = "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq";
+
+    private readonly string _expiredSql = $"SELECT id FROM executions WHERE {openStatus} AND expires_at <= @Now ORDER BY expires_at LIMIT @max";
+
+    private readonly string _endedSql = $"SELECT id FROM executions WHERE {endedStatus} AND completed_at < @Before LIMIT @max";
+
+    /// <summary>What a purge deletes, in order: events, delivery attempts, deliveries, then the executions.</summary>
+    private readonly string[] _purgeSql =
+    [
+        $"DELETE FROM execution_events WHERE {inIds("execution_id")}",
+        $"DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE {inIds("execution_id")})",
+        $"DELETE FROM webhook_deliveries WHERE {inIds("execution_id")}",
+        $"DELETE FROM executions WHERE {inIds("id")}",
+    ];
+
+    private readonly string _byIdSql = $"SELECT * FROM executions WHERE id = @id AND ({isNull("accountId", "text")} OR account_id = @accountId)";
+
+    /// <summary>Newest first, each filter applied only when given.</summary>
+    private readonly string _listSql = $"""
+        SELECT * FROM executions
+        WHERE account_id = @accountId
+          AND ({isNull("Status", "text")} OR status = @Status)
+          AND ({isNull("Model", "text")} OR model = @Model)
+          AND ({isNull("CreatedAfter", "bigint")} OR created_at > @CreatedAfter)
+          AND ({isNull("Before", "text")} OR id < @Before)
+        ORDER BY id DESC
+        LIMIT @Limit
+        """;
+
+    /// <summary>A read on one of the engine's connections.</summary>
+    private protected abstract Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken);
+
+    /// <summary>A write in one of the engine's transactions, committed when it answers true.</summary>
+    private protected abstract Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<(T Result, bool Commit)>> write, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The account's execution with the submission's key, as a replay or a reuse; null when the key is free. Read in
+    /// the submission's own transaction when <paramref name="tx"/> is given.
+    /// </summary>
+    private protected static async Task<SubmitOutcome?> ExistingAsync(DbConnection c, DbTransaction? tx, NewExecution x)
+    {
+        var existing = await c.QueryFirstOrDefaultPreparedAsync<ExecutionRow>(
+            "SELECT * FROM executions WHERE account_id = @AccountId AND idempotency_key = @IdempotencyKey",
+            new { x.AccountId, x.IdempotencyKey },
+            tx);
+        return existing is null
+            ? null
+            : new SubmitOutcome(existing.RequestHash == x.RequestHash ? SubmitResult.Replayed : SubmitResult.KeyReused, existing.ToExecution());
+    }
+
+    public Task<Execution?> GetAsync(string id, string? accountId, CancellationToken cancellationToken) =>
+        ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ExecutionRow>(_byIdSql, new { id, accountId }))?.ToExecution(), cancellationToken);
+
+    public Task<Execution?> FindByIdempotencyKeyAsync(string accountId, string idempotencyKey, CancellationToken cancellationToken) =>
+        ReadAsync(async c => (await c.QueryFirstOrDefaultAsync<ExecutionRow>(ByKeySql, new { accountId, idempotencyKey }))?.ToExecution(), cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<Execution>>(async c =>
+        {
+            var rows = await c.QueryAsync<ExecutionRow>(
+                _listSql,
+                new
+                {
+                    accountId,
+                    Status = query.Status?.ToWire(),
+                    query.Model,
+                    CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
+                    query.Before,
+                    query.Limit,
+                });
+            return [.. rows.Select(r => r.ToExecution())];
+        }, cancellationToken);
+
+    public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<string>>(async c => [.. await c.QueryAsync<string>(_expiredSql, new { Now = now.ToUnixTimeMilliseconds(), max })], cancellationToken);
+
+    public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<Execution>>(
+            async c => [.. (await c.QueryAsync<ExecutionRow>(AbandonedSql, new { Now = now.ToUnixTimeMilliseconds(), max })).Select(r => r.ToExecution())],
+            cancellationToken);
+
+    public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<ExecutionEvent>>(
+            async c => [.. (await c.QueryAsync<EventRow>(EventsSql, new { executionId, afterSequence })).Select(r => r.ToEvent())],
+            cancellationToken);
+
+    /// <summary>
+    /// Deletes up to <paramref name="max"/> executions that ended before <paramref name="endedBefore"/>, with their rows.
+    /// Ended executions never change again, so nothing else writes these rows: no lock is needed to delete them.
+    /// </summary>
+    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
+        WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
+        {
+            var ids = (await c.QueryPreparedAsync<string>(_endedSql, new { Before = endedBefore.ToUnixTimeMilliseconds(), max }, tx)).ToArray();
+            if (ids.Length > 0)
+            {
+                foreach (var sql in _purgeSql)
+                {
+                    await c.ExecutePreparedAsync(sql, new { ids }, tx);
+                }
+            }
+
+            return (ids, true);
+        }, cancellationToken);
+}
