@@ -4,7 +4,7 @@ using System.Text;
 
 namespace ModelRoute.Server.Accounts;
 
-/// <summary>API keys: <c>mr_</c> + 32 random bytes; only the SHA-256 is stored (SPEC §1).</summary>
+/// <summary>API keys: <c>mr_</c> + 32 random bytes; only the SHA-256 is stored (docs/api.md#concepts).</summary>
 public static class ApiKeys
 {
     public const string Prefix = "mr_";

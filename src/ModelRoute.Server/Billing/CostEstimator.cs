@@ -3,7 +3,7 @@ using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Billing;
 
-/// <summary>Estimates an execution's cost before dispatch from the model's price and the input (SPEC §3).</summary>
+/// <summary>Estimates an execution's cost before dispatch from the model's price and the input (docs/api.md#money).</summary>
 public static class CostEstimator
 {
     public static Usage EstimateUsage(ModelDefinition model, JsonElement input) => model.Modality switch

@@ -62,6 +62,6 @@ public static class Money
         return string.Create(CultureInfo.InvariantCulture, $"{sign}{abs / MicrosPerDollar}.{abs % MicrosPerDollar:D6}");
     }
 
-    /// <summary>Hold = max(estimate × 1.2, $0.01), rounded up to the micro-dollar (SPEC §3).</summary>
+    /// <summary>Hold = max(estimate × 1.2, $0.01), rounded up to the micro-dollar (docs/api.md#money).</summary>
     public static long HoldFor(long estimateMicros) => Math.Max(((estimateMicros * 6) + 4) / 5, 10_000);
 }

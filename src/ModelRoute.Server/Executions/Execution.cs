@@ -56,7 +56,7 @@ public static class ExecutionStatuses
     };
 }
 
-/// <summary>The normalized error of SPEC §6.</summary>
+/// <summary>The normalized error of docs/api.md#execution-errors.</summary>
 public sealed record ExecutionError(
     [property: JsonPropertyName("code")] string Code,
     [property: JsonPropertyName("message")] string Message,
@@ -143,7 +143,7 @@ public sealed record Execution
     /// </summary>
     public string? PendingResult { get; init; }
 
-    /// <summary>What was charged: the actual cost capped at the hold (SPEC §3).</summary>
+    /// <summary>What was charged: the actual cost capped at the hold (docs/api.md#money).</summary>
     public long? ChargedMicros => Charged(ActualMicros, HeldMicros);
 
     /// <summary>What an execution with this actual cost and hold is charged (see <see cref="ChargedMicros"/>).</summary>

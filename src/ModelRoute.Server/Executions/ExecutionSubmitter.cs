@@ -6,7 +6,7 @@ namespace ModelRoute.Server.Executions;
 
 public sealed record SubmissionResult(Execution? Execution, bool Replayed, Problem? Problem);
 
-/// <summary>Prices a validated submission, places its hold and stores it, all or nothing (SPEC §3–4).</summary>
+/// <summary>Prices a validated submission, places its hold and stores it, all or nothing (docs/api.md#money, docs/api.md#idempotency).</summary>
 public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, Webhooks.WebhookUrlPolicy webhookUrls, Operations.GatewayMetrics metrics, TimeProvider time)
 {
     /// <param name="key">The API key it is submitted with: the execution records it, and a key's spending limit binds it.</param>

@@ -4,7 +4,7 @@ using ModelRoute.Server.Http;
 
 namespace ModelRoute.Server.Executions;
 
-/// <summary>The execution object of the API (SPEC §5).</summary>
+/// <summary>The execution object of the API (docs/api.md#endpoints).</summary>
 public sealed record ExecutionView(
     string Id,
     string Object,

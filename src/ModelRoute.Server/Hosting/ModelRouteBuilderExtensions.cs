@@ -41,6 +41,16 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<AccountConcurrencyCaps>();
         services.AddSingleton(sp => ModelCatalog.Build(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value).Catalog!);
 
+        AddStore(services);
+        AddProvidersAndDispatch(services);
+        AddWebhookDelivery(services);
+        AddHttpPieces(builder);
+        return builder;
+    }
+
+    /// <summary>The store: embedded SQLite, or PostgreSQL for several nodes (docs/architecture.md), and what commits through it.</summary>
+    private static void AddStore(IServiceCollection services)
+    {
         // Storage: the embedded SQLite store, or PostgreSQL for several nodes (Store:Kind). The choice is
         // read from the bound options when first resolved, so configuration added after this call counts.
         services.AddSingleton(sp => new SqliteDatabase(ConnectionString(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value)));
@@ -73,7 +83,11 @@ public static class ModelRouteBuilderExtensions
             : new NoStoreListener());
         services.AddSingleton<IArtifactStore>(sp =>
             new FileArtifactStore(Path.Combine(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value.DataDirectory, "artifacts")));
+    }
 
+    /// <summary>The provider adapters, routing, artifact copies and the dispatcher.</summary>
+    private static void AddProvidersAndDispatch(IServiceCollection services)
+    {
         // Providers and dispatch.
         services.AddHttpClient(nameof(SimulatorAdapter));
         services.AddSingleton<IProviderInputValidator, SimulateValidator>(); // the simulator checks its own input.simulate
@@ -106,7 +120,11 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<DispatchUpkeep>();
         services.AddHostedService<Dispatcher>();
         services.AddHostedService<ExecutionSweeper>();
+    }
 
+    /// <summary>The webhook network policy and the delivery worker.</summary>
+    private static void AddWebhookDelivery(IServiceCollection services)
+    {
         // Webhooks: the outbox store, the URL policy (checked again at connect time) and the delivery worker.
         services.AddSingleton<IHostResolver, DnsHostResolver>();
         services.AddSingleton<WebhookUrlPolicy>();
@@ -114,7 +132,12 @@ public static class ModelRouteBuilderExtensions
             .ConfigurePrimaryHttpMessageHandler(sp => WebhookDeliveryWorker.CreateHandler(sp.GetRequiredService<WebhookUrlPolicy>(), sp.GetRequiredService<IHostResolver>()))
             .ConfigureHttpClient(c => c.Timeout = Timeout.InfiniteTimeSpan);
         services.AddHostedService<WebhookDeliveryWorker>();
+    }
 
+    /// <summary>Authentication, rate limits, JSON, problems, OpenAPI and Kestrel limits.</summary>
+    private static void AddHttpPieces(WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
         // HTTP: auth, rate limits, JSON, problems, OpenAPI.
         // Keys are cached for a minute on one node; with other nodes, for a second behind their notifications (docs/tenancy.md).
         services.AddSingleton(sp => new ApiKeyCache(
@@ -145,7 +168,6 @@ public static class ModelRouteBuilderExtensions
             k.Limits.MaxRequestBodySize = 64 * 1024 * 1024;
             k.ConfigureEndpointDefaults(l => l.Use(ServerRejectionProblems.Wrap));
         });
-        return builder;
     }
 
     /// <summary>

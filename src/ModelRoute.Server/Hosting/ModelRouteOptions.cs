@@ -1,6 +1,6 @@
 namespace ModelRoute.Server.Hosting;
 
-/// <summary>The <c>ModelRoute</c> configuration section (SPEC §10). Names are the contract.</summary>
+/// <summary>The <c>ModelRoute</c> configuration section (README.md#configuration). Names are the contract.</summary>
 public sealed class ModelRouteOptions
 {
     public const string SectionName = "ModelRoute";
@@ -98,7 +98,7 @@ public sealed class ProviderOptions
     public string? WebhookJwksUrl { get; set; }
 }
 
-/// <summary>When a provider is skipped for failing (SPEC §8): Polly's advanced circuit breaker.</summary>
+/// <summary>When a provider is skipped for failing (docs/api.md#providers-and-routing): Polly's advanced circuit breaker.</summary>
 public sealed class CircuitBreakerOptions
 {
     /// <summary>The share of failed calls in the sampling window that opens the circuit (a ratio, not money).</summary>
@@ -139,7 +139,7 @@ public sealed class RouteOptions
 
 public sealed class WebhookOptions
 {
-    /// <summary>The delay before each attempt, the first included (SPEC §7 default when empty).</summary>
+    /// <summary>The delay before each attempt, the first included (docs/api.md#webhooks default when empty).</summary>
     public List<TimeSpan> RetrySchedule { get; set; } = [];
 
     /// <summary>A delivery succeeds only on a 2xx within this time.</summary>

@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace ModelRoute.Server.Http;
 
-/// <summary>Our error codes (SPEC §5).</summary>
+/// <summary>Our error codes (docs/api.md#endpoints).</summary>
 public static class ErrorCodes
 {
     public const string ValidationError = "VALIDATION_ERROR";

@@ -13,7 +13,7 @@ public sealed record RouteChoice(RouteDefinition? Route, bool HeldBack)
 }
 
 /// <summary>
-/// Routing (SPEC §8): routes by priority, weighted among equals; a route that has used its
+/// Routing (docs/api.md#providers-and-routing): routes by priority, weighted among equals; a route that has used its
 /// attempts is failed over to the next; a provider whose circuit is open is skipped. When the only
 /// routes left are behind open circuits the execution waits rather than fails.
 /// </summary>

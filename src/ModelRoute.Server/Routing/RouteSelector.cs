@@ -1,6 +1,6 @@
 namespace ModelRoute.Server.Routing;
 
-/// <summary>Picks a route: the best priority first, weighted among equals (SPEC §8).</summary>
+/// <summary>Picks a route: the best priority first, weighted among equals (docs/api.md#providers-and-routing).</summary>
 public static class RouteSelector
 {
     /// <param name="roll">A value in [0, 1) that decides among routes of equal priority.</param>

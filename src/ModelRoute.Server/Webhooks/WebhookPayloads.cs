@@ -6,7 +6,7 @@ namespace ModelRoute.Server.Webhooks;
 
 /// <summary>
 /// The body of an event, fixed when the event is written so that every retry sends the same
-/// bytes: <c>{"id": "evt_…", "type": …, "created_at": …, "data": &lt;execution&gt;}</c> (SPEC §7).
+/// bytes: <c>{"id": "evt_…", "type": …, "created_at": …, "data": &lt;execution&gt;}</c> (docs/api.md#webhooks).
 /// A thin payload carries only the execution's id and status, for receivers with small body limits.
 /// </summary>
 public static class WebhookPayloads

@@ -17,7 +17,7 @@ public sealed class DnsHostResolver : IHostResolver
 }
 
 /// <summary>
-/// Where webhooks may go (SPEC §7): http(s) only, https unless allowed, and never to loopback,
+/// Where webhooks may go (docs/api.md#webhooks): http(s) only, https unless allowed, and never to loopback,
 /// private, link-local, unique-local or metadata addresses unless the operator allows private
 /// networks. Checked at submission and again when connecting, against the address actually used.
 /// </summary>

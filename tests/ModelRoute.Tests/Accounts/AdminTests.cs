@@ -3,7 +3,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Accounts;
 
-/// <summary>SPEC §5: the operator's endpoints — accounts, API keys and credits.</summary>
+/// <summary>docs/api.md#endpoints: the operator's endpoints — accounts, API keys and credits.</summary>
 public sealed partial class AdminTests(SharedGateway shared) : IClassFixture<SharedGateway>
 {
     private readonly GatewayFactory _gateway = shared.Gateway;

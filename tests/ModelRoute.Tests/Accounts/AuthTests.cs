@@ -2,7 +2,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Accounts;
 
-/// <summary>SPEC §1 and §5: bearer API keys, the operator's admin key, and tenants that never see each other.</summary>
+/// <summary>docs/api.md#concepts, docs/api.md#endpoints: bearer API keys, the operator's admin key, and tenants that never see each other.</summary>
 public sealed class AuthTests(SharedGateway shared) : IClassFixture<SharedGateway>
 {
     private readonly GatewayFactory _gateway = shared.Gateway;

@@ -2,7 +2,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Billing;
 
-/// <summary>SPEC §3: a hold is placed atomically with the insert, only if the available balance covers it.</summary>
+/// <summary>docs/api.md#money: a hold is placed atomically with the insert, only if the available balance covers it.</summary>
 public sealed class ConcurrentHoldTests : IAsyncLifetime
 {
     /// <summary>Holds exactly the $0.01 floor and stays open for the length of a test.</summary>

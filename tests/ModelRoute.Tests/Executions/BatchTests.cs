@@ -3,7 +3,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Executions;
 
-/// <summary>SPEC §5: POST /v1/executions/batch, one result per item, in order, each item on its own key.</summary>
+/// <summary>docs/api.md#endpoints: POST /v1/executions/batch, one result per item, in order, each item on its own key.</summary>
 public sealed class BatchTests : IAsyncLifetime
 {
     private readonly GatewayFactory _gateway = new();

@@ -3,7 +3,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Executions;
 
-/// <summary>SPEC §9: after kill -9 at any instant, a restart loses no accepted execution and no money.</summary>
+/// <summary>docs/api.md#storage-and-scale: after kill -9 at any instant, a restart loses no accepted execution and no money.</summary>
 [Collection(ProcessTests.Name)]
 public sealed class CrashRecoveryTests : IDisposable
 {

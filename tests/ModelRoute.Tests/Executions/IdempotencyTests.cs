@@ -3,7 +3,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Executions;
 
-/// <summary>SPEC §4: one idempotency key, one execution, one hold, whatever happens.</summary>
+/// <summary>docs/api.md#idempotency: one idempotency key, one execution, one hold, whatever happens.</summary>
 public sealed class IdempotencyTests : IAsyncLifetime
 {
     /// <summary>A text submission that stays open long enough for the test to look at it.</summary>

@@ -2,7 +2,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Hosting;
 
-/// <summary>SPEC §10: a configuration error stops the start with one clear line naming the setting.</summary>
+/// <summary>README.md#configuration: a configuration error stops the start with one clear line naming the setting.</summary>
 public sealed class StartupTests : IDisposable
 {
     private readonly string _directory = TestPaths.NewTempDirectory("startup");

@@ -3,7 +3,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Http;
 
-/// <summary>SPEC §5: polling is rate-limited per API key with a token bucket; 429 RATE_LIMITED with Retry-After.</summary>
+/// <summary>docs/api.md#endpoints: polling is rate-limited per API key with a token bucket; 429 RATE_LIMITED with Retry-After.</summary>
 public sealed class RateLimitTests : IAsyncLifetime
 {
     private const int Burst = 3;

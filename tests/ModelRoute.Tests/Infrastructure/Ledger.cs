@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace ModelRoute.Tests.Infrastructure;
 
-/// <summary>The invariants of SPEC §3, checked from the outside through the API.</summary>
+/// <summary>The invariants of docs/api.md#money, checked from the outside through the API.</summary>
 public static class Ledger
 {
     public static async Task AssertBalancedAsync(HttpClient client)

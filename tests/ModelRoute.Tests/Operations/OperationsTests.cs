@@ -4,7 +4,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Operations;
 
-/// <summary>SPEC §5: health, readiness, metrics, the OpenAPI document, and problems for unknown routes.</summary>
+/// <summary>docs/api.md#endpoints: health, readiness, metrics, the OpenAPI document, and problems for unknown routes.</summary>
 public sealed class OperationsTests(SharedGateway shared) : IClassFixture<SharedGateway>
 {
     private readonly GatewayFactory _gateway = shared.Gateway;

@@ -6,7 +6,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Webhooks;
 
-/// <summary>SPEC §7: endpoint secrets, their rotation with an overlap, and the account's default secret.</summary>
+/// <summary>docs/api.md#webhooks: endpoint secrets, their rotation with an overlap, and the account's default secret.</summary>
 public sealed class SecretRotationTests() : GatewayAndReceiver(FastRetries)
 {
     private const int Seconds = 60;

@@ -5,7 +5,7 @@ using ModelRoute.Tests.Infrastructure;
 namespace ModelRoute.Tests.Webhooks;
 
 /// <summary>
-/// SPEC §7, last bullet, through the API: with private networks not allowed, a webhook URL that
+/// docs/api.md#webhooks, last bullet, through the API: with private networks not allowed, a webhook URL that
 /// points at loopback, private, link-local or metadata addresses is refused at submission
 /// (422 WEBHOOK_URL_NOT_ALLOWED) and nothing is stored.
 /// </summary>

@@ -5,7 +5,7 @@ using ModelRoute.Tests.Infrastructure;
 namespace ModelRoute.Tests.Webhooks;
 
 /// <summary>
-/// SPEC §7: "Any Standard Webhooks library must verify what the gateway sends". The gateway delivers
+/// docs/api.md#webhooks: "Any Standard Webhooks library must verify what the gateway sends". The gateway delivers
 /// to a node process that checks every request with the published <c>standardwebhooks</c> npm library.
 /// </summary>
 public sealed class StandardWebhooksInteropTests : IAsyncLifetime

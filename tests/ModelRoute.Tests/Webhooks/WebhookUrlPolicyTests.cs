@@ -6,7 +6,7 @@ using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Webhooks;
 
-/// <summary>SPEC §7, last bullet: which webhook URLs and addresses the gateway refuses.</summary>
+/// <summary>docs/api.md#webhooks, last bullet: which webhook URLs and addresses the gateway refuses.</summary>
 public sealed class WebhookUrlPolicyTests
 {
     [Theory]

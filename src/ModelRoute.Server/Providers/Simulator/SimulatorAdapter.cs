@@ -22,7 +22,7 @@ public sealed class SimulatorAdapterFactory(IHttpClientFactory httpClients, Time
 
 /// <summary>
 /// The built-in provider: no network, deterministic outputs, and <c>input.simulate</c> to drive
-/// every path on purpose (SPEC §8). Image models answer through the callback path, as Replicate
+/// every path on purpose (docs/api.md#providers-and-routing). Image models answer through the callback path, as Replicate
 /// and fal do; the rest answer at once after the simulated latency.
 /// </summary>
 public sealed class SimulatorAdapter(string name, SimulatorCallbackQueue callbacks, TimeProvider time) : IProviderAdapter

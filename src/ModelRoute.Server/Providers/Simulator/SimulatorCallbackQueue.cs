@@ -8,7 +8,7 @@ namespace ModelRoute.Server.Providers.Simulator;
 /// The callbacks the simulator owes, in one priority queue by due time, driven by a single timer. A timer, a task
 /// and a captured <see cref="ProviderCall"/> per pending callback cost several KB each, which 100,000 executions
 /// parked in AWAITING_WEBHOOK multiply into hundreds of MB; an entry here keeps only what sending needs.
-/// Callbacks are not durable: after a restart the gateway's polling finds the result (SPEC §8).
+/// Callbacks are not durable: after a restart the gateway's polling finds the result (docs/api.md#providers-and-routing).
 /// </summary>
 public sealed partial class SimulatorCallbackQueue : IDisposable
 {

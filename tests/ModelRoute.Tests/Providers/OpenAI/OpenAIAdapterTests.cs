@@ -458,7 +458,7 @@ public sealed class OpenAIAdapterTests(OpenAIGateway fixture) : IClassFixture<Op
     }
 }
 
-/// <summary>The error table alone (SPEC §6): OpenAI's statuses and error codes to normalized errors.</summary>
+/// <summary>The error table alone (docs/api.md#execution-errors): OpenAI's statuses and error codes to normalized errors.</summary>
 public sealed class OpenAIErrorTableTests
 {
     private static readonly DateTimeOffset Now = new(2025, 1, 1, 12, 0, 0, TimeSpan.Zero);
