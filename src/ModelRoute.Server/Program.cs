@@ -1,5 +1,3 @@
-using ModelRoute.Server.Hosting;
-
 // Settings are read once at start: reloading on change watches the content root, and with it every
 // write to a SQLite file below it, which cost the writer about 3 % of its time in inotify events.
 var builder = WebApplication.CreateBuilder(["--hostBuilder:reloadConfigOnChange=false", .. args]);

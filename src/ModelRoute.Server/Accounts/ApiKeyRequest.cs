@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Text.Json;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Http;
 
 namespace ModelRoute.Server.Accounts;

@@ -1,6 +1,5 @@
 using System.Security.Claims;
 using System.Security.Cryptography;
-using System.Text;
 
 namespace ModelRoute.Server.Accounts;
 

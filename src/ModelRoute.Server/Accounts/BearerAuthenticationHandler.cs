@@ -1,10 +1,7 @@
 using System.Security.Claims;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Http;
 
 namespace ModelRoute.Server.Accounts;

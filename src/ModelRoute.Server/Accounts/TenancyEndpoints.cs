@@ -1,8 +1,4 @@
 using System.Text.Json.Serialization;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Http;
 using ModelRoute.Server.Storage;
 

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Billing;

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace ModelRoute.Server.Billing;
 
 /// <summary>USD amounts as integer micro-dollars (1e-6 USD); the API shows six decimal places.</summary>

@@ -1,5 +1,3 @@
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Webhooks;

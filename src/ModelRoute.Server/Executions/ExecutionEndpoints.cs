@@ -1,9 +1,5 @@
-using System.Globalization;
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.Json;
-using Microsoft.Extensions.Options;
 using ModelRoute.Server.Accounts;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Http;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Routing;

@@ -1,4 +1,3 @@
-using ModelRoute.Server.Billing;
 using ModelRoute.Server.Http;
 using ModelRoute.Server.Storage;
 

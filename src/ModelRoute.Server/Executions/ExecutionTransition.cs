@@ -1,5 +1,3 @@
-using ModelRoute.Server.Billing;
-
 namespace ModelRoute.Server.Executions;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using System.Globalization;
-using ModelRoute.Server.Billing;
 using ModelRoute.Server.Http;
 
 namespace ModelRoute.Server.Executions;

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace ModelRoute.Server.Executions;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using System.Text.Json;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Http;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Webhooks;

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Options;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Routing;
 

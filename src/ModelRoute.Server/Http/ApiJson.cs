@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace ModelRoute.Server.Http;
 
 /// <summary>The API's JSON: snake_case, UTC millisecond times. Responses, events and webhook bodies all use it.</summary>

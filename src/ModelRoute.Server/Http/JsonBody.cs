@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace ModelRoute.Server.Http;

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace ModelRoute.Server.Http;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using System.Text;
-using ModelRoute.Server.Executions;
-
 namespace ModelRoute.Server.Http;
 
 /// <summary>Cursor pagination, newest first: the cursor is the last id of the page, opaque to clients.</summary>

@@ -1,7 +1,5 @@
 using System.Buffers;
 using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace ModelRoute.Server.Http;

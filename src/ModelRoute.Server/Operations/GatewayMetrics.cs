@@ -1,7 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
-using System.Text;
-using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Operations;
 

@@ -1,5 +1,3 @@
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 

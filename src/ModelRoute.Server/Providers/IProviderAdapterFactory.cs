@@ -1,4 +1,3 @@
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers;

@@ -1,4 +1,3 @@
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers;

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace ModelRoute.Server.Providers;
 
 /// <summary>A provider's callback as it arrived: parsed body, raw body (for signatures) and headers.</summary>

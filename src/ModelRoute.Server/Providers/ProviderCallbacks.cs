@@ -1,9 +1,6 @@
 using System.Security.Cryptography;
-using System.Text;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Hosting;
 
 namespace ModelRoute.Server.Providers;
 

@@ -1,7 +1,5 @@
 using Polly;
 using Polly.CircuitBreaker;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 
 namespace ModelRoute.Server.Providers;
 

@@ -1,6 +1,3 @@
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
-
 namespace ModelRoute.Server.Providers;
 
 /// <summary>What a provider answered, already normalized.</summary>

@@ -1,9 +1,5 @@
 using System.Net.Http.Headers;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 
 namespace ModelRoute.Server.Providers;
 

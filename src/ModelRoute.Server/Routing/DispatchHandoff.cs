@@ -1,5 +1,4 @@
 using System.Threading.Channels;
-using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Routing;
 

@@ -1,4 +1,3 @@
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Storage;
 

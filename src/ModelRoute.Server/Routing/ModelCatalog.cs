@@ -1,6 +1,4 @@
 using System.Text.Json.Serialization;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Hosting;
 
 namespace ModelRoute.Server.Routing;
 

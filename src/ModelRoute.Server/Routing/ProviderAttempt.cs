@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Storage;
 

@@ -1,6 +1,3 @@
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Providers;
 
 namespace ModelRoute.Server.Routing;

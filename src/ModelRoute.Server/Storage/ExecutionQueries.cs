@@ -1,6 +1,5 @@
 using System.Data.Common;
 using Dapper;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Storage.Sqlite;
 
 namespace ModelRoute.Server.Storage;

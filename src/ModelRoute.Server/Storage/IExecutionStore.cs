@@ -1,6 +1,3 @@
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
-
 namespace ModelRoute.Server.Storage;
 
 /// <summary>A submission ready to store: validated, priced, and with its hold computed.</summary>

@@ -1,8 +1,6 @@
 using System.Data.Common;
-using System.Text.Json;
 using Dapper;
 using ModelRoute.Server.Storage.Sqlite;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Server.Storage;

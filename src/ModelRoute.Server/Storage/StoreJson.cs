@@ -1,7 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
-
 namespace ModelRoute.Server.Storage;
 
 /// <summary>How the stores keep structured columns as JSON text.</summary>

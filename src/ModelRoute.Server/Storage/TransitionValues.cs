@@ -1,5 +1,3 @@
-using ModelRoute.Server.Executions;
-
 namespace ModelRoute.Server.Storage;
 
 /// <summary>

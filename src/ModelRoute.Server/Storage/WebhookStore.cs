@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Dapper;
 using ModelRoute.Server.Webhooks;
 

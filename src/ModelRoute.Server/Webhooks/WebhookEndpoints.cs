@@ -1,8 +1,4 @@
-using System.Text.Json;
-using Microsoft.Extensions.Options;
 using ModelRoute.Server.Accounts;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Http;
 using ModelRoute.Server.Storage;
 

@@ -1,7 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Hosting;
 
 namespace ModelRoute.Server.Webhooks;
 

@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Accounts;
 
 /// <summary>docs/tenancy.md: the operator lists accounts and disables or enables them.</summary>

@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Accounts;
 
 /// <summary>The operator's cap on an account's executions in flight: <c>PATCH /v1/admin/accounts/{id}</c>.</summary>

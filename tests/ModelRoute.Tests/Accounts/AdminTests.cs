@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Accounts;
 

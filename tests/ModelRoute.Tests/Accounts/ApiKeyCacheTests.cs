@@ -1,7 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
 using ModelRoute.Server.Accounts;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Accounts;
 

@@ -1,8 +1,5 @@
-using System.Text.Json;
 using Dapper;
-using Microsoft.Extensions.DependencyInjection;
 using ModelRoute.Server.Accounts;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Accounts;
 

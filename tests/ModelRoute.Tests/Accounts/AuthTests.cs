@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Accounts;
 
 /// <summary>docs/api.md#concepts, docs/api.md#endpoints: bearer API keys, the operator's admin key, and tenants that never see each other.</summary>

@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Billing;
 
 /// <summary>docs/api.md#money: a hold is placed atomically with the insert, only if the available balance covers it.</summary>

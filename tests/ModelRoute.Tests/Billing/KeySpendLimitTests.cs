@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Billing;
 
 /// <summary>docs/tenancy.md: a key's max_spend_usd caps what its executions hold plus what they were charged.</summary>

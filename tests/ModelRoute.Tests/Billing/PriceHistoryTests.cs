@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Billing;
 
 /// <summary>The price used is kept on the execution, so a later price change never rewrites history.</summary>

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ModelRoute.Server.Billing;
 using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Routing;

@@ -2,7 +2,6 @@ using System.Text.RegularExpressions;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Codebase;
 

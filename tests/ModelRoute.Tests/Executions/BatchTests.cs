@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Executions;
 
 /// <summary>docs/api.md#endpoints: POST /v1/executions/batch, one result per item, in order, each item on its own key.</summary>

@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Executions;
 
 public sealed class CancelAndExpiryTests : IAsyncLifetime

@@ -1,8 +1,6 @@
-using System.Collections.Concurrent;
 using System.Data.Common;
 using Dapper;
 using Microsoft.Data.Sqlite;
-using ModelRoute.Tests.Infrastructure;
 using Npgsql;
 using Xunit.Abstractions;
 

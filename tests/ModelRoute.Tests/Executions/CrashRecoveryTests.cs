@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Executions;
 
 /// <summary>docs/api.md#storage-and-scale: after kill -9 at any instant, a restart loses no accepted execution and no money.</summary>

@@ -1,7 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Operations;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Executions;
 

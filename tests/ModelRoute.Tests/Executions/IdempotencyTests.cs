@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Executions;
 
 /// <summary>docs/api.md#idempotency: one idempotency key, one execution, one hold, whatever happens.</summary>

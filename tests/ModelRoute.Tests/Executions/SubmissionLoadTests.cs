@@ -1,6 +1,4 @@
 using Microsoft.Extensions.Time.Testing;
-using ModelRoute.Server.Executions;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Executions;
 

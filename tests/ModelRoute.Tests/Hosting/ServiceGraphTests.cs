@@ -1,9 +1,7 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using ModelRoute.Server.Accounts;
 using ModelRoute.Server.Hosting;
-using ModelRoute.Server.Storage;
 
 namespace ModelRoute.Tests.Hosting;
 

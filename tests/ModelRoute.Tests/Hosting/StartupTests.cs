@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Hosting;
 
 /// <summary>README.md#configuration: a configuration error stops the start with one clear line naming the setting.</summary>

@@ -1,6 +1,4 @@
 using System.Net.Sockets;
-using System.Text;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Http;
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Http;
 

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace ModelRoute.Tests.Infrastructure;
 
 /// <summary>The invariants of docs/api.md#money, checked from the outside through the API.</summary>

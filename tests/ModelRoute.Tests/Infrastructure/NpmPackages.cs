@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using System.Text;
 
 namespace ModelRoute.Tests.Infrastructure;
 

@@ -1,8 +1,3 @@
-using System.Collections.Concurrent;
-using Microsoft.Extensions.DependencyInjection;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Storage;
-
 namespace ModelRoute.Tests.Infrastructure;
 
 /// <summary>

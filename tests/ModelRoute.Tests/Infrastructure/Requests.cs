@@ -1,6 +1,4 @@
-using System.Text;
 using Dapper;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace ModelRoute.Tests.Infrastructure;
 

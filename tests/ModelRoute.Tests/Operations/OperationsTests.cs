@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Operations;
 

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Providers;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Providers;
 
 /// <summary>What the gateway tests of the synchronous text providers share: the routes to a fake, and one execution run to its end.</summary>

@@ -1,8 +1,5 @@
 using System.Diagnostics;
-using Microsoft.Extensions.DependencyInjection;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Routing;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Routing;
 

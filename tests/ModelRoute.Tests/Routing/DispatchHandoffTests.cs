@@ -1,9 +1,5 @@
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Routing;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Routing;
 

@@ -1,6 +1,4 @@
-using Microsoft.Extensions.DependencyInjection;
 using ModelRoute.Server.Hosting;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Routing;
 

@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Routing;
 
 public sealed class FailoverTests : IAsyncLifetime

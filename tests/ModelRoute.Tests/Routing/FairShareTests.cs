@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Dapper;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Routing;
 

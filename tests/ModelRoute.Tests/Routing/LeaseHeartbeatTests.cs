@@ -1,6 +1,3 @@
-using ModelRoute.Server.Executions;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Routing;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using System.Collections.Concurrent;
-using ModelRoute.Server.Executions;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Routing;
 
 /// <summary>

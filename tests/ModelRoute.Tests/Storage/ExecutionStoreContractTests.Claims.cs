@@ -1,9 +1,5 @@
-using System.Collections.Concurrent;
 using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Routing;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

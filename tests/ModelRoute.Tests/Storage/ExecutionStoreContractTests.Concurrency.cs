@@ -1,7 +1,3 @@
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Storage;
 
 /// <summary>Moves written together: races, group commits and pipelined attempts, on every store.</summary>

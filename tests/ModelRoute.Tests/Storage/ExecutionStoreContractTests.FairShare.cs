@@ -1,8 +1,3 @@
-using System.Collections.Concurrent;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Storage;
 
 /// <summary>Fair share between accounts in the claim (docs/routing.md), on every store.</summary>

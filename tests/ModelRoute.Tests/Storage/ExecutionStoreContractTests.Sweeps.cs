@@ -1,7 +1,3 @@
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Storage;
 
 /// <summary>Sweeps (expired and abandoned work), events and credits, on every store.</summary>

@@ -1,9 +1,6 @@
 using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Operations;
 using ModelRoute.Server.Routing;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

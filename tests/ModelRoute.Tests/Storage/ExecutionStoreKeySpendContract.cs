@@ -1,6 +1,3 @@
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Storage;
-
 namespace ModelRoute.Tests.Storage;
 
 /// <summary>docs/tenancy.md on both stores: a key's spending limit is held against atomically, and settlements move its figures.</summary>

@@ -1,7 +1,4 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Time.Testing;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

@@ -2,7 +2,6 @@ using Dapper;
 using Microsoft.Data.Sqlite;
 using ModelRoute.Server.Storage.Postgres;
 using ModelRoute.Server.Storage.Sqlite;
-using ModelRoute.Tests.Infrastructure;
 using Npgsql;
 
 namespace ModelRoute.Tests.Storage;

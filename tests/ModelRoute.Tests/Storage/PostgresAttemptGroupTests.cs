@@ -1,8 +1,6 @@
 using Dapper;
-using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Postgres;
 using ModelRoute.Server.Webhooks;
-using ModelRoute.Tests.Infrastructure;
 using Npgsql;
 
 namespace ModelRoute.Tests.Storage;

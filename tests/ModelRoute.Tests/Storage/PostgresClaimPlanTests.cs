@@ -1,6 +1,5 @@
 using Dapper;
 using ModelRoute.Server.Storage.Postgres;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

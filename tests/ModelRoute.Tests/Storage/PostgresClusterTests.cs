@@ -1,4 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
 using Npgsql;
 
 namespace ModelRoute.Tests.Storage;

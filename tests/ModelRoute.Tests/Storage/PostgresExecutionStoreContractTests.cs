@@ -1,8 +1,5 @@
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Operations;
-using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Postgres;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

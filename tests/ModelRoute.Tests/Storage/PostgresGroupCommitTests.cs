@@ -1,5 +1,4 @@
 using ModelRoute.Server.Storage.Postgres;
-using ModelRoute.Tests.Infrastructure;
 using Npgsql;
 
 namespace ModelRoute.Tests.Storage;

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

@@ -1,8 +1,5 @@
 using Dapper;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Postgres;
-using ModelRoute.Tests.Infrastructure;
 using Npgsql;
 
 namespace ModelRoute.Tests.Storage;

@@ -1,7 +1,4 @@
-using Microsoft.Extensions.DependencyInjection;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Storage.Postgres;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

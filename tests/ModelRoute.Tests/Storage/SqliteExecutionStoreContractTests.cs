@@ -1,8 +1,5 @@
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Routing;
-using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Sqlite;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

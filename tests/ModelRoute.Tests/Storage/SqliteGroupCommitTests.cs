@@ -1,6 +1,5 @@
 using Dapper;
 using Microsoft.Data.Sqlite;
-using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Sqlite;
 using Shouldly;
 using Xunit;

@@ -1,9 +1,7 @@
 using Dapper;
 using Microsoft.Data.Sqlite;
-using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Sqlite;
 using Shouldly;
-using ModelRoute.Tests.Infrastructure;
 using Xunit;
 
 namespace ModelRoute.Tests.Storage;

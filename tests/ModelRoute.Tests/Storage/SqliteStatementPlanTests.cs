@@ -1,11 +1,8 @@
 using System.Text.RegularExpressions;
 using Dapper;
 using Microsoft.Data.Sqlite;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Sqlite;
 using Shouldly;
-using ModelRoute.Tests.Infrastructure;
 using Xunit;
 
 namespace ModelRoute.Tests.Storage;

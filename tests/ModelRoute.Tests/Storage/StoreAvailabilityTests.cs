@@ -1,8 +1,6 @@
 using System.Net.Sockets;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
-using ModelRoute.Server.Storage;
-using ModelRoute.Tests.Infrastructure;
 using Npgsql;
 
 namespace ModelRoute.Tests.Storage;

@@ -1,5 +1,4 @@
 using ModelRoute.Server.Billing;
-using ModelRoute.Server.Storage;
 using Shouldly;
 using Xunit;
 

@@ -1,5 +1,4 @@
 using Dapper;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Storage;
 

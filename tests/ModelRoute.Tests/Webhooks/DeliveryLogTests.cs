@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Webhooks;
 

@@ -1,5 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Webhooks;
 
 // DisableAfter is five days in production; one second here, with attempts every 300 ms.

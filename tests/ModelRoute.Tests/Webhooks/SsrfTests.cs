@@ -1,7 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Webhooks;
 
 /// <summary>

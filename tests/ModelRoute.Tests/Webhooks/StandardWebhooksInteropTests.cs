@@ -1,6 +1,4 @@
-using System.Text.Json;
 using ModelRoute.Server.Webhooks;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Webhooks;
 

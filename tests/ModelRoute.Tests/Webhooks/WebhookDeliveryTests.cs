@@ -1,11 +1,8 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using ModelRoute.Server.Webhooks;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Webhooks;
 

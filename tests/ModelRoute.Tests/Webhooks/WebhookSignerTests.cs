@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Tests.Webhooks;

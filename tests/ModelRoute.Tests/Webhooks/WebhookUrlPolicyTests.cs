@@ -2,7 +2,6 @@ using System.Net;
 using Microsoft.Extensions.Options;
 using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Webhooks;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Webhooks;
 

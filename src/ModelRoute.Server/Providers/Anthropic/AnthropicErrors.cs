@@ -1,7 +1,4 @@
-using System.Globalization;
 using System.Net.Http.Headers;
-using System.Text.Json;
-using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Providers.Anthropic;
 

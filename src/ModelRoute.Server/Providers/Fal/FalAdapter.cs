@@ -1,10 +1,4 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Providers.Replicate;
 using ModelRoute.Server.Routing;
 

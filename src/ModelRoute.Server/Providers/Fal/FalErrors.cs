@@ -1,6 +1,4 @@
-using System.Text.Json;
 using System.Text.RegularExpressions;
-using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Providers.Fal;
 

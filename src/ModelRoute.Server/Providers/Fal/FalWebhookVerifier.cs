@@ -1,7 +1,4 @@
-using System.Globalization;
 using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using NSec.Cryptography;
 
 namespace ModelRoute.Server.Providers.Fal;

@@ -1,10 +1,5 @@
 using System.Net.Http.Headers;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers.Gemini;

@@ -1,10 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Http.Headers;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers.OpenAI;

@@ -1,8 +1,5 @@
-using System.Globalization;
 using System.Net.Http.Headers;
-using System.Text.Json;
 using System.Text.RegularExpressions;
-using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Providers.OpenAI;
 

@@ -1,7 +1,4 @@
-using System.Globalization;
 using System.Net;
-using System.Text.Json;
-using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Providers.Replicate;
 

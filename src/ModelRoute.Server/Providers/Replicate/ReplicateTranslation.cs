@@ -1,8 +1,4 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using ModelRoute.Server.Billing;
 using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers.Replicate;

@@ -1,5 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers.Simulator;

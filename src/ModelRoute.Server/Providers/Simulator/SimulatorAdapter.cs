@@ -1,11 +1,5 @@
-using System.Globalization;
 using System.IO.Compression;
 using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
-using ModelRoute.Server.Billing;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Routing;
 
 namespace ModelRoute.Server.Providers.Simulator;

@@ -1,7 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Server.Storage.Artifacts;

@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using ModelRoute.Server.Billing;
 
 namespace ModelRoute.Server.Storage.Artifacts;
 

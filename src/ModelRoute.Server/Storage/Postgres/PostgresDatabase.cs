@@ -1,5 +1,4 @@
 using System.Data;
-using System.Globalization;
 using Dapper;
 using System.Collections.Concurrent;
 using Npgsql;

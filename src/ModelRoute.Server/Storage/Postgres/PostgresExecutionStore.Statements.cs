@@ -1,7 +1,4 @@
 using Dapper;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Webhooks;
 using Npgsql;
 

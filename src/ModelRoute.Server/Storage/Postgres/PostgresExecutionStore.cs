@@ -1,8 +1,5 @@
 using System.Data.Common;
 using Dapper;
-using Microsoft.Extensions.Options;
-using ModelRoute.Server.Executions;
-using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Webhooks;
 using Npgsql;
 

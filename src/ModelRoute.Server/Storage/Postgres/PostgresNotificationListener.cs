@@ -1,4 +1,3 @@
-using ModelRoute.Server.Executions;
 using Npgsql;
 
 namespace ModelRoute.Server.Storage.Postgres;

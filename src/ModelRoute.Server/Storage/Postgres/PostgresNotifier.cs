@@ -1,6 +1,4 @@
-using System.Text;
 using System.Threading.Channels;
-using ModelRoute.Server.Executions;
 
 namespace ModelRoute.Server.Storage.Postgres;
 

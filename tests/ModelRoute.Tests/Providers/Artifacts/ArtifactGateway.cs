@@ -1,6 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
 using ModelRoute.Tests.Providers.OpenAI;
 
 namespace ModelRoute.Tests.Providers.Artifacts;

@@ -1,4 +1,3 @@
-using ModelRoute.Tests.Infrastructure;
 using ModelRoute.Tests.Providers.OpenAI;
 
 namespace ModelRoute.Tests.Providers.Artifacts;

@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Options;
 using ModelRoute.Server.Hosting;
 using ModelRoute.Server.Storage.Artifacts;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Providers.Artifacts;
 

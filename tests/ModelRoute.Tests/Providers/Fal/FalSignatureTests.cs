@@ -1,7 +1,5 @@
-using System.Text;
 using System.Text.Json.Nodes;
 using ModelRoute.Server.Providers.Fal;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Providers.Fal;
 

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Providers.Gemini;
 

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using ModelRoute.Tests.Infrastructure;
-
 namespace ModelRoute.Tests.Providers.Gemini;
 
 /// <summary>One fake Gemini and one gateway routed to it, shared by the tests of the class (which run one at a time).</summary>

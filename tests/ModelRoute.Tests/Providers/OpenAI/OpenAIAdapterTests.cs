@@ -1,9 +1,5 @@
 using System.Globalization;
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
-using ModelRoute.Server.Executions;
 using ModelRoute.Server.Providers.OpenAI;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Providers.OpenAI;
 

@@ -1,9 +1,6 @@
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using ModelRoute.Server.Providers.Simulator;

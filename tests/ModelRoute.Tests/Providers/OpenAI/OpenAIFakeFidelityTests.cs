@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace ModelRoute.Tests.Providers.OpenAI;
 
 /// <summary>

@@ -1,7 +1,4 @@
-using System.Collections.Concurrent;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using ModelRoute.Server.Webhooks;

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using ModelRoute.Tests.Infrastructure;
 
 namespace ModelRoute.Tests.Providers.Replicate;
 
