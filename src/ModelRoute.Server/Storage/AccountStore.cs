@@ -9,14 +9,17 @@ namespace ModelRoute.Server.Storage;
 public sealed class AccountStore : IAccountStore
 {
     private readonly ISqlDialect _db;
+    private readonly IChangeBroadcast _broadcast;
     private readonly string _listLedgerSql;
     private readonly string _listAccountsSql;
     private readonly string _listKeysSql;
     private readonly string _recordKeyUseSql;
 
-    public AccountStore(ISqlDialect dialect)
+    /// <param name="broadcast">Tells other nodes' key caches of a revoked key or a disabled account; none for one node.</param>
+    public AccountStore(ISqlDialect dialect, IChangeBroadcast? broadcast = null)
     {
         _db = dialect;
+        _broadcast = broadcast ?? NoChangeBroadcast.Instance;
         var before = "@before" + dialect.NullableText;
         _listLedgerSql = $"SELECT * FROM ledger_entries WHERE account_id = @accountId AND ({before} IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit";
         _listAccountsSql = $"SELECT {AccountRow.Columns} FROM accounts WHERE ({before} IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit";
@@ -117,7 +120,7 @@ public sealed class AccountStore : IAccountStore
         }, cancellationToken);
         if (account is not null)
         {
-            _db.AccountChanged(id);
+            _broadcast.AccountChanged(id);
         }
 
         return account;
@@ -141,7 +144,7 @@ public sealed class AccountStore : IAccountStore
         }, cancellationToken);
         if (key is not null)
         {
-            _db.KeyRevoked(keyId);
+            _broadcast.KeyRevoked(keyId);
         }
 
         return key;

@@ -4,8 +4,8 @@ namespace ModelRoute.Server.Storage;
 
 /// <summary>
 /// What the stores written once for both engines (<see cref="AccountStore"/>, <see cref="WebhookStore"/>) need of
-/// SQLite or PostgreSQL: how a read and a write run, the few SQL snippets that are spelt differently, and what other
-/// nodes must hear after a commit (nothing on SQLite, which serves one node). Each engine's own text stays beside its
+/// SQLite or PostgreSQL: how a read and a write run, and the few SQL snippets that are spelt differently. What other
+/// nodes must hear after a commit goes through <see cref="IChangeBroadcast"/>. Each engine's own text stays beside its
 /// store (Storage/Sqlite, Storage/Postgres); statements that differ in more than spelling (claims, group commits) stay
 /// in the engine's own code.
 /// </summary>
@@ -39,13 +39,4 @@ public interface ISqlDialect
     /// implicit transaction (no transaction is passed), so that none holds a row lock while it waits for another.
     /// </summary>
     Task<T> WriteEachAsync<T>(Func<DbConnection, DbTransaction?, Task<T>> write, CancellationToken cancellationToken);
-
-    /// <summary>After the commit that disabled or enabled an account: other nodes drop what they cached of it (docs/tenancy.md).</summary>
-    void AccountChanged(string accountId);
-
-    /// <summary>After the commit that revoked a key: other nodes drop what they cached of it (docs/tenancy.md).</summary>
-    void KeyRevoked(string keyId);
-
-    /// <summary>After the commit of a delivery due now: an idle delivery worker on whichever node wakes.</summary>
-    void WebhooksDue();
 }

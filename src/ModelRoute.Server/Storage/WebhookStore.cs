@@ -11,14 +11,17 @@ public sealed class WebhookStore : IWebhookStore
 {
     private readonly ISqlDialect _db;
     private readonly IWebhookOutbox _outbox;
+    private readonly IChangeBroadcast _broadcast;
     private readonly string _listEndpointsSql;
     private readonly string _listDeliveriesSql;
     private readonly string _listAttemptsSql;
 
-    public WebhookStore(ISqlDialect dialect, IWebhookOutbox outbox)
+    /// <param name="broadcast">Wakes other nodes' delivery workers for deliveries due now; none for one node.</param>
+    public WebhookStore(ISqlDialect dialect, IWebhookOutbox outbox, IChangeBroadcast? broadcast = null)
     {
         _db = dialect;
         _outbox = outbox;
+        _broadcast = broadcast ?? NoChangeBroadcast.Instance;
         var text = dialect.NullableText;
         _listEndpointsSql = $"SELECT * FROM webhook_endpoints WHERE account_id = @accountId AND (@before{text} IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit";
         _listDeliveriesSql = $"""
@@ -170,7 +173,7 @@ public sealed class WebhookStore : IWebhookStore
         if (delivery is not null)
         {
             // Due now: wake an idle delivery worker on whichever node.
-            _db.WebhooksDue();
+            _broadcast.WebhooksWritten();
         }
 
         return delivery;

@@ -83,6 +83,14 @@ public abstract partial class ExecutionStoreContract
         public void ExecutionChanged(string executionId, ExecutionStatus status) => Changes.Enqueue((executionId, status));
 
         public void WebhooksWritten() => Webhooks++;
+
+        public void AccountChanged(string accountId)
+        {
+        }
+
+        public void KeyRevoked(string keyId)
+        {
+        }
     }
 
     [Fact]

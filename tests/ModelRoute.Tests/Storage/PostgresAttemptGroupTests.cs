@@ -105,7 +105,7 @@ public sealed class PostgresAttemptGroupTests
 
             // Through the store, many deliveries asking at once: each gets its own endpoint's secrets.
             var store = new WebhookStore(
-                new PostgresDialect(db, new PostgresNotifier(db, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotifier>.Instance)),
+                new PostgresDialect(db),
                 new PostgresWebhookOutbox(db, new IdGenerator(TimeProvider.System)));
             var endpoints = Enumerable.Range(0, 60).Select(i => new[] { "whe_a", "whe_b", "whe_c" }[i % 3]).ToList();
             var secrets = await Task.WhenAll(endpoints.Select(e => store.SigningSecretsAsync(

@@ -20,7 +20,7 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
         var ids = new IdGenerator(time);
         _notifier = new PostgresNotifier(_database, time, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotifier>.Instance);
         var executions = Commits(new PostgresExecutionStore(_database, ids, Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time), time, _notifier);
-        return (executions, new AccountStore(new PostgresDialect(_database, _notifier)));
+        return (executions, new AccountStore(new PostgresDialect(_database), _notifier));
     }
 
     protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>

@@ -4,9 +4,9 @@ namespace ModelRoute.Server.Storage.Postgres;
 
 /// <summary>
 /// PostgreSQL's side of <see cref="ISqlDialect"/>: writes in READ COMMITTED transactions of their own
-/// (<see cref="PostgresDatabase"/>), and other nodes told of changes through <see cref="PostgresNotifier"/>.
+/// (<see cref="PostgresDatabase"/>).
 /// </summary>
-public sealed class PostgresDialect(PostgresDatabase db, PostgresNotifier notifier) : ISqlDialect
+public sealed class PostgresDialect(PostgresDatabase db) : ISqlDialect
 {
     public string NullableText => "::text";
 
@@ -26,10 +26,4 @@ public sealed class PostgresDialect(PostgresDatabase db, PostgresNotifier notifi
 
     public Task<T> WriteEachAsync<T>(Func<DbConnection, DbTransaction?, Task<T>> write, CancellationToken cancellationToken) =>
         db.WriteStatementAsync(c => write(c, null), cancellationToken);
-
-    public void AccountChanged(string accountId) => notifier.Notify(PostgresNotifier.AccountPayload(accountId));
-
-    public void KeyRevoked(string keyId) => notifier.Notify(PostgresNotifier.KeyPayload(keyId));
-
-    public void WebhooksDue() => notifier.Notify(PostgresDatabase.WebhooksPayload);
 }

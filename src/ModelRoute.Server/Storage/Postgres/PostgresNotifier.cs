@@ -10,9 +10,9 @@ namespace ModelRoute.Server.Storage.Postgres;
 /// single <c>SELECT pg_notify(…)</c> per batch, each message holding many newline-separated payloads
 /// (read by <see cref="PostgresNotificationListener"/>). A notification lost in a crash between the
 /// commit and the send is acceptable: every waiter also re-reads on a timeout (dispatch and webhook
-/// workers every Dispatch:PollInterval, long-polls every second, event streams every 15 s). Execution changes come
-/// through <see cref="IChangeBroadcast"/> (from <see cref="ExecutionCommits"/>); the account and webhook stores queue
-/// their own payloads.
+/// workers every Dispatch:PollInterval, long-polls every second, event streams every 15 s). Everything comes
+/// through <see cref="IChangeBroadcast"/>: execution changes from <see cref="ExecutionCommits"/>, account, key and
+/// delivery notices from the account and webhook stores.
 /// </summary>
 public sealed partial class PostgresNotifier(
     PostgresDatabase database, TimeProvider time, ILogger<PostgresNotifier> logger, NodeIdentity? node = null, StoreAvailability? availability = null)
@@ -47,6 +47,10 @@ public sealed partial class PostgresNotifier(
     public void ExecutionChanged(string executionId, ExecutionStatus status) => Notify(ExecutionPayload(executionId, status));
 
     public void WebhooksWritten() => Notify(PostgresDatabase.WebhooksPayload);
+
+    public void AccountChanged(string accountId) => Notify(AccountPayload(accountId));
+
+    public void KeyRevoked(string keyId) => Notify(KeyPayload(keyId));
 
     /// <summary>What <see cref="PostgresNotificationListener"/> reads: "&lt;execution id&gt; &lt;STATUS&gt;".</summary>
     internal static string ExecutionPayload(string executionId, ExecutionStatus status) => executionId + " " + status.ToWire();

@@ -21,16 +21,4 @@ public sealed class SqliteDialect(SqliteDatabase db) : ISqlDialect
 
     public Task<T> WriteEachAsync<T>(Func<DbConnection, DbTransaction?, Task<T>> write, CancellationToken cancellationToken) =>
         db.WriteAsync(async (c, tx) => (await write(c, tx), true), cancellationToken);
-
-    public void AccountChanged(string accountId)
-    {
-    }
-
-    public void KeyRevoked(string keyId)
-    {
-    }
-
-    public void WebhooksDue()
-    {
-    }
 }
