@@ -1,6 +1,5 @@
 using System.Data;
 using System.Reflection;
-using Dapper;
 using System.Collections.Concurrent;
 using Npgsql;
 using NpgsqlTypes;

@@ -1,8 +1,6 @@
 using System.Data;
 using Dapper;
-using System.Collections.Concurrent;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace ModelRoute.Server.Storage.Postgres;
 
