@@ -269,16 +269,30 @@ public sealed record GatewayCounters(long Submitted, IReadOnlyDictionary<string,
             }
 
             var name = line[..space];
-            if (name == "modelroute_executions_submitted_total")
+            if (name.StartsWith("modelroute_executions_submitted_total", StringComparison.Ordinal))
             {
-                submitted = value;
+                submitted += value; // one series per model
             }
-            else if (name.StartsWith("modelroute_execution_transitions_total{status=\"", StringComparison.Ordinal))
+            else if (name.StartsWith("modelroute_execution_transitions_total{", StringComparison.Ordinal) && Label(name, "status") is { } status)
             {
-                entered[name["modelroute_execution_transitions_total{status=\"".Length..].TrimEnd('}', '"')] = value;
+                entered[status] = entered.GetValueOrDefault(status) + value;
             }
         }
 
         return new GatewayCounters(submitted, entered);
+    }
+
+    /// <summary>The value of label <paramref name="label"/> in a series name such as <c>name{a="x",b="y"}</c>.</summary>
+    private static string? Label(string series, string label)
+    {
+        var start = series.IndexOf(label + "=\"", StringComparison.Ordinal);
+        if (start < 0)
+        {
+            return null;
+        }
+
+        start += label.Length + 2;
+        var end = series.IndexOf('"', start);
+        return end < 0 ? null : series[start..end];
     }
 }

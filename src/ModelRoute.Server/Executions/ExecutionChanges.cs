@@ -30,7 +30,7 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     /// </summary>
     public void Published(Execution execution, bool webhooksToClaim = false, bool dispatchToClaim = true)
     {
-        metrics.Entered(execution.Status);
+        metrics.Entered(execution);
         if (execution.Status == ExecutionStatus.Pending && dispatchToClaim)
         {
             WorkDueAt(execution.NextAttemptAt);

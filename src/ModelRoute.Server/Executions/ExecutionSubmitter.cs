@@ -20,6 +20,7 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
 
         var hold = Money.HoldFor(submission.EstimatedMicros);
         var now = time.GetUtcNow();
+        var started = time.GetTimestamp();
         var outcome = await store.SubmitAsync(
             new NewExecution(
                 ids.New("exe"),
@@ -42,9 +43,14 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
                 key.SpendLimited),
             cancellationToken);
 
+        metrics.Submitted(
+            submission.Model.Name,
+            outcome.Result switch { SubmitResult.Created => "created", SubmitResult.Replayed => "replayed", _ => "refused" },
+            time.GetElapsedTime(started),
+            hold);
         return outcome.Result switch
         {
-            SubmitResult.Created => Created(outcome.Execution!),
+            SubmitResult.Created => new(outcome.Execution, false, null),
             SubmitResult.Replayed => new(outcome.Execution, true, null),
             SubmitResult.KeyReused => new(null, false, new Problem(
                 422,
@@ -65,11 +71,5 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
                 ErrorCodes.InsufficientBalance,
                 $"The available balance does not cover the hold of {Money.Format(hold)} USD for this execution.")),
         };
-    }
-
-    private SubmissionResult Created(Execution execution)
-    {
-        metrics.Submitted();
-        return new(execution, false, null);
     }
 }

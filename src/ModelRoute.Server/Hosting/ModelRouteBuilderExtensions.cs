@@ -43,6 +43,7 @@ public static class ModelRouteBuilderExtensions
         AddProvidersAndDispatch(services);
         AddWebhookDelivery(services);
         AddHttpPieces(builder);
+        builder.AddModelRouteTelemetry();
         return builder;
     }
 

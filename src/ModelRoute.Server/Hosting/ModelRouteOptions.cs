@@ -35,6 +35,18 @@ public sealed class ModelRouteOptions
     public LimitsOptions Limits { get; set; } = new();
 
     public ArtifactOptions Artifacts { get; set; } = new();
+
+    public MetricsOptions Metrics { get; set; } = new();
+}
+
+/// <summary><c>GET /metrics</c> and the gauges read from the store (docs/observability.md).</summary>
+public sealed class MetricsOptions
+{
+    /// <summary>When set, <c>GET /metrics</c> answers only <c>Authorization: Bearer</c> this token; open when unset.</summary>
+    public string? Token { get; set; }
+
+    /// <summary>How often the store is counted for the gauges (executions by status, outbox backlog, money held).</summary>
+    public TimeSpan SampleInterval { get; set; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>How provider outputs given as URLs are copied into the artifact store (docs/artifacts.md).</summary>

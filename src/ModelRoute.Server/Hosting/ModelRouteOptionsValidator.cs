@@ -141,6 +141,16 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
             errors.Add("ModelRoute:Polling:PermitsPerSecond and Burst must be at least 1");
         }
 
+        if (options.Metrics.Token is { } token && (token.Length < 16 || token.Any(char.IsWhiteSpace)))
+        {
+            errors.Add("ModelRoute:Metrics:Token must be at least 16 characters with no spaces");
+        }
+
+        if (options.Metrics.SampleInterval < TimeSpan.FromSeconds(1))
+        {
+            errors.Add("ModelRoute:Metrics:SampleInterval must be at least 1 second");
+        }
+
         if (options.PublicBaseUrl is { Length: > 0 } baseUrl && !Uri.TryCreate(baseUrl, UriKind.Absolute, out _))
         {
             errors.Add($"ModelRoute:PublicBaseUrl '{baseUrl}' is not an absolute URL");

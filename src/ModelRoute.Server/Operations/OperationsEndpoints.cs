@@ -15,8 +15,7 @@ public static class OperationsEndpoints
                 ? Results.Ok(new { status = "ready" })
                 : Results.Json(new { status = "store unavailable" }, statusCode: 503))
             .WithTags("Operations").AllowAnonymous();
-        app.MapGet("/metrics", (GatewayMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4"))
-            .WithTags("Operations").AllowAnonymous();
+        app.MapMetrics();
     }
 
     public static void MapModelEndpoints(this RouteGroupBuilder v1) =>
