@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks: runs the Release gateway on SQLite and PostgreSQL and measures it from a separate process.
-# Usage: ./bench/run.sh [--quick] [--store sqlite|postgres] [--only submit,get,e2e,webhooks,memory,baseline] [--output DIR] [--awaiting N] [--window SECONDS]  (--help: this; an unknown option stops it)
+# Usage: ./bench/run.sh [--quick] [--otlp] [--store sqlite|postgres] [--only submit,get,e2e,webhooks,memory,baseline] [--output DIR] [--awaiting N] [--window SECONDS]  (--help: this; an unknown option stops it)
 #        [--rates R1,R2,… [--seconds S]]   (profiling: submit only at these rates, no rate search)
 # Writes docs/benchmarks.md and docs/benchmarks.json (or DIR/…). Full run: at most about 10 minutes on 2 cores;
 # --quick: about a minute. Every phase is capped in time, so a slow gateway gives worse figures, not a longer run.

@@ -8,12 +8,13 @@ public static class BenchArguments
 {
     public const string Usage =
         """
-        Usage: ./bench/run.sh [--quick] [--store sqlite|postgres] [--only submit,get,e2e,webhooks,memory,baseline] [--output DIR]
+        Usage: ./bench/run.sh [--quick] [--otlp] [--store sqlite|postgres] [--only submit,get,e2e,webhooks,memory,baseline] [--output DIR]
                               [--awaiting N] [--window SECONDS] [--rates R1,R2,… [--seconds S]]
         Writes docs/benchmarks.md and docs/benchmarks.json (or DIR/…). Full run: at most about 10 minutes on 2 cores; --quick: about a minute.
+        --otlp: the gateway exports traces and metrics by OTLP to a local sink that discards them (what exporting costs).
         """;
 
-    private static readonly string[] Flags = ["--quick"];
+    private static readonly string[] Flags = ["--quick", "--otlp"];
 
     private static readonly string[] WithValue = ["--store", "--only", "--output", "--awaiting", "--window", "--rates", "--seconds"];
 

@@ -56,8 +56,10 @@ if (Option("--window") is { } windowOption)
     settings = settings with { MemoryWindow = TimeSpan.FromSeconds(int.Parse(windowOption, CultureInfo.InvariantCulture)) };
 }
 
+// --otlp: every gateway started below exports to a local sink (they inherit its OTEL_* environment).
+using var otlpSink = args.Contains("--otlp") ? OtlpSink.Start() : null;
 var machine = DescribeMachine(serverDll);
-Console.WriteLine($"ModelRoute benchmark, {(quick ? "quick" : "full")} mode, stores: {string.Join(", ", stores)}, phases: {string.Join(", ", phases)}; load average {machine.LoadAverageAtStart}");
+Console.WriteLine($"ModelRoute benchmark, {(quick ? "quick" : "full")} mode{(otlpSink is null ? "" : ", OTLP export on")}, stores: {string.Join(", ", stores)}, phases: {string.Join(", ", phases)}; load average {machine.LoadAverageAtStart}");
 ThreadPool.SetMinThreads(256, 256);
 
 var results = new List<StoreResult>();
@@ -144,6 +146,11 @@ var json = JsonSerializer.Serialize(report, new JsonSerializerOptions
 });
 await File.WriteAllTextAsync(Path.Combine(output, "benchmarks.json"), json + "\n");
 await File.WriteAllTextAsync(Path.Combine(output, "benchmarks.md"), Report.Markdown(report));
+if (otlpSink is not null)
+{
+    Console.WriteLine($"OTLP sink: {otlpSink.Received.Exports} exports, {otlpSink.Received.Bytes / 1024} KiB");
+}
+
 Console.WriteLine($"Wrote {Path.Combine(output, "benchmarks.md")} and {Path.Combine(output, "benchmarks.json")}; {wall} s since run.sh started");
 return results.Any(r => r.Failure is not null) ? 1 : 0;
 

@@ -6,6 +6,7 @@ public sealed class BenchArgumentsTests
     [Theory]
     [InlineData()]
     [InlineData("--quick")]
+    [InlineData("--quick", "--otlp", "--store", "sqlite")]
     [InlineData("--store", "postgres", "--only", "submit,baseline", "--output", "/tmp/x")]
     [InlineData("--rates", "500,1000", "--seconds", "8", "--awaiting", "1000", "--window", "5")]
     public void Known_options_with_their_values_start_a_run(params string[] args) =>
