@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ModelRoute.Server.Http;
 using ModelRoute.Server.Operations;
 using ModelRoute.Server.Storage;
@@ -25,7 +24,7 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
         var started = time.GetTimestamp();
 
         // The execution's trace (docs/observability-traces.md): the submitter's when its request carried traceparent.
-        using var span = Telemetry.Source.StartActivity("modelroute.submit", ActivityKind.Internal);
+        using var span = TraceContext.StartSubmit();
         var id = ids.New("exe");
         span?.SetTag(TraceTags.Model, submission.Model.Name);
         var outcome = await store.SubmitAsync(
@@ -55,7 +54,11 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
         metrics.Submitted(submission.Model.Name, answer, time.GetElapsedTime(started), hold);
         span?.SetTag(TraceTags.ExecutionId, outcome.Execution?.Id);
         span?.SetTag(TraceTags.Outcome, answer);
-        return outcome.Result switch
+        return Answer(outcome, hold, submission, fieldPrefix);
+    }
+
+    private static SubmissionResult Answer(SubmitOutcome outcome, long hold, ParsedSubmission submission, string fieldPrefix) =>
+        outcome.Result switch
         {
             SubmitResult.Created => new(outcome.Execution, false, null),
             SubmitResult.Replayed => new(outcome.Execution, true, null),
@@ -78,5 +81,4 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
                 ErrorCodes.InsufficientBalance,
                 $"The available balance does not cover the hold of {Money.Format(hold)} USD for this execution.")),
         };
-    }
 }

@@ -15,9 +15,27 @@ public static class TraceContext
     private const int Length = 55;
 
     /// <summary>
+    /// Starts the <c>modelroute.submit</c> span under the request's activity (ASP.NET Core's, made from the submitter's
+    /// <c>traceparent</c>). A request that came without one is a trace of our own: ASP.NET Core leaves such a root
+    /// unsampled when nothing listens to it, and the span (with all that follows it) is sampled as a root would be.
+    /// </summary>
+    public static Activity? StartSubmit()
+    {
+        if (!Telemetry.Source.HasListeners())
+        {
+            return null;
+        }
+
+        var parent = Activity.Current is { } request
+            ? new ActivityContext(request.TraceId, request.SpanId, OwnRoot(request) ? ActivityTraceFlags.Recorded : request.ActivityTraceFlags)
+            : default;
+        return Telemetry.Source.StartActivity("modelroute.submit", ActivityKind.Internal, parent);
+    }
+
+    /// <summary>
     /// The trace context to store with a submission: <paramref name="submitSpan"/>'s when it is recorded, else the
-    /// ambient activity's (ASP.NET Core's request activity, made from the submitter's <c>traceparent</c>), else a new
-    /// trace, so that every execution has a trace id even when nothing listens.
+    /// ambient activity's (sampled when it is a root of our own, see <see cref="StartSubmit"/>), else a new trace, so
+    /// that every execution has a trace id even when nothing listens.
     /// </summary>
     public static string ForSubmission(Activity? submitSpan)
     {
@@ -26,13 +44,18 @@ public static class TraceContext
             return recorded;
         }
 
-        if (Activity.Current is { } current && Of(current) is { } ambient)
+        if (Activity.Current is { } current && Of(current) is { Length: Length } ambient)
         {
-            return ambient;
+            return OwnRoot(current) && ambient[54] == '0'
+                ? string.Create(Length, ambient, static (chars, id) => { id.AsSpan().CopyTo(chars); chars[54] = '1'; })
+                : ambient;
         }
 
         return Format(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), sampled: true);
     }
+
+    /// <summary>An activity that began a trace here (no submitter's traceparent), which nothing chose not to sample.</summary>
+    private static bool OwnRoot(Activity activity) => activity.ParentId is null && !activity.Recorded;
 
     /// <summary>The 32-hex-digit trace id of <paramref name="traceParent"/>; null when there is none or it is not a traceparent.</summary>
     public static string? TraceIdOf(string? traceParent) =>
@@ -114,6 +137,7 @@ public static class TraceTags
     public const string Node = "modelroute.node";
     public const string HandedOver = "modelroute.execution.handed_over";
     public const string Attempt = "modelroute.attempt";
+    public const string Failover = "modelroute.failover";
     public const string Outcome = "modelroute.outcome";
     public const string Status = "modelroute.execution.status";
     public const string ChargedMicros = "modelroute.execution.charged_micros";
