@@ -142,6 +142,12 @@ public sealed record Execution
     /// </summary>
     public string? PendingResult { get; init; }
 
+    /// <summary>
+    /// The W3C traceparent its spans are parented on (docs/observability-traces.md), stored at submission; null for
+    /// executions from before trace context was stored.
+    /// </summary>
+    public string? TraceParent { get; init; }
+
     /// <summary>What was charged: the actual cost capped at the hold (docs/api.md#money).</summary>
     public long? ChargedMicros => Charged(ActualMicros, HeldMicros);
 

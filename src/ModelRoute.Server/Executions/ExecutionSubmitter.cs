@@ -1,4 +1,5 @@
 using ModelRoute.Server.Http;
+using ModelRoute.Server.Operations;
 using ModelRoute.Server.Storage;
 
 namespace ModelRoute.Server.Executions;
@@ -21,9 +22,14 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
         var hold = Money.HoldFor(submission.EstimatedMicros);
         var now = time.GetUtcNow();
         var started = time.GetTimestamp();
+
+        // The execution's trace (docs/observability-traces.md): the submitter's when its request carried traceparent.
+        using var span = TraceContext.StartSubmit();
+        var id = ids.New("exe");
+        span?.SetTag(TraceTags.Model, submission.Model.Name);
         var outcome = await store.SubmitAsync(
             new NewExecution(
-                ids.New("exe"),
+                id,
                 accountId,
                 submission.Model.Name,
                 submission.IdempotencyKey,
@@ -40,15 +46,19 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
                 now,
                 now.AddSeconds(submission.TimeoutSeconds),
                 key.Id,
-                key.SpendLimited),
+                key.SpendLimited,
+                TraceContext.ForSubmission(span)),
             cancellationToken);
 
-        metrics.Submitted(
-            submission.Model.Name,
-            outcome.Result switch { SubmitResult.Created => "created", SubmitResult.Replayed => "replayed", _ => "refused" },
-            time.GetElapsedTime(started),
-            hold);
-        return outcome.Result switch
+        var answer = outcome.Result switch { SubmitResult.Created => "created", SubmitResult.Replayed => "replayed", _ => "refused" };
+        metrics.Submitted(submission.Model.Name, answer, time.GetElapsedTime(started), hold);
+        span?.SetTag(TraceTags.ExecutionId, outcome.Execution?.Id);
+        span?.SetTag(TraceTags.Outcome, answer);
+        return Answer(outcome, hold, submission, fieldPrefix);
+    }
+
+    private static SubmissionResult Answer(SubmitOutcome outcome, long hold, ParsedSubmission submission, string fieldPrefix) =>
+        outcome.Result switch
         {
             SubmitResult.Created => new(outcome.Execution, false, null),
             SubmitResult.Replayed => new(outcome.Execution, true, null),
@@ -71,5 +81,4 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
                 ErrorCodes.InsufficientBalance,
                 $"The available balance does not cover the hold of {Money.Format(hold)} USD for this execution.")),
         };
-    }
 }

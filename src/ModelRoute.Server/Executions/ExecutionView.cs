@@ -27,7 +27,8 @@ public sealed record ExecutionView(
     string UpdatedAt,
     string? StartedAt,
     string? CompletedAt,
-    string ExpiresAt)
+    string ExpiresAt,
+    string? TraceId)
 {
     public static ExecutionView From(Execution e) => new(
         e.Id,
@@ -59,7 +60,8 @@ public sealed record ExecutionView(
         Timestamp(e.UpdatedAt),
         Timestamp(e.StartedAt),
         Timestamp(e.CompletedAt),
-        Timestamp(e.ExpiresAt));
+        Timestamp(e.ExpiresAt),
+        Operations.TraceContext.TraceIdOf(e.TraceParent));
 
     public static string Timestamp(DateTimeOffset value) => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 

@@ -8,12 +8,16 @@ namespace ModelRoute.Server.Providers;
 /// </summary>
 public sealed class AsyncJobClient(IHttpClientFactory httpClients, string clientName, string baseUrl, string scheme, string? apiKey)
 {
-    /// <summary>Sends <paramref name="json"/> (when given) to <paramref name="pathAndQuery"/> under the API's base URL.</summary>
-    public async Task<HttpResponseMessage> SendAsync(HttpMethod method, string pathAndQuery, string? json, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends <paramref name="json"/> (when given) to <paramref name="pathAndQuery"/> under the API's base URL, with the
+    /// <c>traceparent</c> of <paramref name="call"/>'s execution (docs/observability-traces.md).
+    /// </summary>
+    public async Task<HttpResponseMessage> SendAsync(HttpMethod method, string pathAndQuery, string? json, ProviderCall call, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, baseUrl + pathAndQuery);
         request.Headers.Authorization = new AuthenticationHeaderValue(scheme, apiKey);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        Operations.TraceContext.Propagate(request.Headers, call.Execution.TraceParent);
         if (json is not null)
         {
             request.Content = new StringContent(json, Encoding.UTF8, "application/json");

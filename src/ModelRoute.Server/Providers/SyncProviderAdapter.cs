@@ -42,6 +42,7 @@ public abstract partial class SyncProviderAdapter(
             Content = new StringContent(prepared.Payload!.ToJsonString(), Encoding.UTF8, "application/json"),
         };
         AddHeaders(request.Headers);
+        Operations.TraceContext.Propagate(request.Headers, call.Execution.TraceParent);
         var client = httpClients.CreateClient($"provider:{name}");
 
         // The dispatcher's token carries the deadline (the provider's Timeout or the execution's, whichever is

@@ -1,3 +1,4 @@
+using ModelRoute.Server.Operations;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Artifacts;
@@ -19,14 +20,53 @@ public sealed class ExecutionOutcomes(
     /// <param name="pipelined">
     /// The attempt's start was queued and may not have committed yet (<see cref="ExecutionTransition.Pipelined"/>).
     /// </param>
-    public async Task<Execution?> ApplyAsync(
+    /// <returns>The execution as the outcome left it; null when it changed nothing (it had moved on, or is still running).</returns>
+    public Task<Execution?> ApplyAsync(
         Execution execution,
         ProviderOutcome outcome,
         IReadOnlyCollection<ExecutionStatus> from,
         AttemptRecord? attempt,
         string? leaseOwner,
         CancellationToken cancellationToken,
-        bool pipelined = false)
+        bool pipelined = false) =>
+        outcome is ProviderOutcome.Running || !Telemetry.Source.HasListeners()
+            ? ApplyOutcomeAsync(execution, outcome, from, attempt, leaseOwner, cancellationToken, pipelined)
+            : SettleTracedAsync(execution, outcome, from, attempt, leaseOwner, cancellationToken, pipelined);
+
+    /// <summary>
+    /// <see cref="ApplyAsync"/> in a <c>modelroute.execution.settle</c> span of the execution's trace (docs/observability-traces.md),
+    /// with the status it left the execution in and what was charged.
+    /// </summary>
+    private async Task<Execution?> SettleTracedAsync(
+        Execution execution,
+        ProviderOutcome outcome,
+        IReadOnlyCollection<ExecutionStatus> from,
+        AttemptRecord? attempt,
+        string? leaseOwner,
+        CancellationToken cancellationToken,
+        bool pipelined)
+    {
+        using var span = TraceContext.Start("modelroute.execution.settle", execution.TraceParent);
+        var applied = await ApplyOutcomeAsync(execution, outcome, from, attempt, leaseOwner, cancellationToken, pipelined);
+        if (span is { IsAllDataRequested: true })
+        {
+            span.SetTag(TraceTags.ExecutionId, execution.Id);
+            span.SetTag(TraceTags.Outcome, AttemptTelemetry.OutcomeLabel(outcome));
+            span.SetTag(TraceTags.Status, applied?.Status.ToWire() ?? "unchanged");
+            span.SetTag(TraceTags.ChargedMicros, applied?.ChargedMicros ?? 0);
+        }
+
+        return applied;
+    }
+
+    private async Task<Execution?> ApplyOutcomeAsync(
+        Execution execution,
+        ProviderOutcome outcome,
+        IReadOnlyCollection<ExecutionStatus> from,
+        AttemptRecord? attempt,
+        string? leaseOwner,
+        CancellationToken cancellationToken,
+        bool pipelined)
     {
         var dispatch = options.Value.Dispatch;
         switch (outcome)

@@ -1,3 +1,4 @@
+using ModelRoute.Server.Operations;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Storage;
 
@@ -19,11 +20,32 @@ public sealed class LeasedExecutionRunner(
     AccountConcurrencyCaps caps,
     ProviderAttempt attempt,
     NodeIdentity node,
-    TimeProvider time)
+    TimeProvider time,
+    ILogger<LeasedExecutionRunner> logger)
 {
     private static readonly TimeSpan SlotBusyDelay = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// Runs <paramref name="execution"/> in its log scope and its <c>modelroute.execution.run</c> span, parented on the
+    /// trace context stored at submission: a run on another node after a crash stays in the same trace
+    /// (docs/observability-traces.md).
+    /// </summary>
     public async Task RunAsync(Execution execution, bool handedOver, CancellationToken stoppingToken)
+    {
+        using var scope = LogScopes.Execution(logger, execution.Id, execution.TraceParent);
+        using var span = TraceContext.Start("modelroute.execution.run", execution.TraceParent);
+        if (span is { IsAllDataRequested: true })
+        {
+            span.SetTag(TraceTags.ExecutionId, execution.Id);
+            span.SetTag(TraceTags.Model, execution.Model);
+            span.SetTag(TraceTags.Node, node.Id);
+            span.SetTag(TraceTags.HandedOver, handedOver);
+        }
+
+        await RunLeasedAsync(execution, handedOver, stoppingToken);
+    }
+
+    private async Task RunLeasedAsync(Execution execution, bool handedOver, CancellationToken stoppingToken)
     {
         var starting = claims.PlaceOf(claimed: !handedOver);
         try

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ModelRoute.Server.Operations;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Storage;
 
@@ -16,6 +17,7 @@ public sealed class ProviderAttempt(
     ProviderCallbacks callbacks,
     InFlightExecutions inFlight,
     NodeIdentity node,
+    GatewayMetrics metrics,
     IOptions<ModelRouteOptions> options,
     TimeProvider time)
 {
@@ -82,6 +84,7 @@ public sealed class ProviderAttempt(
         using var deadline = new CancellationTokenSource(remaining < provider.Options.Timeout ? remaining : provider.Options.Timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation.Token, deadline.Token);
         var inFlightCall = inFlight.Register(execution.Id, cancellation, startedAt);
+        var span = AttemptTelemetry.Started(metrics, claimed, route, execution.Attempts, startedAt);
         var stopwatch = Stopwatch.StartNew();
         ProviderOutcome outcome;
         try
@@ -94,6 +97,7 @@ public sealed class ProviderAttempt(
             var cut = Classify(ex, stoppingToken, cancellation, deadline.IsCancellationRequested && !providerTimeoutBinds, execution.ExpiresAt);
             if (cut is not Cut.Failed)
             {
+                EndCutSpan(cut, span, route.Provider, execution.Model, stopwatch.Elapsed);
                 await EndCutAsync(cut, inFlightCall, execution, route, startedAt, stopwatch.ElapsedMilliseconds, starting);
                 return;
             }
@@ -105,6 +109,7 @@ public sealed class ProviderAttempt(
             inFlight.Unregister(inFlightCall);
         }
 
+        AttemptTelemetry.Ended(metrics, span, route.Provider, execution.Model, AttemptTelemetry.OutcomeLabel(outcome), stopwatch.Elapsed);
         await ApplyAsync(execution, route, outcome, startedAt, stopwatch.ElapsedMilliseconds, starting);
     }
 
@@ -127,6 +132,22 @@ public sealed class ProviderAttempt(
         OperationCanceledException when executionDeadlineCut || time.GetUtcNow() >= expiresAt => Cut.Expired,
         _ => Cut.Failed,
     };
+
+    /// <summary>
+    /// Ends the span and the call's latency of a call cut short: an open circuit made no call (the attempt is undone),
+    /// the rest count as cancelled, or as the deadline passed.
+    /// </summary>
+    private void EndCutSpan(Cut cut, Activity? span, string provider, string model, TimeSpan elapsed)
+    {
+        if (cut is Cut.CircuitOpen)
+        {
+            TraceContext.Failed(span, "circuit_open");
+            span?.Dispose();
+            return;
+        }
+
+        AttemptTelemetry.Ended(metrics, span, provider, model, cut is Cut.Expired ? "deadline_exceeded" : "cancelled", elapsed);
+    }
 
     /// <summary>The provider's failure: it did not answer within its timeout, or could not be reached.</summary>
     private static ProviderOutcome.Failed Failure(Exception ex, string provider) => new(ex is HttpRequestException http

@@ -19,7 +19,8 @@ public sealed record NewExecution(
     DateTimeOffset CreatedAt,
     DateTimeOffset ExpiresAt,
     string? ApiKeyId = null,
-    bool KeySpendLimited = false)
+    bool KeySpendLimited = false,
+    string? TraceParent = null)
 {
     /// <summary>
     /// The execution as its row reads once stored (times kept to the millisecond, as the stores keep
@@ -50,6 +51,7 @@ public sealed record NewExecution(
             ExpiresAt = DateTimeOffset.FromUnixTimeMilliseconds(ExpiresAt.ToUnixTimeMilliseconds()),
             NextAttemptAt = created,
             ApiKeyId = ApiKeyId,
+            TraceParent = TraceParent,
         };
     }
 }

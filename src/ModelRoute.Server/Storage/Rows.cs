@@ -43,6 +43,7 @@ internal sealed class ExecutionRow
     public long? NextPollAt { get; set; }
     public string? ApiKeyId { get; set; }
     public string? PendingResult { get; set; }
+    public string? TraceParent { get; set; }
 
     public Execution ToExecution() => new()
     {
@@ -84,6 +85,7 @@ internal sealed class ExecutionRow
         CallbackTokenHash = CallbackTokenHash,
         NextPollAt = FromMs(NextPollAt),
         ApiKeyId = ApiKeyId,
+        TraceParent = TraceParent,
     };
 
     /// <summary>
@@ -168,8 +170,9 @@ internal sealed class DeliveryRow
     public long CreatedAt { get; set; }
     public long UpdatedAt { get; set; }
     public long? CompletedAt { get; set; }
+    public string? TraceParent { get; set; }
 
     public WebhookDelivery ToDelivery() => new(
         Id, EventId, AccountId, ExecutionId, EndpointId, Url, EventType, Payload, Status, (int)Attempts, ExecutionRow.FromMs(NextAttemptAt),
-        (int?)LastStatusCode, LastError, ExecutionRow.FromMs(CreatedAt), ExecutionRow.FromMs(UpdatedAt), ExecutionRow.FromMs(CompletedAt));
+        (int?)LastStatusCode, LastError, ExecutionRow.FromMs(CreatedAt), ExecutionRow.FromMs(UpdatedAt), ExecutionRow.FromMs(CompletedAt), TraceParent);
 }

@@ -119,15 +119,15 @@ internal static class SharedWrites
             var id = ids.New("whd");
             await c.ExecutePreparedAsync(
                 """
-                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
-                VALUES (@id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @due, @now, @now, @owner, @until)
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at, trace_parent)
+                VALUES (@id, @eventId, @AccountId, @ExecutionId, @endpointId, @url, @type, @payload, 'pending', @due, @now, @now, @owner, @until, @TraceParent)
                 """,
-                new { id, eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now, due, owner, until = owner is null ? null : lease?.Until },
+                new { id, eventId, execution.AccountId, ExecutionId = execution.Id, endpointId, url, type, payload, now, due, owner, until = owner is null ? null : lease?.Until, execution.TraceParent },
                 tx);
             if (owner is not null)
             {
                 var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
-                leased.Add(new WebhookDelivery(id, eventId, execution.AccountId, execution.Id, endpointId, url, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null));
+                leased.Add(new WebhookDelivery(id, eventId, execution.AccountId, execution.Id, endpointId, url, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null, execution.TraceParent));
             }
         }
 

@@ -161,8 +161,8 @@ public sealed class WebhookStore : IWebhookStore
         {
             var row = await c.QueryFirstOrDefaultPreparedAsync<DeliveryRow>(
                 """
-                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
-                SELECT @newId, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, 'pending', @Now, @Now, @Now
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, trace_parent)
+                SELECT @newId, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, 'pending', @Now, @Now, @Now, trace_parent
                 FROM webhook_deliveries WHERE id = @deliveryId AND account_id = @accountId
                 RETURNING *
                 """,

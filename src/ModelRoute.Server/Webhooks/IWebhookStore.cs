@@ -50,7 +50,8 @@ public sealed record WebhookDelivery(
     string? LastError,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    DateTimeOffset? CompletedAt);
+    DateTimeOffset? CompletedAt,
+    string? TraceParent = null);
 
 public sealed record WebhookAttempt(string Id, string DeliveryId, DateTimeOffset AttemptedAt, int? StatusCode, long LatencyMs, string? Error);
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using ModelRoute.Server.Operations;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 
@@ -19,6 +20,7 @@ public sealed partial class WebhookDeliveryWorker(
     WebhookHandoff handoff,
     IHttpClientFactory httpClients,
     NodeIdentity node,
+    GatewayMetrics metrics,
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
     ILogger<WebhookDeliveryWorker> logger,
@@ -79,7 +81,37 @@ public sealed partial class WebhookDeliveryWorker(
 
     void ILeasedWork<WebhookDelivery>.RunFailed(WebhookDelivery delivery, Exception exception) => LogDeliveryFailed(logger, delivery.Id, exception);
 
+    /// <summary>
+    /// Sends one attempt of <paramref name="delivery"/> in its log scope and its <c>modelroute.webhook.delivery</c> span,
+    /// parented on the trace context its execution was submitted with (docs/observability-traces.md).
+    /// </summary>
     public async Task DeliverAsync(WebhookDelivery delivery, CancellationToken cancellationToken)
+    {
+        using var scope = LogScopes.Delivery(logger, delivery.Id, delivery.ExecutionId, delivery.TraceParent);
+        using var span = TraceContext.Start("modelroute.webhook.delivery", delivery.TraceParent, ActivityKind.Client);
+        if (span is { IsAllDataRequested: true })
+        {
+            span.SetTag(TraceTags.DeliveryId, delivery.Id);
+            span.SetTag(TraceTags.ExecutionId, delivery.ExecutionId);
+            span.SetTag(TraceTags.EventType, delivery.EventType);
+            span.SetTag(TraceTags.Attempt, delivery.Attempts + 1);
+        }
+
+        var (outcome, statusCode, elapsed) = await SendAndRecordAsync(delivery, cancellationToken);
+        metrics.WebhookSent(outcome, elapsed);
+        if (span is not null)
+        {
+            span.SetTag(TraceTags.Outcome, outcome);
+            span.SetTag(TraceTags.HttpStatusCode, statusCode);
+            if (outcome != DeliveryOutcomes.Succeeded)
+            {
+                TraceContext.Failed(span, outcome);
+            }
+        }
+    }
+
+    /// <summary>Sends the attempt and records it; what it came to (<see cref="DeliveryOutcomes"/>), the status code, and how long the send took.</summary>
+    private async Task<(string Outcome, int? StatusCode, TimeSpan Elapsed)> SendAndRecordAsync(WebhookDelivery delivery, CancellationToken cancellationToken)
     {
         var webhooks = options.Value.Webhooks;
         var attemptedAt = time.GetUtcNow();
@@ -89,38 +121,12 @@ public sealed partial class WebhookDeliveryWorker(
             await store.RecordAttemptAsync(
                 new AttemptResult(delivery.Id, node.Id, attemptedAt, null, 0, "The endpoint was deleted or disabled.", false, null, null),
                 cancellationToken);
-            return;
+            return (DeliveryOutcomes.EndpointGone, null, TimeSpan.Zero);
         }
 
-        using var request = SignedRequest(delivery, secrets, attemptedAt);
-        int? statusCode = null;
-        string? error = null;
-        TimeSpan? retryAfter = null;
         var stopwatch = Stopwatch.StartNew();
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            timeout.CancelAfter(webhooks.Timeout);
-            try
-            {
-                using var client = httpClients.CreateClient(HttpClientName);
-                using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
-                statusCode = (int)response.StatusCode;
-                retryAfter = RetryAfter(response, attemptedAt);
-                if (statusCode is < 200 or >= 300)
-                {
-                    error = statusCode is >= 300 and < 400 ? "Redirects are not followed." : $"The receiver answered {statusCode}.";
-                }
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                error = $"No answer within {webhooks.Timeout.TotalSeconds:0.#} s.";
-            }
-            catch (HttpRequestException ex)
-            {
-                error = ex.InnerException is WebhookAddressRefusedException refused ? refused.Message : $"Could not connect ({ex.HttpRequestError}).";
-            }
-        }
-
+        var (outcome, statusCode, error, retryAfter) = await SendAsync(delivery, secrets, attemptedAt, cancellationToken);
+        var elapsed = stopwatch.Elapsed;
         var succeeded = error is null;
         var (next, disable) = NextStep(delivery, statusCode, succeeded, retryAfter, attemptedAt);
         if (!succeeded && disable is null && delivery.EndpointId is not null && await FailingTooLongAsync(delivery, attemptedAt, cancellationToken))
@@ -136,6 +142,38 @@ public sealed partial class WebhookDeliveryWorker(
             // One line per failed attempt, no stack trace: a receiver that is down is the receiver's problem,
             // and the attempt (with its error) is kept on the delivery for the account to see.
             LogAttemptFailed(logger, delivery.Id, delivery.Attempts + 1, error!, next?.ToString("O", CultureInfo.InvariantCulture) ?? "none");
+        }
+
+        return (outcome, statusCode, elapsed);
+    }
+
+    /// <summary>The signed request sent within the timeout: what it came to, and the error kept on the attempt (null: it succeeded).</summary>
+    private async Task<(string Outcome, int? StatusCode, string? Error, TimeSpan? RetryAfter)> SendAsync(
+        WebhookDelivery delivery, IReadOnlyList<string> secrets, DateTimeOffset attemptedAt, CancellationToken cancellationToken)
+    {
+        var webhooks = options.Value.Webhooks;
+        using var request = SignedRequest(delivery, secrets, attemptedAt);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(webhooks.Timeout);
+        try
+        {
+            using var client = httpClients.CreateClient(HttpClientName);
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            var statusCode = (int)response.StatusCode;
+            var retryAfter = RetryAfter(response, attemptedAt);
+            return statusCode is >= 200 and < 300
+                ? (DeliveryOutcomes.Succeeded, statusCode, null, retryAfter)
+                : (DeliveryOutcomes.OfStatus(statusCode), statusCode,
+                    statusCode is >= 300 and < 400 ? "Redirects are not followed." : $"The receiver answered {statusCode}.", retryAfter);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return (DeliveryOutcomes.Timeout, null, $"No answer within {webhooks.Timeout.TotalSeconds:0.#} s.", null);
+        }
+        catch (HttpRequestException ex)
+        {
+            var refused = ex.InnerException as WebhookAddressRefusedException;
+            return (refused is null ? DeliveryOutcomes.ConnectError : DeliveryOutcomes.Refused, null, refused?.Message ?? $"Could not connect ({ex.HttpRequestError}).", null);
         }
     }
 
@@ -167,6 +205,9 @@ public sealed partial class WebhookDeliveryWorker(
         request.Headers.Add("webhook-timestamp", timestamp.ToString(CultureInfo.InvariantCulture));
         request.Headers.Add("webhook-signature", WebhookSigner.Header(secrets, delivery.EventId, timestamp, delivery.Payload));
         request.Headers.UserAgent.ParseAdd("ModelRoute-Webhooks/1.0");
+
+        // Sent whether or not anything listens (HttpClient adds one only then): the delivery span's, else the execution's.
+        TraceContext.Propagate(request.Headers, delivery.TraceParent);
         return request;
     }
 
@@ -241,3 +282,23 @@ public sealed partial class WebhookDeliveryWorker(
 }
 
 public sealed class WebhookAddressRefusedException(string message) : Exception(message);
+
+/// <summary>What a webhook send came to, as the delivery metric and span name it (docs/observability-traces.md).</summary>
+public static class DeliveryOutcomes
+{
+    public const string Succeeded = "succeeded";
+    public const string Http4xx = "http_4xx";
+    public const string Http5xx = "http_5xx";
+    public const string Timeout = "timeout";
+    public const string ConnectError = "connect_error";
+    public const string Refused = "refused";
+    public const string EndpointGone = "endpoint_gone";
+
+    /// <summary>A non-2xx answer: 410 Gone is the receiver saying it is gone; a redirect (not followed) counts with the 4xx.</summary>
+    public static string OfStatus(int statusCode) => statusCode switch
+    {
+        410 => EndpointGone,
+        >= 500 => Http5xx,
+        _ => Http4xx,
+    };
+}

@@ -23,6 +23,11 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
         return (executions, new AccountStore(new PostgresDialect(_database), _notifier));
     }
 
+    protected override Task<IReadOnlyList<(string ExecutionId, string? TraceParent)>> DeliveryTraceParentsAsync() =>
+        _database!.ReadAsync<IReadOnlyList<(string, string?)>>(
+            async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string?)>(c, DeliveryTraceParentsSql)],
+            CancellationToken.None);
+
     protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>
         _database!.ReadAsync<IReadOnlyList<(string, string, string, string)>>(
             async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, DeliveriesSql)],

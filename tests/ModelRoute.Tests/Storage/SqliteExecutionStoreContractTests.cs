@@ -19,6 +19,11 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
         return (executions, new AccountStore(new SqliteDialect(_database)));
     }
 
+    protected override Task<IReadOnlyList<(string ExecutionId, string? TraceParent)>> DeliveryTraceParentsAsync() =>
+        _database!.ReadAsync<IReadOnlyList<(string, string?)>>(
+            async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string?)>(c, DeliveryTraceParentsSql)],
+            CancellationToken.None);
+
     protected override Task<IReadOnlyList<(string ExecutionId, string EventId, string EventType, string Payload)>> DeliveriesAsync() =>
         _database!.ReadAsync<IReadOnlyList<(string, string, string, string)>>(
             async c => [.. await Dapper.SqlMapper.QueryAsync<(string, string, string, string)>(c, DeliveriesSql)],

@@ -42,7 +42,7 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
 
         var path = "/" + string.Join('/', call.Route.ProviderModel.Trim('/').Split('/').Select(Uri.EscapeDataString));
         var url = $"{path}?fal_webhook={Uri.EscapeDataString(call.CallbackUrl.AbsoluteUri)}";
-        using var response = await _api.SendAsync(HttpMethod.Post, url, Input(call).ToJsonString(), cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Post, url, Input(call).ToJsonString(), call, cancellationToken);
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
@@ -68,7 +68,7 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
         }
 
         var requests = $"{AppPath(call.Route.ProviderModel)}/requests/{Uri.EscapeDataString(requestId)}";
-        using (var response = await _api.SendAsync(HttpMethod.Get, requests + "/status", null, cancellationToken))
+        using (var response = await _api.SendAsync(HttpMethod.Get, requests + "/status", null, call, cancellationToken))
         {
             var text = await response.Content.ReadAsStringAsync(cancellationToken);
             if (!response.IsSuccessStatusCode)
@@ -88,7 +88,7 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
             }
         }
 
-        using var result = await _api.SendAsync(HttpMethod.Get, requests, null, cancellationToken);
+        using var result = await _api.SendAsync(HttpMethod.Get, requests, null, call, cancellationToken);
         var body = await result.Content.ReadAsStringAsync(cancellationToken);
         if (!result.IsSuccessStatusCode)
         {
@@ -107,7 +107,7 @@ public sealed partial class FalAdapter(string name, ProviderOptions options, IHt
             return;
         }
 
-        using var response = await _api.SendAsync(HttpMethod.Put, $"{AppPath(call.Route.ProviderModel)}/requests/{Uri.EscapeDataString(requestId)}/cancel", null, cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Put, $"{AppPath(call.Route.ProviderModel)}/requests/{Uri.EscapeDataString(requestId)}/cancel", null, call, cancellationToken);
         LogCancelled(logger, call.Execution.Id, (int)response.StatusCode);
     }
 

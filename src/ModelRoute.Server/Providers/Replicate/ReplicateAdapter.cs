@@ -66,7 +66,7 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
             path = $"/v1/models/{Uri.EscapeDataString(model[..slash])}/{Uri.EscapeDataString(model[(slash + 1)..])}/predictions";
         }
 
-        using var response = await _api.SendAsync(HttpMethod.Post, path, body.ToJsonString(), cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Post, path, body.ToJsonString(), call, cancellationToken);
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
@@ -91,7 +91,7 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
             return Malformed("the execution has no prediction id");
         }
 
-        using var response = await _api.SendAsync(HttpMethod.Get, $"/v1/predictions/{Uri.EscapeDataString(jobId)}", null, cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Get, $"/v1/predictions/{Uri.EscapeDataString(jobId)}", null, call, cancellationToken);
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
@@ -118,7 +118,7 @@ public sealed partial class ReplicateAdapter(string name, ProviderOptions option
             return;
         }
 
-        using var response = await _api.SendAsync(HttpMethod.Post, $"/v1/predictions/{Uri.EscapeDataString(jobId)}/cancel", null, cancellationToken);
+        using var response = await _api.SendAsync(HttpMethod.Post, $"/v1/predictions/{Uri.EscapeDataString(jobId)}/cancel", null, call, cancellationToken);
         LogCancelled(logger, call.Execution.Id, (int)response.StatusCode);
     }
 

@@ -20,10 +20,10 @@ public sealed partial class PostgresExecutionStore
         ), created AS (
             INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                 estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id)
+                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id, trace_parent)
             SELECT @Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
                 @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-                @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt::bigint, @Now), @LeaseOwner, @LeaseExpiresAt, @ApiKeyId
+                @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt::bigint, @Now), @LeaseOwner, @LeaseExpiresAt, @ApiKeyId, @TraceParent
             FROM account
             ON CONFLICT (account_id, idempotency_key) DO NOTHING
             RETURNING account_id
@@ -61,10 +61,10 @@ public sealed partial class PostgresExecutionStore
                 @Inputs::text[], @EstimatedMicros::bigint[], @HoldMicros::bigint[], @Prices::text[], @WebhookUrls::text[],
                 @WebhookEvents::text[], @Metadata::text[], @TimeoutSeconds::bigint[], @MaxCostMicros::bigint[], @Nows::bigint[],
                 @ExpiresAts::bigint[], @LedgerIds::text[], @EventIds::text[], @LeaseOwners::text[], @LeaseExpiresAts::bigint[],
-                @ApiKeyIds::text[]) WITH ORDINALITY
+                @ApiKeyIds::text[], @TraceParents::text[]) WITH ORDINALITY
                 AS g(id, account_id, model, idempotency_key, request_hash, input, estimated_micros, hold_micros, price, webhook_url,
                     webhook_events, metadata, timeout_seconds, max_cost_micros, now, expires_at, ledger_id, event_id, lease_owner,
-                    lease_expires_at, api_key_id, ord)
+                    lease_expires_at, api_key_id, trace_parent, ord)
         ), account AS (
             SELECT id, balance_micros - held_micros AS available FROM accounts
             WHERE id IN (SELECT account_id FROM given)
@@ -75,10 +75,10 @@ public sealed partial class PostgresExecutionStore
         ), created AS (
             INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
                 estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id)
+                max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id, trace_parent)
             SELECT id, account_id, model, 'PENDING', idempotency_key, request_hash, input,
                 estimated_micros, hold_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-                max_cost_micros, now, now, expires_at, COALESCE(lease_expires_at, now), lease_owner, lease_expires_at, api_key_id
+                max_cost_micros, now, now, expires_at, COALESCE(lease_expires_at, now), lease_owner, lease_expires_at, api_key_id, trace_parent
             FROM fitting
             ORDER BY ord
             ON CONFLICT (account_id, idempotency_key) DO NOTHING
@@ -104,16 +104,16 @@ public sealed partial class PostgresExecutionStore
 
     /// <summary>A delivery to a submission's webhook_url, written with the group's commit.</summary>
     private sealed record SubmissionDelivery(
-        string Id, string EventId, string AccountId, string ExecutionId, string Url, string Type, string Payload, long Due, long Now, string? Owner, long? Until);
+        string Id, string EventId, string AccountId, string ExecutionId, string Url, string Type, string Payload, long Due, long Now, string? Owner, long? Until, string? TraceParent);
 
     // The group's deliveries to webhook_urls, as one insert.
     private const string InsertDeliveriesSql =
         """
-        INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at)
-        SELECT id, event_id, account_id, execution_id, NULL, url, event_type, payload, 'pending', due, now, now, owner, until
+        INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at, trace_parent)
+        SELECT id, event_id, account_id, execution_id, NULL, url, event_type, payload, 'pending', due, now, now, owner, until, trace_parent
         FROM unnest(@Ids::text[], @EventIds::text[], @AccountIds::text[], @ExecutionIds::text[], @Urls::text[], @Types::text[], @Payloads::text[],
-            @Dues::bigint[], @Nows::bigint[], @Owners::text[], @Untils::bigint[])
-            AS d(id, event_id, account_id, execution_id, url, event_type, payload, due, now, owner, until)
+            @Dues::bigint[], @Nows::bigint[], @Owners::text[], @Untils::bigint[], @TraceParents::text[])
+            AS d(id, event_id, account_id, execution_id, url, event_type, payload, due, now, owner, until, trace_parent)
         """;
 
     private static NpgsqlBatchCommand DeliveriesStatement(IReadOnlyList<SubmissionDelivery> deliveries) =>
@@ -130,6 +130,7 @@ public sealed partial class PostgresExecutionStore
             Nows = deliveries.Select(d => d.Now).ToArray(),
             Owners = deliveries.Select(d => d.Owner).ToArray(),
             Untils = deliveries.Select(d => d.Until).ToArray(),
+            TraceParents = deliveries.Select(d => d.TraceParent).ToArray(),
         });
 
     // attempt_log is TEXT (not jsonb, which refuses \u0000), so the attempt is appended as text.

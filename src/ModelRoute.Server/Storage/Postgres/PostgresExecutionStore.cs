@@ -64,7 +64,7 @@ public sealed partial class PostgresExecutionStore(
             X.Id, X.AccountId, X.Model, X.IdempotencyKey, X.RequestHash, X.Input, X.EstimatedMicros, X.HoldMicros,
             Price = StoreJson.Serialize(X.Price), X.WebhookUrl, X.WebhookEvents, X.Metadata, X.TimeoutSeconds,
             X.MaxCostMicros, Now = X.CreatedAt.ToUnixTimeMilliseconds(), ExpiresAt = X.ExpiresAt.ToUnixTimeMilliseconds(),
-            LedgerId, LedgerKind = LedgerKinds.Hold, EventId, EventType = ExecutionStatus.Pending.EventType(), LeaseOwner, LeaseExpiresAt, X.ApiKeyId,
+            LedgerId, LedgerKind = LedgerKinds.Hold, EventId, EventType = ExecutionStatus.Pending.EventType(), LeaseOwner, LeaseExpiresAt, X.ApiKeyId, X.TraceParent,
         };
     }
 
@@ -99,6 +99,7 @@ public sealed partial class PostgresExecutionStore(
             LeaseOwners = sent.Select(q => q.LeaseOwner).ToArray(),
             LeaseExpiresAts = sent.Select(q => q.LeaseExpiresAt).ToArray(),
             ApiKeyIds = sent.Select(q => q.X.ApiKeyId).ToArray(),
+            TraceParents = sent.Select(q => q.X.TraceParent).ToArray(),
             LedgerKind = LedgerKinds.Hold,
             EventType = ExecutionStatus.Pending.EventType(),
         });
@@ -332,7 +333,7 @@ public sealed partial class PostgresExecutionStore(
         var payload = WebhookPayloads.Build(eventId, type, DateTimeOffset.FromUnixTimeMilliseconds(now), changed, thin: false);
         scope.LaterMerged(
             "webhook_deliveries",
-            new SubmissionDelivery(id, eventId, changed.AccountId, changed.Id, changed.WebhookUrl!, type, payload, now + (long)firstDelay.TotalMilliseconds, now, owner, owner is null ? null : lease?.Until),
+            new SubmissionDelivery(id, eventId, changed.AccountId, changed.Id, changed.WebhookUrl!, type, payload, now + (long)firstDelay.TotalMilliseconds, now, owner, owner is null ? null : lease?.Until, changed.TraceParent),
             DeliveriesStatement);
         if (owner is null)
         {
@@ -340,7 +341,7 @@ public sealed partial class PostgresExecutionStore(
         }
 
         var at = DateTimeOffset.FromUnixTimeMilliseconds(now);
-        return new StoredTransition(changed, new EnqueuedWebhooks([new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null)], 1));
+        return new StoredTransition(changed, new EnqueuedWebhooks([new WebhookDelivery(id, eventId, changed.AccountId, changed.Id, null, changed.WebhookUrl!, type, payload, DeliveryStatuses.Pending, 0, at, null, null, at, at, null, changed.TraceParent)], 1));
     }
 
     // A claim also moves next_attempt_at to the lease's end (as a submission stored leased does, and a renewal of a

@@ -28,10 +28,10 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
     internal const string InsertSql = """
         INSERT INTO executions (id, account_id, model, status, idempotency_key, request_hash, input,
             estimated_micros, held_micros, price, webhook_url, webhook_events, metadata, timeout_seconds,
-            max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id)
+            max_cost_micros, created_at, updated_at, expires_at, next_attempt_at, lease_owner, lease_expires_at, api_key_id, trace_parent)
         VALUES (@Id, @AccountId, @Model, 'PENDING', @IdempotencyKey, @RequestHash, @Input,
             @EstimatedMicros, @HoldMicros, @Price, @WebhookUrl, @WebhookEvents, @Metadata, @TimeoutSeconds,
-            @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt, @Now), @LeaseOwner, @LeaseExpiresAt, @ApiKeyId)
+            @MaxCostMicros, @Now, @Now, @ExpiresAt, COALESCE(@LeaseExpiresAt, @Now), @LeaseOwner, @LeaseExpiresAt, @ApiKeyId, @TraceParent)
         ON CONFLICT (account_id, idempotency_key) DO NOTHING
         """;
 
@@ -151,7 +151,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
             x.Id, x.AccountId, x.Model, x.IdempotencyKey, x.RequestHash, x.Input, x.EstimatedMicros, x.HoldMicros,
             Price = StoreJson.Serialize(x.Price), x.WebhookUrl, x.WebhookEvents, x.Metadata, x.TimeoutSeconds, x.MaxCostMicros,
             Now = x.CreatedAt.ToUnixTimeMilliseconds(), ExpiresAt = x.ExpiresAt.ToUnixTimeMilliseconds(),
-            LeaseOwner = lease?.Owner, LeaseExpiresAt = lease?.ExpiresAt, x.ApiKeyId,
+            LeaseOwner = lease?.Owner, LeaseExpiresAt = lease?.ExpiresAt, x.ApiKeyId, x.TraceParent,
         };
         var created = new SubmitOutcome(SubmitResult.Created, x.ToPending());
         return db.WriteAsync<SubmitOutcome>((c, tx) => WriteSubmissionAsync(c, tx, x, row, row.Now, created), cancellationToken, urgent: true);
