@@ -44,6 +44,11 @@ public static class ModelRouteBuilderExtensions
         AddWebhookDelivery(services);
         AddHttpPieces(builder);
         builder.AddModelRouteTelemetry();
+        // The gauges of docs/observability.md: created at start by the host, read at each scrape.
+        services.AddSingleton<ProviderGauges>();
+        services.AddHostedService(sp => sp.GetRequiredService<ProviderGauges>());
+        services.AddSingleton<StoreGauges>();
+        services.AddHostedService(sp => sp.GetRequiredService<StoreGauges>());
         return builder;
     }
 
@@ -74,6 +79,7 @@ public static class ModelRouteBuilderExtensions
             ? ActivatorUtilities.CreateInstance<PostgresWebhookOutbox>(sp)
             : ActivatorUtilities.CreateInstance<SqliteWebhookOutbox>(sp));
         services.AddSingleton<IWebhookStore>(sp => ActivatorUtilities.CreateInstance<WebhookStore>(sp));
+        services.AddSingleton<IOperationalCounts, OperationalCountsStore>();
 
         // Migrations run first among the hosted services; with PostgreSQL, the listener hears other nodes' changes.
         services.AddHostedService<StoreMigrator>();
