@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using Npgsql;
 using OpenTelemetry.Metrics;
@@ -17,14 +18,15 @@ public static class TelemetrySetup
     public const string OtlpEndpointSetting = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
     /// <remarks>
-    /// Four runtime instruments are renamed on the way out: Prometheus reserves the <c>_count</c> suffix for
-    /// histograms, and <c>promtool check metrics</c> flags a gauge named so.
+    /// Four runtime instruments and Npgsql's connection count are renamed on the way out: Prometheus reserves the
+    /// <c>_count</c> suffix for histograms, and <c>promtool check metrics</c> flags a gauge named so.
     /// </remarks>
     public static void AddModelRouteTelemetry(this WebApplicationBuilder builder)
     {
         var otlp = !string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointSetting]);
         var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(builder.Configuration["OTEL_SERVICE_NAME"] ?? "modelroute"));
+        builder.Services.ConfigureOpenTelemetryMeterProvider((services, metrics) => metrics.AddView(OnlyThisHostsMeters(services.GetRequiredService<IMeterFactory>())));
         telemetry.WithMetrics(metrics =>
         {
             metrics.AddMeter(Telemetry.Name)
@@ -36,6 +38,7 @@ public static class TelemetrySetup
                 .AddView("dotnet.process.cpu.count", new MetricStreamConfiguration { Name = "dotnet.process.cpus" })
                 .AddView("dotnet.thread_pool.thread.count", new MetricStreamConfiguration { Name = "dotnet.thread_pool.threads" })
                 .AddView("dotnet.timer.count", new MetricStreamConfiguration { Name = "dotnet.timers" })
+                .AddView("db.client.connection.count", new MetricStreamConfiguration { Name = "db.client.connections" })
                 .AddPrometheusExporter(o =>
                 {
                     // Every scrape sees the counts as they are now (the default keeps a response for 300 ms).
@@ -59,10 +62,32 @@ public static class TelemetrySetup
         }
     }
 
+    /// <summary>
+    /// Drops the instruments of meters another host's meter factory made. The SDK listens by meter name, so with
+    /// two hosts in one process (tests, or an embedding application) each would also take the other's
+    /// <c>ModelRoute</c> and ASP.NET Core instruments, merge them with its own, and lose both when the other host stops.
+    /// </summary>
+    private static Func<Instrument, MetricStreamConfiguration?> OnlyThisHostsMeters(IMeterFactory own) =>
+        instrument => instrument.Meter.Scope is IMeterFactory factory && !ReferenceEquals(factory, own) ? MetricStreamConfiguration.Drop : null;
+
     /// <summary><c>GET /metrics</c> in Prometheus text, behind <c>ModelRoute:Metrics:Token</c> when that is set.</summary>
-    public static void MapMetrics(this IEndpointRouteBuilder app) =>
-        app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(RequireTokenAsync), optionsName: null)
+    /// <remarks>
+    /// A route handler around the exporter's pipeline rather than the exporter's own endpoint: that one is a bare
+    /// request delegate, which the OpenAPI document leaves out (docs/api.md lists every endpoint there).
+    /// </remarks>
+    public static void MapMetrics(this IEndpointRouteBuilder app)
+    {
+        var scrape = app.CreateApplicationBuilder()
+            .UseOpenTelemetryPrometheusScrapingEndpoint(meterProvider: null, predicate: _ => true, path: null, configureBranchedPipeline: branch => branch.Use(RequireTokenAsync), optionsName: null)
+            .Build();
+        app.MapGet("/metrics", async (HttpContext context) =>
+            {
+                await scrape(context);
+                return TypedResults.Empty;
+            })
+            .Produces<string>(StatusCodes.Status200OK, "text/plain").ProducesProblem(StatusCodes.Status401Unauthorized)
             .WithTags("Operations").WithName("getMetrics").WithSummary("This node's metrics in the Prometheus text format").AllowAnonymous();
+    }
 
     private static async Task RequireTokenAsync(HttpContext context, RequestDelegate next)
     {
@@ -74,12 +99,8 @@ public static class TelemetrySetup
         }
 
         context.Response.Headers.WWWAuthenticate = "Bearer";
-        await Results.Problem(
-            statusCode: StatusCodes.Status401Unauthorized,
-            title: "Unauthorized",
-            detail: "GET /metrics needs Authorization: Bearer with the metrics token (ModelRoute:Metrics:Token).",
-            extensions: new Dictionary<string, object?> { ["code"] = Http.Problem.CodeFor(StatusCodes.Status401Unauthorized) })
-            .ExecuteAsync(context);
+        await new Http.Problem(StatusCodes.Status401Unauthorized, Http.ErrorCodes.Unauthenticated, "GET /metrics needs Authorization: Bearer with the metrics token (ModelRoute:Metrics:Token).")
+            .WriteAsync(context);
     }
 
     private static bool Matches(string header, string token) =>

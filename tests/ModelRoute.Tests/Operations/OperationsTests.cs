@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace ModelRoute.Tests.Operations;
 
 /// <summary>docs/api.md#endpoints: health, readiness, metrics, the OpenAPI document, and problems for unknown routes.</summary>
@@ -21,11 +19,11 @@ public sealed class OperationsTests(SharedGateway shared) : IClassFixture<Shared
     }
 
     [Fact]
-    public async Task Metrics_are_prometheus_text_and_count_submissions()
+    public async Task Metrics_are_prometheus_text_and_count_submissions_per_model()
     {
         using var client = _gateway.Anonymous();
         using var account = await _gateway.CreateAccountAsync();
-        var before = SubmittedTotal((await client.GetApiAsync("/metrics")).Body);
+        var before = Submitted((await client.GetApiAsync("/metrics")).Body, "sim/text");
 
         (await account.Client.SubmitTextAsync()).Status.ShouldBe(202);
         (await account.Client.SubmitTextAsync(extra: ",\"timeout_seconds\":0")).Status.ShouldBe(400);
@@ -34,7 +32,58 @@ public sealed class OperationsTests(SharedGateway shared) : IClassFixture<Shared
         metrics.Status.ShouldBe(200);
         metrics.Message.Content.Headers.ContentType!.MediaType.ShouldBe("text/plain");
         metrics.Body.ShouldContain("# TYPE modelroute_executions_submitted_total counter");
-        SubmittedTotal(metrics.Body).ShouldBe(before + 1);
+        Submitted(metrics.Body, "sim/text").ShouldBe(before + 1);
+        PrometheusText.Samples(metrics.Body, "modelroute_executions_submitted_total")
+            .ShouldAllBe(s => s.Labels.Contains("otel_scope_name=\"ModelRoute\"") && s.Labels.Contains("model=\""));
+    }
+
+    [Fact]
+    public async Task Submission_latency_is_a_histogram_by_outcome_and_only_created_ones_count_as_submitted()
+    {
+        using var client = _gateway.Anonymous();
+        using var account = await _gateway.CreateAccountAsync();
+        using var broke = await _gateway.CreateAccountAsync(creditUsd: "0");
+        var before = (await client.GetApiAsync("/metrics")).Body;
+
+        (await account.Client.SubmitTextAsync(key: "once")).Status.ShouldBe(202);
+        (await account.Client.SubmitTextAsync(key: "once")).Status.ShouldBe(200);
+        (await broke.Client.SubmitTextAsync()).Status.ShouldBe(402);
+        var after = (await client.GetApiAsync("/metrics")).Body;
+
+        after.ShouldContain("# TYPE modelroute_submit_duration_seconds histogram");
+        after.ShouldContain("modelroute_submit_duration_seconds_bucket{otel_scope_name=\"ModelRoute\",outcome=\"refused\",le=\"+Inf\"}");
+        foreach (var outcome in new[] { "created", "replayed", "refused" })
+        {
+            SubmitCount(after, outcome).ShouldBe(SubmitCount(before, outcome) + 1, outcome);
+        }
+
+        PrometheusText.Sum(after, "modelroute_executions_submitted_total").ShouldBe(PrometheusText.Sum(before, "modelroute_executions_submitted_total") + 1);
+    }
+
+    [Fact]
+    public async Task Two_gateways_in_one_process_each_count_their_own_and_one_stopping_leaves_the_other_whole()
+    {
+        await using var other = new GatewayFactory();
+        using var otherAccount = await other.CreateAccountAsync();
+        using var account = await _gateway.CreateAccountAsync();
+        using var client = _gateway.Anonymous();
+        var before = PrometheusText.Sum((await client.GetApiAsync("/metrics")).Body, "modelroute_executions_submitted_total");
+
+        (await otherAccount.Client.SubmitTextAsync()).Status.ShouldBe(202);
+        (await otherAccount.Client.SubmitTextAsync()).Status.ShouldBe(202);
+        (await account.Client.SubmitTextAsync()).Status.ShouldBe(202);
+        using (var otherClient = other.Anonymous())
+        {
+            PrometheusText.Sum((await otherClient.GetApiAsync("/metrics")).Body, "modelroute_executions_submitted_total").ShouldBe(2);
+        }
+
+        PrometheusText.Sum((await client.GetApiAsync("/metrics")).Body, "modelroute_executions_submitted_total").ShouldBe(before + 1);
+        otherAccount.Dispose();
+        await other.DisposeAsync();
+        (await account.Client.SubmitTextAsync()).Status.ShouldBe(202);
+        var after = (await client.GetApiAsync("/metrics")).Body;
+        PrometheusText.Sum(after, "modelroute_executions_submitted_total").ShouldBe(before + 2);
+        after.ShouldContain("http_server_request_duration_seconds_count{");
     }
 
     [Fact]
@@ -130,9 +179,9 @@ public sealed class OperationsTests(SharedGateway shared) : IClassFixture<Shared
         (await account.Client.GetApiAsync($"/v1/executions/{id}")).Json.GetProperty("status").GetString().ShouldBeOneOf("PENDING", "PROCESSING");
     }
 
-    private static long SubmittedTotal(string metrics)
-    {
-        var line = metrics.Split('\n').Single(l => l.StartsWith("modelroute_executions_submitted_total ", StringComparison.Ordinal));
-        return long.Parse(line["modelroute_executions_submitted_total ".Length..].Trim(), NumberStyles.None, CultureInfo.InvariantCulture);
-    }
+    private static double Submitted(string metrics, string model) =>
+        PrometheusText.Samples(metrics, "modelroute_executions_submitted_total").Where(s => s.Labels.Contains($"model=\"{model}\"")).Sum(s => s.Value);
+
+    private static double SubmitCount(string metrics, string outcome) =>
+        PrometheusText.Samples(metrics, "modelroute_submit_duration_seconds_count").Where(s => s.Labels.Contains($"outcome=\"{outcome}\"")).Sum(s => s.Value);
 }
