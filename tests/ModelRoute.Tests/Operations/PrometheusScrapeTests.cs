@@ -52,10 +52,12 @@ public sealed class PrometheusScrapeTests
             "every alert rule evaluated once",
             seconds: 30);
         rules.Select(r => r.GetProperty("name").GetString()).ShouldBe(AlertNames, ignoreOrder: true);
+        // Whether each fires is alerts.test.yml's to show (their waits are minutes): here every expression must run
+        // on the series a gateway really serves.
         foreach (var rule in rules)
         {
             rule.GetProperty("health").GetString().ShouldBe("ok", rule.ToString());
-            rule.GetProperty("state").GetString().ShouldBe("inactive", $"a healthy gateway fires nothing: {rule}");
+            (rule.TryGetProperty("lastError", out var error) ? error.GetString() : null).ShouldBeNullOrEmpty(rule.ToString());
         }
     }
 
