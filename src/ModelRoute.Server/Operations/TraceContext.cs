@@ -44,11 +44,9 @@ public static class TraceContext
             return recorded;
         }
 
-        if (Activity.Current is { } current && Of(current) is { Length: Length } ambient)
+        if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
         {
-            return OwnRoot(current) && ambient[54] == '0'
-                ? string.Create(Length, ambient, static (chars, id) => { id.AsSpan().CopyTo(chars); chars[54] = '1'; })
-                : ambient;
+            return OwnRoot(current) ? Format(current.TraceId, current.SpanId, sampled: true) : current.Id!;
         }
 
         return Format(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), sampled: true);

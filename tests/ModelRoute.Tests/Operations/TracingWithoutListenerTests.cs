@@ -46,6 +46,22 @@ public sealed class TracingWithoutListenerTests() : GatewayAndReceiver(new Dicti
     }
 
     [Fact]
+    public async Task A_redelivery_carries_the_trace_of_the_execution_it_belongs_to()
+    {
+        using var account = await Gateway.CreateAccountAsync();
+        var (traceParent, traceId, _) = TracingCapture.NewSubmitterContext();
+        var id = await TracingCapture.SubmitTextAsync(account.Client, traceParent, """{"latency_ms":0}""", Receiver.Url());
+        await account.Client.WaitForTerminalAsync(id);
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 1, "the webhook arrived");
+        var delivery = (await account.Client.GetApiAsync($"/v1/executions/{id}/webhook-deliveries")).Json.GetProperty("data")[0].GetProperty("id").GetString()!;
+
+        (await account.Client.PostJsonAsync($"/v1/webhook-deliveries/{delivery}/redeliver", "{}")).Status.ShouldBe(202);
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 2, "the redelivery arrived");
+
+        Receiver.Received.ShouldAllBe(r => r.Headers["traceparent"].StartsWith($"00-{traceId}-", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task An_execution_stored_without_trace_context_shows_a_null_trace_id()
     {
         using var account = await Gateway.CreateAccountAsync();
