@@ -31,11 +31,17 @@ public sealed class OperationalCountsStore(ISqlDialect dialect) : IOperationalCo
             foreach (var (status, count, heldMicros, oldest) in
                 await connection.QueryAsync<(string, long, long, long?)>(new CommandDefinition(ExecutionsSql, cancellationToken: cancellationToken)))
             {
-                switch (status)
+                if (status == "PENDING")
                 {
-                    case "PENDING": pending = count; break;
-                    case "PROCESSING": processing = count; break;
-                    default: awaiting = count; break;
+                    pending = count;
+                }
+                else if (status == "PROCESSING")
+                {
+                    processing = count;
+                }
+                else
+                {
+                    awaiting = count;
                 }
 
                 held += heldMicros;
