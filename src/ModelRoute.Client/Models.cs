@@ -108,6 +108,9 @@ public sealed class Execution
     /// <summary>When it expires if not finished.</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
 
+    /// <summary>The id of the OpenTelemetry trace its work is recorded in (32 hex digits); null for executions stored before traces were kept.</summary>
+    public string? TraceId { get; init; }
+
     /// <summary>Whether the status is terminal.</summary>
     [JsonIgnore]
     public bool IsTerminal => ExecutionStatuses.IsTerminal(Status);

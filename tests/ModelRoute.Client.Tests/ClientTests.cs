@@ -42,6 +42,8 @@ public sealed class ClientTests(ClientGatewayFixture fixture) : IClassFixture<Cl
         var read = await client.GetAsync(submitted.Id);
         read.Status.ShouldBe(ExecutionStatuses.Completed);
         read.Id.ShouldBe(submitted.Id);
+        read.TraceId.ShouldNotBeNull().ShouldMatch("^[0-9a-f]{32}$");
+        read.TraceId.ShouldBe(submitted.TraceId, "one trace from submission to the end");
     }
 
     [Fact]

@@ -46,6 +46,21 @@ public sealed class TracingWithoutListenerTests() : GatewayAndReceiver(new Dicti
     }
 
     [Fact]
+    public async Task An_endpoints_delivery_and_the_submissions_own_carry_the_same_trace()
+    {
+        using var account = await Gateway.CreateAccountAsync();
+        (await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{Receiver.Url("/endpoint")}}"}""")).Status.ShouldBe(201);
+        var (traceParent, traceId, _) = TracingCapture.NewSubmitterContext();
+
+        var id = await TracingCapture.SubmitTextAsync(account.Client, traceParent, """{"latency_ms":0}""", Receiver.Url("/own"));
+        await account.Client.WaitForTerminalAsync(id);
+        await Eventually.HoldsAsync(() => Receiver.Received.Count == 2, "both webhooks arrived");
+
+        Receiver.Received.Select(r => r.Path).Order().ShouldBe(["/endpoint", "/own"]);
+        Receiver.Received.ShouldAllBe(r => r.Headers["traceparent"].StartsWith($"00-{traceId}-", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_redelivery_carries_the_trace_of_the_execution_it_belongs_to()
     {
         using var account = await Gateway.CreateAccountAsync();
