@@ -143,7 +143,7 @@ public sealed record Execution
     public string? PendingResult { get; init; }
 
     /// <summary>
-    /// The W3C traceparent its spans are parented on (docs/observability-traces.md), stored at submission; null for
+    /// The W3C traceparent its spans are parented on (docs/observability.md#traces), stored at submission; null for
     /// executions from before trace context was stored.
     /// </summary>
     public string? TraceParent { get; init; }

@@ -23,7 +23,7 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
         var now = time.GetUtcNow();
         var started = time.GetTimestamp();
 
-        // The execution's trace (docs/observability-traces.md): the submitter's when its request carried traceparent.
+        // The execution's trace (docs/observability.md#traces): the submitter's when its request carried traceparent.
         using var span = TraceContext.StartSubmit();
         var id = ids.New("exe");
         span?.SetTag(TraceTags.Model, submission.Model.Name);

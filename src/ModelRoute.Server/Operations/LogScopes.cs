@@ -1,7 +1,7 @@
 namespace ModelRoute.Server.Operations;
 
 /// <summary>
-/// The log scopes of an execution's work (docs/observability-traces.md#logs): every line logged while an execution
+/// The log scopes of an execution's work (docs/observability.md#logs): every line logged while an execution
 /// runs on this node, or one of its webhook deliveries is sent, carries its ids and its trace id. Defined once.
 /// </summary>
 public static class LogScopes

@@ -5,7 +5,7 @@ namespace ModelRoute.Server.Operations;
 
 /// <summary>
 /// An execution's stored trace context, a W3C <c>traceparent</c> (<c>00-&lt;trace id&gt;-&lt;span id&gt;-&lt;flags&gt;</c>), and
-/// the spans parented on it (docs/observability-traces.md). With nothing listening to <see cref="Telemetry.Source"/>,
+/// the spans parented on it (docs/observability.md#traces). With nothing listening to <see cref="Telemetry.Source"/>,
 /// nothing here parses, allocates an activity, or starts one.
 /// </summary>
 public static class TraceContext
@@ -125,7 +125,7 @@ public static class TraceContext
         string.Concat("00-", traceId.ToHexString(), "-", spanId.ToHexString(), sampled ? "-01" : "-00");
 }
 
-/// <summary>The attribute names of the gateway's spans (docs/observability-traces.md), OpenTelemetry's where one fits.</summary>
+/// <summary>The attribute names of the gateway's spans (docs/observability.md#traces), OpenTelemetry's where one fits.</summary>
 public static class TraceTags
 {
     public const string ExecutionId = "modelroute.execution.id";

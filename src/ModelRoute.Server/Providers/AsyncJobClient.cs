@@ -10,7 +10,7 @@ public sealed class AsyncJobClient(IHttpClientFactory httpClients, string client
 {
     /// <summary>
     /// Sends <paramref name="json"/> (when given) to <paramref name="pathAndQuery"/> under the API's base URL, with the
-    /// <c>traceparent</c> of <paramref name="call"/>'s execution (docs/observability-traces.md).
+    /// <c>traceparent</c> of <paramref name="call"/>'s execution (docs/observability.md#traces).
     /// </summary>
     public async Task<HttpResponseMessage> SendAsync(HttpMethod method, string pathAndQuery, string? json, ProviderCall call, CancellationToken cancellationToken)
     {

@@ -5,7 +5,7 @@ using ModelRoute.Server.Providers;
 namespace ModelRoute.Server.Routing;
 
 /// <summary>
-/// What a provider attempt records (docs/observability-traces.md): its span, parented on the execution's trace, and the
+/// What a provider attempt records (docs/observability.md#traces): its span, parented on the execution's trace, and the
 /// attempt, failover, queue-wait and call-latency metrics. Labels come from bounded sets only (provider and model
 /// names, outcome names); with nothing listening no span is made and no label string is built.
 /// </summary>

@@ -34,7 +34,7 @@ public sealed class ExecutionOutcomes(
             : SettleTracedAsync(execution, outcome, from, attempt, leaseOwner, cancellationToken, pipelined);
 
     /// <summary>
-    /// <see cref="ApplyAsync"/> in a <c>modelroute.execution.settle</c> span of the execution's trace (docs/observability-traces.md),
+    /// <see cref="ApplyAsync"/> in a <c>modelroute.execution.settle</c> span of the execution's trace (docs/observability.md#traces),
     /// with the status it left the execution in and what was charged.
     /// </summary>
     private async Task<Execution?> SettleTracedAsync(

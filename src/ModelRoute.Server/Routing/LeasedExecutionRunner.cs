@@ -28,7 +28,7 @@ public sealed class LeasedExecutionRunner(
     /// <summary>
     /// Runs <paramref name="execution"/> in its log scope and its <c>modelroute.execution.run</c> span, parented on the
     /// trace context stored at submission: a run on another node after a crash stays in the same trace
-    /// (docs/observability-traces.md).
+    /// (docs/observability.md#traces).
     /// </summary>
     public async Task RunAsync(Execution execution, bool handedOver, CancellationToken stoppingToken)
     {

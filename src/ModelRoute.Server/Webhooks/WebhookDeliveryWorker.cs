@@ -83,7 +83,7 @@ public sealed partial class WebhookDeliveryWorker(
 
     /// <summary>
     /// Sends one attempt of <paramref name="delivery"/> in its log scope and its <c>modelroute.webhook.delivery</c> span,
-    /// parented on the trace context its execution was submitted with (docs/observability-traces.md).
+    /// parented on the trace context its execution was submitted with (docs/observability.md#traces).
     /// </summary>
     public async Task DeliverAsync(WebhookDelivery delivery, CancellationToken cancellationToken)
     {
@@ -283,7 +283,7 @@ public sealed partial class WebhookDeliveryWorker(
 
 public sealed class WebhookAddressRefusedException(string message) : Exception(message);
 
-/// <summary>What a webhook send came to, as the delivery metric and span name it (docs/observability-traces.md).</summary>
+/// <summary>What a webhook send came to, as the delivery metric and span name it (docs/observability.md#traces).</summary>
 public static class DeliveryOutcomes
 {
     public const string Succeeded = "succeeded";

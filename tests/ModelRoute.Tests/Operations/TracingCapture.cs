@@ -6,7 +6,7 @@ namespace ModelRoute.Tests.Operations;
 
 /// <summary>
 /// The spans of the <c>ModelRoute</c> source one in-process gateway ended, captured with OpenTelemetry's in-memory
-/// exporter (docs/observability-traces.md); safe to read while the gateway is still adding to it.
+/// exporter (docs/observability.md#traces); safe to read while the gateway is still adding to it.
 /// </summary>
 public sealed class TracingCapture : ICollection<Activity>
 {

@@ -1,7 +1,7 @@
 namespace ModelRoute.Tests.Operations;
 
 /// <summary>
-/// docs/observability-traces.md on PostgreSQL: a node killed mid-attempt (SIGKILL) leaves its execution to another node,
+/// docs/observability.md#traces on PostgreSQL: a node killed mid-attempt (SIGKILL) leaves its execution to another node,
 /// whose run, attempt and settlement are spans of the trace the execution was submitted in.
 /// </summary>
 [Collection(ProcessTests.Name)]

@@ -2,7 +2,7 @@ using ModelRoute.Tests.Providers.OpenAI;
 
 namespace ModelRoute.Tests.Operations;
 
-/// <summary>docs/observability-traces.md: a provider call carries the execution's <c>traceparent</c>, whether or not a tracer listens.</summary>
+/// <summary>docs/observability.md#traces: a provider call carries the execution's <c>traceparent</c>, whether or not a tracer listens.</summary>
 public sealed class TracingProviderTests : IAsyncLifetime
 {
     private const string Chat = "openai/gpt-4o-mini";

@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace ModelRoute.Tests.Operations;
 
 /// <summary>
-/// docs/observability-traces.md: one trace follows an execution from the submitter's <c>traceparent</c> through its
+/// docs/observability.md#traces: one trace follows an execution from the submitter's <c>traceparent</c> through its
 /// runs, provider attempts (a retry included) and settlements to its webhook delivery, on the store the run uses.
 /// </summary>
 public sealed class TracingTests : IAsyncLifetime

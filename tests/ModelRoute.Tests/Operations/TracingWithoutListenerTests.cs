@@ -4,7 +4,7 @@ using Dapper;
 namespace ModelRoute.Tests.Operations;
 
 /// <summary>
-/// docs/observability-traces.md with nothing listening to the <c>ModelRoute</c> source (no OTLP endpoint, as by default):
+/// docs/observability.md#traces with nothing listening to the <c>ModelRoute</c> source (no OTLP endpoint, as by default):
 /// the trace context is still stored and handed on, and the attempt, provider-call and delivery metrics are recorded.
 /// </summary>
 public sealed class TracingWithoutListenerTests() : GatewayAndReceiver(new Dictionary<string, string?>

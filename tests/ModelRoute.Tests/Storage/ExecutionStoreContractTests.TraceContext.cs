@@ -1,6 +1,6 @@
 namespace ModelRoute.Tests.Storage;
 
-/// <summary>docs/observability-traces.md on both stores: the trace context given at submission is kept, read back and copied to deliveries.</summary>
+/// <summary>docs/observability.md#traces on both stores: the trace context given at submission is kept, read back and copied to deliveries.</summary>
 public abstract partial class ExecutionStoreContract
 {
     /// <summary>Every row of the outbox: (execution_id, trace_parent).</summary>

@@ -1,4 +1,4 @@
--- Trace context (docs/observability-traces.md): the W3C traceparent an execution's spans are parented on, stored at
+-- Trace context (docs/observability.md#traces): the W3C traceparent an execution's spans are parented on, stored at
 -- submission so that work resumed on another node stays in the same trace; each delivery copies its execution's.
 -- NULL for rows from before. Adding a nullable column without a default rewrites no rows.
 ALTER TABLE executions ADD COLUMN trace_parent text;
