@@ -52,8 +52,11 @@ public static class TraceContext
         return Format(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), sampled: true);
     }
 
-    /// <summary>An activity that began a trace here (no submitter's traceparent), which nothing chose not to sample.</summary>
-    private static bool OwnRoot(Activity activity) => activity.ParentId is null && !activity.Recorded;
+    /// <summary>
+    /// An activity that began a trace here (no submitter's traceparent) which no sampler decided on: ASP.NET Core made it
+    /// for its own logging because nothing listens to its source. When a tracer does listen, its sampler's "no" stands.
+    /// </summary>
+    private static bool OwnRoot(Activity activity) => activity.ParentId is null && !activity.Recorded && !activity.Source.HasListeners();
 
     /// <summary>The 32-hex-digit trace id of <paramref name="traceParent"/>; null when there is none or it is not a traceparent.</summary>
     public static string? TraceIdOf(string? traceParent) =>
