@@ -8,7 +8,8 @@ namespace ModelRoute.Server.Executions;
 /// With PostgreSQL, other nodes' changes arrive through <see cref="Remote"/>; waiters also
 /// re-read on a timeout, so a change is seen even if a notification is lost.
 /// </summary>
-public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
+/// <param name="health">Counts endings for the node's throughput (docs/api.md#provider-health); none in unit tests.</param>
+public sealed class ExecutionChanges(Operations.GatewayMetrics metrics, Operations.ProviderHealth? health = null)
 {
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiters = new(StringComparer.Ordinal);
 
@@ -36,6 +37,7 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     public void Published(Execution execution, bool webhooksToClaim = false, bool dispatchToClaim = true)
     {
         metrics.Entered(execution);
+        health?.Entered(execution.Status);
         if (execution.Status == ExecutionStatus.Pending && dispatchToClaim)
         {
             WorkDueAt(execution.NextAttemptAt);
