@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using ModelRoute.Server.Http;
+using ModelRoute.Server.Operations;
 using ModelRoute.Server.Storage;
 
 namespace ModelRoute.Server.Accounts;
@@ -21,8 +22,26 @@ public sealed record LedgerEntryView(string Id, string Object, string Kind, stri
 
 public sealed record CreateAccountRequest(string? Name);
 
-/// <summary>A provider's state on this node, for the operator. No URL or credential is shown.</summary>
-public sealed record ProviderView(string Name, string Object, string Kind, int MaxConcurrency, int InFlight, string Circuit);
+/// <summary>
+/// A provider's state on this node, for the operator, with its calls of the last five minutes on this node
+/// (docs/api.md#provider-health): error rate and latency are null when it made none. No URL or credential is shown.
+/// </summary>
+public sealed record ProviderView(
+    string Name, string Object, string Kind, int MaxConcurrency, int InFlight, string Circuit, int RecentCalls, double? ErrorRate, LatencyView? LatencyMs)
+{
+    public static ProviderView From(Providers.ProviderEndpoint p, RecentCalls calls) => new(
+        p.Name, "provider", p.Options.Kind, p.Options.MaxConcurrency, p.InFlight, p.Circuit, calls.Count,
+        calls.Count == 0 ? null : Math.Round(calls.Failures / (double)calls.Count, 4),
+        calls.Count == 0 ? null : new LatencyView(calls.P50Ms, calls.P95Ms));
+}
+
+public sealed record LatencyView(long P50, long P95);
+
+/// <summary>Executions ended on this node per second, over the last minute: all endings, and those COMPLETED.</summary>
+public sealed record ThroughputView(int WindowSeconds, double EndedPerSecond, double CompletedPerSecond);
+
+/// <summary>The providers list, with the answering node's throughput beside it.</summary>
+public sealed record ProviderListView(string Object, IReadOnlyList<ProviderView> Data, bool HasMore, string? NextCursor, ThroughputView Throughput);
 
 public sealed record CreditRequest(string AmountUsd, string? Reference);
 
@@ -37,9 +56,19 @@ public static class AccountEndpoints
                 TenancyEndpoints.CreateKeyAsync(id, request, accounts, ids, time, options, ct))
             .Accepts<TenancyEndpoints.ApiKeyRequestBody>("application/json").Produces<ApiKeyView>(201);
         admin.MapPost("/accounts/{id}/credits", CreditAsync).Accepts<CreditRequest>("application/json").Produces<LedgerEntryView>(201);
-        admin.MapGet("/providers", (Providers.ProviderRegistry providers) => TypedResults.Ok(ListView<ProviderView>.Of(
-            [.. providers.All.Select(p => new ProviderView(p.Name, "provider", p.Options.Kind, p.Options.MaxConcurrency, p.InFlight, p.Circuit))], false, null)));
+        admin.MapGet("/providers", ListProviders)
+            .WithName("ListProviders")
+            .WithSummary("List the providers with their circuit, calls in flight, error rate and p50/p95 latency on this node, and the node's throughput")
+            .Produces<ProviderListView>(200);
         admin.MapTenancyAdminEndpoints();
+    }
+
+    private static Ok<ProviderListView> ListProviders(Providers.ProviderRegistry providers, ProviderHealth health)
+    {
+        var (ended, completed) = health.Throughput();
+        return TypedResults.Ok(new ProviderListView(
+            "list", [.. providers.All.Select(p => ProviderView.From(p, health.Calls(p.Name)))], false, null,
+            new ThroughputView(ProviderHealth.ThroughputSeconds, Math.Round(ended, 2), Math.Round(completed, 2))));
     }
 
     public static void MapBalanceEndpoints(this RouteGroupBuilder v1)

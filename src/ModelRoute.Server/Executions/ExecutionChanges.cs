@@ -8,9 +8,15 @@ namespace ModelRoute.Server.Executions;
 /// With PostgreSQL, other nodes' changes arrive through <see cref="Remote"/>; waiters also
 /// re-read on a timeout, so a change is seen even if a notification is lost.
 /// </summary>
-public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
+/// <param name="health">Counts endings for the node's throughput (docs/api.md#provider-health); none in unit tests.</param>
+public sealed class ExecutionChanges(Operations.GatewayMetrics metrics, Operations.ProviderHealth? health = null)
 {
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiters = new(StringComparer.Ordinal);
+
+    // Account feeds waiting on an account's next change (docs/api.md#the-account-event-feed). Counted, so that a commit
+    // looks for one only while some feed is open on this node: the common case costs one volatile read.
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _accountWaiters = new(StringComparer.Ordinal);
+    private int _accountFeeds;
     private readonly SemaphoreSlim _workAvailable = new(0, 1);
     private readonly SemaphoreSlim _webhooksAvailable = new(0, 1);
 
@@ -31,12 +37,18 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     public void Published(Execution execution, bool webhooksToClaim = false, bool dispatchToClaim = true)
     {
         metrics.Entered(execution);
+        health?.Entered(execution.Status);
         if (execution.Status == ExecutionStatus.Pending && dispatchToClaim)
         {
             WorkDueAt(execution.NextAttemptAt);
         }
 
         Wake(execution.Id, execution.Status, dispatchToClaim);
+        if (Volatile.Read(ref _accountFeeds) > 0 && _accountWaiters.TryRemove(execution.AccountId, out var feeds))
+        {
+            feeds.TrySetResult();
+        }
+
         if (webhooksToClaim)
         {
             SignalWebhooks();
@@ -169,4 +181,16 @@ public sealed class ExecutionChanges(Operations.GatewayMetrics metrics)
     /// </summary>
     public Task WhenChanged(string executionId) =>
         _waiters.GetOrAdd(executionId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+    /// <summary>
+    /// An account feed opens on this node: until <see cref="AccountFeedClosed"/>, this node's commits complete the
+    /// account's <see cref="WhenAccountChanged"/>. Other nodes' changes are not told by account: feeds re-read on a timeout.
+    /// </summary>
+    public void AccountFeedOpened() => Interlocked.Increment(ref _accountFeeds);
+
+    public void AccountFeedClosed() => Interlocked.Decrement(ref _accountFeeds);
+
+    /// <summary>A task that completes at this node's next committed change of any of the account's executions; take it before reading.</summary>
+    public Task WhenAccountChanged(string accountId) =>
+        _accountWaiters.GetOrAdd(accountId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 }

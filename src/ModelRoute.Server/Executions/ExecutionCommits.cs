@@ -106,4 +106,10 @@ public sealed class ExecutionCommits(
 
     public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
         store.ListEventsAsync(executionId, afterSequence, cancellationToken);
+
+    public Task<IReadOnlyList<ExecutionEvent>> ListAccountEventsAsync(string accountId, long afterSequence, int limit, CancellationToken cancellationToken) =>
+        store.ListAccountEventsAsync(accountId, afterSequence, limit, cancellationToken);
+
+    public Task<long> LastAccountEventAsync(string accountId, CancellationToken cancellationToken) =>
+        store.LastAccountEventAsync(accountId, cancellationToken);
 }

@@ -48,6 +48,7 @@ public static class ExecutionEndpoints
         reads.MapGet("/{id}", GetAsync).Produces<ExecutionView>(200).ProducesProblem(404).ProducesProblem(429);
         reads.MapGet("/{id}/events", StreamEventsAsync).Produces(200, contentType: "text/event-stream").ProducesProblem(404);
         reads.MapGet("/{id}/artifacts/{name}", GetArtifactAsync).Produces(200, contentType: "application/octet-stream").ProducesProblem(404);
+        v1.MapEventFeed();
     }
 
     private static async Task<IResult> SubmitAsync(

@@ -31,6 +31,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<IdGenerator>();
         services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<ProviderHealth>();
         services.AddSingleton<ExecutionChanges>();
         services.AddSingleton<NodeIdentity>();
         services.AddSingleton<WebhookHandoff>();

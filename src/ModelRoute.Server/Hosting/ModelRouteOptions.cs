@@ -231,4 +231,7 @@ public sealed class LimitsOptions
     public long MaxArtifactBytes { get; set; } = 256L * 1024 * 1024;
     public int MaxBatchSize { get; set; } = 1000;
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long the account event feed stays open before the client reconnects (docs/api.md#the-account-event-feed).</summary>
+    public TimeSpan EventFeedLifetime { get; set; } = TimeSpan.FromMinutes(5);
 }

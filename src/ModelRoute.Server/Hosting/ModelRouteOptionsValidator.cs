@@ -156,6 +156,11 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
             errors.Add($"ModelRoute:PublicBaseUrl '{baseUrl}' is not an absolute URL");
         }
 
+        if (options.Limits.EventFeedLifetime < TimeSpan.FromSeconds(1) || options.Limits.EventFeedLifetime > TimeSpan.FromHours(24))
+        {
+            errors.Add("ModelRoute:Limits:EventFeedLifetime must be from 1 second to 24 hours");
+        }
+
         if (options.Retention < TimeSpan.FromMinutes(1))
         {
             errors.Add("ModelRoute:Retention must be at least one minute");

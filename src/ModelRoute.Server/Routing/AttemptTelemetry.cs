@@ -34,10 +34,14 @@ public static class AttemptTelemetry
         return span;
     }
 
-    /// <summary>The call ended with <paramref name="outcome"/> (<see cref="OutcomeLabel"/>); ends the span, an error one when it failed.</summary>
-    public static void Ended(GatewayMetrics metrics, Activity? span, string provider, string model, string outcome, TimeSpan elapsed)
+    /// <summary>
+    /// The call ended with <paramref name="outcome"/> (<see cref="OutcomeLabel"/>): counted in the metrics and in this node's
+    /// provider health; ends the span, an error one when it failed.
+    /// </summary>
+    public static void Ended(GatewayMetrics metrics, ProviderHealth? health, Activity? span, string provider, string model, string outcome, TimeSpan elapsed)
     {
         metrics.ProviderCalled(provider, model, outcome, elapsed);
+        health?.CallEnded(provider, outcome, elapsed);
         if (span is null)
         {
             return;

@@ -19,7 +19,8 @@ public sealed class ProviderAttempt(
     NodeIdentity node,
     GatewayMetrics metrics,
     IOptions<ModelRouteOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    ProviderHealth? health = null)
 {
     /// <summary>How long work behind an open circuit waits before it looks for a route again.</summary>
     public static readonly TimeSpan CircuitWait = TimeSpan.FromMilliseconds(500);
@@ -109,7 +110,7 @@ public sealed class ProviderAttempt(
             inFlight.Unregister(inFlightCall);
         }
 
-        AttemptTelemetry.Ended(metrics, span, route.Provider, execution.Model, AttemptTelemetry.OutcomeLabel(outcome), stopwatch.Elapsed);
+        AttemptTelemetry.Ended(metrics, health, span, route.Provider, execution.Model, AttemptTelemetry.OutcomeLabel(outcome), stopwatch.Elapsed);
         await ApplyAsync(execution, route, outcome, startedAt, stopwatch.ElapsedMilliseconds, starting);
     }
 
@@ -146,7 +147,7 @@ public sealed class ProviderAttempt(
             return;
         }
 
-        AttemptTelemetry.Ended(metrics, span, provider, model, cut is Cut.Expired ? "deadline_exceeded" : "cancelled", elapsed);
+        AttemptTelemetry.Ended(metrics, health, span, provider, model, cut is Cut.Expired ? "deadline_exceeded" : "cancelled", elapsed);
     }
 
     /// <summary>The provider's failure: it did not answer within its timeout, or could not be reached.</summary>

@@ -23,6 +23,11 @@ public abstract class ExecutionQueries(Func<string, string, string> isNull, stri
 
     private const string EventsSql = "SELECT * FROM execution_events WHERE execution_id = @executionId AND seq > @afterSequence ORDER BY seq";
 
+    /// <summary>Both read the (account_id, seq) index (migrations NNNN_account_events.sql).</summary>
+    private const string AccountEventsSql = "SELECT * FROM execution_events WHERE account_id = @accountId AND seq > @afterSequence ORDER BY seq LIMIT @limit";
+
+    private const string LastAccountEventSql = "SELECT seq FROM execution_events WHERE account_id = @accountId ORDER BY seq DESC LIMIT 1";
+
     private readonly string _expiredSql = $"SELECT id FROM executions WHERE {openStatus} AND expires_at <= @Now ORDER BY expires_at LIMIT @max";
 
     private readonly string _endedSql = $"SELECT id FROM executions WHERE {endedStatus} AND completed_at < @Before LIMIT @max";
@@ -106,6 +111,14 @@ public abstract class ExecutionQueries(Func<string, string, string> isNull, stri
         ReadAsync<IReadOnlyList<ExecutionEvent>>(
             async c => [.. (await c.QueryAsync<EventRow>(EventsSql, new { executionId, afterSequence })).Select(r => r.ToEvent())],
             cancellationToken);
+
+    public Task<IReadOnlyList<ExecutionEvent>> ListAccountEventsAsync(string accountId, long afterSequence, int limit, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<ExecutionEvent>>(
+            async c => [.. (await c.QueryAsync<EventRow>(AccountEventsSql, new { accountId, afterSequence, limit })).Select(r => r.ToEvent())],
+            cancellationToken);
+
+    public Task<long> LastAccountEventAsync(string accountId, CancellationToken cancellationToken) =>
+        ReadAsync(c => c.QueryFirstOrDefaultAsync<long>(LastAccountEventSql, new { accountId }), cancellationToken);
 
     /// <summary>
     /// Deletes up to <paramref name="max"/> executions that ended before <paramref name="endedBefore"/>, with their rows.

@@ -136,4 +136,13 @@ public interface IExecutionQueries
 
     /// <summary>Status-change events of one execution after <paramref name="afterSequence"/>, in order.</summary>
     Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> status-change events of the account's executions after <paramref name="afterSequence"/>,
+    /// in sequence order: the account's event feed (docs/api.md#the-account-event-feed).
+    /// </summary>
+    Task<IReadOnlyList<ExecutionEvent>> ListAccountEventsAsync(string accountId, long afterSequence, int limit, CancellationToken cancellationToken);
+
+    /// <summary>The sequence of the account's newest event; 0 when it has none.</summary>
+    Task<long> LastAccountEventAsync(string accountId, CancellationToken cancellationToken);
 }

@@ -155,6 +155,30 @@ public sealed class WebhookStore : IWebhookStore
                     _listAttemptsSql, new { Ids = deliveryIds.ToArray() })).Select(a => new WebhookAttempt(a.Id, a.DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(a.AttemptedAt), (int?)a.StatusCode, a.LatencyMs, a.Error))],
                 cancellationToken);
 
+    public async Task<WebhookDelivery?> CreateTestDeliveryAsync(
+        string accountId, string endpointId, string deliveryId, string eventId, string payload, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var delivery = await _db.WriteAsync(async (c, tx) =>
+        {
+            var row = await c.QueryFirstOrDefaultPreparedAsync<DeliveryRow>(
+                """
+                INSERT INTO webhook_deliveries (id, event_id, account_id, execution_id, endpoint_id, url, event_type, payload, status, next_attempt_at, created_at, updated_at)
+                SELECT @deliveryId, @eventId, account_id, NULL, id, url, @Type, @payload, 'pending', @Now, @Now, @Now
+                FROM webhook_endpoints WHERE id = @endpointId AND account_id = @accountId
+                RETURNING *
+                """,
+                new { deliveryId, eventId, accountId, endpointId, payload, Type = WebhookEventTypes.Test, Now = now.ToUnixTimeMilliseconds() },
+                tx);
+            return (row?.ToDelivery(), row is not null);
+        }, cancellationToken);
+        if (delivery is not null)
+        {
+            _broadcast.WebhooksWritten(); // Due now: any node's idle worker may take it.
+        }
+
+        return delivery;
+    }
+
     public async Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var delivery = await _db.WriteAsync(async (c, tx) =>

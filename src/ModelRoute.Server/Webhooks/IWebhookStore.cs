@@ -8,6 +8,9 @@ public static class WebhookEventTypes
     public const string Expired = "execution.expired";
     public const string Processing = "execution.processing";
 
+    /// <summary>Sent on request to one endpoint only, never subscribed to (docs/api.md#webhooks).</summary>
+    public const string Test = "webhook.test";
+
     /// <summary>What a webhook receives when it names no events: every ending.</summary>
     public static readonly IReadOnlyList<string> Default = [Completed, Failed, Cancelled, Expired];
 
@@ -104,6 +107,13 @@ public interface IWebhookStore
     Task<IReadOnlyList<WebhookDelivery>> ListDeliveriesAsync(string accountId, string? endpointId, string? executionId, string? before, int limit, CancellationToken cancellationToken);
 
     Task<IReadOnlyList<WebhookAttempt>> ListAttemptsAsync(IReadOnlyCollection<string> deliveryIds, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A new delivery of <paramref name="payload"/> (a <see cref="WebhookEventTypes.Test"/> event) to the account's endpoint,
+    /// due now; null when the account has no such endpoint.
+    /// </summary>
+    Task<WebhookDelivery?> CreateTestDeliveryAsync(
+        string accountId, string endpointId, string deliveryId, string eventId, string payload, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>A new delivery of the same event (same webhook-id and body), due now.</summary>
     Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken);

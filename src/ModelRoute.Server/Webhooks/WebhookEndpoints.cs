@@ -60,6 +60,10 @@ public static class WebhookEndpoints
         group.MapGet("/webhook-endpoints/{id}/deliveries", ListEndpointDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200);
         group.MapGet("/executions/{id}/webhook-deliveries", ListExecutionDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200);
         group.MapPost("/webhook-deliveries/{id}/redeliver", RedeliverAsync).Produces<WebhookDeliveryView>(202);
+        group.MapPost("/webhook-endpoints/{id}/test", SendTestAsync)
+            .WithName("SendWebhookTest")
+            .WithSummary("Send the endpoint a signed webhook.test event now, as a delivery listed with its others")
+            .Produces<WebhookDeliveryView>(202).ProducesProblem(404).ProducesProblem(409);
     }
 
     private static async Task<IResult> CreateAsync(
@@ -182,6 +186,36 @@ public static class WebhookEndpoints
         var rows = await store.ListDeliveriesAsync(accountId, endpointId, executionId, Paging.Decode(cursor), take + 1, ct);
         var attempts = (await store.ListAttemptsAsync([.. rows.Take(take).Select(r => r.Id)], ct)).ToLookup(a => a.DeliveryId);
         return TypedResults.Ok(Paging.Page(rows, take, d => d.Id, d => WebhookDeliveryView.From(d, attempts[d.Id])));
+    }
+
+    /// <summary>
+    /// A <c>webhook.test</c> event written as a delivery due now and the delivery workers woken: it is sent, signed and
+    /// recorded as every delivery is, within moments (docs/api.md#webhooks). A disabled endpoint takes none: 409.
+    /// </summary>
+    private static async Task<IResult> SendTestAsync(string id, HttpContext context, IWebhookStore store, IdGenerator ids, ExecutionChanges changes, TimeProvider time, CancellationToken ct)
+    {
+        var accountId = context.User.AccountId();
+        var endpoint = await store.GetEndpointAsync(accountId, id, ct);
+        if (endpoint is null)
+        {
+            return Problem.NotFound("The webhook endpoint").ToResult();
+        }
+
+        if (endpoint.Status != "enabled")
+        {
+            return new Problem(409, ErrorCodes.InvalidState, "The webhook endpoint is disabled; enable it first.").ToResult();
+        }
+
+        var now = time.GetUtcNow();
+        var eventId = ids.New("evt");
+        var delivery = await store.CreateTestDeliveryAsync(accountId, id, ids.New("whd"), eventId, WebhookPayloads.Test(eventId, now, id), now, ct);
+        if (delivery is null)
+        {
+            return Problem.NotFound("The webhook endpoint").ToResult(); // Deleted meanwhile.
+        }
+
+        changes.SignalWebhooks();
+        return TypedResults.Accepted($"/v1/webhook-deliveries/{delivery.Id}", WebhookDeliveryView.From(delivery, []));
     }
 
     private static async Task<IResult> RedeliverAsync(string id, HttpContext context, IWebhookStore store, IdGenerator ids, ExecutionChanges changes, TimeProvider time, CancellationToken ct)

@@ -14,6 +14,10 @@ public static class WebhookPayloads
             new EventBody(eventId, "event", type, createdAt, thin ? new ThinExecution(execution.Id, "execution", execution.Status.ToWire()) : ExecutionView.From(execution)),
             ApiJson.Options);
 
+    /// <summary>The body of a <c>webhook.test</c> event: the endpoint it tests, in the envelope of every event.</summary>
+    public static string Test(string eventId, DateTimeOffset createdAt, string endpointId) =>
+        JsonSerializer.Serialize(new EventBody(eventId, "event", WebhookEventTypes.Test, createdAt, new TestedEndpoint(endpointId, "webhook_endpoint")), ApiJson.Options);
+
     /// <summary>Whether a submission with this <c>webhook_url</c> and <c>webhook_events</c> (JSON) wants <paramref name="type"/>.</summary>
     public static bool WantedBySubmission(string? webhookUrl, string? webhookEvents, string type)
     {
@@ -29,4 +33,6 @@ public static class WebhookPayloads
     private sealed record EventBody(string Id, string Object, string Type, DateTimeOffset CreatedAt, object Data);
 
     private sealed record ThinExecution(string Id, string Object, string Status);
+
+    private sealed record TestedEndpoint(string Id, string Object);
 }

@@ -113,4 +113,9 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
 
     public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
         inner.ListEventsAsync(executionId, afterSequence, cancellationToken);
+
+    public Task<IReadOnlyList<ExecutionEvent>> ListAccountEventsAsync(string accountId, long afterSequence, int limit, CancellationToken cancellationToken) =>
+        inner.ListAccountEventsAsync(accountId, afterSequence, limit, cancellationToken);
+
+    public Task<long> LastAccountEventAsync(string accountId, CancellationToken cancellationToken) => inner.LastAccountEventAsync(accountId, cancellationToken);
 }

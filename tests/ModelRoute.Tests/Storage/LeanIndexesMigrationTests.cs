@@ -49,7 +49,7 @@ public sealed class LeanIndexesMigrationTests : IDisposable
         await using var c = await db.OpenAsync(CancellationToken.None);
         await AssertKeptAsync<SqliteException>(c);
         (await c.QueryAsync<string>("SELECT name FROM sqlite_master WHERE tbl_name IN ('execution_events', 'ledger_entries') AND type = 'index' AND sql IS NOT NULL ORDER BY name"))
-            .ShouldBe(["ix_events_execution", "ux_ledger_credit_reference"]);
+            .ShouldBe(["ix_events_account", "ix_events_execution", "ux_ledger_credit_reference"]); // ix_events_account: the account feed's
     }
 
     [Fact]
@@ -81,7 +81,7 @@ public sealed class LeanIndexesMigrationTests : IDisposable
             await c.OpenAsync();
             await AssertKeptAsync<PostgresException>(c);
             (await c.QueryAsync<string>("SELECT indexname FROM pg_indexes WHERE tablename IN ('execution_events', 'ledger_entries') ORDER BY indexname"))
-                .ShouldBe(["execution_events_pkey", "ledger_entries_pkey", "ux_ledger_credit_reference"]);
+                .ShouldBe(["execution_events_pkey", "ix_events_account", "ledger_entries_pkey", "ux_ledger_credit_reference"]); // ix_events_account: the account feed's
         }
         finally
         {

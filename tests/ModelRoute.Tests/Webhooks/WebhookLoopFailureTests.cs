@@ -72,6 +72,10 @@ public sealed class WebhookLoopFailureTests
 
         public Task RecordAttemptAsync(AttemptResult result, CancellationToken cancellationToken) => inner.RecordAttemptAsync(result, cancellationToken);
 
+        public Task<WebhookDelivery?> CreateTestDeliveryAsync(
+            string accountId, string endpointId, string deliveryId, string eventId, string payload, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.CreateTestDeliveryAsync(accountId, endpointId, deliveryId, eventId, payload, now, cancellationToken);
+
         public Task<WebhookDelivery?> GetDeliveryAsync(string accountId, string id, CancellationToken cancellationToken) => inner.GetDeliveryAsync(accountId, id, cancellationToken);
 
         public Task<IReadOnlyList<WebhookDelivery>> ListDeliveriesAsync(string accountId, string? endpointId, string? executionId, string? before, int limit, CancellationToken cancellationToken) =>
