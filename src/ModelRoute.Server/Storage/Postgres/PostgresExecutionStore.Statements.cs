@@ -250,8 +250,9 @@ public sealed partial class PostgresExecutionStore
             CROSS JOIN settled
             WHERE api_keys.id = k.key_id AND (k.charge > 0 OR api_keys.max_spend_micros IS NOT NULL)
         ), usage AS (
-            -- The endings' usage (docs/api.md#usage, UsageEnding): one upsert of each day, model and key of the group's
-            -- endings. Joined to settled, so the rows are written under the account's lock, which orders every writer.
+            -- The usage of the endings (docs/api.md#usage, UsageEnding): one upsert of each day, model and key among
+            -- them. Joined to settled, so the rows are written under the lock of the account row, which orders every
+            -- writer. (No apostrophes in comments here: Statement reads one as the start of a literal.)
             INSERT INTO usage_daily (account_id, day, model, api_key_id, executions, completed, failed, cancelled, expired, charged_micros, overage_micros)
             SELECT @AccountId, u.now / 86400000, u.model, COALESCE(u.key_id, ''), count(*),
                 count(*) FILTER (WHERE u.status = 'COMPLETED'), count(*) FILTER (WHERE u.status = 'FAILED'),
