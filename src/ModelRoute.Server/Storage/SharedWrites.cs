@@ -32,8 +32,9 @@ internal static class SharedWrites
         DbConnection c, DbTransaction tx, IdGenerator ids, string accountId, string executionId, string model, ExecutionStatus status, long heldMicros, long? actualMicros,
         long now, string? apiKeyId = null)
     {
-        var charge = status == ExecutionStatus.Completed ? Execution.Charged(actualMicros, heldMicros) ?? 0 : 0;
-        await c.ExecutePreparedAsync(UsageEnding.UpsertSql, UsageEnding.Of(accountId, model, apiKeyId, status, heldMicros, actualMicros, now), tx);
+        var usage = UsageEnding.Of(accountId, model, apiKeyId, status, heldMicros, actualMicros, now);
+        var charge = usage.Charge;
+        await c.ExecutePreparedAsync(UsageEnding.UpsertSql, usage, tx);
         var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(
             """
             UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge
