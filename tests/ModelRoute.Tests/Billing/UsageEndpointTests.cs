@@ -76,7 +76,7 @@ public sealed class UsageEndpointTests(SharedGateway shared) : IClassFixture<Sha
         using var account = await _gateway.CreateAccountAsync("100.00");
 
         var ids = await Task.WhenAll(Enumerable.Range(0, 30).Select(i =>
-            EndedAsync(account.Client, $$"""{"usage":{"input_tokens":{{i * 1_003}},"output_tokens":{{i * 517}}}}""")));
+            EndedAsync(account.Client, "{\"usage\":{\"input_tokens\":" + (i * 1_003) + ",\"output_tokens\":" + (i * 517) + "}}")));
 
         var usage = await account.Client.GetApiAsync("/v1/usage?group_by=model");
         usage.Status.ShouldBe(200, usage.Body);
