@@ -75,7 +75,7 @@ public static class UsageEndpoints
     private static async Task<UsageView> ReadAsync(IUsageStore store, UsageQuery query, CancellationToken cancellationToken)
     {
         var rows = await store.ReadAsync(query, cancellationToken);
-        return UsageView.From(query.AccountId, new UsageRange(query.FromDay, query.ToDay), query.GroupBy, rows);
+        return UsageView.Of(query.AccountId, new UsageRange(query.FromDay, query.ToDay), query.GroupBy, rows);
     }
 
     private static ProblemHttpResult Refused(Problem problem) => TypedResults.Problem(problem.ToProblemDetails());

@@ -14,7 +14,7 @@ public sealed record UsageView(
     /// The view of <paramref name="rows"/> as read for <paramref name="range"/>. Grouped by day, every day of the range
     /// has its row, zero when nothing ended that day, so that a chart of it has no gaps.
     /// </summary>
-    public static UsageView From(string? accountId, UsageRange range, UsageGrouping groupBy, IReadOnlyList<UsageRow> rows)
+    public static UsageView Of(string? accountId, UsageRange range, UsageGrouping groupBy, IReadOnlyList<UsageRow> rows)
     {
         var data = groupBy == UsageGrouping.Day ? EveryDay(range, rows) : [.. rows.Select(r => UsageRowView.From(groupBy, r))];
         var totals = new UsageTotalsView(

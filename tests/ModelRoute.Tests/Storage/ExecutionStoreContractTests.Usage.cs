@@ -6,7 +6,7 @@ namespace ModelRoute.Tests.Storage;
 public abstract partial class ExecutionStoreContract
 {
     /// <summary>The usage read side on the same database.</summary>
-    protected abstract IUsageStore UsageStore { get; }
+    protected abstract IUsageStore UsageTotals { get; }
 
     /// <summary>
     /// The store as an upgrade finds it: the usage table dropped and its migration forgotten, then the migrations run
@@ -26,7 +26,7 @@ public abstract partial class ExecutionStoreContract
     }
 
     private Task<IReadOnlyList<UsageRow>> UsageAsync(string? accountId, UsageGrouping groupBy, long? from = null, long? to = null) =>
-        UsageStore.ReadAsync(new UsageQuery(accountId, from ?? Today - 1, to ?? Today + 1, groupBy), None);
+        UsageTotals.ReadAsync(new UsageQuery(accountId, from ?? Today - 1, to ?? Today + 1, groupBy), None);
 
     private async Task<long> ChargedByLedgerAsync(string accountId) =>
         (await LedgerAsync(accountId)).Where(e => e.Kind == LedgerKinds.Charge).Sum(e => e.AmountMicros);

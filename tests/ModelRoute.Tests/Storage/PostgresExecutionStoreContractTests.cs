@@ -26,7 +26,7 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
 
     private UsageStore? _usage;
 
-    protected override IUsageStore UsageStore => _usage!;
+    protected override IUsageStore UsageTotals => _usage!;
 
     protected override async Task RerunUsageMigrationAsync()
     {

@@ -22,7 +22,7 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
 
     private UsageStore? _usage;
 
-    protected override IUsageStore UsageStore => _usage!;
+    protected override IUsageStore UsageTotals => _usage!;
 
     protected override async Task RerunUsageMigrationAsync()
     {
