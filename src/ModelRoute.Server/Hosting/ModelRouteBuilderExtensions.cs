@@ -69,6 +69,7 @@ public static class ModelRouteBuilderExtensions
             ? ActivatorUtilities.CreateInstance<PostgresDialect>(sp)
             : ActivatorUtilities.CreateInstance<SqliteDialect>(sp));
         services.AddSingleton<IAccountStore>(sp => ActivatorUtilities.CreateInstance<AccountStore>(sp));
+        services.AddSingleton<IUsageStore>(sp => ActivatorUtilities.CreateInstance<UsageStore>(sp));
         services.AddSingleton<IChangeBroadcast>(sp => UsesPostgres(sp) ? sp.GetRequiredService<PostgresNotifier>() : NoChangeBroadcast.Instance);
         services.AddSingleton<IExecutionStore>(sp => ActivatorUtilities.CreateInstance<ExecutionCommits>(sp));
         services.AddSingleton<IStoreHealth>(sp => UsesPostgres(sp)
@@ -265,10 +266,12 @@ public static class ModelRouteBuilderExtensions
         account.MapApiKeyEndpoints();
         account.MapModelEndpoints();
         account.MapWebhookEndpoints();
+        account.MapUsageEndpoints();
 
         var admin = v1.MapGroup("/admin").RequireAuthorization(Policies.Admin).WithTags("Admin");
         admin.MapAdminEndpoints();
         admin.MapAccountLimitEndpoints();
+        admin.MapAdminUsageEndpoints();
         return app;
     }
 

@@ -25,13 +25,16 @@ internal static class SharedWrites
     /// Ends the hold of an execution that just ended, from the ended row's own values: release it all, then charge what
     /// it cost, capped at the hold (docs/tenancy.md; README "Prices and cost").
     /// </summary>
+    /// <param name="model">The model it was submitted for: the ending counts in its usage (docs/api.md#usage).</param>
     /// <param name="apiKeyId">The key it was submitted with: what it was charged counts in the key's <c>spent</c>, and a
     /// key with a spending limit has the hold taken off its <c>held</c> (docs/tenancy.md).</param>
     public static async Task SettleAsync(
-        DbConnection c, DbTransaction tx, IdGenerator ids, string accountId, string executionId, ExecutionStatus status, long heldMicros, long? actualMicros, long now,
-        string? apiKeyId = null)
+        DbConnection c, DbTransaction tx, IdGenerator ids, string accountId, string executionId, string model, ExecutionStatus status, long heldMicros, long? actualMicros,
+        long now, string? apiKeyId = null)
     {
-        var charge = status == ExecutionStatus.Completed ? Execution.Charged(actualMicros, heldMicros) ?? 0 : 0;
+        var usage = UsageEnding.Of(accountId, model, apiKeyId, status, heldMicros, actualMicros, now);
+        var charge = usage.Charge;
+        await c.ExecutePreparedAsync(UsageEnding.UpsertSql, usage, tx);
         var account = await c.QuerySinglePreparedAsync<(long Balance, long Held)>(
             """
             UPDATE accounts SET held_micros = held_micros - @Held, balance_micros = balance_micros - @Charge

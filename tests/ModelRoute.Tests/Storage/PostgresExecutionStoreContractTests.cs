@@ -20,7 +20,22 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
         var ids = new IdGenerator(time);
         _notifier = new PostgresNotifier(_database, time, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresNotifier>.Instance);
         var executions = Commits(new PostgresExecutionStore(_database, ids, Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time), time, _notifier);
+        _usage = new UsageStore(new PostgresDialect(_database));
         return (executions, new AccountStore(new PostgresDialect(_database), _notifier));
+    }
+
+    private UsageStore? _usage;
+
+    protected override IUsageStore UsageTotals => _usage!;
+
+    protected override async Task RerunUsageMigrationAsync()
+    {
+        await using (var c = new Npgsql.NpgsqlConnection(_cluster!.ConnectionString(_databaseName!)))
+        {
+            await Dapper.SqlMapper.ExecuteAsync(c, "DROP TABLE usage_daily; DELETE FROM schema_migrations WHERE version = 9");
+        }
+
+        await _database!.MigrateAsync(CancellationToken.None);
     }
 
     protected override Task<IReadOnlyList<(string ExecutionId, string? TraceParent)>> DeliveryTraceParentsAsync() =>

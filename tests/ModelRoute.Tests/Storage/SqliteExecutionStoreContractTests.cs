@@ -16,7 +16,22 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
         await _database.MigrateAsync(CancellationToken.None);
         var ids = new IdGenerator(time);
         var executions = Commits(new SqliteExecutionStore(_database, ids, Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()), time), time);
+        _usage = new UsageStore(new SqliteDialect(_database));
         return (executions, new AccountStore(new SqliteDialect(_database)));
+    }
+
+    private UsageStore? _usage;
+
+    protected override IUsageStore UsageTotals => _usage!;
+
+    protected override async Task RerunUsageMigrationAsync()
+    {
+        await using (var c = await _database!.OpenAsync(CancellationToken.None))
+        {
+            await Dapper.SqlMapper.ExecuteAsync(c, "DROP TABLE usage_daily; DELETE FROM schema_migrations WHERE version = 10");
+        }
+
+        await _database.MigrateAsync(CancellationToken.None);
     }
 
     protected override Task<IReadOnlyList<(string ExecutionId, string? TraceParent)>> DeliveryTraceParentsAsync() =>

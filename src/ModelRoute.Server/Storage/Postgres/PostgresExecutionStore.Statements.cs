@@ -249,6 +249,27 @@ public sealed partial class PostgresExecutionStore
                   WHERE key_id IS NOT NULL GROUP BY key_id) k
             CROSS JOIN settled
             WHERE api_keys.id = k.key_id AND (k.charge > 0 OR api_keys.max_spend_micros IS NOT NULL)
+        ), usage AS (
+            -- The usage of the endings (docs/api.md#usage, UsageEnding): one upsert of each day, model and key among
+            -- them. Joined to settled, so the rows are written under the lock of the account row, which orders every
+            -- writer. (No apostrophes in comments here: Statement reads one as the start of a literal.)
+            INSERT INTO usage_daily (account_id, day, model, api_key_id, executions, completed, failed, cancelled, expired, charged_micros, overage_micros)
+            SELECT @AccountId, u.now / 86400000, u.model, COALESCE(u.key_id, ''), count(*),
+                count(*) FILTER (WHERE u.status = 'COMPLETED'), count(*) FILTER (WHERE u.status = 'FAILED'),
+                count(*) FILTER (WHERE u.status = 'CANCELLED'), count(*) FILTER (WHERE u.status = 'EXPIRED'),
+                sum(u.charge)::bigint, sum(u.overage)::bigint
+            FROM unnest(@Nows::bigint[], @Models::text[], @KeyIds::text[], @Statuses::text[], @Charges::bigint[], @Overages::bigint[])
+                AS u(now, model, key_id, status, charge, overage)
+            CROSS JOIN settled
+            GROUP BY u.now / 86400000, u.model, COALESCE(u.key_id, '')
+            ON CONFLICT (account_id, day, model, api_key_id) DO UPDATE SET
+                executions = usage_daily.executions + excluded.executions,
+                completed = usage_daily.completed + excluded.completed,
+                failed = usage_daily.failed + excluded.failed,
+                cancelled = usage_daily.cancelled + excluded.cancelled,
+                expired = usage_daily.expired + excluded.expired,
+                charged_micros = usage_daily.charged_micros + excluded.charged_micros,
+                overage_micros = usage_daily.overage_micros + excluded.overage_micros
         )
         INSERT INTO ledger_entries (id, account_id, execution_id, kind, amount_micros, balance_micros, held_micros, created_at)
         SELECT release_id, @AccountId, execution_id, 'release', held, balance_after + charge, held_after, now FROM after
@@ -256,7 +277,8 @@ public sealed partial class PostgresExecutionStore
         SELECT charge_id, @AccountId, execution_id, 'charge', charge, balance_after, held_after, now FROM after WHERE charge > 0
         """;
 
-    private sealed record Settlement(string ExecutionId, long Held, long Charge, string ReleaseId, string ChargeId, long Now, string? KeyId);
+    /// <summary>One ending's settlement, with its usage (<see cref="UsageEnding"/>: its model, status and overage).</summary>
+    private sealed record Settlement(string ExecutionId, long Held, long Charge, string ReleaseId, string ChargeId, long Now, string? KeyId, string Model, string Status, long Overage);
 
     private static NpgsqlBatchCommand SettleStatement(string accountId, IReadOnlyList<Settlement> settlements) =>
         PostgresDatabase.Statement(SettleSql, new
@@ -271,6 +293,9 @@ public sealed partial class PostgresExecutionStore
             ChargeIds = settlements.Select(s => s.ChargeId).ToArray(),
             Nows = settlements.Select(s => s.Now).ToArray(),
             KeyIds = settlements.Select(s => s.KeyId).ToArray(),
+            Models = settlements.Select(s => s.Model).ToArray(),
+            Statuses = settlements.Select(s => s.Status).ToArray(),
+            Overages = settlements.Select(s => s.Overage).ToArray(),
         });
 
     // Fair share (docs/routing.md), as on SQLite (SqliteExecutionStore.ClaimSql): the accounts with PENDING work are

@@ -306,10 +306,10 @@ public sealed partial class PostgresExecutionStore(
 
         if (changed.Status.IsTerminal())
         {
-            var charge = changed.Status == ExecutionStatus.Completed ? changed.ChargedMicros ?? 0 : 0;
+            var usage = UsageEnding.Of(changed.AccountId, changed.Model, changed.ApiKeyId, changed.Status, changed.HeldMicros, changed.ActualMicros, now);
             scope.LockLate(
                 changed.AccountId,
-                new Settlement(changed.Id, changed.HeldMicros, charge, ids.New("txn"), ids.New("txn"), now, changed.ApiKeyId),
+                new Settlement(changed.Id, changed.HeldMicros, usage.Charge, ids.New("txn"), ids.New("txn"), now, changed.ApiKeyId, changed.Model, changed.Status.ToWire(), usage.Overage),
                 SettleStatement);
         }
 

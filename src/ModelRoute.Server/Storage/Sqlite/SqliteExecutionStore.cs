@@ -233,7 +233,7 @@ public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOp
 
         if (parameters.Terminal)
         {
-            await SharedWrites.SettleAsync(c, tx, ids, row.AccountId, row.Id, t.To, row.HeldMicros, row.ActualMicros, now, row.ApiKeyId);
+            await SharedWrites.SettleAsync(c, tx, ids, row.AccountId, row.Id, row.Model, t.To, row.HeldMicros, row.ActualMicros, now, row.ApiKeyId);
         }
 
         var type = t.To.EventType();
