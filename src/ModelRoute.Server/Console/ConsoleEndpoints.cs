@@ -22,20 +22,20 @@ public static class ConsoleEndpoints
         var assets = ConsoleAssets.Load(typeof(ConsoleEndpoints).Assembly);
         var console = app.MapGroup("/console").AllowAnonymous().ExcludeFromDescription().WithTags("Console");
 
-        // The page's modules are addressed relative to it, so the page itself lives at /console/.
-        console.MapGet("", (HttpContext context) =>
-            {
-                Secure(context.Response);
-                return TypedResults.Redirect($"{context.Request.PathBase}/console/");
-            })
-            .WithSummary("The web console (redirects to /console/)").WithName("ConsoleRoot");
         console.MapGet("/{**path}", (string? path, HttpContext context) => Serve(assets, path, context))
-            .WithSummary("The web console's page and its files").WithName("ConsoleAsset");
+            .WithSummary("The web console's page and its files").WithName("Console");
     }
 
     private static IResult Serve(ConsoleAssets assets, string? path, HttpContext context)
     {
         Secure(context.Response);
+
+        // The page's modules are addressed relative to it, so the page itself lives at /console/.
+        if (string.IsNullOrEmpty(path) && !context.Request.Path.Value!.EndsWith('/'))
+        {
+            return TypedResults.Redirect($"{context.Request.PathBase}/console/");
+        }
+
         if (!assets.TryGet(string.IsNullOrEmpty(path) ? "index.html" : path, out var asset))
         {
             return TypedResults.Text("Not found.", "text/plain; charset=utf-8", statusCode: StatusCodes.Status404NotFound);

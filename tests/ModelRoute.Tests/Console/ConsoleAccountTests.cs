@@ -61,7 +61,7 @@ public sealed class ConsoleAccountTests(ChromiumBrowser chromium) : IAsyncLifeti
     {
         using var account = await _gateway.CreateAccountAsync();
         var batch = string.Join(",", Enumerable.Range(0, 25).Select(i =>
-            $$"""{"model":"sim/text","idempotency_key":"page-{{i}}","input":{"messages":[{"role":"user","content":"hi"}]}}"""));
+            $$$"""{"model":"sim/text","idempotency_key":"page-{{{i}}}","input":{"messages":[{"role":"user","content":"hi"}]}}"""));
         (await account.Client.PostJsonAsync("/v1/executions/batch", $$"""{"executions":[{{batch}}]}""")).Status.ShouldBe(200);
 
         await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, _gateway);
@@ -211,7 +211,7 @@ public sealed class ConsoleAccountTests(ChromiumBrowser chromium) : IAsyncLifeti
         await tab.Page.GotoAsync("/console/");
 
         await TabUntilAsync(tab.Page, "#key");
-        await tab.Page.Keyboard.TypeAsync(account.Key);
+        await tab.Page.Keyboard.InsertTextAsync(account.Key);
         await tab.Page.Keyboard.PressAsync("Enter");
         await Expect(tab.Page.GetByRole(AriaRole.Heading, new() { Name = "Executions", Level = 1 })).ToBeVisibleAsync();
 

@@ -17,7 +17,7 @@ public sealed class ConsoleServingTests(SharedGateway shared) : IClassFixture<Sh
         {
             var response = await client.GetApiAsync($"/console/{file}");
 
-            response.Status.ShouldBe(200, file);
+            response.Status.ShouldBe(200, $"{file}: {response.Header("Location")}");
             ShouldBeSecured(response);
             response.Header("Cache-Control").ShouldBe("no-cache");
             response.Header("ETag").ShouldNotBeNull();

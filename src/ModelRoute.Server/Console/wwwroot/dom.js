@@ -1,6 +1,6 @@
 // The one way the console builds its page. Text always becomes text nodes and attributes come from a short list,
 // so nothing that a model, a provider or a user wrote can become markup or script (docs/console.md#safety).
-// There is no innerHTML anywhere in the console.
+// Nothing in the console parses a string as HTML.
 
 const ATTRIBUTES = new Set([
   'id', 'class', 'type', 'name', 'value', 'placeholder', 'for', 'role', 'tabindex', 'title', 'hidden', 'disabled',

@@ -26,11 +26,12 @@ export function render(main, { signal, params: [id] }) {
   ]);
   signal.addEventListener('abort', () => blobs.forEach((url) => URL.revokeObjectURL(url)));
 
+  let shown = null;
+  let pending = null;
   load();
   follow();
 
   // Events replayed from the start arrive together: one read of the execution after them, not one per event.
-  let pending = null;
   function refresh() {
     clearTimeout(pending);
     pending = setTimeout(load, 150);
@@ -65,7 +66,10 @@ export function render(main, { signal, params: [id] }) {
     }
   }
 
+  // A read that was overtaken (an older state answered after a newer one) is not drawn.
   function draw(e) {
+    if (shown && e.updated_at < shown.updated_at) return;
+    shown = e;
     replace(details, [
       overview(e, cancel),
       e.error ? errorSection(e.error) : null,
