@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Configuration.Memory;
 using ModelRoute.Server.Accounts;
+using ModelRoute.Server.Console;
 using ModelRoute.Server.Http;
 using ModelRoute.Server.Operations;
 using ModelRoute.Server.Providers;
@@ -255,6 +256,7 @@ public static class ModelRouteBuilderExtensions
 
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapOperationsEndpoints();
+        app.MapConsoleEndpoints();
 
         var v1 = app.MapGroup("/v1");
         v1.MapProviderCallbacks();

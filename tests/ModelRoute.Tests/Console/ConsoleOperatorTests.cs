@@ -1,0 +1,62 @@
+using Microsoft.Playwright;
+using static Microsoft.Playwright.Assertions;
+
+namespace ModelRoute.Tests.Console;
+
+/// <summary>The operator's views (admin key): accounts, credits, disabling, providers (docs/console.md).</summary>
+[Collection(ConsoleBrowserTests.Name)]
+public sealed class ConsoleOperatorTests(ChromiumBrowser chromium) : IAsyncLifetime
+{
+    private readonly GatewayFactory _gateway = ConsoleGateway.Start();
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync() => await _gateway.DisposeAsync();
+
+    [Fact]
+    public async Task The_operator_credits_an_account_then_disables_it_so_that_its_key_is_refused_and_enables_it_again()
+    {
+        using var account = await _gateway.CreateAccountAsync("1.00");
+        await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, _gateway);
+        await tab.SignInAsync(GatewayFactory.AdminKey, landsOn: "Accounts");
+        var row = tab.Row(account.Id);
+        await Expect(tab.Cell(row, "Balance")).ToHaveTextAsync("$1.000000");
+
+        await row.GetByRole(AriaRole.Button, new() { Name = "Credit" }).ClickAsync();
+        await tab.Page.GetByLabel("Amount (USD)").FillAsync("5.25");
+        await tab.Page.GetByRole(AriaRole.Button, new() { Name = "Add credit" }).ClickAsync();
+        await Expect(tab.Cell(row, "Balance")).ToHaveTextAsync("$6.250000");
+        (await account.Client.GetApiAsync("/v1/balance")).Json.GetProperty("balance").GetString().ShouldBe("6.250000");
+
+        await row.GetByRole(AriaRole.Button, new() { Name = "Disable" }).ClickAsync();
+        await Expect(tab.Cell(row, "Status")).ToHaveTextAsync("disabled");
+        var refused = await account.Client.GetApiAsync("/v1/balance");
+        refused.Status.ShouldBe(403);
+        refused.ProblemCode.ShouldBe("ACCOUNT_DISABLED");
+
+        await row.GetByRole(AriaRole.Button, new() { Name = "Enable" }).ClickAsync();
+        await Expect(tab.Cell(row, "Status")).ToHaveTextAsync("active");
+        (await account.Client.GetApiAsync("/v1/balance")).Status.ShouldBe(200);
+        await tab.ShouldHaveRunNothingHostileAsync();
+    }
+
+    [Fact]
+    public async Task The_provider_view_shows_a_providers_circuit_opening()
+    {
+        using var account = await _gateway.CreateAccountAsync();
+        await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, _gateway);
+        await tab.SignInAsync(GatewayFactory.AdminKey, landsOn: "Accounts");
+        await tab.Page.GetByRole(AriaRole.Link, new() { Name = "Providers" }).ClickAsync();
+        await Expect(tab.Cell(tab.Row("sim"), "Circuit")).ToHaveTextAsync("closed");
+        await Expect(tab.Cell(tab.Row("flaky"), "Circuit")).ToHaveTextAsync("closed");
+
+        // Every attempt fails: two failures are enough for this provider's breaker to open.
+        var id = await account.SubmitAsync("sim/flaky", "down", """{"fail":"server_error","latency_ms":0}""");
+        await account.Client.WaitForTerminalAsync(id);
+
+        await Expect(tab.Cell(tab.Row("flaky"), "Circuit")).ToHaveTextAsync("open");
+        await Expect(tab.Cell(tab.Row("flaky"), "In flight")).ToHaveTextAsync("0");
+        await Expect(tab.Cell(tab.Row("sim"), "Circuit")).ToHaveTextAsync("closed");
+        await tab.ScreenshotAsync("providers");
+    }
+}

@@ -1,0 +1,122 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Playwright;
+using ModelRoute.Tests.Providers;
+using static Microsoft.Playwright.Assertions;
+
+namespace ModelRoute.Tests.Console;
+
+/// <summary>
+/// Whatever a model, a provider or a user wrote is shown as text and runs nothing (docs/console.md#safety): hostile
+/// outputs, metadata, idempotency keys, provider error messages, ledger references and account names, opened in every
+/// view that shows them, with a dialog, a script error, a policy violation or a flag set by the payloads failing the test.
+/// </summary>
+[Collection(ConsoleBrowserTests.Name)]
+public sealed class ConsoleSafetyTests(ChromiumBrowser chromium) : IAsyncLifetime
+{
+    /// <summary>Each payload tries to run <c>alert</c> (a dialog) or to set <c>window.__pwned</c>.</summary>
+    public static readonly string[] Corpus =
+    [
+        "<img src=x onerror=alert(1)>",
+        "<img src=x onerror=\"window.__pwned=1\">",
+        "</script><script>alert(1)</script>",
+        "javascript:alert(1)",
+        "<a href=\"javascript:window.__pwned=1\">click me</a>",
+        "<svg onload=alert(1)><script>window.__pwned=1</script></svg>",
+        "<iframe srcdoc=\"<script>parent.__pwned=1</script>\"></iframe>",
+        "\"><img src=x onerror=alert(document.domain)>",
+        "{{constructor.constructor('alert(1)')()}}",
+        "<style>body{display:none}</style>",
+        "invoice\u202Egnp.exe",
+        "zero\u200Bwidth\u200Djoiner\uFEFFbom",
+    ];
+
+    private FakeProviderServer _provider = null!;
+    private GatewayFactory _gateway = null!;
+
+    public async Task InitializeAsync()
+    {
+        // An OpenAI-compatible provider that refuses every request with a hostile error message.
+        _provider = await FakeProviderServer.StartAsync(async context =>
+        {
+            context.Response.StatusCode = 400;
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(JsonSerializer.Serialize(new { error = new { message = string.Join(" ", Corpus.Take(4)) + " \u202Eevil", type = "invalid_request_error" } }));
+        });
+        _gateway = ConsoleGateway.Start(new Dictionary<string, string?>
+        {
+            ["ModelRoute:Providers:evil:Kind"] = "openai",
+            ["ModelRoute:Providers:evil:BaseUrl"] = _provider.BaseUrl,
+            ["ModelRoute:Providers:evil:ApiKey"] = "sk-test-console",
+            ["ModelRoute:Models:evil/text:Modality"] = "text",
+            ["ModelRoute:Models:evil/text:Pricing:InputPerMTok"] = "1.00",
+            ["ModelRoute:Models:evil/text:Routes:0:Provider"] = "evil",
+            ["ModelRoute:Models:evil/text:Routes:0:Model"] = "gpt-test",
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gateway.DisposeAsync();
+        await _provider.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Hostile_outputs_metadata_keys_error_messages_references_and_names_are_shown_as_text_and_run_nothing()
+    {
+        using var account = await _gateway.CreateAccountAsync();
+        var ids = new List<string>();
+        for (var i = 0; i < Corpus.Length; i++)
+        {
+            // Idempotency keys are printable characters only, so the invisible-character payloads go elsewhere.
+            var key = Corpus[i].Any(c => c is '\u202E' or '\u200B') ? $"invisible-{i}" : Corpus[i];
+            var metadata = JsonSerializer.Serialize(new Dictionary<string, string> { ["note"] = Corpus[i], ["<b>k</b>"] = Corpus[(i + 1) % Corpus.Length] });
+            ids.Add(await account.SubmitAsync("sim/text", Corpus[i], key: key, extra: $",\"metadata\":{metadata}"));
+        }
+
+        ids.Add(await account.SubmitAsync("evil/text", "make the provider fail", key: "<img src=x onerror=alert(2)>-provider"));
+        foreach (var id in ids)
+        {
+            await account.Client.WaitForTerminalAsync(id);
+        }
+
+        using var admin = _gateway.Admin();
+        (await admin.PostJsonAsync($"/v1/admin/accounts/{account.Id}/credits", JsonSerializer.Serialize(new { amount_usd = "1.00", reference = Corpus[0] }))).Status.ShouldBe(201);
+        (await admin.PostJsonAsync("/v1/admin/accounts", JsonSerializer.Serialize(new { name = Corpus[1] }))).Status.ShouldBe(201);
+
+        await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, _gateway);
+        await tab.SignInAsync(account.Key);
+        await Expect(tab.Page.Locator("tbody tr")).ToHaveCountAsync(ids.Count);
+        await Expect(tab.Cell(tab.Row(ids[0]), "Idempotency key")).ToHaveTextAsync(Corpus[0]);
+        await tab.ShouldHaveRunNothingHostileAsync();
+
+        for (var i = 0; i < Corpus.Length; i++)
+        {
+            await tab.Page.GotoAsync($"/console/#/executions/{ids[i]}");
+            var output = tab.Page.Locator("section[aria-labelledby='output-title'] pre").First;
+            await Expect(output).ToContainTextAsync(Visible(Corpus[i]));
+            await Expect(tab.Page.Locator("section[aria-labelledby='metadata-title']")).ToContainTextAsync("<b>k</b>");
+            await tab.ShouldHaveRunNothingHostileAsync();
+        }
+
+        await tab.Page.GotoAsync($"/console/#/executions/{ids[^1]}");
+        var error = tab.Page.Locator("section[aria-labelledby='error-title']");
+        await Expect(error).ToContainTextAsync(Corpus[0] + " " + Corpus[1]);
+        await Expect(error).ToContainTextAsync("U+202Eevil");
+        await Expect(tab.Page.Locator("section[aria-labelledby='attempts-title'] td[data-testid='Error']").First).ToContainTextAsync(Corpus[2]);
+        await tab.ShouldHaveRunNothingHostileAsync();
+
+        await tab.Page.GetByRole(AriaRole.Link, new() { Name = "Balance and ledger" }).ClickAsync();
+        await Expect(tab.Page.Locator("td[data-testid='Reference'] .cell-value").First).ToHaveTextAsync(Corpus[0]);
+        await tab.ShouldHaveRunNothingHostileAsync();
+
+        await tab.Page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
+        await tab.SignInAsync(GatewayFactory.AdminKey, landsOn: "Accounts");
+        await Expect(tab.Page.GetByText(Corpus[1], new() { Exact = true })).ToBeVisibleAsync();
+        await tab.ShouldHaveRunNothingHostileAsync();
+        tab.Page.Url.ShouldNotContain("javascript");
+    }
+
+    /// <summary>How the console shows a text: invisible characters as marks such as U+202E.</summary>
+    private static string Visible(string text) =>
+        string.Concat(text.Select(c => c is '\u202E' or '\u200B' or '\u200D' or '\uFEFF' ? $"U+{(int)c:X4}" : c.ToString()));
+}
