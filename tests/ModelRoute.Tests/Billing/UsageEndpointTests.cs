@@ -51,6 +51,7 @@ public sealed class UsageEndpointTests(SharedGateway shared) : IClassFixture<Sha
         byModel.Json.GetProperty("account_id").GetString().ShouldBe(account.Id);
         byModel.Json.GetProperty("currency").GetString().ShouldBe("usd");
         var text = Row(byModel, "model", "sim/text");
+        text.EnumerateObject().Select(p => p.Name).ShouldBe(["model", "executions", "completed", "failed", "cancelled", "expired", "charged", "overage"]);
         (text.GetProperty("executions").GetInt64(), text.GetProperty("completed").GetInt64(), text.GetProperty("failed").GetInt64(),
             text.GetProperty("cancelled").GetInt64(), text.GetProperty("expired").GetInt64()).ShouldBe((5L, 3L, 1L, 1L, 0L));
         var charged = await LedgerChargesAsync(account.Client);
