@@ -3,6 +3,7 @@ import { h, append, replace, untrusted, table, cell, status, usd, time, say } fr
 import { api, ApiError, query } from './api.js';
 
 const STATUSES = ['PENDING', 'PROCESSING', 'AWAITING_WEBHOOK', 'COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED'];
+const ENDED = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED']);
 const POLL_MS = 2000;
 const PAGE = 20;
 
@@ -113,7 +114,8 @@ export function render(main, { signal, query: params }) {
 }
 
 function row(e) {
-  const cost = e.cost.actual !== null ? usd(e.cost.actual) : `${usd(e.cost.held)} held`;
+  // Until it ends an execution holds money; one that ended without a charge released its hold.
+  const cost = e.cost.actual !== null ? usd(e.cost.actual) : ENDED.has(e.status) ? '—' : `${usd(e.cost.held)} held`;
   return h('tr', { 'data-id': e.id },
     cell('Execution', h('a', { href: `#/executions/${e.id}`, class: 'mono' }, e.id)),
     cell('Status', status(e.status)),
