@@ -75,6 +75,9 @@ public sealed class ProviderEndpoint : IDisposable
 
     public bool TryAcquire() => _slots.Wait(0);
 
+    /// <summary>Waits up to <paramref name="timeout"/> for a slot; waiters are served in turn, before any later <see cref="TryAcquire"/>.</summary>
+    public Task<bool> AcquireAsync(TimeSpan timeout) => _slots.WaitAsync(timeout);
+
     public void Release() => _slots.Release();
 
     /// <summary>

@@ -25,6 +25,9 @@ public sealed class LeasedExecutionRunner(
 {
     private static readonly TimeSpan SlotBusyDelay = TimeSpan.FromMilliseconds(100);
 
+    // How long claimed work waits for its provider's next free slot before it is given back.
+    private static readonly TimeSpan SlotWait = TimeSpan.FromMilliseconds(250);
+
     /// <summary>
     /// Runs <paramref name="execution"/> in its log scope and its <c>modelroute.execution.run</c> span, parented on the
     /// trace context stored at submission: a run on another node after a crash stays in the same trace
@@ -75,7 +78,9 @@ public sealed class LeasedExecutionRunner(
             }
 
             var provider = providers.Find(route.Provider)!;
-            var acquired = provider.TryAcquire();
+            // Claimed work whose slot was just taken (by a hand-over, or a call that started meanwhile) waits a moment for
+            // the next one rather than go back behind later work of its own account (docs/routing.md).
+            var acquired = provider.TryAcquire() || (!handedOver && await provider.AcquireAsync(SlotWait));
             starting.Done();
             if (!acquired)
             {

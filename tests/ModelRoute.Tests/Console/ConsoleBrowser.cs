@@ -109,10 +109,15 @@ public sealed class ConsoleTab : IAsyncDisposable
         pwned.ShouldBeFalse();
     }
 
-    /// <summary>Saves what the tab shows to docs/console/{name}.png, for the documentation.</summary>
+    /// <summary>
+    /// Takes a screenshot of what the tab shows: to docs/console/{name}.png for the documentation when
+    /// MODELROUTE_UPDATE_SCREENSHOTS=1, else to a temporary folder, so a test run leaves the working tree as it was.
+    /// </summary>
     public async Task ScreenshotAsync(string name)
     {
-        var folder = Path.Combine(TestPaths.RepositoryRoot(), "docs", "console");
+        var folder = Environment.GetEnvironmentVariable("MODELROUTE_UPDATE_SCREENSHOTS") == "1"
+            ? Path.Combine(TestPaths.RepositoryRoot(), "docs", "console")
+            : Path.Combine(Path.GetTempPath(), "modelroute-console-screenshots");
         Directory.CreateDirectory(folder);
         await Page.ScreenshotAsync(new() { Path = Path.Combine(folder, name + ".png"), FullPage = false });
     }
