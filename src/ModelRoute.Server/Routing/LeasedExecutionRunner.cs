@@ -25,7 +25,8 @@ public sealed class LeasedExecutionRunner(
 {
     private static readonly TimeSpan SlotBusyDelay = TimeSpan.FromMilliseconds(100);
 
-    // How long claimed work waits for its provider's next free slot before it is given back.
+    // How long claimed work whose provider slot was just taken waits for the next before it is given back: given back
+    // at once, it would fall behind later work of its own account (docs/routing.md).
     private static readonly TimeSpan SlotWait = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
@@ -78,8 +79,6 @@ public sealed class LeasedExecutionRunner(
             }
 
             var provider = providers.Find(route.Provider)!;
-            // Claimed work whose slot was just taken (by a hand-over, or a call that started meanwhile) waits a moment for
-            // the next one rather than go back behind later work of its own account (docs/routing.md).
             var acquired = provider.TryAcquire() || (!handedOver && await provider.AcquireAsync(SlotWait));
             starting.Done();
             if (!acquired)

@@ -208,9 +208,11 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
                 response.Status.ShouldBeOneOf(200, 202);
                 return response.Json.GetProperty("id").GetString()!;
             }
-            catch (HttpRequestException) when (attempt < 1200)
+            catch (Exception ex) when (ex is HttpRequestException or System.Net.Sockets.SocketException && attempt < 1200)
             {
-                await Task.Delay(100); // a node being restarted; with one node, wait for it
+                // A node being killed or restarted (a connection cut while it opens surfaces as a bare SocketException);
+                // with one node, wait for it.
+                await Task.Delay(100);
             }
         }
     }
