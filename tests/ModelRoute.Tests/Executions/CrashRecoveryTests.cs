@@ -25,7 +25,7 @@ public sealed class CrashRecoveryTests : IDisposable
         var expected = new Dictionary<string, string>();
         await using (var first = await GatewayProcess.StartAsync(_dataDirectory, Settings))
         {
-            key = await CreateFundedAccountAsync(first, "100.00");
+            key = await first.CreateFundedKeyAsync("100.00");
             using var client = first.Client(key);
             for (var i = 0; i < 60; i++)
             {
@@ -79,7 +79,7 @@ public sealed class CrashRecoveryTests : IDisposable
         string id;
         await using (var first = await GatewayProcess.StartAsync(_dataDirectory, Settings))
         {
-            key = await CreateFundedAccountAsync(first, "1.00");
+            key = await first.CreateFundedKeyAsync("1.00");
             using var client = first.Client(key);
             var submitted = await client.SubmitTextAsync(key: "after-crash", simulate: """{"latency_ms":400}""");
             submitted.Status.ShouldBe(202);
@@ -113,7 +113,7 @@ public sealed class CrashRecoveryTests : IDisposable
         var ids = new List<string>();
         await using (var first = await GatewayProcess.StartAsync(_dataDirectory, settings))
         {
-            key = await CreateFundedAccountAsync(first, "1.00");
+            key = await first.CreateFundedKeyAsync("1.00");
             using var client = first.Client(key);
             for (var i = 0; i < 5; i++)
             {
@@ -134,16 +134,6 @@ public sealed class CrashRecoveryTests : IDisposable
         await Eventually.HoldsAsync(() => receiver.Received.Count >= ids.Count, "every event was delivered after the restart", seconds: 60);
         receiver.Received.Select(w => w.Json.GetProperty("data").GetProperty("id").GetString()).Distinct().Order().ShouldBe(ids.Order());
         receiver.Received.ShouldAllBe(w => w.Json.GetProperty("type").GetString() == "execution.completed");
-    }
-
-    private static async Task<string> CreateFundedAccountAsync(GatewayProcess gateway, string credit)
-    {
-        using var admin = gateway.Client(GatewayFactory.AdminKey);
-        var account = await admin.PostJsonAsync("/v1/admin/accounts", "{}");
-        var id = account.Json.GetProperty("id").GetString()!;
-        var key = (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/api-keys", "{}")).Json.GetProperty("key").GetString()!;
-        (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/credits", $$"""{"amount_usd":"{{credit}}"}""")).Status.ShouldBe(201);
-        return key;
     }
 
     public void Dispose() => TestPaths.TryDelete(_dataDirectory);

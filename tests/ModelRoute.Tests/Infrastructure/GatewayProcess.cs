@@ -106,6 +106,16 @@ public sealed class GatewayProcess : IAsyncDisposable
         return client;
     }
 
+    /// <summary>A new account with <paramref name="creditUsd"/> credited, made with the admin key; its API key.</summary>
+    public async Task<string> CreateFundedKeyAsync(string creditUsd = "10.00")
+    {
+        using var admin = Client(GatewayFactory.AdminKey);
+        var id = (await admin.PostJsonAsync("/v1/admin/accounts", "{}")).Json.GetProperty("id").GetString()!;
+        var key = (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/api-keys", "{}")).Json.GetProperty("key").GetString()!;
+        (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/credits", $$"""{"amount_usd":"{{creditUsd}}"}""")).Status.ShouldBe(201);
+        return key;
+    }
+
     /// <summary>SIGKILL: no shutdown hooks, no flushing, exactly like a crash.</summary>
     public void Kill()
     {

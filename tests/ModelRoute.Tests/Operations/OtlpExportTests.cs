@@ -21,7 +21,7 @@ public sealed class OtlpExportTests : IDisposable
             ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
             ["OTEL_METRIC_EXPORT_INTERVAL"] = "500",
         });
-        var key = await CreateFundedAccountAsync(gateway);
+        var key = await gateway.CreateFundedKeyAsync();
         using var client = gateway.Client(key);
         var traceId = System.Diagnostics.ActivityTraceId.CreateRandom();
         using var submit = new HttpRequestMessage(HttpMethod.Post, "/v1/executions")
@@ -46,16 +46,6 @@ public sealed class OtlpExportTests : IDisposable
     {
         await using var factory = new GatewayFactory();
         factory.Services.GetService<OpenTelemetry.Trace.TracerProvider>().ShouldBeNull();
-    }
-
-    private static async Task<string> CreateFundedAccountAsync(GatewayProcess gateway)
-    {
-        using var admin = gateway.Client(GatewayFactory.AdminKey);
-        var account = await admin.PostJsonAsync("/v1/admin/accounts", "{}");
-        var id = account.Json.GetProperty("id").GetString()!;
-        var key = (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/api-keys", "{}")).Json.GetProperty("key").GetString()!;
-        (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/credits", """{"amount_usd":"10.00"}""")).Status.ShouldBe(201);
-        return key;
     }
 
     public void Dispose() => TestPaths.TryDelete(_dataDirectory);

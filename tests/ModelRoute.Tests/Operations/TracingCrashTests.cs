@@ -30,7 +30,7 @@ public sealed class TracingCrashTests : IDisposable
             string key, id;
             await using (var first = await GatewayProcess.StartAsync(Directory.CreateDirectory(Path.Combine(_directory, "first")).FullName, settings))
             {
-                key = await FundedKeyAsync(first);
+                key = await first.CreateFundedKeyAsync();
                 using var client = first.Client(key);
                 id = await TracingCapture.SubmitTextAsync(client, traceParent, """{"latency_ms":4000}""");
                 await client.WaitForStatusAsync(id, "PROCESSING");
@@ -57,16 +57,6 @@ public sealed class TracingCrashTests : IDisposable
         {
             await cluster.DropDatabaseAsync(database);
         }
-    }
-
-    private static async Task<string> FundedKeyAsync(GatewayProcess gateway)
-    {
-        using var admin = gateway.Client(GatewayFactory.AdminKey);
-        var account = await admin.PostJsonAsync("/v1/admin/accounts", "{}");
-        var id = account.Json.GetProperty("id").GetString()!;
-        var key = (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/api-keys", "{}")).Json.GetProperty("key").GetString()!;
-        (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/credits", """{"amount_usd":"10.00"}""")).Status.ShouldBe(201);
-        return key;
     }
 
     public void Dispose() => TestPaths.TryDelete(_directory);

@@ -44,7 +44,7 @@ public sealed class ArtifactCopyCrashTests : IAsyncLifetime
         string id;
         await using (var first = await GatewayProcess.StartAsync(_dataDirectory, settings))
         {
-            key = await CreateFundedAccountAsync(first);
+            key = await first.CreateFundedKeyAsync();
             using var client = first.Client(key);
             var submitted = await client.SubmitAsync(ArtifactGateway.Image, """{"prompt":"a lighthouse"}""");
             submitted.Status.ShouldBe(202, submitted.Body);
@@ -73,15 +73,6 @@ public sealed class ArtifactCopyCrashTests : IAsyncLifetime
         await Ledger.AssertBalancedAsync(restarted);
     }
 
-    private static async Task<string> CreateFundedAccountAsync(GatewayProcess gateway)
-    {
-        using var admin = gateway.Client(GatewayFactory.AdminKey);
-        var account = await admin.PostJsonAsync("/v1/admin/accounts", "{}");
-        var id = account.Json.GetProperty("id").GetString()!;
-        var key = (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/api-keys", "{}")).Json.GetProperty("key").GetString()!;
-        (await admin.PostJsonAsync($"/v1/admin/accounts/{id}/credits", """{"amount_usd":"10.00"}""")).Status.ShouldBe(201);
-        return key;
-    }
 }
 
 internal static class OpenAIFakeCalls
