@@ -1,6 +1,6 @@
 namespace ModelRoute.Cli;
 
-/// <summary>What scripts can rely on (README: "Exit codes").</summary>
+/// <summary>What scripts can rely on (docs/clients.md#exit-codes).</summary>
 internal static class ExitCodes
 {
     public const int Ok = 0;

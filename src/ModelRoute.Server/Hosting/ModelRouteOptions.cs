@@ -1,6 +1,6 @@
 namespace ModelRoute.Server.Hosting;
 
-/// <summary>The <c>ModelRoute</c> configuration section (README.md#configuration). Names are the contract.</summary>
+/// <summary>The <c>ModelRoute</c> configuration section (docs/configuration.md). Names are the contract.</summary>
 public sealed class ModelRouteOptions
 {
     public const string SectionName = "ModelRoute";

@@ -174,7 +174,7 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
 
     /// <summary>
     /// A route to a provider whose adapter cannot translate the model's modality (an image model routed to an
-    /// Anthropic provider) would fail every execution; it is refused here instead (docs: README "Providers").
+    /// Anthropic provider) would fail every execution; it is refused here instead (docs/providers.md).
     /// </summary>
     private void AddModalityMismatches(ModelRouteOptions options, List<string> errors)
     {

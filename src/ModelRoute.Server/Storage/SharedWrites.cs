@@ -23,7 +23,7 @@ internal static class SharedWrites
 
     /// <summary>
     /// Ends the hold of an execution that just ended, from the ended row's own values: release it all, then charge what
-    /// it cost, capped at the hold (docs/tenancy.md; README "Prices and cost").
+    /// it cost, capped at the hold (docs/tenancy.md; docs/pricing.md).
     /// </summary>
     /// <param name="model">The model it was submitted for: the ending counts in its usage (docs/api.md#usage).</param>
     /// <param name="apiKeyId">The key it was submitted with: what it was charged counts in the key's <c>spent</c>, and a

@@ -28,7 +28,7 @@ public sealed record WebhookDeliveryView(
 
 public sealed record CreateWebhookEndpointRequest(string Url, string[]? Events, bool? Thin, string? Description);
 
-/// <summary>Webhook endpoints, their secrets and their deliveries (README "Webhooks").</summary>
+/// <summary>Webhook endpoints, their secrets and their deliveries (docs/webhooks.md).</summary>
 public static class WebhookEndpoints
 {
     public static void MapWebhookEndpoints(this RouteGroupBuilder v1)

@@ -4,7 +4,7 @@ namespace ModelRoute.Server.Webhooks;
 
 /// <summary>
 /// Standard Webhooks signatures: <c>v1,</c> + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")),
-/// where the key is the base64 part of a <c>whsec_</c> secret (README "Delivery rules").
+/// where the key is the base64 part of a <c>whsec_</c> secret (docs/webhooks.md#delivery-rules).
 /// </summary>
 public static class WebhookSigner
 {

@@ -72,7 +72,7 @@ public sealed class WebhookUrlPolicy(IHostResolver resolver, IOptions<ModelRoute
             return true;
         }
 
-        // Every form that carries an IPv4 address is judged by it (README, "Where webhooks may go").
+        // Every form that carries an IPv4 address is judged by it (docs/webhooks.md#where-webhooks-may-go).
         foreach (var embedded in EmbeddedIPv4(bytes))
         {
             if (IsPrivateIPv4(embedded))

@@ -1,6 +1,6 @@
 namespace ModelRoute.Tests.Hosting;
 
-/// <summary>README.md#configuration: a configuration error stops the start with one clear line naming the setting.</summary>
+/// <summary>docs/configuration.md#start-up-checks: a configuration error stops the start with one clear line naming the setting.</summary>
 public sealed class StartupTests : IDisposable
 {
     private readonly string _directory = TestPaths.NewTempDirectory("startup");

@@ -4,7 +4,7 @@ using System.Net.Sockets;
 namespace ModelRoute.Tests.Webhooks;
 
 /// <summary>
-/// README, "Where webhooks may go": a receiver that is down costs one log line per failed attempt, without a stack trace,
+/// docs/webhooks.md#where-webhooks-may-go: a receiver that is down costs one log line per failed attempt, without a stack trace,
 /// and HttpClient's own per-request lines stay below the default level.
 /// </summary>
 public sealed class DeliveryLogTests : IAsyncLifetime

@@ -3,7 +3,7 @@ using ModelRoute.Server.Routing;
 namespace ModelRoute.Server.Providers.Simulator;
 
 /// <summary>
-/// The simulator's own part of <c>input</c>: the <c>simulate</c> block (README, "Driving every path: input.simulate"). It is checked for every
+/// The simulator's own part of <c>input</c>: the <c>simulate</c> block (docs/providers.md#driving-every-path-inputsimulate). It is checked for every
 /// model, whatever its routes, so that a misspelt block is refused at submission rather than ignored on a fallback
 /// (docs/architecture.md, "Submissions").
 /// </summary>

@@ -131,7 +131,7 @@ public sealed class PostgresWebhookOutbox(PostgresDatabase db, IdGenerator ids) 
     /// counts). When every attempt succeeded the statement is the whole write, in its own implicit transaction; a
     /// failure also marks its endpoint failing, or disables it and fails its pending deliveries, in the same transaction.
     /// The commit does not wait for the WAL flush (synchronous_commit off, for this transaction only): delivery is at
-    /// least once (README "Delivery rules"), and if the database server crashed before the next flush, the attempts lost are those of
+    /// least once (docs/webhooks.md#delivery-rules), and if the database server crashed before the next flush, the attempts lost are those of
     /// deliveries still leased, which are sent again when the lease runs out, as after a worker's crash. The events
     /// themselves are written durably with the state changes that cause them. So a delivery's commit does not take a
     /// place in the queue of WAL flushes that every submission's 202 waits in.
