@@ -19,6 +19,9 @@ public sealed class ConsoleLayoutTests(ChromiumBrowser chromium) : IAsyncLifetim
     public async Task Every_view_fits_the_screen_without_sideways_scrolling(int width, int height, string name)
     {
         using var account = await _gateway.CreateAccountAsync("25.00");
+        // An endpoint whose receiver is down (port 9 refuses), so that the webhooks view has deliveries with errors.
+        (await account.Client.PostJsonAsync("/v1/webhook-endpoints", """{"url":"http://127.0.0.1:9/hooks/modelroute","description":"billing service"}""")).Status.ShouldBe(201);
+        (await account.Client.PostJsonAsync("/v1/api-keys", """{"name":"nightly-batch","max_spend_usd":"5.00"}""")).Status.ShouldBe(201);
         var ids = new List<string>
         {
             await account.SubmitAsync("sim/text", "Summarize the quarterly report in three bullet points.", key: "report-summary", extra: ""","metadata":{"team":"finance","user":"u_42"}"""),
@@ -58,11 +61,37 @@ public sealed class ConsoleLayoutTests(ChromiumBrowser chromium) : IAsyncLifetim
         await ShouldFitAsync(tab.Page);
         await tab.ScreenshotAsync($"balance-{name}");
 
+        await tab.Page.GotoAsync("/console/#/spend");
+        await Expect(tab.Page.Locator("section[aria-labelledby='spend-model-title'] svg rect.bar")).ToHaveCountAsync(3);
+        await ShouldFitAsync(tab.Page);
+        await tab.ScreenshotAsync($"spend-{name}");
+
+        await tab.Page.GotoAsync("/console/#/webhooks");
+        await Expect(tab.Page.Locator("article.endpoint tbody tr td[data-testid='Delivery']").First).ToBeVisibleAsync();
+        await ShouldFitAsync(tab.Page);
+        await tab.ScreenshotAsync($"webhooks-{name}");
+
+        await tab.Page.GotoAsync("/console/#/keys");
+        await Expect(tab.Page.Locator("section[aria-labelledby='keys-title'] tbody tr")).ToHaveCountAsync(2);
+        await ShouldFitAsync(tab.Page);
+        if (name == "desktop")
+        {
+            await tab.ScreenshotAsync("keys-desktop");
+        }
+
         await tab.Page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
         await tab.SignInAsync(GatewayFactory.AdminKey, landsOn: "Accounts");
         await Expect(tab.Row(account.Id)).ToBeVisibleAsync();
         await ShouldFitAsync(tab.Page);
         await tab.ScreenshotAsync($"accounts-{name}");
+
+        foreach (var view in new[] { "overview", "providers" })
+        {
+            await tab.Page.GotoAsync($"/console/#/{view}");
+            await Expect(tab.Page.Locator("tr[data-id='sim'] td[data-testid='Circuit']")).ToBeVisibleAsync();
+            await ShouldFitAsync(tab.Page);
+        }
+
         await tab.ShouldHaveRunNothingHostileAsync();
         await account.Client.PostJsonAsync($"/v1/executions/{running}/cancel", "{}");
     }
