@@ -71,8 +71,16 @@ public sealed class ConsoleOperatorTests(ChromiumBrowser chromium) : IAsyncLifet
         await account.Client.WaitForTerminalAsync(notified);
         var running = await account.SubmitAsync("sim/text", "a long one", """{"latency_ms":60000}""");
         await account.Client.WaitForStatusAsync(running, "PROCESSING");
+        // Every attempt fails: two open this provider's circuit, and the execution waits in PENDING for it to close.
         var failing = await account.SubmitAsync("sim/flaky", "down", """{"fail":"server_error","latency_ms":0}""");
-        await account.Client.WaitForTerminalAsync(failing);
+        using (var admin = gateway.Admin())
+        {
+            await Eventually.HoldsAsync(
+                async () => (await admin.GetApiAsync("/v1/admin/providers")).Json.GetProperty("data").EnumerateArray().Any(p => p.GetProperty("name").GetString() == "flaky" && p.GetProperty("circuit").GetString() == "open"),
+                "the flaky provider's circuit open", 20);
+        }
+
+        await account.Client.WaitForStatusAsync(failing, "PENDING");
         var held = (await account.Client.GetApiAsync("/v1/balance")).Json.GetProperty("held").GetString()!;
 
         await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, gateway);
@@ -81,6 +89,7 @@ public sealed class ConsoleOperatorTests(ChromiumBrowser chromium) : IAsyncLifet
 
         await Expect(tab.Page.Locator(".figure-value[data-testid='Outbox backlog']")).ToHaveTextAsync("1");
         await Expect(tab.Page.Locator(".figure-value[data-testid='Processing']")).ToHaveTextAsync("1");
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Pending']")).ToHaveTextAsync("1");
         await Expect(tab.Page.Locator(".figure-value[data-testid='Money held']")).ToHaveTextAsync("$" + held);
         await Expect(tab.Page.Locator(".figure-value[data-testid='Oldest pending delivery']")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"\d+ (s|min)"));
         await Expect(tab.Page.Locator("[data-testid='sampled']")).ToContainTextAsync("Counted at");
@@ -91,8 +100,13 @@ public sealed class ConsoleOperatorTests(ChromiumBrowser chromium) : IAsyncLifet
         await Expect(tab.Cell(tab.Row("sim"), "Latency p50 / p95")).ToContainTextAsync(" ms");
         await tab.ScreenshotAsync("overview");
 
-        (await account.Client.PostJsonAsync($"/v1/executions/{running}/cancel", "{}")).Status.ShouldBeOneOf([200, 202]);
+        foreach (var id in new[] { running, failing })
+        {
+            (await account.Client.PostJsonAsync($"/v1/executions/{id}/cancel", "{}")).Status.ShouldBeOneOf([200, 202]);
+        }
+
         await Expect(tab.Page.Locator(".figure-value[data-testid='Processing']")).ToHaveTextAsync("0");
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Pending']")).ToHaveTextAsync("0");
         await Expect(tab.Page.Locator(".figure-value[data-testid='Money held']")).ToHaveTextAsync("$0.000000");
         await tab.ShouldHaveRunNothingHostileAsync();
     }
