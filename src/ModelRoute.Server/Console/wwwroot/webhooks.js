@@ -61,14 +61,15 @@ export function render(main, { signal }) {
 }
 
 function createForm(signal, added) {
-  const url = h('input', { id: 'endpoint-url', name: 'url', type: 'url', required: true, autocomplete: 'off', spellcheck: 'false', placeholder: 'https://example.com/hooks/modelroute' });
+  const url = h('input', { id: 'endpoint-url', name: 'url', type: 'url', required: true, autocomplete: 'off', spellcheck: 'false', 'aria-describedby': 'endpoint-url-help' });
   const description = h('input', { id: 'endpoint-description', name: 'description', autocomplete: 'off' });
   const boxes = EVENTS.map((type) => h('input', { type: 'checkbox', id: `event-${type}`, name: 'events', value: type, checked: DEFAULT_EVENTS.has(type) }));
   const slot = h('div', { class: 'secret-slot' });
   const submit = h('button', { type: 'submit' }, 'Create endpoint');
   const form = h('form', { 'aria-labelledby': 'new-endpoint-title', on: { submit: create } },
     h('div', { class: 'toolbar' },
-      h('div', { class: 'field grow' }, h('label', { for: url.id }, 'URL'), url),
+      h('div', { class: 'field grow' }, h('label', { for: url.id }, 'URL'), url,
+        h('p', { id: 'endpoint-url-help', class: 'help' }, 'An absolute http or https address that answers a signed POST with a 2xx.')),
       h('div', { class: 'field grow' }, h('label', { for: description.id }, 'Description (optional)'), description)),
     h('fieldset', { class: 'events' }, h('legend', {}, 'Events'),
       boxes.map((box) => h('span', { class: 'check' }, box, h('label', { for: box.id }, box.value)))),
