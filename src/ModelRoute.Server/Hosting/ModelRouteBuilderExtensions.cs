@@ -274,6 +274,7 @@ public static class ModelRouteBuilderExtensions
         admin.MapAdminEndpoints();
         admin.MapAccountLimitEndpoints();
         admin.MapAdminUsageEndpoints();
+        admin.MapOverviewEndpoints();
         return app;
     }
 

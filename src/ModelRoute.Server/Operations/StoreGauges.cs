@@ -18,7 +18,7 @@ public sealed partial class StoreGauges : BackgroundService
     private readonly TimeSpan _interval;
     private readonly StoreAvailability? _availability;
     private readonly ILogger<StoreGauges> _logger;
-    private OperationalCounts? _last;
+    private StoreSample? _last;
     private bool _failing;
 
     public StoreGauges(
@@ -48,14 +48,18 @@ public sealed partial class StoreGauges : BackgroundService
     }
 
     /// <summary>The last counts taken; null until the first succeeds.</summary>
-    public OperationalCounts? Last => Volatile.Read(ref _last);
+    public OperationalCounts? Last => LastSample?.Counts;
+
+    /// <summary>The last counts taken with when they were taken, read together (docs/api.md#operator-overview).</summary>
+    public StoreSample? LastSample => Volatile.Read(ref _last);
 
     /// <summary>Counts the store now and keeps the result; a failure keeps the previous counts and is logged once per outage.</summary>
     public async Task SampleAsync(CancellationToken cancellationToken)
     {
         try
         {
-            Volatile.Write(ref _last, await _store.CountAsync(cancellationToken));
+            var counts = await _store.CountAsync(cancellationToken);
+            Volatile.Write(ref _last, new StoreSample(counts, _time.GetUtcNow()));
             if (_failing)
             {
                 _failing = false;
@@ -130,3 +134,6 @@ public sealed partial class StoreGauges : BackgroundService
     [LoggerMessage(Level = LogLevel.Information, Message = "Counting the store for the gauges works again")]
     private static partial void LogSamplingResumed(ILogger logger);
 }
+
+/// <summary>One count of the store and the time it was taken.</summary>
+public sealed record StoreSample(OperationalCounts Counts, DateTimeOffset TakenAt);

@@ -93,6 +93,22 @@ public sealed class ConsoleTab : IAsyncDisposable
         await Assertions.Expect(Page.GetByRole(AriaRole.Heading, new() { Name = landsOn, Level = 1 })).ToBeVisibleAsync();
     }
 
+    /// <summary>Presses Tab until the element matching <paramref name="selector"/> has the focus (at most 60 times).</summary>
+    public async Task TabToAsync(string selector)
+    {
+        for (var i = 0; i < 60; i++)
+        {
+            if (await Page.EvaluateAsync<bool>("s => document.activeElement?.matches(s) === true", selector))
+            {
+                return;
+            }
+
+            await Page.Keyboard.PressAsync("Tab");
+        }
+
+        throw new ShouldAssertException($"Tab never reached {selector}.");
+    }
+
     public ILocator Row(string id) => Page.Locator($"tr[data-id='{id}']");
 
     /// <summary>The value of one column in a row (without the column's name, which narrow screens show beside it).</summary>

@@ -59,4 +59,55 @@ public sealed class ConsoleOperatorTests(ChromiumBrowser chromium) : IAsyncLifet
         await Expect(tab.Cell(tab.Row("sim"), "Circuit")).ToHaveTextAsync("closed");
         await tab.ScreenshotAsync("providers");
     }
+
+    [Fact]
+    public async Task The_overview_shows_a_webhook_backlog_work_in_flight_money_held_and_an_open_circuit()
+    {
+        // The store counted every second, so that the figures follow the test quickly.
+        await using var gateway = ConsoleGateway.Start(new Dictionary<string, string?> { ["ModelRoute:Metrics:SampleInterval"] = "00:00:01" });
+        using var account = await gateway.CreateAccountAsync();
+        // Port 9 (discard) refuses: the execution's webhook stays in the outbox between retries.
+        var notified = await account.SubmitAsync("sim/text", "tell a receiver that is down", extra: ""","webhook_url":"http://127.0.0.1:9/hook" """);
+        await account.Client.WaitForTerminalAsync(notified);
+        var running = await account.SubmitAsync("sim/text", "a long one", """{"latency_ms":60000}""");
+        await account.Client.WaitForStatusAsync(running, "PROCESSING");
+        // Every attempt fails: two open this provider's circuit, and the execution waits in PENDING for it to close.
+        var failing = await account.SubmitAsync("sim/flaky", "down", """{"fail":"server_error","latency_ms":0}""");
+        using (var admin = gateway.Admin())
+        {
+            await Eventually.HoldsAsync(
+                async () => (await admin.GetApiAsync("/v1/admin/providers")).Json.GetProperty("data").EnumerateArray().Any(p => p.GetProperty("name").GetString() == "flaky" && p.GetProperty("circuit").GetString() == "open"),
+                "the flaky provider's circuit open", 20);
+        }
+
+        await account.Client.WaitForStatusAsync(failing, "PENDING");
+        var held = (await account.Client.GetApiAsync("/v1/balance")).Json.GetProperty("held").GetString()!;
+
+        await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, gateway);
+        await tab.SignInAsync(GatewayFactory.AdminKey, landsOn: "Accounts");
+        await tab.Page.GetByRole(AriaRole.Link, new() { Name = "Overview" }).ClickAsync();
+
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Outbox backlog']")).ToHaveTextAsync("1");
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Processing']")).ToHaveTextAsync("1");
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Pending']")).ToHaveTextAsync("1");
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Money held']")).ToHaveTextAsync("$" + held);
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Oldest pending delivery']")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"\d+ (s|min)"));
+        await Expect(tab.Page.Locator("[data-testid='sampled']")).ToContainTextAsync("Counted at");
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Ended per second']")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+(\.\d+)?$"));
+        await Expect(tab.Cell(tab.Row("flaky"), "Circuit")).ToHaveTextAsync("open");
+        await Expect(tab.Cell(tab.Row("flaky"), "Error rate")).ToHaveTextAsync("100.0%");
+        await Expect(tab.Cell(tab.Row("sim"), "In flight")).ToHaveTextAsync("1");
+        await Expect(tab.Cell(tab.Row("sim"), "Latency p50 / p95")).ToContainTextAsync(" ms");
+        await tab.ScreenshotAsync("overview");
+
+        foreach (var id in new[] { running, failing })
+        {
+            (await account.Client.PostJsonAsync($"/v1/executions/{id}/cancel", "{}")).Status.ShouldBeOneOf([200, 202]);
+        }
+
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Processing']")).ToHaveTextAsync("0");
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Pending']")).ToHaveTextAsync("0");
+        await Expect(tab.Page.Locator(".figure-value[data-testid='Money held']")).ToHaveTextAsync("$0.000000");
+        await tab.ShouldHaveRunNothingHostileAsync();
+    }
 }

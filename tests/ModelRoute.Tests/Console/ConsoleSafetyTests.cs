@@ -116,6 +116,51 @@ public sealed class ConsoleSafetyTests(ChromiumBrowser chromium) : IAsyncLifetim
         tab.Page.Url.ShouldNotContain("javascript");
     }
 
+    [Fact]
+    public async Task Hostile_endpoint_urls_descriptions_delivery_errors_and_key_names_are_shown_as_text_and_run_nothing()
+    {
+        using var account = await _gateway.CreateAccountAsync();
+        // Invisible characters are refused in URLs, descriptions and key names, so only the printable payloads go there.
+        var printable = Corpus.Where(p => !p.Any(c => c is '\u202E' or '\u200B')).ToArray();
+        var endpoints = new List<string>();
+        foreach (var (payload, i) in printable.Select((p, i) => (p, i)))
+        {
+            // Port 9 refuses, so every delivery fails with an error shown beside it.
+            var url = $"http://127.0.0.1:9/{i}/{payload}?next={payload}";
+            var created = await account.Client.PostJsonAsync("/v1/webhook-endpoints", JsonSerializer.Serialize(new { url, description = payload }));
+            created.Status.ShouldBe(201, created.Body);
+            endpoints.Add(created.Json.GetProperty("id").GetString()!);
+            (await account.Client.PostJsonAsync("/v1/api-keys", JsonSerializer.Serialize(new { name = payload }))).Status.ShouldBe(201);
+        }
+
+        (await account.Client.PostJsonAsync($"/v1/webhook-endpoints/{endpoints[0]}/test", "{}")).Status.ShouldBe(202);
+
+        await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, _gateway);
+        await tab.SignInAsync(account.Key);
+        await tab.Page.GetByRole(AriaRole.Link, new() { Name = "Webhooks" }).ClickAsync();
+        await Expect(tab.Page.Locator("article.endpoint")).ToHaveCountAsync(endpoints.Count);
+        for (var i = 0; i < endpoints.Count; i++)
+        {
+            var card = tab.Page.Locator($"article[data-id='{endpoints[i]}']");
+            var url = (await account.Client.GetApiAsync($"/v1/webhook-endpoints/{endpoints[i]}")).Json.GetProperty("url").GetString()!;
+            await Expect(card.Locator("h3")).ToHaveTextAsync(url);
+            await Expect(card.Locator("dd").Filter(new() { HasText = printable[i] }).First).ToHaveTextAsync(printable[i]);
+        }
+
+        await Expect(tab.Page.Locator($"article[data-id='{endpoints[0]}'] td[data-testid='Response']")).ToContainTextAsync("Could not connect");
+        await tab.ShouldHaveRunNothingHostileAsync();
+
+        await tab.Page.GetByRole(AriaRole.Link, new() { Name = "API keys" }).ClickAsync();
+        await Expect(tab.Page.Locator("section[aria-labelledby='keys-title'] tbody tr")).ToHaveCountAsync(printable.Length + 1);
+        foreach (var payload in printable)
+        {
+            await Expect(tab.Page.Locator("td[data-testid='Key'] bdi").Filter(new() { HasText = payload }).First).ToHaveTextAsync(payload);
+        }
+
+        await tab.ShouldHaveRunNothingHostileAsync();
+        tab.Page.Url.ShouldNotContain("javascript");
+    }
+
     /// <summary>How the console shows a text: invisible characters as marks such as U+202E.</summary>
     private static string Visible(string text) =>
         string.Concat(text.Select(c => c is '\u202E' or '\u200B' or '\u200D' or '\uFEFF' ? $"U+{(int)c:X4}" : c.ToString()));

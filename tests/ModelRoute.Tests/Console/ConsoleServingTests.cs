@@ -6,7 +6,8 @@ public sealed class ConsoleServingTests(SharedGateway shared) : IClassFixture<Sh
     private const string Policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
         + "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-    private static readonly string[] Files = ["index.html", "app.js", "api.js", "dom.js", "signin.js", "executions.js", "execution.js", "balance.js", "accounts.js", "providers.js", "style.css"];
+    private static readonly string[] Files = ["index.html", "app.js", "api.js", "dom.js", "signin.js", "executions.js", "execution.js", "balance.js", "accounts.js", "providers.js", "style.css",
+        "spend.js", "chart.js", "webhooks.js", "keys.js", "secret.js", "confirm.js", "overview.js"];
 
     [Fact]
     public async Task Every_console_file_is_served_without_a_key_with_the_strict_policy_and_its_own_type()
@@ -69,7 +70,8 @@ public sealed class ConsoleServingTests(SharedGateway shared) : IClassFixture<Sh
 
         foreach (var file in Files)
         {
-            var text = File.ReadAllText(Path.Combine(folder, file));
+            // The SVG namespace is a name that createElementNS needs, never an address anything is fetched from.
+            var text = File.ReadAllText(Path.Combine(folder, file)).Replace("'http://www.w3.org/2000/svg'", "", StringComparison.Ordinal);
             foreach (var banned in new[] { "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "http://", "https://", "//cdn", "@import" })
             {
                 text.ShouldNotContain(banned, Case.Sensitive, $"{file} uses {banned}");

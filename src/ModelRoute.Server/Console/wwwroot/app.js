@@ -7,18 +7,26 @@ import * as execution from './execution.js';
 import * as balance from './balance.js';
 import * as accounts from './accounts.js';
 import * as providers from './providers.js';
+import * as spend from './spend.js';
+import * as webhooks from './webhooks.js';
+import * as keys from './keys.js';
+import * as overview from './overview.js';
 
 const ROUTES = [
   { pattern: /^#\/executions$/, view: executions, kind: 'account', section: '#/executions' },
   { pattern: /^#\/executions\/(exe_[A-Za-z0-9]+)$/, view: execution, kind: 'account', section: '#/executions' },
+  { pattern: /^#\/spend$/, view: spend, kind: 'account', section: '#/spend' },
   { pattern: /^#\/balance$/, view: balance, kind: 'account', section: '#/balance' },
+  { pattern: /^#\/webhooks$/, view: webhooks, kind: 'account', section: '#/webhooks' },
+  { pattern: /^#\/keys$/, view: keys, kind: 'account', section: '#/keys' },
   { pattern: /^#\/accounts$/, view: accounts, kind: 'admin', section: '#/accounts' },
+  { pattern: /^#\/overview$/, view: overview, kind: 'admin', section: '#/overview' },
   { pattern: /^#\/providers$/, view: providers, kind: 'admin', section: '#/providers' },
 ];
 
 const NAV = {
-  account: [['#/executions', 'Executions'], ['#/balance', 'Balance and ledger']],
-  admin: [['#/accounts', 'Accounts'], ['#/providers', 'Providers']],
+  account: [['#/executions', 'Executions'], ['#/spend', 'Spend'], ['#/balance', 'Balance and ledger'], ['#/webhooks', 'Webhooks'], ['#/keys', 'API keys']],
+  admin: [['#/accounts', 'Accounts'], ['#/overview', 'Overview'], ['#/providers', 'Providers']],
 };
 
 let current = null;
