@@ -80,33 +80,39 @@ public abstract class ExecutionQueries(
     public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
         ReadAsync<IReadOnlyList<Execution>>(async c =>
         {
-            var parameters = new DynamicParameters(new
-            {
-                accountId,
-                Status = query.Status?.ToWire(),
-                query.Model,
-                query.IdempotencyKey,
-                CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
-                FromId = query.CreatedAfter is { } after ? LowestIdAfter(after) : null,
-                CreatedBefore = query.CreatedBefore?.ToUnixTimeMilliseconds(),
-                query.Before,
-                query.Limit,
-            });
-            for (var i = 0; i < query.Metadata.Count; i++)
-            {
-                parameters.Add("MetaKey" + i, query.Metadata[i].Key);
-                parameters.Add("MetaValue" + i, query.Metadata[i].Value);
-            }
-
-            var rows = await c.QueryAsync<ExecutionRow>(ListSql(query), parameters);
+            var rows = await c.QueryAsync<ExecutionRow>(ListSql(query), ListParameters(accountId, query));
             return [.. rows.Select(r => r.ToExecution())];
         }, cancellationToken);
+
+    /// <summary>The parameters of <see cref="ListSql"/>; a statement uses those of the filters it has.</summary>
+    internal static DynamicParameters ListParameters(string accountId, ExecutionQuery query)
+    {
+        var parameters = new DynamicParameters(new
+        {
+            accountId,
+            Status = query.Status?.ToWire(),
+            query.Model,
+            query.IdempotencyKey,
+            CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
+            FromId = query.CreatedAfter is { } after ? LowestIdAfter(after) : null,
+            CreatedBefore = query.CreatedBefore?.ToUnixTimeMilliseconds(),
+            query.Before,
+            query.Limit,
+        });
+        for (var i = 0; i < query.Metadata.Count; i++)
+        {
+            parameters.Add("MetaKey" + i, query.Metadata[i].Key);
+            parameters.Add("MetaValue" + i, query.Metadata[i].Value);
+        }
+
+        return parameters;
+    }
 
     /// <summary>
     /// Newest first along the (account_id, id) index, or the (account_id, idempotency_key) one for a key; only the
     /// filters given are in the statement, so that the engine plans each combination for what it asks.
     /// </summary>
-    private string ListSql(ExecutionQuery q)
+    internal string ListSql(ExecutionQuery q)
     {
         var shape = (q.Status is null ? 0 : 1) | (q.Model is null ? 0 : 2) | (q.IdempotencyKey is null ? 0 : 4) | (q.CreatedAfter is null ? 0 : 8)
             | (q.CreatedBefore is null ? 0 : 16) | (q.Before is null ? 0 : 32) | (q.Metadata.Count << 6);
