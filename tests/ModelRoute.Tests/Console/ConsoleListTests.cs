@@ -107,6 +107,33 @@ public sealed class ConsoleListTests(ChromiumBrowser chromium) : IAsyncLifetime
         await tab.ShouldHaveRunNothingHostileAsync();
     }
 
+    [Fact]
+    public async Task Hostile_keys_metadata_and_search_text_are_found_exactly_and_only_ever_shown_as_text()
+    {
+        using var account = await _gateway.CreateAccountAsync();
+        const string Key = "k<img src=x onerror=\"window.__pwned=1\">";
+        const string Note = "</script><script>window.__pwned=1</script>";
+        var id = await account.SubmitAsync("sim/text", "x", key: Key, extra: $$""","metadata":{"note":{{JsonSerializer.Serialize(Note)}}}""");
+        await account.SubmitAsync("sim/text", "y", key: "k%", extra: ""","metadata":{"note":"%"}""");
+
+        await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, _gateway);
+        await tab.SignInAsync(account.Key);
+        await FindAsync(tab, Key);
+        await Expect(tab.Page.Locator("tbody tr")).ToHaveCountAsync(1);
+        await Expect(tab.Cell(tab.Row(id), "Idempotency key")).ToHaveTextAsync(Key);
+
+        await FindAsync(tab, "note=" + Note);
+        await Expect(tab.Page.Locator("tbody tr")).ToHaveCountAsync(1);
+        await Expect(tab.Row(id)).ToBeVisibleAsync();
+        (await tab.Page.GetByLabel(SearchLabel).InputValueAsync()).ShouldBe("note=" + Note);
+
+        // Text that neither an idempotency key nor a metadata key can hold is refused by the API, and said so.
+        await FindAsync(tab, "javascript:alert(1)\u202E=x");
+        await Expect(tab.Page.GetByText("Nothing matches the search.")).ToBeVisibleAsync();
+        await Expect(tab.Page.Locator("#notice .error")).ToBeVisibleAsync();
+        await tab.ShouldHaveRunNothingHostileAsync();
+    }
+
     private static async Task FindAsync(ConsoleTab tab, string text)
     {
         await tab.Page.GetByLabel(SearchLabel).FillAsync(text);

@@ -37,12 +37,12 @@ export function render(main, { signal, query: params }) {
     h('div', { class: 'actions' }, more),
   ]);
 
-  readFirstPages().then(() => follow({
-    signal,
-    onEvent: changed,
-    onGap: scheduleRefresh,
-    onState: (s) => { state.live = s; draw(); },
-  }));
+  // The feed starts at the newest change when the server answers it; a change between the first read and that
+  // moment is picked up by one more read a second later, when the feed is surely open.
+  readFirstPages().then(() => {
+    follow({ signal, onEvent: changed, onGap: scheduleRefresh, onState: (s) => { state.live = s; draw(); } });
+    setTimeout(scheduleRefresh, 1000);
+  });
 
   /** The list's parameters now: a relative window is counted back from this moment. */
   function listQuery(search, cursor) {
