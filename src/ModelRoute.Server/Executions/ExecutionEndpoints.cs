@@ -44,7 +44,9 @@ public static class ExecutionEndpoints
         executions.MapPost("/{id}/cancel", CancelAsync).Produces<ExecutionView>(202).ProducesProblem(404).ProducesProblem(409);
 
         var reads = executions.MapGroup(""); // every account GET is rate limited by the /v1 group's convention
-        reads.MapGet("/", ListAsync).Produces<ListView<ExecutionView>>(200).ProducesProblem(400);
+        reads.MapGet("/", ListAsync).Produces<ListView<ExecutionView>>(200).ProducesProblem(400)
+            .WithName("ListExecutions")
+            .WithSummary("List the account's executions newest first, by status, model, created_after, created_before, idempotency_key and up to 3 metadata[key]=value");
         reads.MapGet("/{id}", GetAsync).Produces<ExecutionView>(200).ProducesProblem(404).ProducesProblem(429);
         reads.MapGet("/{id}/events", StreamEventsAsync).Produces(200, contentType: "text/event-stream").ProducesProblem(404);
         reads.MapGet("/{id}/artifacts/{name}", GetArtifactAsync).Produces(200, contentType: "application/octet-stream").ProducesProblem(404);

@@ -167,6 +167,21 @@ public sealed class ListSearchTests : IAsyncLifetime
         (await account.Client.GetApiAsync("/v1/executions?idempotency_key=" + new string('k', 256))).ProblemField().ShouldBe("idempotency_key");
     }
 
+    [Fact]
+    public async Task The_list_is_documented_with_its_search_parameters()
+    {
+        using var client = _gateway.Anonymous();
+
+        var document = await client.GetApiAsync("/openapi/v1.json");
+
+        document.Status.ShouldBe(200, document.Body);
+        var operation = document.Json.GetProperty("paths").GetProperty("/v1/executions").GetProperty("get");
+        operation.GetProperty("operationId").GetString().ShouldBe("ListExecutions");
+        operation.GetProperty("summary").GetString()!.ShouldContain("metadata[key]=value");
+        var names = operation.GetProperty("parameters").EnumerateArray().Select(p => p.GetProperty("name").GetString()!).ToList();
+        new[] { "status", "model", "created_after", "created_before", "idempotency_key", "limit", "cursor" }.ShouldBeSubsetOf(names);
+    }
+
     private static string Meta(string key, string value) => $"&metadata%5B{Uri.EscapeDataString(key)}%5D={Uri.EscapeDataString(value)}";
 
     /// <summary>A slow text execution (it stays PROCESSING) with this key (or a fresh one) and metadata JSON.</summary>
