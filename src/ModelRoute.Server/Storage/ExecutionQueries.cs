@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using Dapper;
 using ModelRoute.Server.Storage.Sqlite;
@@ -14,7 +15,10 @@ namespace ModelRoute.Server.Storage;
 /// <param name="openStatus">The predicate of a non-terminal status (SQLite's repeats its partial index's word for word).</param>
 /// <param name="endedStatus">The predicate of a terminal status.</param>
 /// <param name="inIds">The engine's "column is one of the list @ids".</param>
-public abstract class ExecutionQueries(Func<string, string, string> isNull, string openStatus, string endedStatus, Func<string, string> inIds)
+/// <param name="metadataIs">The engine's "the row's top-level metadata value at key <c>@MetaKeyN</c> is the string
+/// <c>@MetaValueN</c>" for pair N (docs/api.md#list-executions).</param>
+public abstract class ExecutionQueries(
+    Func<string, string, string> isNull, string openStatus, string endedStatus, Func<string, string> inIds, Func<int, string> metadataIs)
 {
     private const string ByKeySql = "SELECT * FROM executions WHERE account_id = @accountId AND idempotency_key = @idempotencyKey";
 
@@ -43,17 +47,8 @@ public abstract class ExecutionQueries(Func<string, string, string> isNull, stri
 
     private readonly string _byIdSql = $"SELECT * FROM executions WHERE id = @id AND ({isNull("accountId", "text")} OR account_id = @accountId)";
 
-    /// <summary>Newest first, each filter applied only when given.</summary>
-    private readonly string _listSql = $"""
-        SELECT * FROM executions
-        WHERE account_id = @accountId
-          AND ({isNull("Status", "text")} OR status = @Status)
-          AND ({isNull("Model", "text")} OR model = @Model)
-          AND ({isNull("CreatedAfter", "bigint")} OR created_at > @CreatedAfter)
-          AND ({isNull("Before", "text")} OR id < @Before)
-        ORDER BY id DESC
-        LIMIT @Limit
-        """;
+    /// <summary>The list's statements by the filters they have (see <see cref="ListSql"/>); a few dozen at most.</summary>
+    private readonly ConcurrentDictionary<int, string> _listSql = new();
 
     /// <summary>A read on one of the engine's connections.</summary>
     private protected abstract Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken);
@@ -85,19 +80,80 @@ public abstract class ExecutionQueries(Func<string, string, string> isNull, stri
     public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) =>
         ReadAsync<IReadOnlyList<Execution>>(async c =>
         {
-            var rows = await c.QueryAsync<ExecutionRow>(
-                _listSql,
-                new
-                {
-                    accountId,
-                    Status = query.Status?.ToWire(),
-                    query.Model,
-                    CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
-                    query.Before,
-                    query.Limit,
-                });
+            var rows = await c.QueryAsync<ExecutionRow>(ListSql(query), ListParameters(accountId, query));
             return [.. rows.Select(r => r.ToExecution())];
         }, cancellationToken);
+
+    /// <summary>The parameters of <see cref="ListSql"/>; a statement uses those of the filters it has.</summary>
+    internal static DynamicParameters ListParameters(string accountId, ExecutionQuery query)
+    {
+        var parameters = new DynamicParameters(new
+        {
+            accountId,
+            Status = query.Status?.ToWire(),
+            query.Model,
+            query.IdempotencyKey,
+            CreatedAfter = query.CreatedAfter?.ToUnixTimeMilliseconds(),
+            FromId = query.CreatedAfter is { } after ? LowestIdAfter(after) : null,
+            CreatedBefore = query.CreatedBefore?.ToUnixTimeMilliseconds(),
+            query.Before,
+            query.Limit,
+        });
+        for (var i = 0; i < query.Metadata.Count; i++)
+        {
+            parameters.Add("MetaKey" + i, query.Metadata[i].Key);
+            parameters.Add("MetaValue" + i, query.Metadata[i].Value);
+        }
+
+        return parameters;
+    }
+
+    /// <summary>
+    /// Newest first along the (account_id, id) index, or the (account_id, idempotency_key) one for a key; only the
+    /// filters given are in the statement, so that the engine plans each combination for what it asks.
+    /// </summary>
+    internal string ListSql(ExecutionQuery q)
+    {
+        var shape = (q.Status is null ? 0 : 1) | (q.Model is null ? 0 : 2) | (q.IdempotencyKey is null ? 0 : 4) | (q.CreatedAfter is null ? 0 : 8)
+            | (q.CreatedBefore is null ? 0 : 16) | (q.Before is null ? 0 : 32) | (q.Metadata.Count << 6);
+        return _listSql.GetOrAdd(shape, static (shape, metadataIs) =>
+        {
+            var sql = new StringBuilder("SELECT * FROM executions WHERE account_id = @accountId");
+            sql.Append((shape & 4) != 0 ? " AND idempotency_key = @IdempotencyKey" : "");
+            sql.Append((shape & 1) != 0 ? " AND status = @Status" : "");
+            sql.Append((shape & 2) != 0 ? " AND model = @Model" : "");
+
+            // Ids begin with their creation millisecond (Storage/Ids.cs) and are never older than their created_at: the
+            // lower id bound lets a time window end the scan at its start instead of at the account's first execution.
+            sql.Append((shape & 8) != 0 ? " AND created_at > @CreatedAfter AND id >= @FromId" : "");
+            sql.Append((shape & 16) != 0 ? " AND created_at < @CreatedBefore" : "");
+            sql.Append((shape & 32) != 0 ? " AND id < @Before" : "");
+            for (var i = 0; i < shape >> 6; i++)
+            {
+                sql.Append(" AND ").Append(metadataIs(i));
+            }
+
+            return sql.Append(" ORDER BY id DESC LIMIT @Limit").ToString();
+        }, metadataIs);
+    }
+
+    /// <summary>
+    /// The smallest execution id that can have been created after <paramref name="after"/>: "exe_" and the ULID time
+    /// of the next millisecond, which sorts before every id of that millisecond or later.
+    /// </summary>
+    private static string LowestIdAfter(DateTimeOffset after)
+    {
+        const string alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
+        var ms = Math.Max(0, after.ToUnixTimeMilliseconds() + 1);
+        Span<char> time = stackalloc char[10];
+        for (var i = 9; i >= 0; i--)
+        {
+            time[i] = alphabet[(int)(ms & 31)];
+            ms >>= 5;
+        }
+
+        return string.Concat("exe_", time);
+    }
 
     public Task<IReadOnlyList<string>> ListExpiredAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) =>
         ReadAsync<IReadOnlyList<string>>(async c => [.. await c.QueryAsync<string>(_expiredSql, new { Now = now.ToUnixTimeMilliseconds(), max })], cancellationToken);

@@ -74,7 +74,16 @@ public readonly record struct SubmittingKey(string? Id, bool SpendLimited);
 
 public sealed record SubmitOutcome(SubmitResult Result, Execution? Execution);
 
-public sealed record ExecutionQuery(ExecutionStatus? Status, string? Model, DateTimeOffset? CreatedAfter, string? Before, int Limit);
+/// <summary>What GET /v1/executions asks for (docs/api.md#list-executions); every filter is applied only when given.</summary>
+public sealed record ExecutionQuery(ExecutionStatus? Status, string? Model, DateTimeOffset? CreatedAfter, string? Before, int Limit)
+{
+    public DateTimeOffset? CreatedBefore { get; init; }
+
+    public string? IdempotencyKey { get; init; }
+
+    /// <summary>Top-level metadata keys whose value must be exactly this string, all of them (at most three).</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Metadata { get; init; } = [];
+}
 
 /// <summary>
 /// Durable executions as the gateway uses them: insert with a hold, conditional state moves that settle money, leases

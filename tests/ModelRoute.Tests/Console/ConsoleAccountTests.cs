@@ -45,9 +45,9 @@ public sealed class ConsoleAccountTests(ChromiumBrowser chromium) : IAsyncLifeti
         await Expect(tab.Page.Locator("tbody tr")).ToHaveCountAsync(1);
         await Expect(tab.Row(other)).ToBeVisibleAsync();
 
-        // Search: an id opens its page; other text searches the idempotency keys of what is loaded.
+        // Search: an id opens its page; other text is an idempotency key, found by the server.
         await tab.Page.GotoAsync("/console/#/executions");
-        await tab.Page.GetByLabel("Find by id or idempotency key").FillAsync("failed");
+        await tab.Page.GetByLabel("Find by id or idempotency key").FillAsync("list-failed");
         await tab.Page.GetByRole(AriaRole.Button, new() { Name = "Find", Exact = true }).ClickAsync();
         await Expect(tab.Page.Locator("tbody tr")).ToHaveCountAsync(1);
         await tab.Page.GetByLabel("Find by id or idempotency key").FillAsync(done);

@@ -6,7 +6,7 @@ public sealed class ConsoleServingTests(SharedGateway shared) : IClassFixture<Sh
     private const string Policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
         + "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-    private static readonly string[] Files = ["index.html", "app.js", "api.js", "dom.js", "signin.js", "executions.js", "execution.js", "balance.js", "accounts.js", "providers.js", "style.css",
+    private static readonly string[] Files = ["index.html", "app.js", "api.js", "dom.js", "signin.js", "executions.js", "live.js", "execution.js", "balance.js", "accounts.js", "providers.js", "style.css",
         "spend.js", "chart.js", "webhooks.js", "keys.js", "secret.js", "confirm.js", "overview.js"];
 
     [Fact]

@@ -22,7 +22,8 @@ public sealed partial class PostgresExecutionStore(
         (name, type) => "@" + name + "::" + type + " IS NULL",
         "status IN ('PENDING', 'PROCESSING', 'AWAITING_WEBHOOK')",
         "status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED')",
-        column => column + " = ANY(@ids)"),
+        column => column + " = ANY(@ids)",
+        i => $"json_typeof(executions.metadata::json -> @MetaKey{i}) = 'string' AND executions.metadata::json ->> @MetaKey{i} = @MetaValue{i}"),
     ISqlExecutionStore
 {
     // Enough for one commit's worth of submissions at the target rates; the arrays stay small.

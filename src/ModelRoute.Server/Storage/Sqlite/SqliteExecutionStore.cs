@@ -9,8 +9,15 @@ namespace ModelRoute.Server.Storage.Sqlite;
 /// (hand-overs, wake-ups) is <see cref="ExecutionCommits"/>'s.
 /// </summary>
 public sealed class SqliteExecutionStore(SqliteDatabase db, IdGenerator ids, IOptions<ModelRouteOptions> options, TimeProvider time)
-    : ExecutionQueries((name, _) => "@" + name + " IS NULL", OpenStatus, EndedStatus, column => column + " IN @ids"), ISqlExecutionStore
+    : ExecutionQueries((name, _) => "@" + name + " IS NULL", OpenStatus, EndedStatus, column => column + " IN @ids", MetadataIs), ISqlExecutionStore
 {
+    /// <summary>
+    /// json_each, not a JSON path: a path cannot name every key a submission may use (a double quote, a leading '$'),
+    /// and json_each reads keys and values unescaped. 'text' is a JSON string: numbers and booleans never match.
+    /// </summary>
+    private static string MetadataIs(int i) =>
+        $"EXISTS (SELECT 1 FROM json_each(executions.metadata) AS m WHERE m.key = @MetaKey{i} AND m.type = 'text' AND m.value = @MetaValue{i})";
+
     /// <summary>
     /// The statuses of open and of ended executions as the predicates of their partial indexes (migration 0004),
     /// which a query repeats word for word for SQLite to use the index. OR chains, not IN lists: for an IN list of
