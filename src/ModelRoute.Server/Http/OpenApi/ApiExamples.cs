@@ -26,6 +26,15 @@ internal static class ApiExamples
         if (schemas.TryGetValue("SubmitExecutionRequest", out var submitted) && submitted is OpenApiSchema submission)
         {
             Describe(submission, SubmissionFields);
+            if (submission.Properties is { } fields && fields.TryGetValue("metadata", out var given) && given is OpenApiSchema metadata)
+            {
+                // A string, number or boolean per key; the generator sees only a dictionary of any JSON.
+                metadata.AdditionalProperties = new OpenApiSchema
+                {
+                    AnyOf = [new OpenApiSchema { Type = JsonSchemaType.String }, new OpenApiSchema { Type = JsonSchemaType.Number }, new OpenApiSchema { Type = JsonSchemaType.Boolean }],
+                };
+            }
+
             submission.Examples = [Submission()];
         }
 

@@ -26,6 +26,11 @@ internal sealed class ApiOperationTransformer : IOpenApiOperationTransformer
                 : "The account is disabled (ACCOUNT_DISABLED), or the key may not do this (FORBIDDEN).");
             AddError(operation, 503, "The store cannot be reached; retry after the Retry-After header (STORE_UNAVAILABLE).");
         }
+        else
+        {
+            // Said outright, so that a generator does not apply a default scheme: no key is sent.
+            operation.Security = [];
+        }
 
         if (metadata.OfType<EnableRateLimitingAttribute>().Any())
         {

@@ -23,6 +23,7 @@ internal static class ApiSchemaRules
         foreach (var (name, schema) in schemas)
         {
             Walk(schema, OneType);
+            Walk(schema, TimesAreStrings);
             Walk(schema, NullableAsAnyOf);
             Walk(schema, NoTypeDiscriminator);
             if (IsRequestSchema(name) && schema is OpenApiSchema request)
@@ -63,6 +64,15 @@ internal static class ApiSchemaRules
         {
             schema.Type = type & ~JsonSchemaType.String;
             schema.Pattern = null;
+        }
+    }
+
+    /// <summary>Times are written by the API's own converter, which the generator cannot see into: they are strings.</summary>
+    private static void TimesAreStrings(OpenApiSchema schema)
+    {
+        if (schema.Type is null && schema.Format is "date-time" or "date")
+        {
+            schema.Type = JsonSchemaType.String;
         }
     }
 
