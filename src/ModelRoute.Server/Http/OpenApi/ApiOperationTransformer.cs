@@ -17,6 +17,7 @@ internal sealed class ApiOperationTransformer : IOpenApiOperationTransformer
     {
         var metadata = context.Description.ActionDescriptor.EndpointMetadata;
         operation.Responses ??= [];
+        ApiParameters.Describe(operation);
         if (SchemeFor(metadata) is { } scheme)
         {
             operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(scheme, context.Document)] = [] }];
