@@ -50,15 +50,25 @@ public static class AccountEndpoints
 {
     public static void MapAdminEndpoints(this RouteGroupBuilder admin)
     {
-        admin.MapPost("/accounts", CreateAccountAsync).Accepts<CreateAccountRequest>("application/json").Produces<AccountView>(201);
-        admin.MapGet("/accounts/{id}", GetAccountAsync);
+        admin.MapPost("/accounts", CreateAccountAsync).Accepts<CreateAccountRequest>("application/json").Produces<AccountView>(201)
+            .WithName("createAccount").WithSummary("Create an account")
+            .WithDescription("A new account with a zero balance; give it credits and an API key next.");
+        admin.MapGet("/accounts/{id}", GetAccountAsync)
+            .WithName("getAccount").WithSummary("Get an account with its balance")
+            .WithDescription("One account: its balance, held and available amounts (USD decimal strings), status and limits.");
         admin.MapPost("/accounts/{id}/api-keys", (string id, HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken ct) =>
                 TenancyEndpoints.CreateKeyAsync(id, request, accounts, ids, time, options, ct))
-            .Accepts<TenancyEndpoints.ApiKeyRequestBody>("application/json").Produces<ApiKeyView>(201);
-        admin.MapPost("/accounts/{id}/credits", CreditAsync).Accepts<CreditRequest>("application/json").Produces<LedgerEntryView>(201);
+            .Accepts<TenancyEndpoints.ApiKeyRequestBody>("application/json").Produces<ApiKeyView>(201).ProducesProblem(404)
+            .WithName("createAccountApiKey").WithSummary("Create an API key for an account")
+            .WithDescription("A new key for the account, optionally named, expiring or with a spend limit; its secret is in this answer only.");
+        admin.MapPost("/accounts/{id}/credits", CreditAsync).Accepts<CreditRequest>("application/json").Produces<LedgerEntryView>(201)
+            .ProducesProblem(404).ProducesProblem(422)
+            .WithName("creditAccount").WithSummary("Add credits to an account's balance")
+            .WithDescription("Adds amount_usd to the balance as a ledger entry; a reference makes the credit idempotent (the same reference and amount answer with the first entry).");
         admin.MapGet("/providers", ListProviders)
             .WithName("ListProviders")
             .WithSummary("List the providers with their circuit, calls in flight, error rate and p50/p95 latency on this node, and the node's throughput")
+            .WithDescription("Each configured provider's state on this node, over its calls of the last five minutes; no URL or credential is shown.")
             .Produces<ProviderListView>(200);
         admin.MapTenancyAdminEndpoints();
     }
@@ -73,8 +83,12 @@ public static class AccountEndpoints
 
     public static void MapBalanceEndpoints(this RouteGroupBuilder v1)
     {
-        v1.MapGet("/balance", GetBalanceAsync);
-        v1.MapGet("/ledger", ListLedgerAsync);
+        v1.MapGet("/balance", GetBalanceAsync).WithTags("Account").Produces<BalanceView>(200)
+            .WithName("getBalance").WithSummary("Get the account's balance")
+            .WithDescription("The balance, what executions in flight hold of it, and what is available for new ones (USD decimal strings).");
+        v1.MapGet("/ledger", ListLedgerAsync).WithTags("Account").Produces<ListView<LedgerEntryView>>(200).ProducesProblem(400)
+            .WithName("listLedgerEntries").WithSummary("List the account's ledger entries")
+            .WithDescription("Every credit, hold, charge and release, newest first, each with the balance just after it; a page at a time.");
     }
 
     private static async Task<IResult> CreateAccountAsync(HttpRequest request, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)

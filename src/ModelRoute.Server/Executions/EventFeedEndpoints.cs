@@ -25,6 +25,7 @@ public static class EventFeedEndpoints
             .WithTags("Executions")
             .WithName("StreamAccountEvents")
             .WithSummary("Stream the status changes of all the account's executions as server-sent events; resumable with Last-Event-ID or ?after=")
+            .WithDescription("Every status change of the account's executions, in order, as server-sent events; a client resumes with Last-Event-ID or ?after= and misses nothing.")
             .Produces(200, contentType: "text/event-stream")
             .ProducesProblem(400);
 

@@ -36,20 +36,37 @@ public static class ExecutionEndpoints
     {
         var executions = v1.MapGroup("/executions").WithTags("Executions");
         executions.MapPost("/", SubmitAsync)
+            .WithName("submitExecution").WithSummary("Submit an execution")
+            .WithDescription("Queues a model execution and answers 202 with it (PENDING), holding its estimated cost from the balance. The same idempotency_key with the same body answers 200 with the first execution.")
             .Accepts<SubmitExecutionRequest>("application/json")
             .Produces<ExecutionView>(202).Produces<ExecutionView>(200).ProducesProblem(400).ProducesProblem(402).ProducesProblem(413).ProducesProblem(422);
         executions.MapPost("/batch", SubmitBatchAsync)
+            .WithName("submitExecutionBatch").WithSummary("Submit several executions at once")
+            .WithDescription("Each item is a submission, checked and stored on its own: the answer lists, per item, its status and its execution or its problem.")
             .Accepts<BatchSubmitRequest>("application/json")
             .Produces<BatchView>(200).ProducesProblem(400).ProducesProblem(413);
-        executions.MapPost("/{id}/cancel", CancelAsync).Produces<ExecutionView>(202).ProducesProblem(404).ProducesProblem(409);
+        executions.MapPost("/{id}/cancel", CancelAsync)
+            .WithName("cancelExecution").WithSummary("Cancel an execution")
+            .WithDescription("Cancels an execution that has not ended (202 with it, CANCELLED, its hold released); an ended one is 409 INVALID_STATE.")
+            .Produces<ExecutionView>(202).ProducesProblem(404).ProducesProblem(409);
 
         var reads = executions.MapGroup(""); // every account GET is rate limited by the /v1 group's convention
-        reads.MapGet("/", ListAsync).Produces<ListView<ExecutionView>>(200).ProducesProblem(400)
-            .WithName("ListExecutions")
-            .WithSummary("List the account's executions newest first, by status, model, created_after, created_before, idempotency_key and up to 3 metadata[key]=value");
-        reads.MapGet("/{id}", GetAsync).Produces<ExecutionView>(200).ProducesProblem(404).ProducesProblem(429);
-        reads.MapGet("/{id}/events", StreamEventsAsync).Produces(200, contentType: "text/event-stream").ProducesProblem(404);
-        reads.MapGet("/{id}/artifacts/{name}", GetArtifactAsync).Produces(200, contentType: "application/octet-stream").ProducesProblem(404);
+        reads.MapGet("/", ListAsync)
+            .WithName("listExecutions").WithSummary("List executions")
+            .WithDescription("The account's executions, newest first, a page at a time (has_more and next_cursor); filtered by status, model, created_after and created_before, found by idempotency_key or up to 3 metadata[key]=value (exact string matches).")
+            .Produces<ListView<ExecutionView>>(200).ProducesProblem(400);
+        reads.MapGet("/{id}", GetAsync)
+            .WithName("getExecution").WithSummary("Get an execution, optionally waiting for it to end")
+            .WithDescription("The execution as it is now; with ?wait=N (seconds, up to Limits:MaxWait) the answer waits until it ends or N seconds pass.")
+            .Produces<ExecutionView>(200).ProducesProblem(404).ProducesProblem(429);
+        reads.MapGet("/{id}/events", StreamEventsAsync)
+            .WithName("streamExecutionEvents").WithSummary("Stream an execution's status changes as server-sent events")
+            .WithDescription("One event per status change of this execution, from its first, until it ends; the last carries the whole execution.")
+            .Produces(200, contentType: "text/event-stream").ProducesProblem(404);
+        reads.MapGet("/{id}/artifacts/{name}", GetArtifactAsync)
+            .WithName("getExecutionArtifact").WithSummary("Download an output file of an execution")
+            .WithDescription("The file the gateway copied from the provider, with its recorded content type; other accounts get 404.")
+            .Produces(200, contentType: "application/octet-stream").ProducesProblem(404);
         v1.MapEventFeed();
     }
 

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration.Memory;
 using ModelRoute.Server.Accounts;
 using ModelRoute.Server.Console;
 using ModelRoute.Server.Http;
+using ModelRoute.Server.Http.OpenApi;
 using ModelRoute.Server.Operations;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Providers.Simulator;
@@ -170,7 +171,7 @@ public static class ModelRouteBuilderExtensions
             }
         });
         services.AddExceptionHandler<BadRequestExceptionHandler>();
-        services.AddOpenApi();
+        services.AddModelRouteOpenApi();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = 64 * 1024 * 1024;
@@ -254,7 +255,7 @@ public static class ModelRouteBuilderExtensions
         app.UseAuthorization();
         app.UseRateLimiter();
 
-        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapModelRouteApiReference();
         app.MapOperationsEndpoints();
         app.MapConsoleEndpoints();
 

@@ -86,7 +86,8 @@ public static class TelemetrySetup
                 return TypedResults.Empty;
             })
             .Produces<string>(StatusCodes.Status200OK, "text/plain").ProducesProblem(StatusCodes.Status401Unauthorized)
-            .WithTags("Operations").WithName("getMetrics").WithSummary("This node's metrics in the Prometheus text format").AllowAnonymous();
+            .WithTags("Operations").WithName("getMetrics").WithSummary("This node's metrics in the Prometheus text format").AllowAnonymous()
+            .WithDescription("The Prometheus text exposition of this node's metrics (docs/observability.md). When `ModelRoute:Metrics:Token` is set, that token must be sent as `Authorization: Bearer <token>`; else 401.");
     }
 
     private static async Task RequireTokenAsync(HttpContext context, RequestDelegate next)

@@ -16,6 +16,8 @@ public static class ProviderCallbackEndpoints
     public static void MapProviderCallbacks(this RouteGroupBuilder v1) =>
         v1.MapPost("/provider-callbacks/{provider}/{executionId}", ReceiveAsync)
             .WithTags("Provider callbacks")
+            .WithName("receiveProviderCallback").WithSummary("Receive a provider's report of a job's end")
+            .WithDescription("Called by asynchronous providers (Replicate, fal, the simulator), not by clients: accepted only with the attempt's secret token; a report on an ended execution changes nothing.")
             .AllowAnonymous()
             .Produces<CallbackReceipt>(200).ProducesProblem(401).ProducesProblem(404);
 

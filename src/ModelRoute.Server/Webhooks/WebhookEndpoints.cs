@@ -37,32 +37,56 @@ public static class WebhookEndpoints
         group.MapGet("/webhooks/default-secret", async (HttpContext context, IWebhookStore store, CancellationToken ct) =>
             await store.GetDefaultSecretAsync(context.User.AccountId(), ct) is { } secret
                 ? Results.Ok(new { @object = "webhook_secret", secret })
-                : Problem.NotFound("The account").ToResult());
-        group.MapPost("/webhook-endpoints", CreateAsync).Accepts<CreateWebhookEndpointRequest>("application/json").Produces<WebhookEndpointView>(201);
-        group.MapGet("/webhook-endpoints", ListAsync).Produces<ListView<WebhookEndpointView>>(200);
+                : Problem.NotFound("The account").ToResult())
+            .WithName("getDefaultWebhookSecret").WithSummary("Get the account's default webhook signing secret").Produces<Http.OpenApi.WebhookSecretView>(200).ProducesProblem(404)
+            .WithDescription("The secret that signs webhooks sent to a submission's webhook_url (an endpoint has its own): `{\"object\":\"webhook_secret\",\"secret\":\"whsec_…\"}`.");
+        group.MapPost("/webhook-endpoints", CreateAsync)
+            .WithName("createWebhookEndpoint").WithSummary("Register a webhook endpoint")
+            .WithDescription("A URL that receives the account's execution events (all, or those listed), signed with a secret of its own shown in the answer.")
+            .ProducesProblem(400).ProducesProblem(422).Accepts<CreateWebhookEndpointRequest>("application/json").Produces<WebhookEndpointView>(201);
+        group.MapGet("/webhook-endpoints", ListAsync)
+            .WithName("listWebhookEndpoints").WithSummary("List webhook endpoints")
+            .WithDescription("The account's webhook endpoints, newest first, a page at a time.").Produces<ListView<WebhookEndpointView>>(200);
         group.MapGet("/webhook-endpoints/{id}", async (string id, HttpContext context, IWebhookStore store, CancellationToken ct) =>
             await store.GetEndpointAsync(context.User.AccountId(), id, ct) is { } endpoint
                 ? Results.Ok(WebhookEndpointView.From(endpoint))
-                : Problem.NotFound("The webhook endpoint").ToResult());
+                : Problem.NotFound("The webhook endpoint").ToResult())
+            .WithName("getWebhookEndpoint").WithSummary("Get a webhook endpoint").Produces<WebhookEndpointView>(200).ProducesProblem(404)
+            .WithDescription("One webhook endpoint with its state (enabled, or disabled after repeated failures).");
         group.MapDelete("/webhook-endpoints/{id}", async (string id, HttpContext context, IWebhookStore store, TimeProvider time, CancellationToken ct) =>
             await store.DeleteEndpointAsync(context.User.AccountId(), id, time.GetUtcNow(), ct)
                 ? Results.Ok(new { id, @object = "webhook_endpoint", deleted = true })
-                : Problem.NotFound("The webhook endpoint").ToResult());
-        group.MapPost("/webhook-endpoints/{id}/rotate-secret", RotateAsync).Produces<WebhookEndpointView>(200);
+                : Problem.NotFound("The webhook endpoint").ToResult())
+            .WithName("deleteWebhookEndpoint").WithSummary("Delete a webhook endpoint").Produces<Http.OpenApi.DeletedView>(200).ProducesProblem(404)
+            .WithDescription("Stops deliveries to the endpoint: `{\"id\":…,\"object\":\"webhook_endpoint\",\"deleted\":true}`.");
+        group.MapPost("/webhook-endpoints/{id}/rotate-secret", RotateAsync).Produces<WebhookEndpointView>(200).ProducesProblem(404)
+            .WithName("rotateWebhookEndpointSecret").WithSummary("Rotate a webhook endpoint's signing secret")
+            .WithDescription("A new secret signs from now on; the answer shows it once.");
         group.MapPost("/webhook-endpoints/{id}/enable", async (string id, HttpContext context, IWebhookStore store, CancellationToken ct) =>
             await store.EnableEndpointAsync(context.User.AccountId(), id, ct) is { } endpoint
                 ? Results.Ok(WebhookEndpointView.From(endpoint))
-                : Problem.NotFound("The webhook endpoint").ToResult()).Produces<WebhookEndpointView>(200);
+                : Problem.NotFound("The webhook endpoint").ToResult()).Produces<WebhookEndpointView>(200).ProducesProblem(404)
+            .WithName("enableWebhookEndpoint").WithSummary("Enable a webhook endpoint again")
+            .WithDescription("Re-enables an endpoint that was disabled after repeated failed deliveries.");
         group.MapGet("/webhook-deliveries/{id}", async (string id, HttpContext context, IWebhookStore store, CancellationToken ct) =>
             await store.GetDeliveryAsync(context.User.AccountId(), id, ct) is { } delivery
                 ? Results.Ok(WebhookDeliveryView.From(delivery, await store.ListAttemptsAsync([delivery.Id], ct)))
-                : Problem.NotFound("The webhook delivery").ToResult()).Produces<WebhookDeliveryView>(200);
-        group.MapGet("/webhook-endpoints/{id}/deliveries", ListEndpointDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200);
-        group.MapGet("/executions/{id}/webhook-deliveries", ListExecutionDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200);
-        group.MapPost("/webhook-deliveries/{id}/redeliver", RedeliverAsync).Produces<WebhookDeliveryView>(202);
+                : Problem.NotFound("The webhook delivery").ToResult()).Produces<WebhookDeliveryView>(200).ProducesProblem(404)
+            .WithName("getWebhookDelivery").WithSummary("Get a webhook delivery with its attempts")
+            .WithDescription("One delivery: its event, its state and each attempt with the receiver's status and latency.");
+        group.MapGet("/webhook-endpoints/{id}/deliveries", ListEndpointDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200).ProducesProblem(404)
+            .WithName("listWebhookEndpointDeliveries").WithSummary("List a webhook endpoint's deliveries")
+            .WithDescription("The deliveries made to one endpoint, newest first, a page at a time.");
+        group.MapGet("/executions/{id}/webhook-deliveries", ListExecutionDeliveriesAsync).Produces<ListView<WebhookDeliveryView>>(200).ProducesProblem(404)
+            .WithName("listExecutionWebhookDeliveries").WithSummary("List the webhook deliveries of an execution")
+            .WithDescription("Every delivery of this execution's events, to its webhook_url and to the account's endpoints.");
+        group.MapPost("/webhook-deliveries/{id}/redeliver", RedeliverAsync).Produces<WebhookDeliveryView>(202).ProducesProblem(404)
+            .WithName("redeliverWebhookDelivery").WithSummary("Send a webhook delivery again")
+            .WithDescription("Queues the same event for another delivery, signed anew (202 with the delivery).");
         group.MapPost("/webhook-endpoints/{id}/test", SendTestAsync)
             .WithName("SendWebhookTest")
             .WithSummary("Send the endpoint a signed webhook.test event now, as a delivery listed with its others")
+            .WithDescription("For checking a receiver: a webhook.test event signed like the others, delivered now (202 with the delivery); a disabled endpoint is 409.")
             .Produces<WebhookDeliveryView>(202).ProducesProblem(404).ProducesProblem(409);
     }
 

@@ -176,8 +176,8 @@ public sealed class ListSearchTests : IAsyncLifetime
 
         document.Status.ShouldBe(200, document.Body);
         var operation = document.Json.GetProperty("paths").GetProperty("/v1/executions").GetProperty("get");
-        operation.GetProperty("operationId").GetString().ShouldBe("ListExecutions");
-        operation.GetProperty("summary").GetString()!.ShouldContain("metadata[key]=value");
+        operation.GetProperty("operationId").GetString().ShouldBe("listExecutions");
+        operation.GetProperty("description").GetString()!.ShouldContain("metadata[key]=value");
         var names = operation.GetProperty("parameters").EnumerateArray().Select(p => p.GetProperty("name").GetString()!).ToList();
         new[] { "status", "model", "created_after", "created_before", "idempotency_key", "limit", "cursor" }.ShouldBeSubsetOf(names);
     }

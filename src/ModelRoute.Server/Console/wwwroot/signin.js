@@ -16,7 +16,9 @@ export function render(main, { done }) {
       'An API key (mr_…) shows its account; the admin key shows the operator\'s view. The key is kept only in this '
       + 'browser tab and sent to the gateway\'s API; closing the tab or signing out forgets it.'),
     button,
-    error);
+    error,
+    // The one link out of the console's views: a fixed path to the gateway's own API reference (docs/endpoints.md#openapi-and-the-reference-page).
+    h('p', { class: 'help' }, Object.assign(document.createElement('a'), { href: '/docs/', textContent: 'API reference' }), ': every endpoint, with its OpenAPI document.'));
   main.append(form);
   input.focus();
 
