@@ -47,7 +47,7 @@ public static class ExecutionEndpoints
         reads.MapGet("/", ListAsync).Produces<ListView<ExecutionView>>(200).ProducesProblem(400);
         reads.MapGet("/{id}", GetAsync).Produces<ExecutionView>(200).ProducesProblem(404).ProducesProblem(429);
         reads.MapGet("/{id}/events", StreamEventsAsync).Produces(200, contentType: "text/event-stream").ProducesProblem(404);
-        reads.MapGet("/{id}/artifacts/{name}", GetArtifactAsync).Produces(200, contentType: "application/octet-stream").ProducesProblem(404);
+        reads.MapGet("/{id}/artifacts/{name}", GetArtifactAsync).Produces(200, contentType: "application/octet-stream").Produces(302).ProducesProblem(404);
         v1.MapEventFeed();
     }
 
@@ -344,12 +344,15 @@ public static class ExecutionEndpoints
     {
         var execution = await store.GetAsync(id, context.User.AccountId(), cancellationToken);
         var artifact = execution?.Artifacts.FirstOrDefault(a => a.Name == name);
-        if (artifact is null || await artifacts.OpenAsync(id, name, cancellationToken) is not { } stream)
+        if (artifact is null || await artifacts.OpenAsync(id, artifact, cancellationToken) is not { } download)
         {
             return Problem.NotFound("The artifact").ToResult();
         }
 
-        return TypedResults.Stream(stream, artifact.ContentType, fileDownloadName: null, enableRangeProcessing: true);
+        // Artifacts:RedirectToPresigned sends the client to the bucket itself (docs/artifacts.md#downloads).
+        return download.Redirect is { } presigned
+            ? TypedResults.Redirect(presigned.AbsoluteUri)
+            : TypedResults.Stream(download.Content!, artifact.ContentType, fileDownloadName: null, enableRangeProcessing: download.Content!.CanSeek);
     }
 
     /// <summary>Waits for <paramref name="changed"/> up to <paramref name="timeout"/>; true if it changed.</summary>
