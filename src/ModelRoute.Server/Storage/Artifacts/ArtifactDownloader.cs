@@ -123,6 +123,11 @@ public sealed class ArtifactDownloader(IHttpClientFactory httpClients, ArtifactU
         {
             return Failed(ArtifactFetchFailure.Transient, $"Storing the output '{name}' failed ({(ex.InnerException ?? ex).GetType().Name}).");
         }
+        catch (HttpRequestException ex)
+        {
+            // The provider's body or the bucket (S3 unreachable): either way it is worth trying again.
+            return Failed(ArtifactFetchFailure.Transient, $"Copying the output '{name}' failed ({ex.HttpRequestError}).");
+        }
     }
 
     private static ArtifactFetch Failed(ArtifactFetchFailure failure, string error) => new(null, failure, error);
