@@ -24,11 +24,8 @@ public sealed class S3ArtifactStore(IAmazonS3 client, ArtifactOptions options, T
     /// <summary>A client for <paramref name="options"/>: its keys if given, else the SDK's usual credential chain.</summary>
     public static IAmazonS3 CreateClient(ArtifactOptions options)
     {
-        // Left unset, presigned URLs for us-east-1 use signature version 2, which R2, GCS and newer MinIO refuse.
-        AWSConfigsS3.UseSignatureVersion4 = true;
         var config = new AmazonS3Config
         {
-            SignatureVersion = "4",
             ForcePathStyle = options.ForcePathStyle,
             MaxErrorRetry = 2,
             Timeout = TimeSpan.FromMinutes(2),
