@@ -92,6 +92,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<ArtifactStores>();
         services.AddSingleton<IArtifactStore>(sp => sp.GetRequiredService<ArtifactStores>());
         services.AddSingleton<ArtifactStoreCheck>();
+        services.AddSingleton<ArtifactMoves>();
         services.AddHostedService(sp => sp.GetRequiredService<ArtifactStoreCheck>());
     }
 
@@ -282,6 +283,7 @@ public static class ModelRouteBuilderExtensions
         admin.MapAdminEndpoints();
         admin.MapAccountLimitEndpoints();
         admin.MapAdminUsageEndpoints();
+        admin.MapArtifactMoveEndpoints();
         return app;
     }
 

@@ -17,7 +17,7 @@ namespace ModelRoute.Tests.Artifacts;
 /// <summary>
 /// A large output copied into the bucket streams: the gateway process's resident memory grows by less than 64 MiB
 /// however large the output (docs/artifacts.md#s3-compatible-storage). The size is MODELROUTE_LARGE_ARTIFACT_MB
-/// (default 512; 1 GiB was measured by hand, see the docs).
+/// (default 256 MiB, which copies in under a minute on the busy test machine; 1 GiB was measured by hand, see the docs).
 /// </summary>
 [Collection(ProcessTests.Name)]
 public sealed class LargeArtifactTests(ITestOutputHelper output) : IAsyncLifetime
@@ -28,7 +28,7 @@ public sealed class LargeArtifactTests(ITestOutputHelper output) : IAsyncLifetim
     private WebApplication _files = null!;
     private string _filesUrl = "";
 
-    private static long Size => 1024L * 1024 * (long.TryParse(Environment.GetEnvironmentVariable("MODELROUTE_LARGE_ARTIFACT_MB"), out var mb) ? mb : 512);
+    private static long Size => 1024L * 1024 * (long.TryParse(Environment.GetEnvironmentVariable("MODELROUTE_LARGE_ARTIFACT_MB"), out var mb) ? mb : 256);
 
     public async Task InitializeAsync()
     {
@@ -78,16 +78,22 @@ public sealed class LargeArtifactTests(ITestOutputHelper output) : IAsyncLifetim
         submitted.Status.ShouldBe(202, submitted.Body);
         var id = submitted.Json.GetProperty("id").GetString()!;
         JsonElement done;
+        var polls = 0;
         while (true)
         {
+            await Task.Delay(50);
             peak = Math.Max(peak, Resident(gateway.ProcessId));
-            done = (await client.GetApiAsync($"/v1/executions/{id}")).Json;
-            if (done.GetProperty("status").GetString() is not ("PENDING" or "PROCESSING") || clock.Elapsed > TimeSpan.FromMinutes(10))
+            if (++polls % 10 != 0)
+            {
+                continue; // Memory is sampled often; the execution is read twice a second, within the polling limit.
+            }
+
+            var read = await client.GetApiAsync($"/v1/executions/{id}");
+            done = read.Json;
+            if ((read.Status == 200 && done.GetProperty("status").GetString() is not ("PENDING" or "PROCESSING")) || clock.Elapsed > TimeSpan.FromMinutes(10))
             {
                 break;
             }
-
-            await Task.Delay(50);
         }
 
         output.WriteLine($"{Size / (1024 * 1024)} MiB copied in {clock.Elapsed.TotalSeconds:F1} s; resident memory {before / (1024 * 1024)} MiB before, peak {peak / (1024 * 1024)} MiB (+{(peak - before) / (1024 * 1024)} MiB)");
