@@ -121,7 +121,8 @@ public sealed class Execution
 /// <param name="ContentType">Its media type.</param>
 /// <param name="SizeBytes">Its size.</param>
 /// <param name="Url">The gateway path that downloads it.</param>
-public sealed record ExecutionArtifact(string Name, string ContentType, long SizeBytes, string Url);
+/// <param name="Sha256">The SHA-256 of its bytes (lowercase hex), computed when it was kept; null for artifacts kept before it was recorded.</param>
+public sealed record ExecutionArtifact(string Name, string ContentType, long SizeBytes, string Url, string? Sha256 = null);
 
 /// <summary>The normalized error of an execution.</summary>
 /// <param name="Code">The error code, e.g. <c>PROVIDER_TIMEOUT</c>.</param>

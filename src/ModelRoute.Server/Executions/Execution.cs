@@ -78,10 +78,16 @@ public static class ExecutionErrorCodes
     public const string InternalError = "INTERNAL_ERROR";
 }
 
+/// <summary>
+/// A kept output. <see cref="Store"/> is where its bytes are (null: the file store, as for every artifact kept before
+/// S3 was offered), so switching stores never strands one (docs/artifacts.md#s3-compatible-storage).
+/// </summary>
 public sealed record Artifact(
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("content_type")] string ContentType,
-    [property: JsonPropertyName("size_bytes")] long SizeBytes);
+    [property: JsonPropertyName("size_bytes")] long SizeBytes,
+    [property: JsonPropertyName("sha256"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Sha256 = null,
+    [property: JsonPropertyName("store"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Store = null);
 
 /// <summary>One provider attempt, kept on the execution for the record.</summary>
 public sealed record AttemptRecord(

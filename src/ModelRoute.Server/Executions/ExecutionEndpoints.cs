@@ -65,8 +65,8 @@ public static class ExecutionEndpoints
             .Produces(200, contentType: "text/event-stream").ProducesProblem(404);
         reads.MapGet("/{id}/artifacts/{name}", GetArtifactAsync)
             .WithName("getExecutionArtifact").WithSummary("Download an output file of an execution")
-            .WithDescription("The file the gateway copied from the provider, with its recorded content type; other accounts get 404.")
-            .Produces(200, contentType: "application/octet-stream").ProducesProblem(404);
+            .WithDescription("The file the gateway copied from the provider, with its recorded content type; other accounts get 404; with Artifacts:RedirectToPresigned an artifact in S3 answers 302 to a short-lived presigned URL.")
+            .Produces(200, contentType: "application/octet-stream").Produces(302).ProducesProblem(404);
         v1.MapEventFeed();
     }
 
@@ -354,12 +354,15 @@ public static class ExecutionEndpoints
     {
         var execution = await store.GetAsync(id, context.User.AccountId(), cancellationToken);
         var artifact = execution?.Artifacts.FirstOrDefault(a => a.Name == name);
-        if (artifact is null || await artifacts.OpenAsync(id, name, cancellationToken) is not { } stream)
+        if (artifact is null || await artifacts.OpenAsync(id, artifact, cancellationToken) is not { } download)
         {
             return Problem.NotFound("The artifact").ToResult();
         }
 
-        return TypedResults.Stream(stream, artifact.ContentType, fileDownloadName: null, enableRangeProcessing: true);
+        // Artifacts:RedirectToPresigned sends the client to the bucket itself (docs/artifacts.md#downloads).
+        return download.Redirect is { } presigned
+            ? TypedResults.Redirect(presigned.AbsoluteUri)
+            : TypedResults.Stream(download.Content!, artifact.ContentType, fileDownloadName: null, enableRangeProcessing: download.Content!.CanSeek);
     }
 
     /// <summary>Waits for <paramref name="changed"/> up to <paramref name="timeout"/>; true if it changed.</summary>

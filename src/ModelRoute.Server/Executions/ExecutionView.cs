@@ -38,7 +38,7 @@ public sealed record ExecutionView(
         e.IdempotencyKey,
         new RawJson(e.Input),
         RawJson.From(e.Output),
-        [.. e.Artifacts.Select(a => new ArtifactView(a.Name, a.ContentType, a.SizeBytes, $"/v1/executions/{e.Id}/artifacts/{a.Name}"))],
+        [.. e.Artifacts.Select(a => new ArtifactView(a.Name, a.ContentType, a.SizeBytes, $"/v1/executions/{e.Id}/artifacts/{a.Name}", a.Sha256))],
         e.Error,
         e.Provider,
         e.ProviderJobId,
@@ -68,7 +68,7 @@ public sealed record ExecutionView(
     public static string? Timestamp(DateTimeOffset? value) => value is { } v ? Timestamp(v) : null;
 }
 
-public sealed record ArtifactView(string Name, string ContentType, long SizeBytes, string Url);
+public sealed record ArtifactView(string Name, string ContentType, long SizeBytes, string Url, string? Sha256);
 
 /// <summary>
 /// Money of one execution: <c>held</c> is the hold placed at submission (released when it ends);

@@ -90,8 +90,11 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<IHostedService>(sp => UsesPostgres(sp)
             ? ActivatorUtilities.CreateInstance<PostgresNotificationListener>(sp)
             : new NoStoreListener());
-        services.AddSingleton<IArtifactStore>(sp =>
-            new FileArtifactStore(Path.Combine(sp.GetRequiredService<IOptions<ModelRouteOptions>>().Value.DataDirectory, "artifacts")));
+        services.AddSingleton<ArtifactStores>();
+        services.AddSingleton<IArtifactStore>(sp => sp.GetRequiredService<ArtifactStores>());
+        services.AddSingleton<ArtifactStoreCheck>();
+        services.AddSingleton<ArtifactMoves>();
+        services.AddHostedService(sp => sp.GetRequiredService<ArtifactStoreCheck>());
     }
 
     /// <summary>The provider adapters, routing, artifact copies and the dispatcher.</summary>
@@ -189,6 +192,12 @@ public static class ModelRouteBuilderExtensions
         {
             BindStrictly(app.Configuration.GetSection(ModelRouteOptions.SectionName));
             _ = app.Services.GetRequiredService<IOptions<ModelRouteOptions>>().Value;
+            if (app.Services.GetRequiredService<ArtifactStoreCheck>().ProblemAsync(CancellationToken.None).GetAwaiter().GetResult() is { } problem)
+            {
+                errors.WriteLine($"modelroute: artifact store error: {problem}");
+                return false;
+            }
+
             return true;
         }
         catch (OptionsValidationException ex)
@@ -276,6 +285,7 @@ public static class ModelRouteBuilderExtensions
         admin.MapAccountLimitEndpoints();
         admin.MapAdminUsageEndpoints();
         admin.MapOverviewEndpoints();
+        admin.MapArtifactMoveEndpoints();
         return app;
     }
 

@@ -74,6 +74,40 @@ public sealed class ArtifactOptions
         [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2)];
 
     public IReadOnlyList<TimeSpan> Schedule => RetrySchedule.Count > 0 ? RetrySchedule : DefaultSchedule;
+
+    /// <summary>Where new artifacts are kept: <c>file</c> (under DataDirectory, default) or <c>s3</c> (docs/artifacts.md#s3-compatible-storage).</summary>
+    public string Kind { get; set; } = ArtifactStoreKinds.File;
+
+    /// <summary>S3: the endpoint of an S3-compatible store (MinIO, R2, Ceph); unset means AWS itself, by <see cref="Region"/>.</summary>
+    public string? ServiceUrl { get; set; }
+
+    public string? Bucket { get; set; }
+
+    /// <summary>S3: the region requests are signed for (AWS: the bucket's region; most others accept <c>us-east-1</c>).</summary>
+    public string? Region { get; set; }
+
+    /// <summary>S3: with <see cref="SecretAccessKey"/>; both unset means the SDK's usual credential chain (environment, profile, instance role).</summary>
+    public string? AccessKeyId { get; set; }
+
+    public string? SecretAccessKey { get; set; }
+
+    /// <summary>S3: <c>{ServiceUrl}/{Bucket}/{key}</c> addresses instead of <c>{Bucket}.{host}</c> (MinIO and most self-hosted stores).</summary>
+    public bool ForcePathStyle { get; set; }
+
+    /// <summary>S3: put before every object key, e.g. <c>modelroute/</c>, to share a bucket.</summary>
+    public string KeyPrefix { get; set; } = "";
+
+    /// <summary>S3: downloads answer a redirect to a short-lived presigned URL instead of streaming through the gateway.</summary>
+    public bool RedirectToPresigned { get; set; }
+
+    /// <summary>How long a presigned download URL stays valid.</summary>
+    public TimeSpan PresignedLifetime { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+public static class ArtifactStoreKinds
+{
+    public const string File = "file";
+    public const string S3 = "s3";
 }
 
 public static class StoreKinds

@@ -131,6 +131,52 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
         {
             errors.Add($"ModelRoute:Artifacts:TrustedHosts entry '{host}' is not 'name' or 'name:port'");
         }
+
+        AddArtifactStoreErrors(artifacts, errors);
+    }
+
+    /// <summary>Where artifacts are kept (docs/artifacts.md#s3-compatible-storage); never echoes the secret.</summary>
+    private static void AddArtifactStoreErrors(ArtifactOptions artifacts, List<string> errors)
+    {
+        if (artifacts.Kind is not (ArtifactStoreKinds.File or ArtifactStoreKinds.S3))
+        {
+            errors.Add($"ModelRoute:Artifacts:Kind '{artifacts.Kind}' is not one of {ArtifactStoreKinds.File}, {ArtifactStoreKinds.S3}");
+            return;
+        }
+
+        if (artifacts.PresignedLifetime <= TimeSpan.Zero || artifacts.PresignedLifetime > TimeSpan.FromDays(7))
+        {
+            errors.Add("ModelRoute:Artifacts:PresignedLifetime must be above zero and at most 7.00:00:00");
+        }
+
+        if (artifacts.Kind != ArtifactStoreKinds.S3)
+        {
+            return;
+        }
+
+        if (string.IsNullOrWhiteSpace(artifacts.Bucket))
+        {
+            errors.Add("ModelRoute:Artifacts:Bucket is required when ModelRoute:Artifacts:Kind is 's3'");
+        }
+
+        if (artifacts.ServiceUrl is { } url && !(Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+        {
+            errors.Add($"ModelRoute:Artifacts:ServiceUrl '{url}' is not an absolute http or https URL");
+        }
+        else if (artifacts.ServiceUrl is null && string.IsNullOrWhiteSpace(artifacts.Region))
+        {
+            errors.Add("ModelRoute:Artifacts:Region is required when ModelRoute:Artifacts:ServiceUrl is unset (AWS S3)");
+        }
+
+        if (string.IsNullOrEmpty(artifacts.AccessKeyId) != string.IsNullOrEmpty(artifacts.SecretAccessKey))
+        {
+            errors.Add("ModelRoute:Artifacts:AccessKeyId and ModelRoute:Artifacts:SecretAccessKey are set together, or neither (the SDK's credential chain)");
+        }
+
+        if (artifacts.KeyPrefix.StartsWith('/') || artifacts.KeyPrefix.Contains("..", StringComparison.Ordinal))
+        {
+            errors.Add("ModelRoute:Artifacts:KeyPrefix must not start with '/' nor contain '..'");
+        }
     }
 
     /// <summary>The HTTP front's settings: polling limits, the public address, retention and the admin key.</summary>

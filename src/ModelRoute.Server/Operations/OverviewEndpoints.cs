@@ -13,8 +13,10 @@ public static class OverviewEndpoints
 {
     public static void MapOverviewEndpoints(this RouteGroupBuilder admin) =>
         admin.MapGet("/overview", GetOverview)
-            .WithName("GetOverview")
-            .WithSummary("The store's backlog, active executions and money held as last counted, with this node's providers and throughput");
+            .WithName("GetOverview").WithTags("Admin")
+            .WithSummary("Get the operator's overview")
+            .WithDescription("The store's outbox backlog, active executions and money held as last counted (with when), and this node's providers and throughput; never queries the store.")
+            .Produces<OverviewView>(200);
 
     private static Ok<OverviewView> GetOverview(StoreGauges gauges, ProviderRegistry providers, ProviderHealth health, TimeProvider time, IOptions<ModelRouteOptions> options)
     {

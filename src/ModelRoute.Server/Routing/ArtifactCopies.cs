@@ -114,18 +114,17 @@ public sealed partial class ArtifactCopies(
         {
             if (artifact.Url is not { } url)
             {
-                stored.Add(new Artifact(artifact.Name, artifact.ContentType ?? "application/octet-stream", artifact.SizeBytes ?? 0));
+                stored.Add(new Artifact(artifact.Name, artifact.ContentType ?? "application/octet-stream", artifact.SizeBytes ?? 0, artifact.Sha256, artifact.Store));
                 continue;
             }
 
-            var fetched = await downloader.FetchAsync(artifact.Name, artifact.ContentType, url, execution.Provider, cancellationToken);
-            if (fetched.Data is not { } data)
+            var fetched = await downloader.FetchAsync(artifacts, execution.Id, artifact.Name, artifact.ContentType, url, execution.Provider, cancellationToken);
+            if (fetched.Stored is not { } copied)
             {
                 return (null, fetched);
             }
 
-            await artifacts.SaveAsync(execution.Id, artifact.Name, data, cancellationToken);
-            stored.Add(new Artifact(artifact.Name, fetched.ContentType, data.Length));
+            stored.Add(copied);
         }
 
         return (stored, null);

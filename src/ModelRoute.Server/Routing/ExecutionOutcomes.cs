@@ -136,9 +136,10 @@ public sealed class ExecutionOutcomes(
             if (artifact.Data is { } data)
             {
                 var type = artifact.ContentType ?? "application/octet-stream";
-                await artifacts.SaveAsync(execution.Id, artifact.Name, data, cancellationToken);
-                stored.Add(new Artifact(artifact.Name, type, data.Length));
-                kept.Add(new KeptArtifact(artifact.Name, type, null, data.Length));
+                using var bytes = new MemoryStream(data, writable: false);
+                var saved = await artifacts.SaveAsync(execution.Id, artifact.Name, type, bytes, long.MaxValue, cancellationToken);
+                stored.Add(saved);
+                kept.Add(new KeptArtifact(artifact.Name, type, null, saved.SizeBytes, saved.Sha256, saved.Store));
             }
             else if (artifact.Source is { } source)
             {

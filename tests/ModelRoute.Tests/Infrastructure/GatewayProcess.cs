@@ -18,6 +18,9 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public string BaseUrl { get; }
 
+    /// <summary>The operating system's process id, e.g. to read its memory from /proc.</summary>
+    public int ProcessId => _process.Id;
+
     public string Output
     {
         get

@@ -19,11 +19,11 @@ public enum ArtifactFetchFailure
     Permanent,
 }
 
-/// <summary>The bytes of one output, or why there are none; <see cref="Error"/> names the output, never more of an address than its host.</summary>
-public sealed record ArtifactFetch(byte[]? Data, string ContentType, ArtifactFetchFailure Failure, string? Error);
+/// <summary>One output copied into the artifact store, or why it is not; <see cref="Error"/> names the output, never more of an address than its host.</summary>
+public sealed record ArtifactFetch(Artifact? Stored, ArtifactFetchFailure Failure, string? Error);
 
 /// <summary>
-/// The bytes of an output the provider gave as a URL, fetched before that URL expires, under
+/// Copies an output the provider gave as a URL into the artifact store, streaming, before that URL expires, under
 /// <see cref="ArtifactUrlPolicy"/>: redirects are followed here, at most <see cref="MaxRedirects"/>, each target
 /// checked again; the size is capped (Limits:MaxArtifactBytes) and the whole fetch bounded by Artifacts:FetchTimeout.
 /// </summary>
@@ -37,8 +37,8 @@ public sealed class ArtifactDownloader(IHttpClientFactory httpClients, ArtifactU
 
     public const int MaxRedirects = 5;
 
-    /// <summary>Fetches <paramref name="source"/>, an output of <paramref name="provider"/>.</summary>
-    public async Task<ArtifactFetch> FetchAsync(string name, string? contentType, Uri source, string? provider, CancellationToken cancellationToken)
+    /// <summary>Fetches <paramref name="source"/>, an output of <paramref name="provider"/>, into <paramref name="store"/>.</summary>
+    public async Task<ArtifactFetch> FetchAsync(IArtifactStore store, string executionId, string name, string? contentType, Uri source, string? provider, CancellationToken cancellationToken)
     {
         using var timeout = new CancellationTokenSource(options.Value.Artifacts.FetchTimeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
@@ -74,7 +74,7 @@ public sealed class ArtifactDownloader(IHttpClientFactory httpClients, ArtifactU
                     return Failed(failure, $"Fetching the output '{name}' answered {status}.");
                 }
 
-                return await ReadAsync(name, contentType, response, linked.Token);
+                return await SaveAsync(store, executionId, name, contentType, response, linked.Token);
             }
         }
         catch (HttpRequestException ex) when (Refused(ex) is { } refused)
@@ -95,7 +95,8 @@ public sealed class ArtifactDownloader(IHttpClientFactory httpClients, ArtifactU
         }
     }
 
-    private async Task<ArtifactFetch> ReadAsync(string name, string? contentType, HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>Streams the body into the store; a store that fails (S3 unreachable) fails the copy for now, not for good.</summary>
+    private async Task<ArtifactFetch> SaveAsync(IArtifactStore store, string executionId, string name, string? contentType, HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var limit = options.Value.Limits.MaxArtifactBytes;
         var tooLarge = Failed(ArtifactFetchFailure.Permanent, $"The output '{name}' is larger than {limit} bytes.");
@@ -104,25 +105,32 @@ public sealed class ArtifactDownloader(IHttpClientFactory httpClients, ArtifactU
             return tooLarge;
         }
 
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > limit)
-            {
-                return tooLarge;
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
         var type = contentType ?? response.Content.Headers.ContentType?.MediaType ?? "application/octet-stream";
-        return new ArtifactFetch(buffer.ToArray(), type, ArtifactFetchFailure.None, null);
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+        try
+        {
+            return new ArtifactFetch(await store.SaveAsync(executionId, name, type, body, limit, cancellationToken), ArtifactFetchFailure.None, null);
+        }
+        catch (ArtifactTooLargeException)
+        {
+            return tooLarge;
+        }
+        catch (Amazon.Runtime.AmazonServiceException ex)
+        {
+            return Failed(ArtifactFetchFailure.Transient, $"Storing the output '{name}' failed ({ex.ErrorCode ?? ex.StatusCode.ToString()}).");
+        }
+        catch (Amazon.Runtime.AmazonClientException ex)
+        {
+            return Failed(ArtifactFetchFailure.Transient, $"Storing the output '{name}' failed ({(ex.InnerException ?? ex).GetType().Name}).");
+        }
+        catch (HttpRequestException ex)
+        {
+            // The provider's body or the bucket (S3 unreachable): either way it is worth trying again.
+            return Failed(ArtifactFetchFailure.Transient, $"Copying the output '{name}' failed ({ex.HttpRequestError}).");
+        }
     }
 
-    private static ArtifactFetch Failed(ArtifactFetchFailure failure, string error) => new(null, "", failure, error);
+    private static ArtifactFetch Failed(ArtifactFetchFailure failure, string error) => new(null, failure, error);
 
     private static ArtifactAddressRefusedException? Refused(Exception? ex)
     {

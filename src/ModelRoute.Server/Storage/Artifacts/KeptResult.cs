@@ -22,4 +22,6 @@ public sealed record KeptArtifact(
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("content_type")] string? ContentType,
     [property: JsonPropertyName("url")] Uri? Url,
-    [property: JsonPropertyName("size_bytes")] long? SizeBytes = null);
+    [property: JsonPropertyName("size_bytes")] long? SizeBytes = null,
+    [property: JsonPropertyName("sha256"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Sha256 = null,
+    [property: JsonPropertyName("store"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Store = null);
