@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration.Memory;
 using ModelRoute.Server.Accounts;
 using ModelRoute.Server.Console;
 using ModelRoute.Server.Http;
+using ModelRoute.Server.Mcp;
 using ModelRoute.Server.Operations;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Providers.Simulator;
@@ -51,6 +52,7 @@ public static class ModelRouteBuilderExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ProviderGauges>());
         services.AddSingleton<StoreGauges>();
         services.AddHostedService(sp => sp.GetRequiredService<StoreGauges>());
+        services.AddModelRouteMcp();
         return builder;
     }
 
@@ -257,6 +259,7 @@ public static class ModelRouteBuilderExtensions
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapOperationsEndpoints();
         app.MapConsoleEndpoints();
+        app.MapModelRouteMcp();
 
         var v1 = app.MapGroup("/v1");
         v1.MapProviderCallbacks();

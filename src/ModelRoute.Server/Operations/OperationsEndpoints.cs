@@ -22,6 +22,6 @@ public static class OperationsEndpoints
         v1.MapGet("/models", (ModelCatalog catalog) => TypedResults.Ok(ListView<ModelView>.Of([.. catalog.All.Select(ToView)], false, null)))
             .WithTags("Models");
 
-    private static ModelView ToView(ModelDefinition m) =>
+    internal static ModelView ToView(ModelDefinition m) =>
         new(m.Name, "model", m.Modality.ToString().ToLowerInvariant(), m.Price.ToView(), (int)m.DefaultTimeout.TotalSeconds, (int)m.MaxTimeout.TotalSeconds);
 }
