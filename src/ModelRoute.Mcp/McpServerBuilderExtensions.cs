@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using ModelContextProtocol.Server;
 
 namespace ModelRoute.Mcp;
 
@@ -11,4 +12,14 @@ public static class ModelRouteMcpBuilderExtensions
             .WithCallToolHandler(GatewayTools.CallAsync)
             .WithListResourceTemplatesHandler(ExecutionResources.ListTemplatesAsync)
             .WithReadResourceHandler(ExecutionResources.ReadAsync);
+
+    /// <summary>The same tools and resources on options for a server made without a host (the CLI's stdio server).</summary>
+    public static McpServerOptions WithModelRouteTools(this McpServerOptions options)
+    {
+        options.Handlers.ListToolsHandler = GatewayTools.ListAsync;
+        options.Handlers.CallToolHandler = GatewayTools.CallAsync;
+        options.Handlers.ListResourceTemplatesHandler = ExecutionResources.ListTemplatesAsync;
+        options.Handlers.ReadResourceHandler = ExecutionResources.ReadAsync;
+        return options;
+    }
 }

@@ -25,6 +25,17 @@ public sealed class McpHttpTests : IAsyncLifetime
         (await Should.ThrowAsync<Exception>(() => McpTestClient.ConnectAsync(_gateway, "mr_live_not_a_key"))).ShouldNotBeNull();
 
         using var account = await _gateway.CreateAccountAsync();
+        var second = await account.Client.PostJsonAsync("/v1/api-keys", "{}");
+        second.Status.ShouldBe(201, second.Body);
+        await using (var revoked = await McpTestClient.ConnectAsync(_gateway, second.Json.GetProperty("key").GetString()))
+        {
+            (await revoked.CallAsync("get_balance")).IsError.ShouldNotBe(true);
+            var revoke = await account.Client.SendJsonAsync(HttpMethod.Delete, $"/v1/api-keys/{second.Json.GetProperty("id").GetString()}", null);
+            revoke.Status.ShouldBeInRange(200, 204, revoke.Body);
+            var refusedKey = await Should.ThrowAsync<Exception>(() => revoked.CallAsync("get_balance"));
+            refusedKey.ToString().ShouldContain("401");
+        }
+
         await using (var client = await McpTestClient.ConnectAsync(_gateway, account.Key))
         {
             (await client.CallAsync("get_balance")).Structured().GetProperty("balance").GetString().ShouldBe("10.000000");
