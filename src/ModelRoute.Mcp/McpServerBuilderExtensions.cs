@@ -11,7 +11,9 @@ public static class ModelRouteMcpBuilderExtensions
             .WithListToolsHandler(GatewayTools.ListAsync)
             .WithCallToolHandler(GatewayTools.CallAsync)
             .WithListResourceTemplatesHandler(ExecutionResources.ListTemplatesAsync)
-            .WithReadResourceHandler(ExecutionResources.ReadAsync);
+            .WithReadResourceHandler(ExecutionResources.ReadAsync)
+            .WithSubscribeToResourcesHandler(ExecutionSubscriptions.SubscribeAsync)
+            .WithUnsubscribeFromResourcesHandler(ExecutionSubscriptions.UnsubscribeAsync);
 
     /// <summary>The same tools and resources on options for a server made without a host (the CLI's stdio server).</summary>
     public static McpServerOptions WithModelRouteTools(this McpServerOptions options)
@@ -20,6 +22,8 @@ public static class ModelRouteMcpBuilderExtensions
         options.Handlers.CallToolHandler = GatewayTools.CallAsync;
         options.Handlers.ListResourceTemplatesHandler = ExecutionResources.ListTemplatesAsync;
         options.Handlers.ReadResourceHandler = ExecutionResources.ReadAsync;
+        options.Handlers.SubscribeToResourcesHandler = ExecutionSubscriptions.SubscribeAsync;
+        options.Handlers.UnsubscribeFromResourcesHandler = ExecutionSubscriptions.UnsubscribeAsync;
         return options;
     }
 }

@@ -1,4 +1,7 @@
+using System.Security.Claims;
+using ModelContextProtocol.AspNetCore;
 using ModelRoute.Mcp;
+using ModelRoute.Server.Accounts;
 
 namespace ModelRoute.Server.Mcp;
 
@@ -12,17 +15,41 @@ public static class McpEndpoints
         services.AddHttpContextAccessor();
         services.AddSingleton<McpGatewayServices>();
         services.AddSingleton<IGatewayConnector>(sp => sp.GetRequiredService<McpGatewayServices>());
-        // Stateful sessions (progress and subscriptions need them): a session lives on the node that made it
-        // (docs/mcp.md#sessions-and-nodes); every tool reads and writes the shared store.
+        // Sessions for clients that open one with initialize (subscriptions need them); a session lives on the node that
+        // made it, while 2026-07-28 clients need none (docs/mcp.md#sessions-and-nodes). Every tool reads and writes the shared store.
         services.AddMcpServer(o => o.ServerInfo = new() { Name = "modelroute", Version = typeof(McpEndpoints).Assembly.GetName().Version?.ToString(3) ?? "1.0.0" })
-            .WithHttpTransport()
+            .WithHttpTransport(o => o.SessionMode = HttpServerSessionMode.StatefulForInitializeClients)
             .WithModelRouteTools();
         return services;
     }
 
     public static IEndpointRouteBuilder MapModelRouteMcp(this IEndpointRouteBuilder app)
     {
-        app.MapMcp(Path).RequireAuthorization(Policies.Account).WithTags("MCP");
+        var mcp = app.MapMcp(Path).RequireAuthorization(Policies.Account).WithTags("MCP");
+        mcp.Add(endpoint =>
+        {
+            var inner = endpoint.RequestDelegate!;
+            endpoint.RequestDelegate = context =>
+            {
+                context.User = WithSessionOwner(context.User);
+                return inner(context);
+            };
+        });
         return app;
+    }
+
+    /// <summary>
+    /// A session belongs to the API key that opened it: the SDK binds it to the user's NameIdentifier and refuses the
+    /// session to any other key (a copy of the principal: the authenticated one may be shared between requests).
+    /// </summary>
+    private static ClaimsPrincipal WithSessionOwner(ClaimsPrincipal user)
+    {
+        if (user.Identity is not ClaimsIdentity { IsAuthenticated: true } identity || user.HasClaim(c => c.Type == ClaimTypes.NameIdentifier))
+        {
+            return user;
+        }
+
+        var owner = user.ApiKeyId() is { Length: > 0 } keyId ? keyId : user.AccountId();
+        return new ClaimsPrincipal(new ClaimsIdentity(identity.Claims.Append(new Claim(ClaimTypes.NameIdentifier, owner)), identity.AuthenticationType));
     }
 }
