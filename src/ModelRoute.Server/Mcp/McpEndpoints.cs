@@ -25,7 +25,8 @@ public static class McpEndpoints
 
     public static IEndpointRouteBuilder MapModelRouteMcp(this IEndpointRouteBuilder app)
     {
-        var mcp = app.MapMcp(Path).RequireAuthorization(Policies.Account).WithTags("MCP");
+        var mcp = app.MapMcp(Path).RequireAuthorization(Policies.Account).WithTags("MCP")
+            .WithSummary("MCP over Streamable HTTP: the gateway's tools and execution resources for agents (docs/mcp.md)");
         mcp.Add(endpoint =>
         {
             var inner = endpoint.RequestDelegate!;
