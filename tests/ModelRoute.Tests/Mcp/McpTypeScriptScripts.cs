@@ -55,4 +55,32 @@ public static class McpTypeScriptScripts
           console.log(JSON.stringify(out));
         })().catch(e => { console.error(e); process.exit(1); });
         """;
+
+    /// <summary>
+    /// <c>URL_A KEY ID URL_B</c>: subscribes on node A's /mcp to the execution, cancels it through node B's HTTP API, and
+    /// prints how long the update took to arrive.
+    /// </summary>
+    public const string SubscribeAcrossNodes = """
+        const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
+        const { StreamableHTTPClientTransport } = require('@modelcontextprotocol/sdk/client/streamableHttp.js');
+        const { ResourceUpdatedNotificationSchema } = require('@modelcontextprotocol/sdk/types.js');
+
+        (async () => {
+          const [urlA, key, id, urlB] = process.argv.slice(2);
+          const client = new Client({ name: 'ts-subscriber', version: '1.0.0' });
+          await client.connect(new StreamableHTTPClientTransport(new URL(urlA), { requestInit: { headers: { Authorization: 'Bearer ' + key } } }));
+          const uri = 'modelroute://executions/' + id;
+          const updated = new Promise(resolve => client.setNotificationHandler(ResourceUpdatedNotificationSchema, n => { if (n.params.uri === uri) resolve(); }));
+          const capabilities = client.getServerCapabilities();
+          await client.subscribeResource({ uri });
+          const started = Date.now();
+          const cancel = await fetch(new URL('/v1/executions/' + id + '/cancel', urlB), { method: 'POST', headers: { Authorization: 'Bearer ' + key } });
+          const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no notifications/resources/updated within 10 s')), 10000));
+          await Promise.race([updated, timeout]);
+          const ms = Date.now() - started;
+          const read = await client.readResource({ uri });
+          await client.close();
+          console.log(JSON.stringify({ subscribe: capabilities.resources.subscribe, cancel: cancel.status, ms, status: JSON.parse(read.contents[0].text).status }));
+        })().catch(e => { console.error(e); process.exit(1); });
+        """;
 }

@@ -30,10 +30,29 @@ public sealed class McpTypeScriptTests : IAsyncLifetime
         ShouldBeTheWholeTour(seen);
     }
 
-    private static async Task<JsonElement> RunTourAsync(params string[] arguments)
+    [Fact]
+    public async Task A_typescript_subscription_on_one_node_is_notified_when_the_execution_ends_on_the_other()
+    {
+        await using var nodes = await TwoPostgresNodes.StartAsync("mcptssub");
+        using var account = await nodes.A.CreateAccountAsync();
+        var submitted = await account.Client.SubmitTextAsync(simulate: """{"latency_ms":60000}""");
+        var id = submitted.Json.GetProperty("id").GetString()!;
+        using var onB = nodes.B.Anonymous();
+
+        var seen = await RunAsync(McpTypeScriptScripts.SubscribeAcrossNodes, McpTestClient.Endpoint(nodes.A).ToString(), account.Key, id, onB.BaseAddress!.ToString());
+
+        seen.GetProperty("subscribe").GetBoolean().ShouldBeTrue();
+        seen.GetProperty("cancel").GetInt32().ShouldBe(202);
+        seen.GetProperty("status").GetString().ShouldBe("CANCELLED");
+        seen.GetProperty("ms").GetInt32().ShouldBeLessThan(3000, "the watch re-reads at least every second, as a long-poll does");
+    }
+
+    private static Task<JsonElement> RunTourAsync(params string[] arguments) => RunAsync(McpTypeScriptScripts.Tour, arguments);
+
+    private static async Task<JsonElement> RunAsync(string script, params string[] arguments)
     {
         var folder = await NpmPackages.EnsureInstalledAsync(McpTypeScriptScripts.Package);
-        var path = await NpmPackages.WriteScriptAsync(folder, McpTypeScriptScripts.Tour);
+        var path = await NpmPackages.WriteScriptAsync(folder, script);
         var (exit, output) = await NpmPackages.RunNodeAsync(folder, path, arguments, TimeSpan.FromMinutes(2));
         exit.ShouldBe(0, output);
         using var document = JsonDocument.Parse(output.Trim().Split('\n').Last(l => l.StartsWith('{')));
