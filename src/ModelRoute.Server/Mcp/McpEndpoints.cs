@@ -10,9 +10,11 @@ public static class McpEndpoints
 {
     public const string Path = "/mcp";
 
+    /// <summary>The origin the client reached the node at, for artifact links (kept on the user: no per-request accessor on the hot path).</summary>
+    public const string OriginClaim = "modelroute:mcp_origin";
+
     public static IServiceCollection AddModelRouteMcp(this IServiceCollection services)
     {
-        services.AddHttpContextAccessor();
         services.AddSingleton<McpGatewayServices>();
         services.AddSingleton<IGatewayConnector>(sp => sp.GetRequiredService<McpGatewayServices>());
         // Sessions for clients that open one with initialize (subscriptions need them); a session lives on the node that
@@ -32,7 +34,7 @@ public static class McpEndpoints
             var inner = endpoint.RequestDelegate!;
             endpoint.RequestDelegate = context =>
             {
-                context.User = WithSessionOwner(context.User);
+                context.User = ForMcp(context.User, $"{context.Request.Scheme}://{context.Request.Host}");
                 return inner(context);
             };
         });
@@ -40,17 +42,22 @@ public static class McpEndpoints
     }
 
     /// <summary>
-    /// A session belongs to the API key that opened it: the SDK binds it to the user's NameIdentifier and refuses the
-    /// session to any other key (a copy of the principal: the authenticated one may be shared between requests).
+    /// A copy of the principal (the authenticated one may be shared between requests) with the origin, and with the API
+    /// key as NameIdentifier: the SDK binds a session to it, so a session belongs to the key that opened it.
     /// </summary>
-    private static ClaimsPrincipal WithSessionOwner(ClaimsPrincipal user)
+    private static ClaimsPrincipal ForMcp(ClaimsPrincipal user, string origin)
     {
-        if (user.Identity is not ClaimsIdentity { IsAuthenticated: true } identity || user.HasClaim(c => c.Type == ClaimTypes.NameIdentifier))
+        if (user.Identity is not ClaimsIdentity { IsAuthenticated: true } identity)
         {
             return user;
         }
 
-        var owner = user.ApiKeyId() is { Length: > 0 } keyId ? keyId : user.AccountId();
-        return new ClaimsPrincipal(new ClaimsIdentity(identity.Claims.Append(new Claim(ClaimTypes.NameIdentifier, owner)), identity.AuthenticationType));
+        var claims = identity.Claims.Where(c => c.Type != OriginClaim).Append(new Claim(OriginClaim, origin));
+        if (!user.HasClaim(c => c.Type == ClaimTypes.NameIdentifier))
+        {
+            claims = claims.Append(new Claim(ClaimTypes.NameIdentifier, user.ApiKeyId() is { Length: > 0 } keyId ? keyId : user.AccountId()));
+        }
+
+        return new ClaimsPrincipal(new ClaimsIdentity(claims, identity.AuthenticationType));
     }
 }

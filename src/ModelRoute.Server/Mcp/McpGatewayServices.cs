@@ -20,7 +20,6 @@ internal sealed class McpGatewayServices(
     ExecutionChanges changes,
     InFlightExecutions inFlight,
     ProviderCancellation providerCancellation,
-    IHttpContextAccessor http,
     IOptions<ModelRouteOptions> options,
     TimeProvider time) : IGatewayConnector
 {
@@ -52,8 +51,5 @@ internal sealed class McpGatewayServices(
     public IGatewayOperations For(ClaimsPrincipal? user) =>
         user?.FindFirst(Claims.AccountIdType) is null
             ? throw new InvalidOperationException("The MCP endpoint is mapped without the account policy.")
-            : new ServerGatewayOperations(this, user.AccountId(), user.SubmittingKey());
-
-    /// <summary>The origin the client reached this node at, for artifact links; null outside a request.</summary>
-    public string? BaseAddress() => http.HttpContext?.Request is { } request ? $"{request.Scheme}://{request.Host}" : null;
+            : new ServerGatewayOperations(this, user.AccountId(), user.SubmittingKey(), user.FindFirst(McpEndpoints.OriginClaim)?.Value);
 }

@@ -12,7 +12,7 @@ namespace ModelRoute.Server.Mcp;
 /// with the same validation, problems and tenant walls (docs/mcp.md). Every read and write goes to the shared store,
 /// so a session on any node sees all of the account's executions.
 /// </summary>
-internal sealed class ServerGatewayOperations(McpGatewayServices services, string accountId, SubmittingKey key) : IGatewayOperations
+internal sealed class ServerGatewayOperations(McpGatewayServices services, string accountId, SubmittingKey key, string? origin) : IGatewayOperations
 {
     public Task<GatewayResult> ListModelsAsync(CancellationToken cancellationToken) =>
         Task.FromResult(Ok(ListView<ModelView>.Of([.. services.Catalog.All.Select(OperationsEndpoints.ToView)], false, null)));
@@ -193,7 +193,7 @@ internal sealed class ServerGatewayOperations(McpGatewayServices services, strin
         }
     }
 
-    public string ArtifactLink(string path) => services.BaseAddress() is { } origin ? origin + path : path;
+    public string ArtifactLink(string path) => origin + path;
 
     private static GatewayResult Ok<T>(T view) => GatewayResult.Ok(JsonSerializer.SerializeToElement(view, ApiJson.Options));
 

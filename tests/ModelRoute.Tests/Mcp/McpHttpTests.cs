@@ -160,7 +160,7 @@ public sealed class McpHttpTests : IAsyncLifetime
         var link = mp4.Content.OfType<ResourceLinkBlock>().Single();
         link.MimeType.ShouldBe("video/mp4");
         link.Size.ShouldBe(mp4.Structured().GetProperty("size_bytes").GetInt64());
-        link.Uri.ShouldEndWith($"/v1/executions/{video}/artifacts/video.mp4");
+        link.Uri.ShouldBe(new Uri(McpTestClient.Endpoint(_gateway), $"/v1/executions/{video}/artifacts/video.mp4").ToString());
         missing.ErrorCode().ShouldBe("NOT_FOUND");
     }
 
