@@ -39,7 +39,7 @@ internal static class Program
         {
             UrlOption, ApiKeyOption, JsonOption,
             SubmitCommand(), GetCommand(), WaitCommand(), CancelCommand(), ListCommand(), BatchCommand(), BalanceCommand(),
-            WebhooksCommand(), AdminCommand(),
+            WebhooksCommand(), AdminCommand(), McpCommand.Create((parse, ct, action) => Run(parse, ct, action)),
         };
         return root;
     }

@@ -353,6 +353,45 @@ public sealed class ModelRouteClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sends a request and answers the gateway's JSON as it is, for tools that pass the API's own objects on (the CLI's
+    /// MCP server does). Retries as the typed calls do.
+    /// </summary>
+    /// <param name="method">The HTTP method.</param>
+    /// <param name="path">The path and query under the base address, e.g. <c>v1/executions?limit=10</c>.</param>
+    /// <param name="body">The JSON body, if any.</param>
+    /// <param name="idempotent">Whether a failed connection may be retried (true for reads and keyed submissions).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The response's JSON.</returns>
+    /// <exception cref="ModelRouteApiException">The gateway answered a problem.</exception>
+    public async Task<JsonElement> SendJsonAsync(HttpMethod method, string path, JsonElement? body, bool idempotent, CancellationToken cancellationToken = default)
+    {
+        using var response = await SendRawAsync(
+            () => new HttpRequestMessage(method, path) { Content = body is { } b ? JsonContent.Create(b, options: Json) : null },
+            idempotent,
+            HttpCompletionOption.ResponseContentRead,
+            cancellationToken).ConfigureAwait(false);
+        await ThrowIfProblemAsync(response, cancellationToken).ConfigureAwait(false);
+        return await response.Content.ReadFromJsonAsync<JsonElement>(Json, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Downloads an artifact (<c>GET /v1/executions/{id}/artifacts/{name}</c>).</summary>
+    /// <param name="id">The execution id.</param>
+    /// <param name="name">The artifact's name.</param>
+    /// <param name="cancellationToken">Cancels the download.</param>
+    /// <returns>The artifact's bytes.</returns>
+    /// <exception cref="ModelRouteApiException"><c>NOT_FOUND</c> and the like.</exception>
+    public async Task<byte[]> DownloadArtifactAsync(string id, string name, CancellationToken cancellationToken = default)
+    {
+        using var response = await SendRawAsync(
+            () => new HttpRequestMessage(HttpMethod.Get, $"v1/executions/{Uri.EscapeDataString(id)}/artifacts/{Uri.EscapeDataString(name)}"),
+            idempotent: true,
+            HttpCompletionOption.ResponseContentRead,
+            cancellationToken).ConfigureAwait(false);
+        await ThrowIfProblemAsync(response, cancellationToken).ConfigureAwait(false);
+        return await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     private static string NewKey() => "sdk_" + Guid.NewGuid().ToString("N");
 
     private static void Add(List<string> query, string name, string? value)

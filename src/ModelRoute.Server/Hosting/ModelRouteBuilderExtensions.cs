@@ -7,6 +7,7 @@ using ModelRoute.Server.Accounts;
 using ModelRoute.Server.Console;
 using ModelRoute.Server.Http;
 using ModelRoute.Server.Http.OpenApi;
+using ModelRoute.Server.Mcp;
 using ModelRoute.Server.Operations;
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Providers.Simulator;
@@ -52,6 +53,7 @@ public static class ModelRouteBuilderExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ProviderGauges>());
         services.AddSingleton<StoreGauges>();
         services.AddHostedService(sp => sp.GetRequiredService<StoreGauges>());
+        services.AddModelRouteMcp();
         return builder;
     }
 
@@ -267,6 +269,7 @@ public static class ModelRouteBuilderExtensions
         app.MapModelRouteApiReference();
         app.MapOperationsEndpoints();
         app.MapConsoleEndpoints();
+        app.MapModelRouteMcp();
 
         var v1 = app.MapGroup("/v1");
         v1.MapProviderCallbacks();

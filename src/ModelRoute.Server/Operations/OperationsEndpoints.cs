@@ -29,6 +29,6 @@ public static class OperationsEndpoints
             .WithName("listModels").WithSummary("List the models this gateway serves")
             .WithDescription("Every model with its modality, prices (USD decimal strings) and its default and maximum timeout in seconds.");
 
-    private static ModelView ToView(ModelDefinition m) =>
+    internal static ModelView ToView(ModelDefinition m) =>
         new(m.Name, "model", m.Modality.ToString().ToLowerInvariant(), m.Price.ToView(), (int)m.DefaultTimeout.TotalSeconds, (int)m.MaxTimeout.TotalSeconds);
 }

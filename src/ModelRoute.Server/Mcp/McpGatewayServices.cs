@@ -1,0 +1,55 @@
+using System.Security.Claims;
+using ModelRoute.Mcp;
+using ModelRoute.Server.Accounts;
+using ModelRoute.Server.Providers;
+using ModelRoute.Server.Routing;
+using ModelRoute.Server.Storage;
+using ModelRoute.Server.Storage.Artifacts;
+
+namespace ModelRoute.Server.Mcp;
+
+/// <summary>The services the MCP tools share with the HTTP endpoints (one instance per node).</summary>
+internal sealed class McpGatewayServices(
+    ModelCatalog catalog,
+    SubmissionValidator validator,
+    ExecutionSubmitter submitter,
+    SubmissionLoad load,
+    IExecutionStore store,
+    IAccountStore accounts,
+    IArtifactStore artifacts,
+    ExecutionChanges changes,
+    InFlightExecutions inFlight,
+    ProviderCancellation providerCancellation,
+    IOptions<ModelRouteOptions> options,
+    TimeProvider time) : IGatewayConnector
+{
+    public ModelCatalog Catalog => catalog;
+
+    public SubmissionValidator Validator => validator;
+
+    public ExecutionSubmitter Submitter => submitter;
+
+    public SubmissionLoad Load => load;
+
+    public IExecutionStore Store => store;
+
+    public IAccountStore Accounts => accounts;
+
+    public IArtifactStore Artifacts => artifacts;
+
+    public ExecutionChanges Changes => changes;
+
+    public InFlightExecutions InFlight => inFlight;
+
+    public ProviderCancellation ProviderCancellation => providerCancellation;
+
+    public IOptions<ModelRouteOptions> Options => options;
+
+    public TimeProvider Time => time;
+
+    /// <summary>The caller's account: /mcp requires the account policy, so the user always carries one.</summary>
+    public IGatewayOperations For(ClaimsPrincipal? user) =>
+        user?.FindFirst(Claims.AccountIdType) is null
+            ? throw new InvalidOperationException("The MCP endpoint is mapped without the account policy.")
+            : new ServerGatewayOperations(this, user.AccountId(), user.SubmittingKey(), user.FindFirst(McpEndpoints.OriginClaim)?.Value);
+}
