@@ -27,8 +27,8 @@ public static class McpEndpoints
 
     public static IEndpointRouteBuilder MapModelRouteMcp(this IEndpointRouteBuilder app)
     {
-        var mcp = app.MapMcp(Path).RequireAuthorization(Policies.Account).WithTags("MCP")
-            .WithSummary("MCP over Streamable HTTP: the gateway's tools and execution resources for agents (docs/mcp.md)");
+        // A protocol endpoint, not a REST operation: it is described in docs/mcp.md, not in the OpenAPI document.
+        var mcp = app.MapMcp(Path).RequireAuthorization(Policies.Account).ExcludeFromDescription();
         mcp.Add(endpoint =>
         {
             var inner = endpoint.RequestDelegate!;

@@ -178,9 +178,15 @@ internal sealed class ServerGatewayOperations(McpGatewayServices services, strin
     public async Task<ArtifactBytes> ReadArtifactAsync(string id, string name, long maxBytes, CancellationToken cancellationToken)
     {
         var execution = await services.Store.GetAsync(id, accountId, cancellationToken);
-        if (execution?.Artifacts.FirstOrDefault(a => a.Name == name) is null || await services.Artifacts.OpenAsync(id, name, cancellationToken) is not { } stream)
+        if (execution?.Artifacts.FirstOrDefault(a => a.Name == name) is not { } artifact || await services.Artifacts.ReadAsync(id, artifact, cancellationToken) is not { } stream)
         {
             return new ArtifactBytes(null, Error(Problem.NotFound("The artifact")));
+        }
+
+        if (artifact.SizeBytes > maxBytes)
+        {
+            await stream.DisposeAsync();
+            return new ArtifactBytes(null, Error(Problem.TooLarge($"The artifact is larger than {maxBytes} bytes.")));
         }
 
         await using (stream)

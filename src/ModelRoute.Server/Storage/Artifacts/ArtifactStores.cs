@@ -39,22 +39,24 @@ public sealed class ArtifactStores : IArtifactStore, IDisposable
 
     public async Task<ArtifactDownload?> OpenAsync(string executionId, Artifact artifact, CancellationToken cancellationToken)
     {
-        if (artifact.Store is null or ArtifactStoreKinds.File)
-        {
-            return await Files.ReadAsync(executionId, artifact.Name, cancellationToken) is { } file ? new ArtifactDownload(file, null) : null;
-        }
-
-        if (artifact.Store != ArtifactStoreKinds.S3 || S3 is null)
-        {
-            return null; // Kept in a store this node is not configured for.
-        }
-
-        if (_options.RedirectToPresigned)
+        if (_options.RedirectToPresigned && artifact.Store == ArtifactStoreKinds.S3 && S3 is not null)
         {
             return new ArtifactDownload(null, await S3.PresignAsync(executionId, artifact.Name));
         }
 
-        return await S3.ReadAsync(executionId, artifact.Name, cancellationToken) is { } stream ? new ArtifactDownload(stream, null) : null;
+        return await ReadAsync(executionId, artifact, cancellationToken) is { } stream ? new ArtifactDownload(stream, null) : null;
+    }
+
+    public async Task<Stream?> ReadAsync(string executionId, Artifact artifact, CancellationToken cancellationToken)
+    {
+        if (artifact.Store is null or ArtifactStoreKinds.File)
+        {
+            return await Files.ReadAsync(executionId, artifact.Name, cancellationToken);
+        }
+
+        return artifact.Store == ArtifactStoreKinds.S3 && S3 is not null
+            ? await S3.ReadAsync(executionId, artifact.Name, cancellationToken)
+            : null; // Kept in a store this node is not configured for.
     }
 
     public async Task DeleteAllAsync(string executionId, CancellationToken cancellationToken)

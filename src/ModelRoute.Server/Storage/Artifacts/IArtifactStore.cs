@@ -21,6 +21,9 @@ public interface IArtifactStore
     /// <summary>The artifact's bytes or a presigned address for them, from its own store; null when it is not there.</summary>
     Task<ArtifactDownload?> OpenAsync(string executionId, Artifact artifact, CancellationToken cancellationToken);
 
+    /// <summary>The artifact's bytes from its own store, never a redirect; null when it is not there.</summary>
+    Task<Stream?> ReadAsync(string executionId, Artifact artifact, CancellationToken cancellationToken);
+
     /// <summary>Removes every artifact of the execution from every store in use (retention).</summary>
     Task DeleteAllAsync(string executionId, CancellationToken cancellationToken);
 }
