@@ -10,7 +10,7 @@ namespace ModelRoute.Bench;
 /// <summary>The already-built Release gateway as its own process on a loopback port.</summary>
 public sealed class GatewayHost : IAsyncDisposable
 {
-    public const string AdminKey = "bench-admin-key-0123456789";
+    public const string AdminKey = "bench-admin-key-0123456789abcdefghij";
 
     private readonly Process _process;
     private readonly Queue<string> _lastLines = new();

@@ -16,7 +16,7 @@ namespace ModelRoute.Client.Tests.Infrastructure;
 /// </summary>
 public sealed class ClientGateway : WebApplicationFactory<ModelRoute.Server.Hosting.ModelRouteOptions>
 {
-    public const string AdminKey = "test-admin-key-0123456789";
+    public const string AdminKey = "test-admin-key-0123456789abcdefghij";
 
     private readonly Dictionary<string, string?> _settings;
 

@@ -49,7 +49,7 @@ public sealed class AuthTests(SharedGateway shared) : IClassFixture<SharedGatewa
     [InlineData("mr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]
     [InlineData("Bearer test-admin-key-012345678")]
     [InlineData("Bearer TEST-ADMIN-KEY-0123456789")]
-    [InlineData("Bearer test-admin-key-0123456789 extra")]
+    [InlineData("Bearer test-admin-key-0123456789abcdefghij extra")]
     public async Task A_malformed_or_unknown_key_is_a_401(string authorization)
     {
         using var client = _gateway.Anonymous();

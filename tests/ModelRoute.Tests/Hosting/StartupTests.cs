@@ -1,6 +1,9 @@
 namespace ModelRoute.Tests.Hosting;
 
-/// <summary>docs/configuration.md#start-up-checks: a configuration error stops the start with one clear line naming the setting.</summary>
+/// <summary>
+/// docs/configuration.md#start-up-checks: a configuration error stops the start with one clear line naming the setting;
+/// these processes run in the Production environment, where the admin key needs 32 characters (docs/deploy.md#the-production-environment).
+/// </summary>
 public sealed class StartupTests : IDisposable
 {
     private readonly string _directory = TestPaths.NewTempDirectory("startup");
@@ -10,6 +13,7 @@ public sealed class StartupTests : IDisposable
     [InlineData("--ModelRoute:Models:bad/model:Routes:0:Provider=nowhere", "ModelRoute:Models:bad/model:Routes:0:Provider")]
     [InlineData("--ModelRoute:Providers:x:Kind=carrier-pigeon", "ModelRoute:Providers:x:Kind")]
     [InlineData("--ModelRoute:Dispatch:LeaseDuration=soon", "ModelRoute:Dispatch:LeaseDuration")]
+    [InlineData("--ModelRoute:AdminKey=only-twenty-seven-characters", "ModelRoute:AdminKey must be at least 32 characters in the Production environment")]
     public async Task A_configuration_error_stops_the_start_with_one_line_naming_the_setting(string setting, string named)
     {
         string[] arguments = setting.Contains("bad/model", StringComparison.Ordinal)

@@ -14,7 +14,7 @@ namespace ModelRoute.Tests.Infrastructure;
 /// </summary>
 public sealed class GatewayFactory : WebApplicationFactory<Program>
 {
-    public const string AdminKey = "test-admin-key-0123456789";
+    public const string AdminKey = "test-admin-key-0123456789abcdefghij";
 
     private readonly Dictionary<string, string?> _settings;
     private readonly Action<IServiceCollection>? _services;
