@@ -1,5 +1,4 @@
 using Dapper;
-using ModelRoute.Server.Http;
 
 namespace ModelRoute.Server.Storage.Artifacts;
 
@@ -58,32 +57,5 @@ public sealed class ArtifactMoves(ISqlDialect dialect, ArtifactStores stores)
         }
 
         return new ArtifactMoveView(rows.Count, moved, missing, rows.Count == limit ? rows[^1].Id : null);
-    }
-}
-
-public static class ArtifactMoveEndpoints
-{
-    public static void MapArtifactMoveEndpoints(this RouteGroupBuilder admin) =>
-        admin.MapPost("/artifacts/move", MoveAsync)
-            .Produces<ArtifactMoveView>()
-            .ProducesProblem(400)
-            .ProducesProblem(409)
-            .WithName("MoveArtifacts")
-            .WithSummary("Move file artifacts into the S3 bucket")
-            .WithDescription("Moves the artifacts kept on this node's disk into the S3 bucket, up to limit executions after the cursor; call again with next_after until it is null. 409 while Artifacts:Kind is file.");
-
-    private static async Task<IResult> MoveAsync(ArtifactMoves moves, ArtifactStores stores, CancellationToken cancellationToken, string? after = null, int limit = 50)
-    {
-        if (stores.Kind != ArtifactStoreKinds.S3)
-        {
-            return new Problem(409, ErrorCodes.InvalidState, "Artifacts move only into an S3 bucket: set ModelRoute:Artifacts:Kind to 's3' first.").ToResult();
-        }
-
-        if (limit is < 1 or > ArtifactMoves.MaxBatch)
-        {
-            return Problem.Validation("limit", $"limit must be between 1 and {ArtifactMoves.MaxBatch}.").ToResult();
-        }
-
-        return TypedResults.Ok(await moves.MoveAsync(after ?? "", limit, cancellationToken));
     }
 }
