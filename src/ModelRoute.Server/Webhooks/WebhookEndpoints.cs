@@ -13,6 +13,7 @@ public sealed record WebhookEndpointView(
         ExecutionView.Timestamp(e.PreviousSecretExpiresAt), ExecutionView.Timestamp(e.CreatedAt));
 }
 
+/// <summary>One attempt of a delivery, with the start of what the receiver answered (docs/webhooks.md#response-excerpts).</summary>
 public sealed record WebhookAttemptView(
     string Id, string AttemptedAt, int? StatusCode, long LatencyMs, string? Error, string? ResponseBody, bool ResponseBodyTruncated)
 {
