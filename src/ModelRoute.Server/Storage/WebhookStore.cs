@@ -33,7 +33,11 @@ public sealed class WebhookStore : IWebhookStore
             ORDER BY id DESC LIMIT @limit
             """;
         _listAttemptsSql =
-            $"SELECT id, delivery_id, attempted_at, status_code, latency_ms, error FROM webhook_attempts WHERE {dialect.InList("delivery_id", "Ids")} ORDER BY id";
+            $"""
+            SELECT id, delivery_id, attempted_at, status_code, latency_ms, error, response_body,
+                CAST(CASE WHEN response_body_truncated THEN 1 ELSE 0 END AS BIGINT) AS response_body_truncated
+            FROM webhook_attempts WHERE {dialect.InList("delivery_id", "Ids")} ORDER BY id
+            """;
     }
 
     public Task<string?> GetDefaultSecretAsync(string accountId, CancellationToken cancellationToken) =>
@@ -151,8 +155,7 @@ public sealed class WebhookStore : IWebhookStore
         deliveryIds.Count == 0
             ? Task.FromResult<IReadOnlyList<WebhookAttempt>>([])
             : _db.ReadAsync<IReadOnlyList<WebhookAttempt>>(async c =>
-                [.. (await c.QueryAsync<(string Id, string DeliveryId, long AttemptedAt, long? StatusCode, long LatencyMs, string? Error)>(
-                    _listAttemptsSql, new { Ids = deliveryIds.ToArray() })).Select(a => new WebhookAttempt(a.Id, a.DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(a.AttemptedAt), (int?)a.StatusCode, a.LatencyMs, a.Error))],
+                [.. (await c.QueryAsync<AttemptRow>(_listAttemptsSql, new { Ids = deliveryIds.ToArray() })).Select(a => a.ToAttempt())],
                 cancellationToken);
 
     public async Task<WebhookDelivery?> CreateTestDeliveryAsync(
@@ -202,4 +205,20 @@ public sealed class WebhookStore : IWebhookStore
 
         return delivery;
     }
+}
+
+/// <summary>A webhook_attempts row as read (response_body_truncated read as 0/1 on both engines).</summary>
+internal sealed class AttemptRow
+{
+    public string Id { get; set; } = "";
+    public string DeliveryId { get; set; } = "";
+    public long AttemptedAt { get; set; }
+    public long? StatusCode { get; set; }
+    public long LatencyMs { get; set; }
+    public string? Error { get; set; }
+    public string? ResponseBody { get; set; }
+    public long ResponseBodyTruncated { get; set; }
+
+    public WebhookAttempt ToAttempt() => new(
+        Id, DeliveryId, DateTimeOffset.FromUnixTimeMilliseconds(AttemptedAt), (int?)StatusCode, LatencyMs, Error, ResponseBody, ResponseBodyTruncated != 0);
 }

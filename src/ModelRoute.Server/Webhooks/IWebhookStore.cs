@@ -56,7 +56,8 @@ public sealed record WebhookDelivery(
     DateTimeOffset? CompletedAt,
     string? TraceParent = null);
 
-public sealed record WebhookAttempt(string Id, string DeliveryId, DateTimeOffset AttemptedAt, int? StatusCode, long LatencyMs, string? Error);
+public sealed record WebhookAttempt(
+    string Id, string DeliveryId, DateTimeOffset AttemptedAt, int? StatusCode, long LatencyMs, string? Error, string? ResponseBody = null, bool ResponseBodyTruncated = false);
 
 /// <summary>What one attempt came to, and what follows: success, another try at <see cref="NextAttemptAt"/>, or the end.</summary>
 public sealed record AttemptResult(
@@ -68,7 +69,14 @@ public sealed record AttemptResult(
     string? Error,
     bool Succeeded,
     DateTimeOffset? NextAttemptAt,
-    string? DisableEndpointReason);
+    string? DisableEndpointReason)
+{
+    /// <summary>The start of the receiver's response body, as text (null: no answer, or an empty body).</summary>
+    public string? ResponseBody { get; init; }
+
+    /// <summary>Whether the body went on past <see cref="ResponseBody"/> (or did not end within the timeout).</summary>
+    public bool ResponseBodyTruncated { get; init; }
+}
 
 /// <summary>Webhook endpoints, their secrets, and the delivery outbox with its attempts.</summary>
 public interface IWebhookStore

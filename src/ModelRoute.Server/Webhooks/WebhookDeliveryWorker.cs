@@ -125,7 +125,7 @@ public sealed partial class WebhookDeliveryWorker(
         }
 
         var stopwatch = Stopwatch.StartNew();
-        var (outcome, statusCode, error, retryAfter) = await SendAsync(delivery, secrets, attemptedAt, cancellationToken);
+        var (outcome, statusCode, error, retryAfter, excerpt) = await SendAsync(delivery, secrets, attemptedAt, cancellationToken);
         var elapsed = stopwatch.Elapsed;
         var succeeded = error is null;
         var (next, disable) = NextStep(delivery, statusCode, succeeded, retryAfter, attemptedAt);
@@ -135,7 +135,11 @@ public sealed partial class WebhookDeliveryWorker(
         }
 
         await store.RecordAttemptAsync(
-            new AttemptResult(delivery.Id, node.Id, attemptedAt, statusCode, stopwatch.ElapsedMilliseconds, error, succeeded, next, disable),
+            new AttemptResult(delivery.Id, node.Id, attemptedAt, statusCode, stopwatch.ElapsedMilliseconds, error, succeeded, next, disable)
+            {
+                ResponseBody = excerpt.Body,
+                ResponseBodyTruncated = excerpt.Truncated,
+            },
             cancellationToken);
         if (!succeeded)
         {
@@ -147,8 +151,9 @@ public sealed partial class WebhookDeliveryWorker(
         return (outcome, statusCode, elapsed);
     }
 
-    /// <summary>The signed request sent within the timeout: what it came to, and the error kept on the attempt (null: it succeeded).</summary>
-    private async Task<(string Outcome, int? StatusCode, string? Error, TimeSpan? RetryAfter)> SendAsync(
+    /// <summary>The signed request sent within the timeout: what it came to, and the error kept on the attempt (null: it succeeded).
+    /// The receiver's response body is kept as an excerpt (docs/webhooks.md#response-excerpts).</summary>
+    private async Task<(string Outcome, int? StatusCode, string? Error, TimeSpan? RetryAfter, ResponseExcerpt Excerpt)> SendAsync(
         WebhookDelivery delivery, IReadOnlyList<string> secrets, DateTimeOffset attemptedAt, CancellationToken cancellationToken)
     {
         var webhooks = options.Value.Webhooks;
@@ -161,19 +166,21 @@ public sealed partial class WebhookDeliveryWorker(
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             var statusCode = (int)response.StatusCode;
             var retryAfter = RetryAfter(response, attemptedAt);
-            return statusCode is >= 200 and < 300
-                ? (DeliveryOutcomes.Succeeded, statusCode, null, retryAfter)
+            var succeeded = statusCode is >= 200 and < 300;
+            var excerpt = await ResponseExcerpt.ReadAsync(response.Content, waitForBody: !succeeded, timeout.Token, cancellationToken);
+            return succeeded
+                ? (DeliveryOutcomes.Succeeded, statusCode, null, retryAfter, excerpt)
                 : (DeliveryOutcomes.OfStatus(statusCode), statusCode,
-                    statusCode is >= 300 and < 400 ? "Redirects are not followed." : $"The receiver answered {statusCode}.", retryAfter);
+                    statusCode is >= 300 and < 400 ? "Redirects are not followed." : $"The receiver answered {statusCode}.", retryAfter, excerpt);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return (DeliveryOutcomes.Timeout, null, $"No answer within {webhooks.Timeout.TotalSeconds:0.#} s.", null);
+            return (DeliveryOutcomes.Timeout, null, $"No answer within {webhooks.Timeout.TotalSeconds:0.#} s.", null, ResponseExcerpt.None);
         }
         catch (HttpRequestException ex)
         {
             var refused = ex.InnerException as WebhookAddressRefusedException;
-            return (refused is null ? DeliveryOutcomes.ConnectError : DeliveryOutcomes.Refused, null, refused?.Message ?? $"Could not connect ({ex.HttpRequestError}).", null);
+            return (refused is null ? DeliveryOutcomes.ConnectError : DeliveryOutcomes.Refused, null, refused?.Message ?? $"Could not connect ({ex.HttpRequestError}).", null, ResponseExcerpt.None);
         }
     }
 

@@ -13,7 +13,13 @@ public sealed record WebhookEndpointView(
         ExecutionView.Timestamp(e.PreviousSecretExpiresAt), ExecutionView.Timestamp(e.CreatedAt));
 }
 
-public sealed record WebhookAttemptView(string Id, string AttemptedAt, int? StatusCode, long LatencyMs, string? Error);
+/// <summary>One attempt of a delivery, with the start of what the receiver answered (docs/webhooks.md#response-excerpts).</summary>
+public sealed record WebhookAttemptView(
+    string Id, string AttemptedAt, int? StatusCode, long LatencyMs, string? Error, string? ResponseBody, bool ResponseBodyTruncated)
+{
+    public static WebhookAttemptView From(WebhookAttempt a) =>
+        new(a.Id, ExecutionView.Timestamp(a.AttemptedAt), a.StatusCode, a.LatencyMs, a.Error, a.ResponseBody, a.ResponseBodyTruncated);
+}
 
 public sealed record WebhookDeliveryView(
     string Id, string Object, string EventId, string EventType, string? ExecutionId, string? EndpointId, string Url, string Status,
@@ -23,7 +29,7 @@ public sealed record WebhookDeliveryView(
         d.Id, "webhook_delivery", d.EventId, d.EventType, d.ExecutionId, d.EndpointId, d.Url, d.Status, d.Attempts,
         d.Status == DeliveryStatuses.Pending ? ExecutionView.Timestamp(d.NextAttemptAt) : null, d.LastStatusCode, d.LastError,
         ExecutionView.Timestamp(d.CreatedAt), ExecutionView.Timestamp(d.CompletedAt),
-        [.. attempts.Select(a => new WebhookAttemptView(a.Id, ExecutionView.Timestamp(a.AttemptedAt), a.StatusCode, a.LatencyMs, a.Error))]);
+        [.. attempts.Select(WebhookAttemptView.From)]);
 }
 
 public sealed record CreateWebhookEndpointRequest(string Url, string[]? Events, bool? Thin, string? Description);

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Playwright;
 using ModelRoute.Tests.Providers;
+using ModelRoute.Tests.Webhooks;
 using static Microsoft.Playwright.Assertions;
 
 namespace ModelRoute.Tests.Console;
@@ -159,6 +160,33 @@ public sealed class ConsoleSafetyTests(ChromiumBrowser chromium) : IAsyncLifetim
 
         await tab.ShouldHaveRunNothingHostileAsync();
         tab.Page.Url.ShouldNotContain("javascript");
+    }
+
+    [Fact]
+    public async Task Hostile_webhook_response_bodies_are_shown_as_text_and_run_nothing()
+    {
+        await using var receiver = await ScriptedReceiver.StartAsync();
+        var body = string.Join("\n", Corpus);
+        receiver.Answer = context => ScriptedReceiver.AnswerAsync(context, 500, body);
+        using var account = await _gateway.CreateAccountAsync();
+        var created = await account.Client.PostJsonAsync("/v1/webhook-endpoints", JsonSerializer.Serialize(new { url = receiver.Url }));
+        created.Status.ShouldBe(201, created.Body);
+        var endpointId = created.Json.GetProperty("id").GetString()!;
+        (await account.Client.PostJsonAsync($"/v1/webhook-endpoints/{endpointId}/test", "{}")).Status.ShouldBe(202);
+        await Eventually.HoldsAsync(
+            async () => (await account.Client.GetApiAsync($"/v1/webhook-endpoints/{endpointId}/deliveries")).Json.GetProperty("data") is { } data
+                && data.GetArrayLength() > 0 && data[0].GetProperty("attempt_log").GetArrayLength() > 0,
+            "the test event's first attempt was recorded");
+
+        await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, _gateway);
+        await tab.SignInAsync(account.Key);
+        await tab.Page.GetByRole(AriaRole.Link, new() { Name = "Webhooks" }).ClickAsync();
+        var shown = tab.Page.Locator($"article[data-id='{endpointId}'] td[data-testid='Response'] pre");
+        await Expect(shown).ToHaveTextAsync(Visible(body));
+        await Expect(shown).ToBeVisibleAsync();
+        await Expect(tab.Page.Locator($"article[data-id='{endpointId}'] td[data-testid='Response'] img, article[data-id='{endpointId}'] td[data-testid='Response'] script"))
+            .ToHaveCountAsync(0);
+        await tab.ShouldHaveRunNothingHostileAsync();
     }
 
     /// <summary>How the console shows a text: invisible characters as marks such as U+202E.</summary>

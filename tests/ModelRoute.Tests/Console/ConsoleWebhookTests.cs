@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.Playwright;
 using ModelRoute.Server.Webhooks;
+using ModelRoute.Tests.Webhooks;
 using static Microsoft.Playwright.Assertions;
 
 namespace ModelRoute.Tests.Console;
@@ -106,6 +107,32 @@ public sealed class ConsoleWebhookTests(ChromiumBrowser chromium) : IAsyncLifeti
         await card.GetByRole(AriaRole.Button, new() { Name = "Yes, delete" }).ClickAsync();
         await Expect(card).ToHaveCountAsync(0);
         (await account.Client.GetApiAsync($"/v1/webhook-endpoints/{endpointId}")).Status.ShouldBe(404);
+        await tab.ShouldHaveRunNothingHostileAsync();
+    }
+
+    [Fact]
+    public async Task A_failed_deliverys_response_body_is_shown_under_its_attempt_as_text_and_cut_at_1_KiB()
+    {
+        await using var receiver = await ScriptedReceiver.StartAsync();
+        var body = "upstream exploded: <b>not bold</b>\n" + new string('x', 1100);
+        receiver.Answer = context => ScriptedReceiver.AnswerAsync(context, 500, body);
+        using var account = await _gateway.CreateAccountAsync();
+        var created = await account.Client.PostJsonAsync("/v1/webhook-endpoints", $$"""{"url":"{{receiver.Url}}"}""");
+        created.Status.ShouldBe(201, created.Body);
+        var endpointId = created.Json.GetProperty("id").GetString()!;
+        await account.SubmitAsync("sim/text", "tell the receiver");
+        var deliveryId = "";
+        await Eventually.HoldsAsync(
+            async () => (await DeliveriesAsync(account, endpointId)) is [var d, ..] && d.GetProperty("attempt_log").GetArrayLength() > 0 && (deliveryId = d.GetProperty("id").GetString()!) != "",
+            "the first attempt was recorded");
+
+        await using var tab = await ConsoleTab.OpenAsync(chromium.Browser, _gateway);
+        await tab.SignInAsync(account.Key);
+        await tab.Page.GetByRole(AriaRole.Link, new() { Name = "Webhooks" }).ClickAsync();
+        var response = tab.Cell(tab.Row(deliveryId), "Response");
+        await Expect(response.Locator("pre")).ToHaveTextAsync(body[..1024]);
+        await Expect(response).ToContainTextAsync("Attempt 1 (500), cut at 1 KiB");
+        await Expect(response.Locator("b")).ToHaveCountAsync(0);
         await tab.ShouldHaveRunNothingHostileAsync();
     }
 

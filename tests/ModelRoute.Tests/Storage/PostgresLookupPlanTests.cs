@@ -47,6 +47,7 @@ public sealed class PostgresLookupPlanTests
                         DeliveryIds = new[] { "whd_exe10000", "whd_exe10001" }, Owners = new[] { "node", "node" }, Statuses = new[] { "succeeded", "pending" },
                         Nows = new[] { 40_000L, 40_001L }, Nexts = new long?[] { null, 50_000L }, StatusCodes = new int?[] { 200, 500 },
                         Errors = new string?[] { null, "The receiver answered 500." }, AttemptIds = new[] { "wha_1", "wha_2" }, LatencyMs = new[] { 3L, 4L },
+                        Bodies = new string?[] { null, "down" }, Truncated = new[] { false, false },
                     },
                     "webhook_deliveries_pkey"),
                 ("failing an endpoint's pending deliveries", PostgresWebhookOutbox.FailPendingSql,

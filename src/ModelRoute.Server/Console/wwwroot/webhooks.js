@@ -238,9 +238,28 @@ function deliveryRow(d, redeliver) {
     cell('Status', status(d.status), d.next_attempt_at ? [h('br'), h('span', { class: 'help' }, 'next '), time(d.next_attempt_at)] : ''),
     cell('Attempts', String(d.attempts)),
     cell('Latency', last ? `${last.latency_ms} ms` : '—'),
-    cell('Response', d.last_status_code === null ? '—' : String(d.last_status_code), d.last_error ? [h('br'), untrusted(d.last_error)] : ''),
+    cell('Response', d.last_status_code === null ? '—' : String(d.last_status_code), d.last_error ? [h('br'), untrusted(d.last_error)] : '', responses(d.attempt_log)),
     cell('Created', time(d.created_at)),
     cell('Actions', h('button', {
       type: 'button', class: 'secondary', 'aria-label': `Redeliver ${d.id}`, on: { click: (e) => redeliver(d, e.currentTarget) },
     }, 'Redeliver')));
+}
+
+// What the receiver answered (docs/webhooks.md#response-excerpts): the latest attempt's body, the earlier ones folded
+// away. Always as text (untrusted: a text node, invisible characters marked), never as markup.
+function responses(attempts) {
+  const answered = attempts.map((a, i) => ({ a, n: i + 1 })).filter(({ a }) => a.response_body !== null && a.response_body !== undefined);
+  if (answered.length === 0) return '';
+  const last = answered.at(-1);
+  const earlier = answered.slice(0, -1).reverse();
+  return h('div', { class: 'responses' },
+    excerpt(last.a, last.n),
+    earlier.length ? h('details', {}, h('summary', {}, `Earlier responses (${earlier.length})`), earlier.map(({ a, n }) => excerpt(a, n))) : '');
+}
+
+function excerpt(attempt, n) {
+  return h('div', { class: 'response' },
+    h('span', { class: 'help' }, `Attempt ${n}${attempt.status_code === null ? '' : ` (${attempt.status_code})`}`,
+      attempt.response_body_truncated ? ', cut at 1 KiB' : ''),
+    untrusted(attempt.response_body, 'pre'));
 }

@@ -85,8 +85,8 @@ public sealed class PostgresWebhookOutbox(PostgresDatabase db, IdGenerator ids) 
         """
         WITH given AS (
             SELECT * FROM unnest(@DeliveryIds::text[], @Owners::text[], @Statuses::text[], @Nows::bigint[], @Nexts::bigint[],
-                @StatusCodes::integer[], @Errors::text[], @AttemptIds::text[], @LatencyMs::bigint[]) WITH ORDINALITY
-                AS g(delivery_id, owner, status, now, next, status_code, error, attempt_id, latency_ms, ord)
+                @StatusCodes::integer[], @Errors::text[], @AttemptIds::text[], @LatencyMs::bigint[], @Bodies::text[], @Truncated::boolean[]) WITH ORDINALITY
+                AS g(delivery_id, owner, status, now, next, status_code, error, attempt_id, latency_ms, body, truncated, ord)
         ), recorded AS (
             UPDATE webhook_deliveries d SET
                 status = g.status, attempts = d.attempts + 1, updated_at = g.now,
@@ -98,8 +98,8 @@ public sealed class PostgresWebhookOutbox(PostgresDatabase db, IdGenerator ids) 
             WHERE d.id = g.delivery_id AND d.lease_owner = g.owner AND (d.status || '') = 'pending'
             RETURNING d.id, d.endpoint_id, g.status, g.ord
         ), attempt AS (
-            INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error)
-            SELECT g.attempt_id, g.delivery_id, g.now, g.status_code, g.latency_ms, g.error FROM given g JOIN recorded r ON r.id = g.delivery_id
+            INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error, response_body, response_body_truncated)
+            SELECT g.attempt_id, g.delivery_id, g.now, g.status_code, g.latency_ms, g.error, g.body, g.truncated FROM given g JOIN recorded r ON r.id = g.delivery_id
         ), healthy AS (
             SELECT endpoint_id FROM (
                 SELECT DISTINCT ON (endpoint_id) endpoint_id, status FROM recorded WHERE endpoint_id IS NOT NULL ORDER BY endpoint_id, ord DESC) latest
@@ -152,6 +152,8 @@ public sealed class PostgresWebhookOutbox(PostgresDatabase db, IdGenerator ids) 
             Errors = sent.Select(a => a.Error).ToArray(),
             AttemptIds = sent.Select(_ => ids.New("wha")).ToArray(),
             LatencyMs = sent.Select(a => a.LatencyMs).ToArray(),
+            Bodies = sent.Select(a => a.ResponseBody).ToArray(),
+            Truncated = sent.Select(a => a.ResponseBodyTruncated).ToArray(),
         });
         var allSucceeded = sent.TrueForAll(a => a.Succeeded && a.DisableEndpointReason is null);
         var recorded = await db.WriteStatementAsync(async c =>

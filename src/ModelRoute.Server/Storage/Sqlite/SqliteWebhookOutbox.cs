@@ -71,8 +71,11 @@ public sealed class SqliteWebhookOutbox(SqliteDatabase db, IdGenerator ids) : IW
             }
 
             await c.ExecutePreparedAsync(
-                "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error) VALUES (@Id, @DeliveryId, @now, @StatusCode, @LatencyMs, @Error)",
-                new { Id = ids.New("wha"), r.DeliveryId, now, r.StatusCode, r.LatencyMs, r.Error },
+                """
+                INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latency_ms, error, response_body, response_body_truncated)
+                VALUES (@Id, @DeliveryId, @now, @StatusCode, @LatencyMs, @Error, @ResponseBody, @Truncated)
+                """,
+                new { Id = ids.New("wha"), r.DeliveryId, now, r.StatusCode, r.LatencyMs, r.Error, r.ResponseBody, Truncated = r.ResponseBodyTruncated ? 1L : 0L },
                 tx);
             if (endpointId.EndpointId is { } endpoint)
             {
