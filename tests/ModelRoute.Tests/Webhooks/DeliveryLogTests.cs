@@ -43,6 +43,10 @@ public sealed class DeliveryLogTests : IAsyncLifetime
         var attempts = delivery.GetProperty("attempts").GetInt32();
         attempts.ShouldBe(3);
 
+        // The last attempt's line is written after its result is stored, so the list may show the end a moment first.
+        await Eventually.HoldsAsync(
+            () => Task.FromResult(_gateway.Logs.Lines.Count(l => l.Contains(deliveryId, StringComparison.Ordinal)) >= attempts),
+            "a line for each attempt");
         var lines = _gateway.Logs.Lines.ToList();
         var aboutDelivery = lines.Where(l => l.Contains(deliveryId, StringComparison.Ordinal)).ToList();
         aboutDelivery.Count.ShouldBe(attempts, string.Join('\n', aboutDelivery));
