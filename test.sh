@@ -34,7 +34,7 @@ trap cleanup EXIT
 dotnet test ModelRoute.slnx --logger "trx;LogFilePrefix=sqlite" --results-directory "$results" "$@"
 status=$?
 
-# The HTTP suites again on PostgreSQL: one set of test code, both stores (SPEC §9). The run starts its
+# The HTTP suites again on PostgreSQL: one set of test code, both stores (docs/testing.md). The run starts its
 # own throwaway cluster. Skipped when arguments narrow the run (e.g. a --filter while developing).
 if [ "$#" -eq 0 ]; then
   MODELROUTE_TEST_STORE=postgres dotnet test tests/ModelRoute.Tests --no-build \
