@@ -66,7 +66,7 @@ public static class AccountEndpoints
             .WithName("creditAccount").WithSummary("Add credits to an account's balance")
             .WithDescription("Adds amount_usd to the balance as a ledger entry; a reference makes the credit idempotent (the same reference and amount answer with the first entry).");
         admin.MapGet("/providers", ListProviders)
-            .WithName("ListProviders")
+            .WithName("listProviders")
             .WithSummary("List the providers with their circuit, calls in flight, error rate and p50/p95 latency on this node, and the node's throughput")
             .WithDescription("Each configured provider's state on this node, over its calls of the last five minutes; no URL or credential is shown.")
             .Produces<ProviderListView>(200);

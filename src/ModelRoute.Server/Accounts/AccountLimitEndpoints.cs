@@ -17,7 +17,7 @@ public static class AccountLimitEndpoints
             .ProducesProblem(400)
             .ProducesProblem(404)
             .WithSummary("Sets an account's limits: max_concurrency caps its executions in flight (null removes the cap).")
-            .WithName("UpdateAccount")
+            .WithName("updateAccount")
             .WithDescription("Changes the limits given in the body and leaves the others; the answer is the account.");
 
     private static async Task<IResult> UpdateAccountAsync(

@@ -35,22 +35,22 @@ public static class TenancyEndpoints
     public static void MapTenancyAdminEndpoints(this RouteGroupBuilder admin)
     {
         admin.MapGet("/accounts", ListAccountsAsync)
-            .WithSummary("List accounts, newest first").WithName("ListAccounts").Produces<ListView<AccountView>>(200).ProducesProblem(400)
+            .WithSummary("List accounts, newest first").WithName("listAccounts").Produces<ListView<AccountView>>(200).ProducesProblem(400)
             .WithDescription("Every account with its balance and status, a page at a time (limit, cursor).");
         admin.MapPost("/accounts/{id}/disable", (string id, IAccountStore accounts, ApiKeyCache keys, TimeProvider time, CancellationToken ct) =>
                 SetDisabledAsync(id, true, accounts, keys, time, ct))
-            .WithSummary("Disable an account: its keys are refused with 403 ACCOUNT_DISABLED").WithName("DisableAccount").Produces<AccountView>(200).ProducesProblem(404)
+            .WithSummary("Disable an account: its keys are refused with 403 ACCOUNT_DISABLED").WithName("disableAccount").Produces<AccountView>(200).ProducesProblem(404)
             .WithDescription("Its keys are refused on every node within a second; executions in flight finish.");
         admin.MapPost("/accounts/{id}/enable", (string id, IAccountStore accounts, ApiKeyCache keys, TimeProvider time, CancellationToken ct) =>
                 SetDisabledAsync(id, false, accounts, keys, time, ct))
-            .WithSummary("Enable a disabled account").WithName("EnableAccount").Produces<AccountView>(200).ProducesProblem(404)
+            .WithSummary("Enable a disabled account").WithName("enableAccount").Produces<AccountView>(200).ProducesProblem(404)
             .WithDescription("Its keys work again.");
         admin.MapGet("/accounts/{id}/api-keys", ListAccountKeysAsync)
-            .WithSummary("List an account's API keys").WithName("ListAccountApiKeys").Produces<ListView<ApiKeyView>>(200).ProducesProblem(400).ProducesProblem(404)
+            .WithSummary("List an account's API keys").WithName("listAccountApiKeys").Produces<ListView<ApiKeyView>>(200).ProducesProblem(400).ProducesProblem(404)
             .WithDescription("The account's keys with their prefix, use, expiry and spend; never their secrets.");
         admin.MapDelete("/accounts/{id}/api-keys/{key_id}", (string id, string key_id, IAccountStore accounts, ApiKeyCache keys, TimeProvider time, CancellationToken ct) =>
                 RevokeAsync(id, key_id, accounts, keys, time, ct))
-            .WithSummary("Revoke an account's API key").WithName("RevokeAccountApiKey").Produces<ApiKeyView>(200).ProducesProblem(404)
+            .WithSummary("Revoke an account's API key").WithName("revokeAccountApiKey").Produces<ApiKeyView>(200).ProducesProblem(404)
             .WithDescription("The key is refused on every node within a second.");
     }
 
@@ -58,16 +58,16 @@ public static class TenancyEndpoints
     {
         v1.MapGet("/api-keys", (HttpContext context, IAccountStore accounts, string? limit, string? cursor, CancellationToken ct) =>
                 ListKeysAsync(context.User.AccountId(), accounts, limit, cursor, ct))
-            .WithSummary("List this account's API keys").WithName("ListApiKeys").WithTags("Account").Produces<ListView<ApiKeyView>>(200).ProducesProblem(400)
+            .WithSummary("List this account's API keys").WithName("listApiKeys").WithTags("Account").Produces<ListView<ApiKeyView>>(200).ProducesProblem(400)
             .WithDescription("The account's keys with their prefix, use, expiry and spend; never their secrets.");
         v1.MapPost("/api-keys", (HttpContext context, IAccountStore accounts, IdGenerator ids, TimeProvider time, IOptions<ModelRouteOptions> options, CancellationToken ct) =>
                 CreateKeyAsync(context.User.AccountId(), context.Request, accounts, ids, time, options, ct))
             .Accepts<ApiKeyRequestBody>("application/json").Produces<ApiKeyView>(201)
-            .WithSummary("Create an API key for this account; the secret is shown once").WithName("CreateApiKey").WithTags("Account")
+            .WithSummary("Create an API key for this account; the secret is shown once").WithName("createApiKey").WithTags("Account")
             .WithDescription("A new key for the calling key's account, optionally named, expiring or with a spend limit.");
         v1.MapDelete("/api-keys/{key_id}", (HttpContext context, string key_id, IAccountStore accounts, ApiKeyCache keys, TimeProvider time, CancellationToken ct) =>
                 RevokeAsync(context.User.AccountId(), key_id, accounts, keys, time, ct))
-            .WithSummary("Revoke one of this account's API keys (the calling key included)").WithName("RevokeApiKey").WithTags("Account").Produces<ApiKeyView>(200).ProducesProblem(404)
+            .WithSummary("Revoke one of this account's API keys (the calling key included)").WithName("revokeApiKey").WithTags("Account").Produces<ApiKeyView>(200).ProducesProblem(404)
             .WithDescription("The key is refused on every node within a second.");
     }
 

@@ -16,7 +16,7 @@ public static class UsageEndpoints
         var usage = account.MapGroup("/usage").WithTags("Usage");
         usage.MapGet("", GetOwnAsync)
             .WithSummary("This account's usage by model, UTC day or API key: executions ended, how, and what they were charged")
-            .WithName("GetUsage").ProducesProblem(400)
+            .WithName("getUsage").ProducesProblem(400)
             .WithDescription("Totals kept at settlement over [from, to) (UTC dates or times; the last 30 days by default), grouped by model, day or key.");
     }
 
@@ -25,7 +25,7 @@ public static class UsageEndpoints
         var usage = admin.MapGroup("/usage");
         usage.MapGet("", GetAnyAsync)
             .WithSummary("Usage across accounts (or of one, with account_id) by model, UTC day or account")
-            .WithName("GetAdminUsage").ProducesProblem(400)
+            .WithName("getAdminUsage").ProducesProblem(400)
             .WithDescription("The same totals for every account, or one with account_id, grouped by model, day or account.");
     }
 

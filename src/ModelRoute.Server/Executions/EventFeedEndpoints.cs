@@ -23,7 +23,7 @@ public static class EventFeedEndpoints
     public static void MapEventFeed(this RouteGroupBuilder v1) =>
         v1.MapGet("/events", StreamAsync)
             .WithTags("Executions")
-            .WithName("StreamAccountEvents")
+            .WithName("streamAccountEvents")
             .WithSummary("Stream the status changes of all the account's executions as server-sent events; resumable with Last-Event-ID or ?after=")
             .WithDescription("Every status change of the account's executions, in order, as server-sent events; a client resumes with Last-Event-ID or ?after= and misses nothing.")
             .Produces(200, contentType: "text/event-stream")

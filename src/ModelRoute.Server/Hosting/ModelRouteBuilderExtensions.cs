@@ -304,7 +304,7 @@ public static class ModelRouteBuilderExtensions
 
     /// <summary>
     /// Every GET an account's key makes (executions, events, artifacts, deliveries, endpoints, balance,
-    /// ledger, models) draws on that key's polling bucket, so no read can be polled unlimited (docs/endpoints.md#errors-you-will-meet).
+    /// ledger, models) draws on that key's polling bucket, so no read can be polled unlimited (docs/api.md#errors-you-will-meet).
     /// </summary>
     private static void LimitEveryRead(EndpointBuilder endpoint)
     {

@@ -3,7 +3,7 @@ using System.Threading.RateLimiting;
 namespace ModelRoute.Server.Http;
 
 /// <summary>
-/// One API key's polling bucket (docs/endpoints.md#errors-you-will-meet): holds at most <c>burst</c> permits and
+/// One API key's polling bucket (docs/api.md#errors-you-will-meet): holds at most <c>burst</c> permits and
 /// gains <c>perSecond</c> of them per second of time that really passed, computed when asked. The
 /// framework's token bucket, run by the partitioned limiter's timer, credited a full bucket's idle
 /// time at the first refill after a burst, so an idle key got twice its burst; this one cannot.

@@ -11,7 +11,7 @@ public static class ArtifactMoveEndpoints
             .Produces<ArtifactMoveView>()
             .ProducesProblem(400)
             .ProducesProblem(409)
-            .WithName("MoveArtifacts")
+            .WithName("moveArtifacts")
             .WithSummary("Move file artifacts into the S3 bucket")
             .WithDescription("Moves the artifacts kept on this node's disk into the S3 bucket, up to limit executions after the cursor; call again with next_after until it is null. 409 while Artifacts:Kind is file.");
 

@@ -13,7 +13,7 @@ public static class OverviewEndpoints
 {
     public static void MapOverviewEndpoints(this RouteGroupBuilder admin) =>
         admin.MapGet("/overview", GetOverview)
-            .WithName("GetOverview")
+            .WithName("getOverview")
             .WithSummary("Get the operator's overview")
             .WithDescription("The store's outbox backlog, active executions and money held as last counted (with when), and this node's providers and throughput; never queries the store.")
             .Produces<OverviewView>(200);

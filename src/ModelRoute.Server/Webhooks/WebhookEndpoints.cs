@@ -90,7 +90,7 @@ public static class WebhookEndpoints
             .WithName("redeliverWebhookDelivery").WithSummary("Send a webhook delivery again")
             .WithDescription("Queues the same event for another delivery, signed anew (202 with the delivery).");
         group.MapPost("/webhook-endpoints/{id}/test", SendTestAsync)
-            .WithName("SendWebhookTest")
+            .WithName("sendWebhookTest")
             .WithSummary("Send the endpoint a signed webhook.test event now, as a delivery listed with its others")
             .WithDescription("For checking a receiver: a webhook.test event signed like the others, delivered now (202 with the delivery); a disabled endpoint is 409.")
             .Produces<WebhookDeliveryView>(202).ProducesProblem(404).ProducesProblem(409);

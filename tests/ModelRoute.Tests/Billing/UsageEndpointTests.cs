@@ -126,8 +126,8 @@ public sealed class UsageEndpointTests(SharedGateway shared) : IClassFixture<Sha
 
         response.Status.ShouldBe(200, response.Body);
         var paths = response.Json.GetProperty("paths");
-        paths.GetProperty("/v1/usage").GetProperty("get").GetProperty("operationId").GetString().ShouldBe("GetUsage");
-        paths.GetProperty("/v1/admin/usage").GetProperty("get").GetProperty("operationId").GetString().ShouldBe("GetAdminUsage");
+        paths.GetProperty("/v1/usage").GetProperty("get").GetProperty("operationId").GetString().ShouldBe("getUsage");
+        paths.GetProperty("/v1/admin/usage").GetProperty("get").GetProperty("operationId").GetString().ShouldBe("getAdminUsage");
     }
 
     [Fact]

@@ -6,7 +6,7 @@ namespace ModelRoute.Tests.Operations;
 
 /// <summary>
 /// The API reference at /docs renders the gateway's OpenAPI document in a browser with nothing fetched from another
-/// host: its script, styles and fonts are the gateway's own (docs/endpoints.md#openapi-and-the-reference-page).
+/// host: its script, styles and fonts are the gateway's own (docs/api.md#openapi-and-the-reference-page).
 /// </summary>
 [Collection(ConsoleBrowserTests.Name)]
 public sealed class ApiReferencePageTests(ChromiumBrowser chromium) : IAsyncLifetime

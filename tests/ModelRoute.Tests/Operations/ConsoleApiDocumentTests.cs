@@ -10,9 +10,9 @@ public sealed class ConsoleApiDocumentTests : IAsyncLifetime
     public async Task DisposeAsync() => await _gateway.DisposeAsync();
 
     [Theory]
-    [InlineData("/v1/events", "get", "StreamAccountEvents")]
-    [InlineData("/v1/webhook-endpoints/{id}/test", "post", "SendWebhookTest")]
-    [InlineData("/v1/admin/providers", "get", "ListProviders")]
+    [InlineData("/v1/events", "get", "streamAccountEvents")]
+    [InlineData("/v1/webhook-endpoints/{id}/test", "post", "sendWebhookTest")]
+    [InlineData("/v1/admin/providers", "get", "listProviders")]
     public async Task The_endpoint_is_documented_with_its_operation_id_and_a_summary(string path, string method, string operationId)
     {
         using var client = _gateway.Anonymous();

@@ -5,7 +5,7 @@ using ModelRoute.Server.Http;
 namespace ModelRoute.Tests.Operations;
 
 /// <summary>
-/// The OpenAPI document is one a client generator can trust (docs/endpoints.md#openapi-and-the-reference-page): every
+/// The OpenAPI document is one a client generator can trust (docs/api.md#openapi-and-the-reference-page): every
 /// operation named, tagged and secured as the gateway authorizes it, schemas that say what the API accepts, errors as
 /// problems with the codes the gateway returns; Redocly lints it clean and openapi-typescript types a working client.
 /// </summary>
@@ -15,6 +15,16 @@ public sealed class OpenApiDocumentTests(SharedGateway shared) : IClassFixture<S
     private static readonly string[] Tools = ["@redocly/cli@2.77.0", "openapi-typescript@7.13.0", "typescript@5.9.3"];
 
     private static readonly string[] Methods = ["get", "put", "post", "delete", "patch"];
+
+    /// <summary>
+    /// The verbs an operationId may begin with: camelCase, verb first (<c>submitExecution</c>, <c>listAccounts</c>).
+    /// A new verb is a decision, made here, not a slip in one endpoint's <c>.WithName(...)</c>.
+    /// </summary>
+    private static readonly Regex OperationId = new(
+        "^(get|list|create|submit|cancel|update|delete|revoke|rotate|enable|disable|send|stream|move|redeliver|credit|receive)[A-Z][A-Za-z0-9]*$");
+
+    /// <summary>Pages the gateway serves outside its OpenAPI document, which docs/api.md lists all the same.</summary>
+    private static readonly string[] Undocumented = ["GET /console/", "GET /docs", "GET /openapi/v1.json"];
 
     private static readonly string[] AnonymousPaths = ["/healthz", "/readyz", "/metrics", "/v1/provider-callbacks/{provider}/{executionId}"];
 
@@ -39,6 +49,54 @@ public sealed class OpenApiDocumentTests(SharedGateway shared) : IClassFixture<S
         ids.ShouldContain("submitExecution");
         ids.ShouldContain("getExecution");
         ids.ShouldContain("listExecutions");
+    }
+
+    [Fact]
+    public async Task Every_operation_id_is_camel_case_and_begins_with_one_of_the_agreed_verbs()
+    {
+        var ids = Operations(await DocumentAsync()).Select(o => Text(o.Operation, "operationId") ?? $"(none: {o.Method} {o.Path})").ToList();
+
+        ids.Count.ShouldBeGreaterThan(40);
+        var offending = ids.Where(id => !OperationId.IsMatch(id)).Order(StringComparer.Ordinal).ToList();
+        offending.ShouldBeEmpty($"operationIds off the convention: {string.Join(", ", offending)}");
+    }
+
+    [Fact]
+    public async Task Every_path_parameter_has_a_description_and_the_ids_an_example_of_their_kind()
+    {
+        var undescribed = new List<string>();
+        var seen = 0;
+        foreach (var (path, method, operation) in Operations(await DocumentAsync()))
+        {
+            foreach (var parameter in Items(operation, "parameters").Where(p => Text(p, "in") == "path"))
+            {
+                seen++;
+                var name = $"{method.ToUpperInvariant()} {path} {{{Text(parameter, "name")}}}";
+                if (string.IsNullOrWhiteSpace(Text(parameter, "description")))
+                {
+                    undescribed.Add(name);
+                }
+                else if (Text(parameter, "name") is "id" or "key_id" or "executionId")
+                {
+                    Text(parameter, "example").ShouldNotBeNull(name).ShouldMatch("^(exe|acct|we|whd|key)_[0-9a-hjkmnp-tv-z]{26}$", name);
+                }
+            }
+        }
+
+        seen.ShouldBeGreaterThan(20);
+        undescribed.ShouldBeEmpty($"path parameters without a description: {string.Join(", ", undescribed)}");
+    }
+
+    [Fact]
+    public async Task The_api_reference_page_lists_every_operation_of_the_document_and_no_other()
+    {
+        var operations = Operations(await DocumentAsync()).Select(o => $"{o.Method.ToUpperInvariant()} {o.Path}").ToHashSet(StringComparer.Ordinal);
+        var page = await File.ReadAllTextAsync(Path.Combine(TestPaths.RepositoryRoot(), "docs", "api.md"));
+        var documented = Regex.Matches(page, "`(GET|POST|PUT|PATCH|DELETE) (/[^`?\\s]*)")
+            .Select(m => $"{m.Groups[1].Value} {m.Groups[2].Value}").ToHashSet(StringComparer.Ordinal);
+
+        operations.Except(documented).Order(StringComparer.Ordinal).ShouldBeEmpty("operations docs/api.md does not list");
+        documented.Except(operations).Except(Undocumented).Order(StringComparer.Ordinal).ShouldBeEmpty("operations docs/api.md lists that the gateway does not have");
     }
 
     [Fact]

@@ -73,7 +73,7 @@ public sealed class OverviewEndpointTests : IAsyncLifetime
         var document = await client.GetApiAsync("/openapi/v1.json");
 
         var operation = document.Json.GetProperty("paths").GetProperty("/v1/admin/overview").GetProperty("get");
-        operation.GetProperty("operationId").GetString().ShouldBe("GetOverview");
+        operation.GetProperty("operationId").GetString().ShouldBe("getOverview");
         operation.GetProperty("summary").GetString().ShouldNotBeNullOrWhiteSpace();
     }
 

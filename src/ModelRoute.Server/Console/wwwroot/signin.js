@@ -17,7 +17,7 @@ export function render(main, { done }) {
       + 'browser tab and sent to the gateway\'s API; closing the tab or signing out forgets it.'),
     button,
     error,
-    // The one link out of the console's views: a fixed path to the gateway's own API reference (docs/endpoints.md#openapi-and-the-reference-page).
+    // The one link out of the console's views: a fixed path to the gateway's own API reference (docs/api.md#openapi-and-the-reference-page).
     h('p', { class: 'help' }, Object.assign(document.createElement('a'), { href: '/docs/', textContent: 'API reference' }), ': every endpoint, with its OpenAPI document.'));
   main.append(form);
   input.focus();

@@ -7,7 +7,7 @@ namespace ModelRoute.Server.Http.OpenApi;
 
 /// <summary>
 /// The document as a whole: what the API is, its two security schemes, its tags, the shared Problem schema with
-/// every error code, and the schema fixes of <see cref="ApiSchemaRules"/> (docs/endpoints.md#openapi-and-the-reference-page).
+/// every error code, and the schema fixes of <see cref="ApiSchemaRules"/> (docs/api.md#openapi-and-the-reference-page).
 /// </summary>
 internal sealed class ApiDocumentTransformer : IOpenApiDocumentTransformer
 {
@@ -100,7 +100,7 @@ internal sealed class ApiDocumentTransformer : IOpenApiDocumentTransformer
             ["code"] = new OpenApiSchema
             {
                 Type = JsonSchemaType.String,
-                Description = "Our error code (docs/endpoints.md#errors-you-will-meet).",
+                Description = "Our error code (docs/api.md#errors-you-will-meet).",
                 Enum = [.. ErrorCodeValues.Select(c => (JsonNode)JsonValue.Create(c))],
             },
             ["field"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "The offending field, for VALIDATION_ERROR." },

@@ -5,7 +5,7 @@ namespace ModelRoute.Server.Http.OpenApi;
 
 /// <summary>
 /// Examples and field descriptions for the main request and response: a submission and the execution it answers
-/// with, taken from a run against the simulator (docs/endpoints.md#the-execution-object).
+/// with, taken from a run against the simulator (docs/api.md#the-execution-object).
 /// </summary>
 internal static class ApiExamples
 {

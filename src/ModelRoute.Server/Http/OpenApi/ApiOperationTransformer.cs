@@ -18,6 +18,7 @@ internal sealed class ApiOperationTransformer : IOpenApiOperationTransformer
         var metadata = context.Description.ActionDescriptor.EndpointMetadata;
         operation.Responses ??= [];
         ApiParameters.Describe(operation);
+        ApiPathParameters.Describe(operation, context.Description.RelativePath);
         if (SchemeFor(metadata) is { } scheme)
         {
             operation.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(scheme, context.Document)] = [] }];

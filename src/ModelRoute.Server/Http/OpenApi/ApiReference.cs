@@ -5,7 +5,7 @@ namespace ModelRoute.Server.Http.OpenApi;
 
 /// <summary>
 /// The OpenAPI document at /openapi/v1.json and the reference page at /docs that renders it
-/// (docs/endpoints.md#openapi-and-the-reference-page).
+/// (docs/api.md#openapi-and-the-reference-page).
 /// </summary>
 public static class ApiReference
 {

@@ -4,7 +4,7 @@ using Microsoft.OpenApi;
 namespace ModelRoute.Server.Http.OpenApi;
 
 /// <summary>
-/// Makes the generated schemas say what the API does (docs/endpoints.md#openapi-and-the-reference-page):
+/// Makes the generated schemas say what the API does (docs/api.md#openapi-and-the-reference-page):
 /// one type per field, a request's required fields exactly those it cannot do without, and examples.
 /// </summary>
 internal static class ApiSchemaRules

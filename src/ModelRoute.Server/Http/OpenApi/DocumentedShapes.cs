@@ -1,7 +1,7 @@
 namespace ModelRoute.Server.Http.OpenApi;
 
 // Shapes of answers that their handlers write as anonymous objects, named here so that the OpenAPI
-// document describes them (docs/endpoints.md#openapi-and-the-reference-page).
+// document describes them (docs/api.md#openapi-and-the-reference-page).
 
 /// <summary>The readiness answer: <c>ready</c>, or <c>store unavailable</c> with 503.</summary>
 public sealed record ReadinessView(string Status);
