@@ -34,6 +34,7 @@ public static class SvgChart
         svg.Append(CultureInfo.InvariantCulture, $"""<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{N(Width)}" height="{N(Height)}" viewBox="0 0 {N(Width)} {N(Height)}" font-family="sans-serif" font-size="12">""").Append('\n');
         svg.Append("<title>Submit p99 against offered rate, per store (median line, every run as dots)</title>\n");
         svg.Append(CultureInfo.InvariantCulture, $"""<rect x="0" y="0" width="{N(Width)}" height="{N(Height)}" fill="#ffffff"/>""").Append('\n');
+        svg.Append(CultureInfo.InvariantCulture, $"""<text x="{N(Left)}" y="22" font-size="14" font-weight="bold" fill="#111111">Submit p99 against offered rate</text>""").Append('\n');
         Axes(svg, scale);
         var limit = scale.Y(BenchSettings.P99LimitMs);
         svg.Append(CultureInfo.InvariantCulture, $"""<line class="limit" x1="{N(Left)}" y1="{N(limit)}" x2="{N(Width - Right)}" y2="{N(limit)}" stroke="#b00020" stroke-width="1.5" stroke-dasharray="6 4"/>""").Append('\n');
