@@ -60,7 +60,7 @@ public static class RunsReport
 
         foreach (var m in report.Medians)
         {
-            var note = m.FailedRuns.Count > 0 ? $" (runs {string.Join(", ", m.FailedRuns)} failed, left out)" : "";
+            var note = m.FailedRuns.Count > 0 ? $" ({(m.FailedRuns.Count == 1 ? "run" : "runs")} {string.Join(", ", m.FailedRuns)} failed, left out)" : "";
             var fixedRates = string.Join("; ", m.FixedRates.Select(f => $"{Report.F(f.Rate)}/s: {Report.F(f.P99Ms)} ms"));
             md.AppendLine(CultureInfo.InvariantCulture, $"| **median** of {m.Runs.Count}{note} | {Report.Name(m.Store)} | | | {Optional(m.HighestRateUnder50MsP99, "/s")} | {fixedRates} | {(m.EndToEndP50Ms is { } p50 ? $"{Report.F(p50)} / {Report.F(m.EndToEndP99Ms ?? double.NaN)} ms" : "")} | {Optional(m.WebhookDeliveriesPerSecond, "/s")} | {Optional(m.WebhookFloodPerSecond, "/s")} | {Optional(m.RssMaxMiB, " MiB")} |");
         }
