@@ -53,7 +53,7 @@ public sealed class LoadGate(Func<LoadAverage?> read, TimeProvider time, double 
     public async Task<LoadRecord> WaitAsync(string run, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
-        while (true)
+        for (var polls = 0; ; polls++)
         {
             var load = read();
             var waited = time.GetElapsedTime(started);
@@ -66,7 +66,7 @@ public sealed class LoadGate(Func<LoadAverage?> read, TimeProvider time, double 
             if (load.One < maxLoad || waited >= waitBound)
             {
                 var bound = load.One >= maxLoad;
-                if (bound || waited > TimeSpan.Zero)
+                if (bound || polls > 0)
                 {
                     say(bound
                         ? $"{run}: load average {Show(load)} still at or above {Show(maxLoad)} after {Show(Seconds(waited))} s (the bound); starting anyway"
@@ -76,7 +76,7 @@ public sealed class LoadGate(Func<LoadAverage?> read, TimeProvider time, double 
                 return new LoadRecord(load.One, load.Five, load.Fifteen, Seconds(waited), bound, false);
             }
 
-            if (waited == TimeSpan.Zero)
+            if (polls == 0)
             {
                 say($"{run}: load average {Show(load)}, at or above {Show(maxLoad)}: waiting up to {Show(waitBound.TotalSeconds)} s for it to fall");
             }
