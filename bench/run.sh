@@ -2,7 +2,9 @@
 # Benchmarks: runs the Release gateway on SQLite and PostgreSQL and measures it from a separate process.
 # Usage: ./bench/run.sh [--quick] [--otlp] [--store sqlite|postgres] [--only submit,get,e2e,webhooks,memory,baseline] [--output DIR] [--awaiting N] [--window SECONDS]  (--help: this; an unknown option stops it)
 #        [--rates R1,R2,… [--seconds S]]   (profiling: submit only at these rates, no rate search)
-# Writes docs/benchmarks.md and docs/benchmarks.json (or DIR/…). Full run: at most about 10 minutes on 2 cores;
+#        [--repeat N] [--max-load L] [--load-wait SECONDS]   (N interleaved runs per store, medians; each run waits for load < L)
+# Writes docs/benchmarks.md (between its bench:begin/bench:end markers), docs/benchmarks.json and docs/benchmarks.svg
+# (or DIR/…). Full run: at most about 10 minutes per store run on 2 cores;
 # --quick: about a minute. Every phase is capped in time, so a slow gateway gives worse figures, not a longer run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

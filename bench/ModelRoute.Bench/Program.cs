@@ -62,30 +62,57 @@ var machine = DescribeMachine(serverDll);
 Console.WriteLine($"ModelRoute benchmark, {(quick ? "quick" : "full")} mode{(otlpSink is null ? "" : ", OTLP export on")}, stores: {string.Join(", ", stores)}, phases: {string.Join(", ", phases)}; load average {machine.LoadAverageAtStart}");
 ThreadPool.SetMinThreads(256, 256);
 
-var results = new List<StoreResult>();
-string? postgresVersion = null;
+var repeat = (int)BenchArguments.Number(args, "--repeat", 1);
+var maxLoad = BenchArguments.Number(args, "--max-load", LoadGate.DefaultMaxLoad);
+var loadWait = BenchArguments.Number(args, "--load-wait", LoadGate.DefaultWaitSeconds);
+var gate = new LoadGate(LoadAverage.ReadProc, TimeProvider.System, maxLoad, TimeSpan.FromSeconds(loadWait), line => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}"));
+var runs = new List<BenchRun>();
 await using var receiver = await WebhookReceiver.StartAsync();
 
-// The throwaway cluster's initdb and start overlap the first gateway's start-up; no measurement runs before it is up.
-var postgresStart = stores.Contains("postgres") ? PostgresServer.StartAsync() : null;
-foreach (var store in stores)
+// One throwaway cluster for the whole bench, a new database per PostgreSQL run. Its initdb and start overlap the
+// first run's gateway start-up; no measurement runs before it is up.
+Task<PostgresServer>? postgresStart = null;
+foreach (var planned in RunPlan.Order(stores, repeat))
 {
-    PostgresServer? postgres = null;
+    var label = $"run {planned.Number} ({planned.Store})";
+    var load = await gate.WaitAsync(label, CancellationToken.None);
+    postgresStart ??= stores.Contains("postgres") ? PostgresServer.StartAsync() : null;
+    var runStarted = DateTimeOffset.UtcNow;
+    Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {label}: starting, load average {load.One.ToString("0.##", CultureInfo.InvariantCulture)}");
+    var result = await RunStoreAsync(planned, postgresStart);
+    runs.Add(new BenchRun(planned.Number, planned.Store, runStarted, load, result));
+}
+
+string? postgresVersion = null;
+if (postgresStart is { IsCompletedSuccessfully: true })
+{
+    postgresVersion = postgresStart.Result.Version;
+    await postgresStart.Result.DisposeAsync();
+}
+
+var wall = Math.Round((DateTimeOffset.UtcNow - startedAt).TotalSeconds, 1);
+var medians = Medians.Compute(runs);
+var medianResults = medians.Select(m => runs.FirstOrDefault(r => r.Number == m.MedianRun)?.Result ?? runs.Last(r => r.Store == m.Store).Result).ToList();
+var report = new BenchReport(quick ? "quick" : "full", machine with { Postgres = postgresVersion }, Report.Notes(settings), medianResults, RunsReport.Targets(medians), wall,
+    repeat, maxLoad, loadWait, runs, medians);
+return await WriteAsync(report, output) ? (runs.Any(r => r.Result.Failure is not null) ? 1 : 0) : 2;
+
+async Task<StoreResult> RunStoreAsync(PlannedRun planned, Task<PostgresServer>? cluster)
+{
+    var store = planned.Store;
     try
     {
+        PostgresServer? postgres = null;
         string? connectionString = null;
         var gatewayStart = store == "postgres" ? null : GatewayHost.StartAsync(serverDll, store, null);
-        if (postgresStart is not null && store != "postgres")
+        if (store == "postgres")
         {
-            await Task.WhenAny(postgresStart); // its failure is the PostgreSQL run's, not this one's
+            postgres = await cluster!;
+            connectionString = postgres.ConnectionString(await postgres.CreateDatabaseAsync($"modelroute_{planned.Number}"));
         }
-        else if (postgresStart is not null)
+        else if (cluster is not null)
         {
-            var cluster = postgresStart;
-            postgresStart = null;
-            postgres = await cluster;
-            postgresVersion = postgres.Version;
-            connectionString = postgres.ConnectionString(await postgres.CreateDatabaseAsync("modelroute"));
+            await Task.WhenAny(cluster); // its failure is the PostgreSQL runs', not this one's
         }
 
         StoreResult result;
@@ -96,63 +123,65 @@ foreach (var store in stores)
             result = await new StoreBench(gateway, receiver, settings, store, phases, cpu).RunAsync(CancellationToken.None);
         }
 
-        if (phases.Contains("baseline"))
-        {
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: storage baseline (no gateway)");
-            var baseline = store == "postgres"
-                ? await StorageBaseline.PostgresAsync(postgres!, settings.BaselineDuration)
-                : await StorageBaseline.SqliteAsync(settings.BaselineDuration);
-            Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: baseline {baseline.SequentialInsertsPerSecond}/s sequential, {baseline.ConcurrentInsertsPerSecond}/s with {baseline.Writers} writers");
-            result = result with
-            {
-                Baseline = baseline,
-                FractionOfSequentialBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.SequentialInsertsPerSecond),
-                FractionOfConcurrentBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.ConcurrentInsertsPerSecond),
-                Phases = [.. result.Phases, new PhaseTime("baseline", Math.Round(LoadGenerator.SecondsSince(started), 1), 0)],
-            };
-        }
-
-        results.Add(result);
+        return phases.Contains("baseline") ? await WithBaselineAsync(result, postgres, planned.Number) : result;
     }
     catch (Exception ex) when (ex is InvalidOperationException or HttpRequestException or TimeoutException or IOException or Npgsql.NpgsqlException or OperationCanceledException)
     {
-        // One store's failure still leaves a report of the other.
+        // One run's failure still leaves a report of the others.
         Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: FAILED: {ex}");
-        results.Add(new StoreResult(store, [], new SearchResult(0, null, []), null, null, null, null, null, null, 0, 0, [], ex.Message));
+        return new StoreResult(store, [], new SearchResult(0, null, []), null, null, null, null, null, null, 0, 0, [], ex.Message);
     }
-    finally
+}
+
+async Task<StoreResult> WithBaselineAsync(StoreResult result, PostgresServer? postgres, int number)
+{
+    var store = result.Store;
+    var started = System.Diagnostics.Stopwatch.GetTimestamp();
+    Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: storage baseline (no gateway)");
+    var baseline = postgres is not null
+        ? await StorageBaseline.PostgresAsync(postgres, settings.BaselineDuration, $"baseline_{number}")
+        : await StorageBaseline.SqliteAsync(settings.BaselineDuration);
+    Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: baseline {baseline.SequentialInsertsPerSecond}/s sequential, {baseline.ConcurrentInsertsPerSecond}/s with {baseline.Writers} writers");
+    return result with
     {
-        if (postgres is not null)
-        {
-            await postgres.DisposeAsync();
-        }
+        Baseline = baseline,
+        FractionOfSequentialBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.SequentialInsertsPerSecond),
+        FractionOfConcurrentBaseline = Fraction(result.MaxRate.HighestRateUnder50MsP99, baseline.ConcurrentInsertsPerSecond),
+        Phases = [.. result.Phases, new PhaseTime("baseline", Math.Round(LoadGenerator.SecondsSince(started), 1), 0)],
+    };
+}
+
+async Task<bool> WriteAsync(BenchReport report, string output)
+{
+    Directory.CreateDirectory(output);
+    var json = JsonSerializer.Serialize(report, new JsonSerializerOptions
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    });
+    var jsonPath = Path.Combine(output, "benchmarks.json");
+    var svgPath = Path.Combine(output, "benchmarks.svg");
+    var mdPath = Path.Combine(output, "benchmarks.md");
+    await File.WriteAllTextAsync(jsonPath, json + "\n");
+    await File.WriteAllTextAsync(svgPath, SvgChart.Draw(report.Runs, report.Medians));
+    if (otlpSink is not null)
+    {
+        Console.WriteLine($"OTLP sink: {otlpSink.Received.Exports} exports, {otlpSink.Received.Bytes / 1024} KiB");
     }
-}
 
-if (postgresStart is { IsCompletedSuccessfully: true })
-{
-    await (await postgresStart).DisposeAsync();
-}
+    // The generated report replaces only the text between the markers: the page's hand-written sections stay.
+    var (text, problem) = GeneratedSection.Merge(File.Exists(mdPath) ? await File.ReadAllTextAsync(mdPath) : null, Report.Markdown(report));
+    if (text is null)
+    {
+        Console.Error.WriteLine($"Not writing {mdPath}: {problem}. Wrote {jsonPath} and {svgPath}.");
+        return false;
+    }
 
-var wall = Math.Round((DateTimeOffset.UtcNow - startedAt).TotalSeconds, 1);
-var report = new BenchReport(quick ? "quick" : "full", machine with { Postgres = postgresVersion }, Report.Notes(settings), results, Report.Targets(results, settings), wall);
-Directory.CreateDirectory(output);
-var json = JsonSerializer.Serialize(report, new JsonSerializerOptions
-{
-    WriteIndented = true,
-    PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-    NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-});
-await File.WriteAllTextAsync(Path.Combine(output, "benchmarks.json"), json + "\n");
-await File.WriteAllTextAsync(Path.Combine(output, "benchmarks.md"), Report.Markdown(report));
-if (otlpSink is not null)
-{
-    Console.WriteLine($"OTLP sink: {otlpSink.Received.Exports} exports, {otlpSink.Received.Bytes / 1024} KiB");
+    await File.WriteAllTextAsync(mdPath, text);
+    Console.WriteLine($"Wrote {mdPath}, {jsonPath} and {svgPath}; {report.WallSeconds} s since run.sh started");
+    return true;
 }
-
-Console.WriteLine($"Wrote {Path.Combine(output, "benchmarks.md")} and {Path.Combine(output, "benchmarks.json")}; {wall} s since run.sh started");
-return results.Any(r => r.Failure is not null) ? 1 : 0;
 
 string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 

@@ -74,4 +74,19 @@ public sealed record StoreResult(
 
 public sealed record TargetCheck(string Target, string Measured, string Verdict);
 
-public sealed record BenchReport(string Mode, Machine Machine, string Notes, IReadOnlyList<StoreResult> Stores, IReadOnlyList<TargetCheck> Targets, double WallSeconds);
+/// <summary>
+/// A bench's report. <see cref="Stores"/> holds each store's median run (its only run without <c>--repeat</c>), and
+/// <see cref="Targets"/> the checks against the medians; <see cref="Runs"/> every run with the load it started under.
+/// </summary>
+public sealed record BenchReport(
+    string Mode,
+    Machine Machine,
+    string Notes,
+    IReadOnlyList<StoreResult> Stores,
+    IReadOnlyList<TargetCheck> Targets,
+    double WallSeconds,
+    int Repeat,
+    double MaxLoad,
+    double LoadWaitSeconds,
+    IReadOnlyList<BenchRun> Runs,
+    IReadOnlyList<StoreMedians> Medians);

@@ -65,9 +65,10 @@ public static class StorageBaseline
         }
     }
 
-    public static async Task<BaselineResult> PostgresAsync(PostgresServer server, TimeSpan duration)
+    /// <summary>On a database of its own, <paramref name="database"/>: a repeated bench runs it once per PostgreSQL run on one cluster.</summary>
+    public static async Task<BaselineResult> PostgresAsync(PostgresServer server, TimeSpan duration, string database = "baseline")
     {
-        var database = await server.CreateDatabaseAsync("baseline");
+        await server.CreateDatabaseAsync(database);
         var connectionString = server.ConnectionString(database, 16);
         await using (var setup = new NpgsqlConnection(connectionString))
         {
