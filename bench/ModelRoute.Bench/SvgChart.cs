@@ -11,7 +11,7 @@ namespace ModelRoute.Bench;
 /// </summary>
 public static class SvgChart
 {
-    private const double Width = 760, Height = 440, Left = 70, Right = 170, Top = 40, Bottom = 60;
+    private const double Width = 800, Height = 440, Left = 70, Right = 190, Top = 40, Bottom = 60;
 
     private static readonly Dictionary<string, (string Name, string Colour)> Stores = new(StringComparer.Ordinal)
     {
