@@ -128,6 +128,8 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<SubmissionValidator>();
         services.AddSingleton<ExecutionSubmitter>();
         services.AddSingleton<SubmissionLoad>();
+        services.AddSingleton<BatchSubmission>();
+        services.AddSingleton<ExecutionCancellation>();
         services.AddSingleton<ExecutionClaims>();
         services.AddSingleton<ProviderAttempt>();
         services.AddSingleton<LeasedExecutionRunner>();

@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using ModelRoute.Mcp;
 using ModelRoute.Server.Accounts;
-using ModelRoute.Server.Providers;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Artifacts;
@@ -14,12 +13,12 @@ internal sealed class McpGatewayServices(
     SubmissionValidator validator,
     ExecutionSubmitter submitter,
     SubmissionLoad load,
+    BatchSubmission batches,
+    ExecutionCancellation cancellation,
     IExecutionStore store,
     IAccountStore accounts,
     IArtifactStore artifacts,
     ExecutionChanges changes,
-    InFlightExecutions inFlight,
-    ProviderCancellation providerCancellation,
     IOptions<ModelRouteOptions> options,
     TimeProvider time) : IGatewayConnector
 {
@@ -31,6 +30,10 @@ internal sealed class McpGatewayServices(
 
     public SubmissionLoad Load => load;
 
+    public BatchSubmission Batches => batches;
+
+    public ExecutionCancellation Cancellation => cancellation;
+
     public IExecutionStore Store => store;
 
     public IAccountStore Accounts => accounts;
@@ -38,10 +41,6 @@ internal sealed class McpGatewayServices(
     public IArtifactStore Artifacts => artifacts;
 
     public ExecutionChanges Changes => changes;
-
-    public InFlightExecutions InFlight => inFlight;
-
-    public ProviderCancellation ProviderCancellation => providerCancellation;
 
     public IOptions<ModelRouteOptions> Options => options;
 
