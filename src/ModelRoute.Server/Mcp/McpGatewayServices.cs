@@ -50,5 +50,12 @@ internal sealed class McpGatewayServices(
     public IGatewayOperations For(ClaimsPrincipal? user) =>
         user?.FindFirst(Claims.AccountIdType) is null
             ? throw new InvalidOperationException("The MCP endpoint is mapped without the account policy.")
-            : new ServerGatewayOperations(this, user.AccountId(), user.SubmittingKey(), user.FindFirst(McpEndpoints.OriginClaim)?.Value);
+            : new ServerGatewayOperations(this, user.AccountId(), user.SubmittingKey(), Origin(user));
+
+    /// <summary>
+    /// Where artifact links point: ModelRoute:PublicBaseUrl when set, as for every public URL the gateway gives
+    /// (docs/mcp.md#tools), so a request's Host header never makes the link; the address the client reached otherwise.
+    /// </summary>
+    private string? Origin(ClaimsPrincipal user) =>
+        options.Value.PublicBaseUrl is { Length: > 0 } publicBaseUrl ? publicBaseUrl.TrimEnd('/') : user.FindFirst(McpEndpoints.OriginClaim)?.Value;
 }
