@@ -195,7 +195,9 @@ public static class ModelRouteBuilderExtensions
         try
         {
             BindStrictly(app.Configuration.GetSection(ModelRouteOptions.SectionName));
+            // Reading the options runs ModelRouteOptionsValidator: every rule, the Production ones too, in one report.
             _ = app.Services.GetRequiredService<IOptions<ModelRouteOptions>>().Value;
+
             if (app.Services.GetRequiredService<ArtifactStoreCheck>().ProblemAsync(CancellationToken.None).GetAwaiter().GetResult() is { } problem)
             {
                 errors.WriteLine($"modelroute: artifact store error: {problem}");

@@ -42,8 +42,6 @@ internal sealed class McpGatewayServices(
 
     public ExecutionChanges Changes => changes;
 
-    public IOptions<ModelRouteOptions> Options => options;
-
     public TimeProvider Time => time;
 
     /// <summary>The caller's account: /mcp requires the account policy, so the user always carries one.</summary>
