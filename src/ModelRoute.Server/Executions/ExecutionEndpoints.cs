@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Http.Json;
 using ModelRoute.Server.Accounts;
 using ModelRoute.Server.Http;
-using ModelRoute.Server.Providers;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Artifacts;
