@@ -57,11 +57,18 @@ internal sealed class ClientGatewayOperations(ModelRouteClient client) : IGatewa
     public Task<GatewayResult> CancelAsync(string id, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, $"v1/executions/{Uri.EscapeDataString(id)}/cancel", null, false, cancellationToken);
 
+    /// <summary>Every filter as given, the metadata object as <c>metadata[key]=value</c>: the gateway checks them as for any HTTP caller.</summary>
     public Task<GatewayResult> ListAsync(ExecutionFilter filter, CancellationToken cancellationToken)
     {
-        var query = new[] { ("status", filter.Status), ("model", filter.Model), ("limit", filter.Limit), ("cursor", filter.Cursor) }
+        var given = new[]
+        {
+            ("status", filter.Status), ("model", filter.Model), ("idempotency_key", filter.IdempotencyKey), ("created_after", filter.CreatedAfter),
+            ("created_before", filter.CreatedBefore), ("limit", filter.Limit), ("cursor", filter.Cursor),
+        };
+        var metadata = (filter.Metadata ?? new Dictionary<string, string>()).Select(m => ($"metadata[{m.Key}]", (string?)m.Value));
+        var query = given.Concat(metadata)
             .Where(q => q.Item2 is not null)
-            .Select(q => q.Item1 + "=" + Uri.EscapeDataString(q.Item2!));
+            .Select(q => Uri.EscapeDataString(q.Item1) + "=" + Uri.EscapeDataString(q.Item2!));
         var text = string.Join('&', query);
         return SendAsync(HttpMethod.Get, "v1/executions" + (text.Length == 0 ? "" : "?" + text), null, true, cancellationToken);
     }

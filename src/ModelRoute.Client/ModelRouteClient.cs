@@ -133,6 +133,13 @@ public sealed class ModelRouteClient : IDisposable
         Add(query, "status", options.Status);
         Add(query, "model", options.Model);
         Add(query, "created_after", options.CreatedAfter?.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        Add(query, "created_before", options.CreatedBefore?.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        Add(query, "idempotency_key", options.IdempotencyKey);
+        foreach (var (key, value) in options.Metadata ?? new Dictionary<string, string>())
+        {
+            Add(query, $"metadata[{Uri.EscapeDataString(key)}]", value);
+        }
+
         Add(query, "limit", options.PageSize?.ToString(CultureInfo.InvariantCulture));
         Add(query, "cursor", options.Cursor);
         return SendAsync<Page<Execution>>(HttpMethod.Get, "v1/executions" + (query.Count == 0 ? "" : "?" + string.Join('&', query)), null, idempotent: true, cancellationToken);

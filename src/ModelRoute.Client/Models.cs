@@ -253,6 +253,15 @@ public sealed record ListExecutionsOptions
     /// <summary>Only executions created after this time.</summary>
     public DateTimeOffset? CreatedAfter { get; init; }
 
+    /// <summary>Only executions created before this time.</summary>
+    public DateTimeOffset? CreatedBefore { get; init; }
+
+    /// <summary>Only the execution submitted with this idempotency key.</summary>
+    public string? IdempotencyKey { get; init; }
+
+    /// <summary>Up to 3 metadata keys, each with the exact value an execution's metadata must have.</summary>
+    public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+
     /// <summary>Items per page (1–100; the server's default when null).</summary>
     public int? PageSize { get; init; }
 

@@ -66,10 +66,16 @@ public static class GatewayToolCatalog
             "Cancels an execution that has not ended; its held cost is released. An execution that already ended answers INVALID_STATE.",
             IdProperty, ["id"]),
         Define(ListExecutions, "List executions",
-            "Lists this account's executions, newest first, optionally filtered by status or model; pass next_cursor back as cursor for the next page.",
+            "Lists this account's executions, newest first; every filter given must match. Find the execution of a step by its idempotency_key, " +
+            "or yours by the metadata you submitted (exact values), or narrow by status, model and creation time; pass next_cursor back as cursor for the next page.",
             """
             "status": { "type": "string", "enum": ["PENDING", "PROCESSING", "AWAITING_WEBHOOK", "COMPLETED", "FAILED", "CANCELLED", "EXPIRED"] },
             "model": { "type": "string", "description": "Only this model's executions." },
+            "idempotency_key": { "type": "string", "description": "Only the execution submitted with this idempotency_key, e.g. 'order-42-step-3'." },
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "maxProperties": 3,
+              "description": "Up to 3 metadata keys with the exact string value each must have, e.g. {\"order\": \"42\"}." },
+            "created_after": { "type": "string", "description": "Only executions created after this time: RFC 3339 (e.g. '2026-05-01T12:00:00Z') or unix seconds." },
+            "created_before": { "type": "string", "description": "Only executions created before this time: RFC 3339 or unix seconds." },
             "limit": { "type": "integer", "minimum": 1, "maximum": 100, "description": "Page size (default 20)." },
             "cursor": { "type": "string", "description": "The next_cursor of the previous page." }
             """, []),

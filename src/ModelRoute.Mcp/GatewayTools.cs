@@ -47,7 +47,7 @@ public static class GatewayTools
             case GatewayToolCatalog.GetBalance:
                 return ToolResults.From(await gateway.GetBalanceAsync(cancellationToken), Summaries.Balance);
             case GatewayToolCatalog.ListExecutions:
-                var filter = new ExecutionFilter(args.OptionalString("status"), args.OptionalString("model"), args.IntegerText("limit"), args.OptionalString("cursor"));
+                var filter = Filter(args);
                 return args.Error is { } badFilter ? ToolResults.Error(badFilter) : ToolResults.From(await gateway.ListAsync(filter, cancellationToken), Summaries.Executions);
         }
 
@@ -70,6 +70,15 @@ public static class GatewayTools
                 return ToolResults.Error(new GatewayError("NOT_FOUND", $"There is no tool '{name}'; call tools/list for the tools."));
         }
     }
+
+    private static ExecutionFilter Filter(ToolArguments args) =>
+        new(args.OptionalString("status"), args.OptionalString("model"), args.IntegerText("limit"), args.OptionalString("cursor"))
+        {
+            CreatedAfter = args.TimeText("created_after"),
+            CreatedBefore = args.TimeText("created_before"),
+            IdempotencyKey = args.OptionalString("idempotency_key"),
+            Metadata = args.StringMap("metadata"),
+        };
 
     /// <summary>
     /// Waits in slices, so that progress is reported every few seconds while the gateway holds each read until the

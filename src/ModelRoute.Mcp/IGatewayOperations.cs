@@ -39,8 +39,19 @@ public interface IGatewayConnector
     IGatewayOperations For(ClaimsPrincipal? user);
 }
 
-/// <summary>The filters of <c>GET /v1/executions</c>, as given (checked by the gateway).</summary>
-public sealed record ExecutionFilter(string? Status, string? Model, string? Limit, string? Cursor);
+/// <summary>The filters of <c>GET /v1/executions</c>, as given (checked by the gateway, as the HTTP list checks them).</summary>
+public sealed record ExecutionFilter(string? Status, string? Model, string? Limit, string? Cursor)
+{
+    /// <summary>RFC 3339 or unix seconds, as the HTTP list takes them.</summary>
+    public string? CreatedAfter { get; init; }
+
+    public string? CreatedBefore { get; init; }
+
+    public string? IdempotencyKey { get; init; }
+
+    /// <summary>Up to 3 metadata key/values, each matched exactly (<c>metadata[key]=value</c> on HTTP).</summary>
+    public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+}
 
 /// <summary>The gateway's refusal: the normalized code of the HTTP API and its detail.</summary>
 public sealed record GatewayError(string Code, string Message, string? Field = null);

@@ -90,4 +90,47 @@ internal sealed class ToolArguments(IDictionary<string, JsonElement>? arguments)
         Error ??= new GatewayError("VALIDATION_ERROR", $"'{name}' must be a whole number.", name);
         return null;
     }
+
+    /// <summary>A time as text (RFC 3339), or a whole number of unix seconds kept as text, for the gateway to check.</summary>
+    public string? TimeText(string name)
+    {
+        if (_arguments.TryGetValue(name, out var value) && value.ValueKind == JsonValueKind.Number)
+        {
+            return value.GetRawText();
+        }
+
+        return OptionalString(name);
+    }
+
+    /// <summary>An optional flat object of string values (the gateway checks its keys, values and size).</summary>
+    public IReadOnlyDictionary<string, string>? StringMap(string name)
+    {
+        if (!_arguments.TryGetValue(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (value.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var property in value.EnumerateObject())
+            {
+                if (property.Value.ValueKind != JsonValueKind.String)
+                {
+                    map = null;
+                    break;
+                }
+
+                map[property.Name] = property.Value.GetString()!;
+            }
+        }
+
+        if (map is null || value.ValueKind != JsonValueKind.Object)
+        {
+            Error ??= new GatewayError("VALIDATION_ERROR", $"'{name}' must be an object of string values, e.g. {{\"team\": \"search\"}}.", name);
+            return null;
+        }
+
+        return map;
+    }
 }

@@ -176,6 +176,32 @@ public sealed class ClientTests(ClientGatewayFixture fixture) : IClassFixture<Cl
     }
 
     [Fact]
+    public async Task List_finds_executions_by_idempotency_key_metadata_and_created_before()
+    {
+        var (_, key) = await Gateway.NewAccountAsync();
+        using var client = Gateway.Client(key);
+        SubmitExecutionRequest Tagged(string idempotencyKey, string metadata) =>
+            Text(idempotencyKey, key: idempotencyKey) with { Metadata = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(metadata) };
+        var first = await client.SubmitAsync(Tagged("find-1", """{"order":"42","team":"search"}"""));
+        var second = await client.SubmitAsync(Tagged("find-2", """{"order":"42","team":"ads & co"}"""));
+        await client.SubmitAsync(Tagged("find-3", """{"order":"43"}"""));
+
+        var byKey = await client.ListPageAsync(new ListExecutionsOptions { IdempotencyKey = "find-2" });
+        var byMetadata = await client.ListPageAsync(new ListExecutionsOptions { Metadata = new Dictionary<string, string> { ["order"] = "42" } });
+        var byTwoValues = await client.ListPageAsync(new ListExecutionsOptions { Metadata = new Dictionary<string, string> { ["order"] = "42", ["team"] = "ads & co" } });
+        var before = await client.ListPageAsync(new ListExecutionsOptions { CreatedBefore = DateTimeOffset.UtcNow.AddHours(1), Metadata = new Dictionary<string, string> { ["order"] = "43" } });
+        var tooEarly = await client.ListPageAsync(new ListExecutionsOptions { CreatedBefore = new DateTimeOffset(2020, 1, 1, 0, 0, 0, TimeSpan.Zero) });
+
+        byKey.Data.Select(e => e.Id).ShouldBe([second.Id]);
+        byMetadata.Data.Select(e => e.Id).ShouldBe([second.Id, first.Id]);
+        byTwoValues.Data.Select(e => e.Id).ShouldBe([second.Id]);
+        before.Data.Count.ShouldBe(1);
+        tooEarly.Data.ShouldBeEmpty();
+        var tooMany = new Dictionary<string, string> { ["a"] = "1", ["b"] = "2", ["c"] = "3", ["d"] = "4" };
+        (await Should.ThrowAsync<ModelRouteApiException>(() => client.ListPageAsync(new ListExecutionsOptions { Metadata = tooMany }))).Field.ShouldBe("metadata");
+    }
+
+    [Fact]
     public async Task StreamEvents_yields_each_status_change_until_the_terminal_execution()
     {
         var (_, key) = await Gateway.NewAccountAsync();

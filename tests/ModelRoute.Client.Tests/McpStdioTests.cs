@@ -78,6 +78,26 @@ public sealed class McpStdioTests(ClientGatewayFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task Over_stdio_list_executions_passes_the_idempotency_key_metadata_and_time_filters_to_the_gateway()
+    {
+        await using var client = await ConnectAsync();
+        var mine = Structured(await CallAsync(client, "submit_execution", """{"model":"sim/text","input":{"messages":[{"role":"user","content":"a"}]},"idempotency_key":"stdio-find-1","metadata":{"order":"42 & 43"}}"""))
+            .GetProperty("id").GetString()!;
+        Structured(await CallAsync(client, "submit_execution", """{"model":"sim/text","input":{"messages":[{"role":"user","content":"b"}]},"idempotency_key":"stdio-find-2","metadata":{"order":"44"}}"""));
+
+        var byMetadata = Structured(await CallAsync(client, "list_executions", """{"metadata":{"order":"42 & 43"},"created_before":"2999-01-01T00:00:00Z"}"""));
+        var byKey = Structured(await CallAsync(client, "list_executions", """{"idempotency_key":"stdio-find-1","created_after":1000000000}"""));
+        var tooEarly = Structured(await CallAsync(client, "list_executions", """{"created_before":"2020-01-01T00:00:00Z"}"""));
+        var bad = await CallAsync(client, "list_executions", """{"created_before":"yesterday"}""");
+
+        byMetadata.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("id").GetString()).ShouldBe([mine]);
+        byKey.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("id").GetString()).ShouldBe([mine]);
+        tooEarly.GetProperty("data").GetArrayLength().ShouldBe(0);
+        ErrorCode(bad).ShouldBe("VALIDATION_ERROR");
+        JsonSerializer.SerializeToElement(bad.StructuredContent).GetProperty("field").GetString().ShouldBe("created_before");
+    }
+
+    [Fact]
     public async Task With_a_bad_key_every_tool_answers_unauthenticated_as_a_tool_error()
     {
         await using var client = await ConnectAsync("mr_live_not_a_key");

@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Http.Json;
 using ModelRoute.Server.Accounts;
 using ModelRoute.Server.Http;
-using ModelRoute.Server.Providers;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Artifacts;
@@ -104,103 +103,19 @@ public static class ExecutionEndpoints
         }
     }
 
-    private static async Task<IResult> SubmitBatchAsync(
-        HttpContext context, SubmissionValidator validator, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> SubmitBatchAsync(HttpContext context, BatchSubmission batches, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {
-        var limits = options.Value.Limits;
-        var (document, problem) = await JsonBody.ReadAsync(context.Request, limits.MaxBatchRequestBytes, cancellationToken);
+        var (document, unreadable) = await JsonBody.ReadAsync(context.Request, options.Value.Limits.MaxBatchRequestBytes, cancellationToken);
         using (document)
         {
-            var items = default(JsonElement);
-            if ((problem ?? BatchItems(document!.RootElement, limits.MaxBatchSize, out items)) is { } refused)
+            if (unreadable is not null)
             {
-                return refused.ToResult();
+                return unreadable.ToResult();
             }
 
-            Task<SubmissionResult>[] pending;
-            using (load.Enter()) // A batch counts as one client waiting, however many items it holds.
-            {
-                pending = StartBatch(context, items, validator, submitter, cancellationToken);
-                await Task.WhenAll(pending);
-            }
-
-            var results = new List<BatchItemView>(pending.Length);
-            for (var i = 0; i < pending.Length; i++)
-            {
-                var result = pending[i].Result;
-                results.Add(result.Problem is { } p
-                    ? new BatchItemView(i, p.Status, null, p.ToProblemDetails())
-                    : new BatchItemView(i, result.Replayed ? 200 : 202, ExecutionView.From(result.Execution!), null));
-            }
-
-            return TypedResults.Ok(new BatchView("batch", results));
+            var (batch, refused) = await batches.SubmitAsync(document!.RootElement, context.User.AccountId(), context.User.SubmittingKey(), cancellationToken);
+            return refused is not null ? refused.ToResult() : TypedResults.Ok(batch);
         }
-    }
-
-    /// <summary>The batch's submissions: a bare array, or <c>{"executions": [...]}</c> and nothing else.</summary>
-    private static Problem? BatchItems(JsonElement root, int maxBatchSize, out JsonElement items)
-    {
-        items = default;
-        if (root.ValueKind == JsonValueKind.Array)
-        {
-            items = root;
-        }
-        else if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("executions", out var list) && list.ValueKind == JsonValueKind.Array
-            && root.EnumerateObject().Count() == 1)
-        {
-            items = list;
-        }
-        else
-        {
-            return Problem.Validation("executions", "Send {\"executions\": [ … ]}: an array of submissions, each with its own idempotency_key.");
-        }
-
-        var count = items.GetArrayLength();
-        return count == 0 || count > maxBatchSize ? Problem.Validation("executions", $"A batch holds 1 to {maxBatchSize} submissions.") : null;
-    }
-
-    /// <summary>
-    /// Items are stored concurrently, so that they share the store's group commits instead of waiting for one each;
-    /// they are started in order, and an item whose key came earlier in the batch waits for that one, so it is
-    /// answered as a replay (or a reused key) as before.
-    /// </summary>
-    private static Task<SubmissionResult>[] StartBatch(
-        HttpContext context, JsonElement items, SubmissionValidator validator, ExecutionSubmitter submitter, CancellationToken cancellationToken)
-    {
-        var accountId = context.User.AccountId();
-        var pending = new Task<SubmissionResult>[items.GetArrayLength()];
-        var lastWithKey = new Dictionary<string, Task>(StringComparer.Ordinal);
-        var index = 0;
-        foreach (var item in items.EnumerateArray())
-        {
-            var prefix = $"executions[{index}].";
-            var (submission, invalid) = validator.Parse(item, prefix);
-            if (invalid is not null)
-            {
-                pending[index] = Task.FromResult(new SubmissionResult(null, false, invalid));
-            }
-            else
-            {
-                var earlier = lastWithKey.GetValueOrDefault(submission!.IdempotencyKey);
-                pending[index] = SubmitAfterAsync(earlier, submitter, accountId, submission, prefix, context.User.SubmittingKey(), cancellationToken);
-                lastWithKey[submission.IdempotencyKey] = pending[index];
-            }
-
-            index++;
-        }
-
-        return pending;
-    }
-
-    private static async Task<SubmissionResult> SubmitAfterAsync(
-        Task? earlier, ExecutionSubmitter submitter, string accountId, ParsedSubmission submission, string prefix, SubmittingKey key, CancellationToken cancellationToken)
-    {
-        if (earlier is not null)
-        {
-            await earlier;
-        }
-
-        return await submitter.SubmitAsync(accountId, submission, prefix, cancellationToken, key);
     }
 
     private static async Task<IResult> GetAsync(
@@ -248,10 +163,7 @@ public static class ExecutionEndpoints
         string? cursor,
         CancellationToken cancellationToken)
     {
-        var (size, pagingProblem) = Paging.Parse(limit, cursor, "exe");
-        var (query, problem) = pagingProblem is null
-            ? ExecutionListQuery.Parse(context.Request.Query, status, model, created_after, created_before, idempotency_key, cursor, size)
-            : (null, pagingProblem);
+        var (query, size, problem) = ExecutionListQuery.ParsePage(context.Request.Query, status, model, created_after, created_before, idempotency_key, limit, cursor);
         if (problem is not null)
         {
             return problem.ToResult();
@@ -265,32 +177,10 @@ public static class ExecutionEndpoints
         return TypedResults.Ok(Paging.Page(rows, size, e => e.Id, ExecutionView.From));
     }
 
-    private static async Task<IResult> CancelAsync(
-        string id, HttpContext context, IExecutionStore store, InFlightExecutions inFlight, ProviderCancellation providerCancellation, CancellationToken cancellationToken)
+    private static async Task<IResult> CancelAsync(string id, HttpContext context, ExecutionCancellation cancellation, CancellationToken cancellationToken)
     {
-        var accountId = context.User.AccountId();
-        while (true)
-        {
-            if (await store.TransitionAsync(Executions.ExecutionTransition.Cancel(id, accountId), cancellationToken) is { } cancelled)
-            {
-                inFlight.Stop(id);
-                providerCancellation.Request(cancelled);
-                return TypedResults.Accepted($"/v1/executions/{id}", ExecutionView.From(cancelled));
-            }
-
-            var current = await store.GetAsync(id, accountId, cancellationToken);
-            if (current is null)
-            {
-                return Problem.NotFound("The execution").ToResult();
-            }
-
-            if (current.Status.IsTerminal())
-            {
-                return new Problem(409, ErrorCodes.InvalidState, $"The execution is already {current.Status.ToWire()} and cannot be cancelled.").ToResult();
-            }
-
-            // It moved between our write and our read; try again against its new state.
-        }
+        var (cancelled, problem) = await cancellation.CancelAsync(id, context.User.AccountId(), cancellationToken);
+        return problem is not null ? problem.ToResult() : TypedResults.Accepted($"/v1/executions/{id}", ExecutionView.From(cancelled!));
     }
 
     private static async Task StreamEventsAsync(

@@ -15,6 +15,29 @@ public static class ExecutionListQuery
     private const int MaxMetadataValue = 500;
     private const int MaxIdempotencyKey = 255;
 
+    /// <summary>
+    /// The page size and the query, for the HTTP list and MCP's list_executions alike (docs/mcp.md#tools): the MCP tool
+    /// gives its metadata object as <c>metadata[key]</c> entries of <paramref name="raw"/>, so both are checked the same way.
+    /// </summary>
+    public static (ExecutionQuery? Query, int Size, Problem? Problem) ParsePage(
+        IQueryCollection raw, string? status, string? model, string? createdAfter, string? createdBefore, string? idempotencyKey, string? limit, string? cursor)
+    {
+        var (size, pagingProblem) = Paging.Parse(limit, cursor, "exe");
+        if (pagingProblem is not null)
+        {
+            return (null, size, pagingProblem);
+        }
+
+        var (query, problem) = Parse(raw, status, model, createdAfter, createdBefore, idempotencyKey, cursor, size);
+        return (query, size, problem);
+    }
+
+    /// <summary>Metadata searches as query entries (<c>metadata[key]=value</c>), for callers that hold them as pairs.</summary>
+    public static IQueryCollection MetadataQuery(IReadOnlyDictionary<string, string>? metadata) =>
+        metadata is null or { Count: 0 }
+            ? QueryCollection.Empty
+            : new QueryCollection(metadata.ToDictionary(m => $"metadata[{m.Key}]", m => new Microsoft.Extensions.Primitives.StringValues(m.Value), StringComparer.Ordinal));
+
     public static (ExecutionQuery? Query, Problem? Problem) Parse(
         IQueryCollection raw, string? status, string? model, string? createdAfter, string? createdBefore, string? idempotencyKey, string? cursor, int size)
     {

@@ -128,6 +128,8 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<SubmissionValidator>();
         services.AddSingleton<ExecutionSubmitter>();
         services.AddSingleton<SubmissionLoad>();
+        services.AddSingleton<BatchSubmission>();
+        services.AddSingleton<ExecutionCancellation>();
         services.AddSingleton<ExecutionClaims>();
         services.AddSingleton<ProviderAttempt>();
         services.AddSingleton<LeasedExecutionRunner>();
@@ -188,21 +190,13 @@ public static class ModelRouteBuilderExtensions
     /// Reads and validates the configuration now, so that a mistake stops the start with one line
     /// naming the setting instead of a stack trace at the first request.
     /// </summary>
-    /// <summary>The shortest admin key the Production environment accepts (elsewhere 16 characters).</summary>
-    public const int ProductionAdminKeyLength = 32;
-
     public static bool TryValidateModelRouteConfiguration(this WebApplication app, TextWriter errors)
     {
         try
         {
             BindStrictly(app.Configuration.GetSection(ModelRouteOptions.SectionName));
-            var options = app.Services.GetRequiredService<IOptions<ModelRouteOptions>>().Value;
-            if (app.Environment.IsProduction() && options.AdminKey is { Length: > 0 and < ProductionAdminKeyLength })
-            {
-                // A production operator token is guessed offline from leaks and logs; docs/deploy.md#the-production-environment.
-                errors.WriteLine($"modelroute: configuration error: ModelRoute:AdminKey must be at least {ProductionAdminKeyLength} characters in the Production environment");
-                return false;
-            }
+            // Reading the options runs ModelRouteOptionsValidator: every rule, the Production ones too, in one report.
+            _ = app.Services.GetRequiredService<IOptions<ModelRouteOptions>>().Value;
 
             if (app.Services.GetRequiredService<ArtifactStoreCheck>().ProblemAsync(CancellationToken.None).GetAwaiter().GetResult() is { } problem)
             {

@@ -4,20 +4,25 @@ using ModelRoute.Server.Routing;
 namespace ModelRoute.Server.Hosting;
 
 /// <summary>Checks the whole configuration at start-up so that a mistake names its setting at once.</summary>
-public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IReadOnlySet<Modality>> modalitiesByKind) : IValidateOptions<ModelRouteOptions>
+/// <param name="environment">The host's environment, for the rules that differ in Production; none is taken as not Production.</param>
+public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IReadOnlySet<Modality>> modalitiesByKind, IHostEnvironment? environment = null)
+    : IValidateOptions<ModelRouteOptions>
 {
+    /// <summary>The shortest admin key the Production environment accepts (elsewhere 16 characters).</summary>
+    public const int ProductionAdminKeyLength = 32;
+
     private readonly IReadOnlySet<string> _kinds = modalitiesByKind.Keys.ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Validates against the kinds whose adapters are registered, and the modalities each translates.</summary>
     [ActivatorUtilitiesConstructor]
-    public ModelRouteOptionsValidator(IEnumerable<IProviderAdapterFactory> factories)
-        : this(factories.ToDictionary(f => f.Kind, f => f.Modalities, StringComparer.Ordinal))
+    public ModelRouteOptionsValidator(IEnumerable<IProviderAdapterFactory> factories, IHostEnvironment environment)
+        : this(factories.ToDictionary(f => f.Kind, f => f.Modalities, StringComparer.Ordinal), environment)
     {
     }
 
     /// <summary>Validates against <paramref name="kinds"/>, each taken to serve every modality.</summary>
-    public ModelRouteOptionsValidator(IReadOnlySet<string> kinds)
-        : this(kinds.ToDictionary(k => k, _ => ProviderKinds.AllModalities, StringComparer.Ordinal))
+    public ModelRouteOptionsValidator(IReadOnlySet<string> kinds, IHostEnvironment? environment = null)
+        : this(kinds.ToDictionary(k => k, _ => ProviderKinds.AllModalities, StringComparer.Ordinal), environment)
     {
     }
 
@@ -180,7 +185,7 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
     }
 
     /// <summary>The HTTP front's settings: polling limits, the public address, retention and the admin key.</summary>
-    private static void AddHttpErrors(ModelRouteOptions options, List<string> errors)
+    private void AddHttpErrors(ModelRouteOptions options, List<string> errors)
     {
         if (options.Polling.PermitsPerSecond < 1 || options.Polling.Burst < 1)
         {
@@ -212,7 +217,12 @@ public sealed class ModelRouteOptionsValidator(IReadOnlyDictionary<string, IRead
             errors.Add("ModelRoute:Retention must be at least one minute");
         }
 
-        if (options.AdminKey is { Length: > 0 and < 16 })
+        if (environment?.IsProduction() == true && options.AdminKey is { Length: > 0 and < ProductionAdminKeyLength })
+        {
+            // A production operator token is guessed offline from leaks and logs; docs/deploy.md#the-production-environment.
+            errors.Add($"ModelRoute:AdminKey must be at least {ProductionAdminKeyLength} characters in the Production environment");
+        }
+        else if (options.AdminKey is { Length: > 0 and < 16 })
         {
             errors.Add("ModelRoute:AdminKey must be at least 16 characters");
         }

@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using ModelRoute.Mcp;
 using ModelRoute.Server.Accounts;
-using ModelRoute.Server.Providers;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Artifacts;
@@ -14,12 +13,12 @@ internal sealed class McpGatewayServices(
     SubmissionValidator validator,
     ExecutionSubmitter submitter,
     SubmissionLoad load,
+    BatchSubmission batches,
+    ExecutionCancellation cancellation,
     IExecutionStore store,
     IAccountStore accounts,
     IArtifactStore artifacts,
     ExecutionChanges changes,
-    InFlightExecutions inFlight,
-    ProviderCancellation providerCancellation,
     IOptions<ModelRouteOptions> options,
     TimeProvider time) : IGatewayConnector
 {
@@ -31,6 +30,10 @@ internal sealed class McpGatewayServices(
 
     public SubmissionLoad Load => load;
 
+    public BatchSubmission Batches => batches;
+
+    public ExecutionCancellation Cancellation => cancellation;
+
     public IExecutionStore Store => store;
 
     public IAccountStore Accounts => accounts;
@@ -39,17 +42,18 @@ internal sealed class McpGatewayServices(
 
     public ExecutionChanges Changes => changes;
 
-    public InFlightExecutions InFlight => inFlight;
-
-    public ProviderCancellation ProviderCancellation => providerCancellation;
-
-    public IOptions<ModelRouteOptions> Options => options;
-
     public TimeProvider Time => time;
 
     /// <summary>The caller's account: /mcp requires the account policy, so the user always carries one.</summary>
     public IGatewayOperations For(ClaimsPrincipal? user) =>
         user?.FindFirst(Claims.AccountIdType) is null
             ? throw new InvalidOperationException("The MCP endpoint is mapped without the account policy.")
-            : new ServerGatewayOperations(this, user.AccountId(), user.SubmittingKey(), user.FindFirst(McpEndpoints.OriginClaim)?.Value);
+            : new ServerGatewayOperations(this, user.AccountId(), user.SubmittingKey(), Origin(user));
+
+    /// <summary>
+    /// Where artifact links point: ModelRoute:PublicBaseUrl when set, as for every public URL the gateway gives
+    /// (docs/mcp.md#tools), so a request's Host header never makes the link; the address the client reached otherwise.
+    /// </summary>
+    private string? Origin(ClaimsPrincipal user) =>
+        options.Value.PublicBaseUrl is { Length: > 0 } publicBaseUrl ? publicBaseUrl.TrimEnd('/') : user.FindFirst(McpEndpoints.OriginClaim)?.Value;
 }

@@ -36,65 +36,8 @@ internal sealed class ServerGatewayOperations(McpGatewayServices services, strin
 
     public async Task<GatewayResult> SubmitBatchAsync(JsonElement batch, CancellationToken cancellationToken)
     {
-        var max = services.Options.Value.Limits.MaxBatchSize;
-        if (!batch.TryGetProperty("executions", out var items) || items.ValueKind != JsonValueKind.Array || items.GetArrayLength() is 0 || items.GetArrayLength() > max)
-        {
-            return Fail(Problem.Validation("executions", $"'executions' must be an array of 1 to {max} submissions, each with its own idempotency_key."));
-        }
-
-        Task<SubmissionResult>[] pending;
-        using (services.Load.Enter())
-        {
-            pending = StartBatch(items, cancellationToken);
-            await Task.WhenAll(pending);
-        }
-
-        var results = new List<BatchItemView>(pending.Length);
-        for (var i = 0; i < pending.Length; i++)
-        {
-            var result = pending[i].Result;
-            results.Add(result.Problem is { } p
-                ? new BatchItemView(i, p.Status, null, p.ToProblemDetails())
-                : new BatchItemView(i, result.Replayed ? 200 : 202, ExecutionView.From(result.Execution!), null));
-        }
-
-        return Ok(new BatchView("batch", results));
-    }
-
-    /// <summary>As <c>POST /v1/executions/batch</c>: stored concurrently, an item whose key came earlier waiting for that one.</summary>
-    private Task<SubmissionResult>[] StartBatch(JsonElement items, CancellationToken cancellationToken)
-    {
-        var pending = new Task<SubmissionResult>[items.GetArrayLength()];
-        var lastWithKey = new Dictionary<string, Task>(StringComparer.Ordinal);
-        var index = 0;
-        foreach (var item in items.EnumerateArray())
-        {
-            var prefix = $"executions[{index}].";
-            var (submission, invalid) = services.Validator.Parse(item, prefix);
-            if (invalid is not null)
-            {
-                pending[index] = Task.FromResult(new SubmissionResult(null, false, invalid));
-            }
-            else
-            {
-                pending[index] = SubmitAfterAsync(lastWithKey.GetValueOrDefault(submission!.IdempotencyKey), submission, prefix, cancellationToken);
-                lastWithKey[submission.IdempotencyKey] = pending[index];
-            }
-
-            index++;
-        }
-
-        return pending;
-    }
-
-    private async Task<SubmissionResult> SubmitAfterAsync(Task? earlier, ParsedSubmission submission, string prefix, CancellationToken cancellationToken)
-    {
-        if (earlier is not null)
-        {
-            await earlier;
-        }
-
-        return await services.Submitter.SubmitAsync(accountId, submission, prefix, cancellationToken, key);
+        var (submitted, refused) = await services.Batches.SubmitAsync(batch, accountId, key, cancellationToken);
+        return refused is not null ? Fail(refused) : Ok(submitted!);
     }
 
     /// <summary>As <c>GET /v1/executions/{id}?wait=</c>: woken by the change signal, re-read at least every second for other nodes' changes.</summary>
@@ -130,43 +73,21 @@ internal sealed class ServerGatewayOperations(McpGatewayServices services, strin
 
     public async Task<GatewayResult> CancelAsync(string id, CancellationToken cancellationToken)
     {
-        while (true)
-        {
-            if (await services.Store.TransitionAsync(ExecutionTransition.Cancel(id, accountId), cancellationToken) is { } cancelled)
-            {
-                services.InFlight.Stop(id);
-                services.ProviderCancellation.Request(cancelled);
-                return Ok(ExecutionView.From(cancelled));
-            }
-
-            var current = await services.Store.GetAsync(id, accountId, cancellationToken);
-            if (current is null)
-            {
-                return Fail(Problem.NotFound("The execution"));
-            }
-
-            if (current.Status.IsTerminal())
-            {
-                return Fail(new Problem(409, ErrorCodes.InvalidState, $"The execution is already {current.Status.ToWire()} and cannot be cancelled."));
-            }
-        }
+        var (cancelled, problem) = await services.Cancellation.CancelAsync(id, accountId, cancellationToken);
+        return problem is not null ? Fail(problem) : Ok(ExecutionView.From(cancelled!));
     }
 
+    /// <summary>As <c>GET /v1/executions</c>: the same parser, the metadata object given as its <c>metadata[key]</c> entries.</summary>
     public async Task<GatewayResult> ListAsync(ExecutionFilter filter, CancellationToken cancellationToken)
     {
-        ExecutionStatus? status = null;
-        if (filter.Status is not null && (status = ExecutionStatuses.FromWire(filter.Status)) is null)
-        {
-            return Fail(Problem.Validation("status", "'status' must be one of PENDING, PROCESSING, AWAITING_WEBHOOK, COMPLETED, FAILED, CANCELLED, EXPIRED."));
-        }
-
-        var (size, problem) = Paging.Parse(filter.Limit, filter.Cursor, "exe");
+        var (query, size, problem) = ExecutionListQuery.ParsePage(
+            ExecutionListQuery.MetadataQuery(filter.Metadata), filter.Status, filter.Model, filter.CreatedAfter, filter.CreatedBefore, filter.IdempotencyKey, filter.Limit, filter.Cursor);
         if (problem is not null)
         {
             return Fail(problem);
         }
 
-        var rows = await services.Store.ListAsync(accountId, new ExecutionQuery(status, filter.Model, null, Paging.Decode(filter.Cursor), size + 1), cancellationToken);
+        var rows = await services.Store.ListAsync(accountId, query!, cancellationToken);
         return Ok(Paging.Page(rows, size, e => e.Id, ExecutionView.From));
     }
 

@@ -38,5 +38,25 @@ public sealed class StartupTests : IDisposable
         (await stdout).ShouldNotContain("   at ");
     }
 
+    [Fact]
+    public async Task The_production_admin_key_rule_is_reported_with_the_other_option_errors_in_one_line()
+    {
+        string[] arguments = ["--ModelRoute:AdminKey=only-twenty-seven-characters", "--ModelRoute:Retention=00:00:10", "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"];
+
+        using var process = GatewayProcess.Launch(_directory, arguments, new Dictionary<string, string>());
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+
+        process.ExitCode.ShouldBe(1);
+        var errors = (await stderr).Trim();
+        errors.ShouldStartWith("modelroute: configuration error:");
+        errors.ShouldContain("ModelRoute:AdminKey must be at least 32 characters in the Production environment");
+        errors.ShouldContain("ModelRoute:Retention must be at least one minute");
+        errors.Split('\n').Length.ShouldBe(1, errors);
+        (await stdout).ShouldNotContain("   at ");
+    }
+
     public void Dispose() => TestPaths.TryDelete(_directory);
 }
