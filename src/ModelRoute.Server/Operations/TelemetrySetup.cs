@@ -53,19 +53,14 @@ public static class TelemetrySetup
 
         if (otlp)
         {
-            telemetry.WithTracing(tracing => tracing.AddModelRouteInstrumentation().AddOtlpExporter());
+            telemetry.WithTracing(tracing => tracing
+                .AddSource(Telemetry.Name)
+                .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsOperational(context.Request.Path))
+                .AddHttpClientInstrumentation()
+                .AddNpgsql()
+                .AddOtlpExporter());
         }
     }
-
-    /// <summary>
-    /// What the gateway traces (docs/observability.md#traces): its own source, ASP.NET Core's requests but the operational
-    /// ones, HttpClient's requests but those under a client span of ours (it would repeat that span), and Npgsql's commands.
-    /// </summary>
-    public static TracerProviderBuilder AddModelRouteInstrumentation(this TracerProviderBuilder tracing) => tracing
-        .AddSource(Telemetry.Name)
-        .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsOperational(context.Request.Path))
-        .AddHttpClientInstrumentation(o => o.FilterHttpRequestMessage = _ => !TraceContext.UnderOwnClientSpan())
-        .AddNpgsql();
 
     /// <summary>
     /// Drops the instruments of meters another host's meter factory made. The SDK listens by meter name, so with

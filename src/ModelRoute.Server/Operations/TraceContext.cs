@@ -56,17 +56,6 @@ public static class TraceContext
             : null;
 
     /// <summary>
-    /// Whether the current activity is, or is directly under, a client span of ours (a provider attempt, a webhook
-    /// delivery): HttpClient's own span there would repeat it, so it is not recorded (docs/observability.md#traces).
-    /// </summary>
-    public static bool UnderOwnClientSpan()
-    {
-        var current = Activity.Current;
-        var own = current is not null && current.Source != Telemetry.Source ? current.Parent : current;
-        return own is { Kind: ActivityKind.Client } && own.Source == Telemetry.Source;
-    }
-
-    /// <summary>
     /// The trace context to store with a submission: <paramref name="submitSpan"/>'s when it is recorded, else the
     /// ambient activity's (sampled when it is a root of our own, see <see cref="StartSubmit"/>), else a new trace, so
     /// that every execution has a trace id even when nothing listens.
