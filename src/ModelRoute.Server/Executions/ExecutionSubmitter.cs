@@ -23,8 +23,12 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
         var now = time.GetUtcNow();
         var started = time.GetTimestamp();
 
-        // The execution's trace (docs/observability.md#traces): the submitter's when its request carried traceparent.
-        using var span = TraceContext.StartSubmit();
+        // The execution's trace (docs/observability.md#traces): the submitter's when its request carried traceparent. A
+        // request of one submission (no field prefix) is recorded on its own span when a tracer records that; a batch's
+        // items each get a span.
+        var request = fieldPrefix.Length == 0 ? TraceContext.RecordedRequest() : null;
+        using var own = request is null ? TraceContext.StartSubmit() : null;
+        var span = request ?? own;
         var id = ids.New("exe");
         span?.SetTag(TraceTags.Model, submission.Model.Name);
         var outcome = await store.SubmitAsync(

@@ -12,6 +12,9 @@ public static class TraceContext
 {
     public const string Header = "traceparent";
 
+    /// <summary>The span of an execution's run on a node, which its attempts and in-run settlement are recorded under.</summary>
+    public const string RunSpan = "modelroute.execution.run";
+
     private const int Length = 55;
 
     /// <summary>
@@ -31,6 +34,26 @@ public static class TraceContext
             : default;
         return Telemetry.Source.StartActivity("modelroute.submit", ActivityKind.Internal, parent);
     }
+
+    /// <summary>
+    /// The request's own span when a tracer records it (ASP.NET Core's server span): a request that submits one execution
+    /// is recorded on it rather than in a <c>modelroute.submit</c> span of its own, a span less per execution
+    /// (docs/observability.md#traces). Null when nothing records the request, or the current activity is one of ours.
+    /// </summary>
+    public static Activity? RecordedRequest() =>
+        Activity.Current is { Kind: ActivityKind.Server, IsAllDataRequested: true, Recorded: true } request && request.Source != Telemetry.Source
+            ? request
+            : null;
+
+    /// <summary>
+    /// The current <c>modelroute.execution.run</c> span of <paramref name="traceParent"/>'s trace when it is recorded: a
+    /// settlement within a run is recorded on it rather than in a span of its own (docs/observability.md#traces).
+    /// </summary>
+    public static Activity? CurrentRun(string? traceParent) =>
+        Activity.Current is { IsAllDataRequested: true } current && current.Source == Telemetry.Source
+        && string.Equals(current.OperationName, RunSpan, StringComparison.Ordinal) && SameTrace(current, traceParent)
+            ? current
+            : null;
 
     /// <summary>
     /// The trace context to store with a submission: <paramref name="submitSpan"/>'s when it is recorded, else the

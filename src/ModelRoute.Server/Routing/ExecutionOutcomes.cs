@@ -34,8 +34,8 @@ public sealed class ExecutionOutcomes(
             : SettleTracedAsync(execution, outcome, from, attempt, leaseOwner, cancellationToken, pipelined);
 
     /// <summary>
-    /// <see cref="ApplyAsync"/> in a <c>modelroute.execution.settle</c> span of the execution's trace (docs/observability.md#traces),
-    /// with the status it left the execution in and what was charged.
+    /// <see cref="ApplyAsync"/> recorded in the execution's trace (docs/observability.md#traces) with the status it left the
+    /// execution in and what was charged: on the current run's span, else in a <c>modelroute.execution.settle</c> span.
     /// </summary>
     private async Task<Execution?> SettleTracedAsync(
         Execution execution,
@@ -46,9 +46,11 @@ public sealed class ExecutionOutcomes(
         CancellationToken cancellationToken,
         bool pipelined)
     {
-        using var span = TraceContext.Start("modelroute.execution.settle", execution.TraceParent);
+        // Within a run (the usual case) the run's span carries the settlement; a callback's or a sweep's has its own.
+        var run = TraceContext.CurrentRun(execution.TraceParent);
+        using var own = run is null ? TraceContext.Start("modelroute.execution.settle", execution.TraceParent) : null;
         var applied = await ApplyOutcomeAsync(execution, outcome, from, attempt, leaseOwner, cancellationToken, pipelined);
-        if (span is { IsAllDataRequested: true })
+        if ((run ?? own) is { IsAllDataRequested: true } span)
         {
             span.SetTag(TraceTags.ExecutionId, execution.Id);
             span.SetTag(TraceTags.Outcome, AttemptTelemetry.OutcomeLabel(outcome));

@@ -37,7 +37,7 @@ public sealed class LeasedExecutionRunner(
     public async Task RunAsync(Execution execution, bool handedOver, CancellationToken stoppingToken)
     {
         using var scope = LogScopes.Execution(logger, execution.Id, execution.TraceParent);
-        using var span = TraceContext.Start("modelroute.execution.run", execution.TraceParent);
+        using var span = TraceContext.Start(TraceContext.RunSpan, execution.TraceParent);
         if (span is { IsAllDataRequested: true })
         {
             span.SetTag(TraceTags.ExecutionId, execution.Id);

@@ -61,6 +61,13 @@ public sealed class TracingCapture : ICollection<Activity>
         }
     }
 
+    /// <summary>
+    /// The spans of <paramref name="spans"/> that record a settlement (a run's, or a settlement span of its own), in the
+    /// order they started.
+    /// </summary>
+    public static IReadOnlyList<Activity> Settlements(IEnumerable<Activity> spans) =>
+        [.. spans.Where(s => s.GetTagItem("modelroute.execution.status") is not null).OrderBy(s => s.StartTimeUtc)];
+
     /// <summary>The spans ended so far that tag <paramref name="executionId"/>.</summary>
     public IReadOnlyList<Activity> Of(string executionId)
     {
