@@ -86,16 +86,19 @@ public sealed partial class ExecutionSweeper(
         }
     }
 
-    /// <summary>Forgets ended executions past the retention period, a batch at a time.</summary>
+    /// <summary>
+    /// Forgets ended executions past the retention period, a batch at a time, clearing artifacts only from the stores the
+    /// purge says hold some (most executions keep none: no store is asked about them).
+    /// </summary>
     public async Task PurgeAsync(DateTimeOffset endedBefore, CancellationToken cancellationToken)
     {
-        IReadOnlyList<string> purged;
+        IReadOnlyList<PurgedExecution> purged;
         do
         {
             purged = await store.PurgeAsync(endedBefore, BatchSize, cancellationToken);
-            foreach (var id in purged)
+            foreach (var execution in purged.Where(p => p.ArtifactStores.Count > 0))
             {
-                await artifacts.DeleteAllAsync(id, cancellationToken);
+                await artifacts.DeleteAllAsync(execution.Id, execution.ArtifactStores, cancellationToken);
             }
         }
         while (purged.Count == BatchSize);
