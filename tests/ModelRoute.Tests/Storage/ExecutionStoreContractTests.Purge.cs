@@ -1,8 +1,9 @@
 using ModelRoute.Server.Hosting;
+using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Tests.Storage;
 
-/// <summary>Retention's purges on every store: what they report of artifacts (docs/artifacts.md#s3-compatible-storage).</summary>
+/// <summary>Retention's purges on every store: what they report of artifacts, and test deliveries (docs/webhooks.md#delivery-rules).</summary>
 public abstract partial class ExecutionStoreContract
 {
     [Fact]
@@ -26,5 +27,42 @@ public abstract partial class ExecutionStoreContract
         stores[onDisk.Id].ShouldBe([ArtifactStoreKinds.File], "an artifact naming no store is in the file store");
         stores[both.Id].ShouldBe([ArtifactStoreKinds.S3, ArtifactStoreKinds.File], ignoreOrder: true);
         (await Executions.PurgeAsync(Now - TimeSpan.FromDays(30), 100, None)).ShouldBeEmpty("each is reported once");
+    }
+
+    [Fact]
+    public async Task Purging_test_deliveries_forgets_finished_ones_past_the_cutoff_with_their_attempts_a_batch_at_a_time()
+    {
+        var webhooks = CreateWebhookStore();
+        var account = await NewAccountAsync(0);
+        var endpoint = new WebhookEndpoint(Ids.New("whe"), account, "https://receiver.example/hook", WebhookEventTypes.Default, false, null, "enabled", null, null, null, Now);
+        await webhooks.CreateEndpointAsync(endpoint, "whsec_contract", None);
+        var oldSucceeded = await FinishedTestDeliveryAsync(webhooks, account, endpoint.Id, succeeded: true);
+        var oldFailed = await FinishedTestDeliveryAsync(webhooks, account, endpoint.Id, succeeded: false);
+        var oldPending = await webhooks.CreateTestDeliveryAsync(account, endpoint.Id, Ids.New("whd"), Ids.New("evt"), "{}", Now + TimeSpan.FromHours(1), None);
+        Time.Advance(TimeSpan.FromDays(31));
+        var recent = await FinishedTestDeliveryAsync(webhooks, account, endpoint.Id, succeeded: true);
+        var cutoff = Now - TimeSpan.FromDays(30);
+
+        (await webhooks.PurgeTestDeliveriesAsync(cutoff, 1, None)).ShouldBe(1);
+        (await webhooks.PurgeTestDeliveriesAsync(cutoff, 1, None)).ShouldBe(1);
+        (await webhooks.PurgeTestDeliveriesAsync(cutoff, 1, None)).ShouldBe(0);
+
+        (await webhooks.GetDeliveryAsync(account, oldSucceeded, None)).ShouldBeNull();
+        (await webhooks.GetDeliveryAsync(account, oldFailed, None)).ShouldBeNull();
+        (await webhooks.ListAttemptsAsync([oldSucceeded, oldFailed], None)).ShouldBeEmpty("their attempts go with them");
+        (await webhooks.GetDeliveryAsync(account, oldPending.ShouldNotBeNull().Id, None)).ShouldNotBeNull("one still being delivered stays");
+        (await webhooks.GetDeliveryAsync(account, recent, None)).ShouldNotBeNull("it ended after the cutoff");
+        (await webhooks.ListAttemptsAsync([recent], None)).ShouldHaveSingleItem();
+    }
+
+    /// <summary>A test delivery sent once now: succeeded, or failed for good (no next attempt).</summary>
+    private async Task<string> FinishedTestDeliveryAsync(IWebhookStore webhooks, string account, string endpointId, bool succeeded)
+    {
+        var delivery = (await webhooks.CreateTestDeliveryAsync(account, endpointId, Ids.New("whd"), Ids.New("evt"), "{}", Now, None)).ShouldNotBeNull();
+        var claimed = await webhooks.ClaimDueAsync("node-a", 10, Now, Now + Lease, None);
+        claimed.Select(d => d.Id).ShouldContain(delivery.Id);
+        await webhooks.RecordAttemptAsync(new AttemptResult(delivery.Id, "node-a", Now, succeeded ? 200 : 500, 5, null, succeeded, null, null), None);
+        (await webhooks.GetDeliveryAsync(account, delivery.Id, None)).ShouldNotBeNull().Status.ShouldBe(succeeded ? DeliveryStatuses.Succeeded : DeliveryStatuses.Failed);
+        return delivery.Id;
     }
 }
