@@ -30,6 +30,42 @@ public abstract partial class ExecutionStoreContract
     }
 
     [Fact]
+    public async Task Purges_running_at_once_report_each_execution_once_with_its_artifacts()
+    {
+        // Two nodes' sweepers may purge together: an execution reported twice would have its artifacts deleted twice,
+        // one reported by neither would strand them.
+        var account = await NewAccountAsync(1_000_000);
+        var ended = new List<string>();
+        for (var i = 0; i < 24; i++)
+        {
+            var running = await ProcessingAsync(account, 10_000);
+            var done = Complete(running.Id, 5_000) with { Artifacts = [new Artifact("a.png", "image/png", 3, "ab", ArtifactStoreKinds.S3)] };
+            (await Executions.TransitionAsync(done, None)).ShouldNotBeNull();
+            ended.Add(running.Id);
+        }
+
+        Time.Advance(TimeSpan.FromDays(31));
+        var cutoff = Now - TimeSpan.FromDays(30);
+
+        var batches = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Task.Run(async () =>
+        {
+            var mine = new List<PurgedExecution>();
+            IReadOnlyList<PurgedExecution> batch;
+            do
+            {
+                batch = await Executions.PurgeAsync(cutoff, 4, None);
+                mine.AddRange(batch);
+            }
+            while (batch.Count > 0);
+            return mine;
+        })));
+
+        var reported = batches.SelectMany(b => b).ToList();
+        reported.Select(p => p.Id).ShouldBe(ended, ignoreOrder: true);
+        reported.ShouldAllBe(p => p.ArtifactStores.Count == 1 && p.ArtifactStores[0] == ArtifactStoreKinds.S3);
+    }
+
+    [Fact]
     public async Task Purging_test_deliveries_forgets_finished_ones_past_the_cutoff_with_their_attempts_a_batch_at_a_time()
     {
         var webhooks = CreateWebhookStore();
