@@ -1,6 +1,7 @@
 using ModelRoute.Server.Providers;
 using ModelRoute.Server.Storage;
 using ModelRoute.Server.Storage.Artifacts;
+using ModelRoute.Server.Webhooks;
 
 namespace ModelRoute.Server.Routing;
 
@@ -16,6 +17,7 @@ public sealed partial class ExecutionSweeper(
     InFlightExecutions inFlight,
     ProviderCancellation providerCancellation,
     IArtifactStore artifacts,
+    IWebhookStore webhooks,
     IOptions<ModelRouteOptions> options,
     TimeProvider time,
     ILogger<ExecutionSweeper> logger,
@@ -86,19 +88,29 @@ public sealed partial class ExecutionSweeper(
         }
     }
 
-    /// <summary>Forgets ended executions past the retention period, a batch at a time.</summary>
+    /// <summary>
+    /// Forgets ended executions past the retention period, a batch at a time, clearing artifacts only from the stores the
+    /// purge says hold some (most executions keep none: no store is asked about them); then old test deliveries.
+    /// </summary>
     public async Task PurgeAsync(DateTimeOffset endedBefore, CancellationToken cancellationToken)
     {
-        IReadOnlyList<string> purged;
+        IReadOnlyList<PurgedExecution> purged;
         do
         {
             purged = await store.PurgeAsync(endedBefore, BatchSize, cancellationToken);
-            foreach (var id in purged)
+            foreach (var execution in purged.Where(p => p.ArtifactStores.Count > 0))
             {
-                await artifacts.DeleteAllAsync(id, cancellationToken);
+                await artifacts.DeleteAllAsync(execution.Id, execution.ArtifactStores, cancellationToken);
             }
         }
         while (purged.Count == BatchSize);
+
+        int forgotten;
+        do
+        {
+            forgotten = await webhooks.PurgeTestDeliveriesAsync(endedBefore, BatchSize, cancellationToken);
+        }
+        while (forgotten == BatchSize);
     }
 
     /// <summary>Asks the provider itself, since its callback has not come.</summary>

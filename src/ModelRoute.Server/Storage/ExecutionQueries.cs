@@ -34,15 +34,19 @@ public abstract class ExecutionQueries(
 
     private readonly string _expiredSql = $"SELECT id FROM executions WHERE {openStatus} AND expires_at <= @Now ORDER BY expires_at LIMIT @max";
 
-    private readonly string _endedSql = $"SELECT id FROM executions WHERE {endedStatus} AND completed_at < @Before LIMIT @max";
+    /// <summary>
+    /// A batch of ended executions deleted, answering each one's artifacts in the same statement (RETURNING: SQLite 3.35
+    /// and PostgreSQL), so retention knows which stores to clear without asking any about the others.
+    /// </summary>
+    private readonly string _purgeEndedSql =
+        $"DELETE FROM executions WHERE id IN (SELECT id FROM executions WHERE {endedStatus} AND completed_at < @Before LIMIT @max) RETURNING id, artifacts";
 
-    /// <summary>What a purge deletes, in order: events, delivery attempts, deliveries, then the executions.</summary>
+    /// <summary>What else a purge deletes of the executions deleted: events, delivery attempts, then deliveries.</summary>
     private readonly string[] _purgeSql =
     [
         $"DELETE FROM execution_events WHERE {inIds("execution_id")}",
         $"DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE {inIds("execution_id")})",
         $"DELETE FROM webhook_deliveries WHERE {inIds("execution_id")}",
-        $"DELETE FROM executions WHERE {inIds("id")}",
     ];
 
     private readonly string _byIdSql = $"SELECT * FROM executions WHERE id = @id AND ({isNull("accountId", "text")} OR account_id = @accountId)";
@@ -180,18 +184,33 @@ public abstract class ExecutionQueries(
     /// Deletes up to <paramref name="max"/> executions that ended before <paramref name="endedBefore"/>, with their rows.
     /// Ended executions never change again, so nothing else writes these rows: no lock is needed to delete them.
     /// </summary>
-    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
-        WriteAsync<IReadOnlyList<string>>(async (c, tx) =>
+    public Task<IReadOnlyList<PurgedExecution>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
+        WriteAsync<IReadOnlyList<PurgedExecution>>(async (c, tx) =>
         {
-            var ids = (await c.QueryPreparedAsync<string>(_endedSql, new { Before = endedBefore.ToUnixTimeMilliseconds(), max }, tx)).ToArray();
-            if (ids.Length > 0)
+            var rows = (await c.QueryPreparedAsync<PurgedRow>(_purgeEndedSql, new { Before = endedBefore.ToUnixTimeMilliseconds(), max }, tx)).ToArray();
+            if (rows.Length > 0)
             {
+                var ids = rows.Select(r => r.Id).ToArray();
                 foreach (var sql in _purgeSql)
                 {
                     await c.ExecutePreparedAsync(sql, new { ids }, tx);
                 }
             }
 
-            return (ids, true);
+            return (rows.Select(r => new PurgedExecution(r.Id, r.ArtifactStores())).ToArray(), true);
         }, cancellationToken);
+}
+
+/// <summary>An execution as a purge deleted it: its id and its artifacts' JSON.</summary>
+internal sealed class PurgedRow
+{
+    public string Id { get; set; } = "";
+
+    public string? Artifacts { get; set; }
+
+    /// <summary>The stores its artifacts name, each once; an artifact naming none is in the file store.</summary>
+    public IReadOnlyList<string> ArtifactStores() =>
+        Artifacts is null or "[]"
+            ? []
+            : [.. StoreJson.Artifacts(Artifacts).Select(a => a.Store ?? ArtifactStoreKinds.File).Distinct(StringComparer.Ordinal)];
 }

@@ -139,9 +139,10 @@ public interface IExecutionQueries
 
     /// <summary>
     /// Deletes up to <paramref name="max"/> executions that ended before <paramref name="endedBefore"/>,
-    /// with their events and webhook deliveries; their idempotency keys are free again. Ledger entries stay. Returns the ids.
+    /// with their events and webhook deliveries; their idempotency keys are free again. Ledger entries stay. Returns each
+    /// deleted execution with the stores holding its artifacts, so that only those are asked to delete them.
     /// </summary>
-    Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken);
+    Task<IReadOnlyList<PurgedExecution>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken);
 
     /// <summary>Status-change events of one execution after <paramref name="afterSequence"/>, in order.</summary>
     Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken);
@@ -155,3 +156,9 @@ public interface IExecutionQueries
     /// <summary>The sequence of the account's newest event; 0 when it has none.</summary>
     Task<long> LastAccountEventAsync(string accountId, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// An execution a purge deleted, and the artifact stores its outputs are kept in (<see cref="ArtifactStoreKinds"/>;
+/// empty when it kept none, so retention asks no store about it: docs/artifacts.md#s3-compatible-storage).
+/// </summary>
+public sealed record PurgedExecution(string Id, IReadOnlyList<string> ArtifactStores);

@@ -15,6 +15,7 @@ public sealed class WebhookStore : IWebhookStore
     private readonly string _listEndpointsSql;
     private readonly string _listDeliveriesSql;
     private readonly string _listAttemptsSql;
+    private readonly string _purgeTestAttemptsSql;
 
     /// <param name="broadcast">Wakes other nodes' delivery workers for deliveries due now; none for one node.</param>
     public WebhookStore(ISqlDialect dialect, IWebhookOutbox outbox, IChangeBroadcast? broadcast = null)
@@ -38,6 +39,7 @@ public sealed class WebhookStore : IWebhookStore
                 CAST(CASE WHEN response_body_truncated THEN 1 ELSE 0 END AS BIGINT) AS response_body_truncated
             FROM webhook_attempts WHERE {dialect.InList("delivery_id", "Ids")} ORDER BY id
             """;
+        _purgeTestAttemptsSql = $"DELETE FROM webhook_attempts WHERE {dialect.InList("delivery_id", "Ids")}";
     }
 
     public Task<string?> GetDefaultSecretAsync(string accountId, CancellationToken cancellationToken) =>
@@ -205,6 +207,31 @@ public sealed class WebhookStore : IWebhookStore
 
         return delivery;
     }
+
+    /// <summary>
+    /// Finished test deliveries are found through the execution_id index (they have none) and deleted in the same
+    /// statement that names them; their attempts follow in the same transaction.
+    /// </summary>
+    public Task<int> PurgeTestDeliveriesAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) =>
+        _db.WriteAsync(async (c, tx) =>
+        {
+            var ids = (await c.QueryPreparedAsync<string>(
+                """
+                DELETE FROM webhook_deliveries WHERE id IN (
+                    SELECT id FROM webhook_deliveries
+                    WHERE execution_id IS NULL AND event_type = @Type AND status <> 'pending' AND completed_at < @Before
+                    LIMIT @max)
+                RETURNING id
+                """,
+                new { Type = WebhookEventTypes.Test, Before = endedBefore.ToUnixTimeMilliseconds(), max },
+                tx)).ToArray();
+            if (ids.Length > 0)
+            {
+                await c.ExecutePreparedAsync(_purgeTestAttemptsSql, new { Ids = ids }, tx);
+            }
+
+            return (ids.Length, true);
+        }, cancellationToken);
 }
 
 /// <summary>A webhook_attempts row as read (response_body_truncated read as 0/1 on both engines).</summary>

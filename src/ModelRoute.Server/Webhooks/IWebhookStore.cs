@@ -125,4 +125,11 @@ public interface IWebhookStore
 
     /// <summary>A new delivery of the same event (same webhook-id and body), due now.</summary>
     Task<WebhookDelivery?> RedeliverAsync(string accountId, string deliveryId, string newId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes up to <paramref name="max"/> finished <c>webhook.test</c> deliveries (they belong to no execution, so the
+    /// execution purge never reaches them) completed before <paramref name="endedBefore"/>, with their attempts; returns
+    /// how many (docs/webhooks.md#delivery-rules).
+    /// </summary>
+    Task<int> PurgeTestDeliveriesAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken);
 }

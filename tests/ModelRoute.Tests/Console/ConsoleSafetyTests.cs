@@ -165,11 +165,11 @@ public sealed class ConsoleSafetyTests(ChromiumBrowser chromium) : IAsyncLifetim
     [Fact]
     public async Task Hostile_webhook_response_bodies_are_shown_as_text_and_run_nothing()
     {
-        await using var receiver = await ScriptedReceiver.StartAsync();
+        await using var receiver = await WebhookReceiver.StartAsync();
         var body = string.Join("\n", Corpus);
-        receiver.Answer = context => ScriptedReceiver.AnswerAsync(context, 500, body);
+        receiver.Answer = (_, _) => ReceiverAnswer.Text(500, body);
         using var account = await _gateway.CreateAccountAsync();
-        var created = await account.Client.PostJsonAsync("/v1/webhook-endpoints", JsonSerializer.Serialize(new { url = receiver.Url }));
+        var created = await account.Client.PostJsonAsync("/v1/webhook-endpoints", JsonSerializer.Serialize(new { url = receiver.Url() }));
         created.Status.ShouldBe(201, created.Body);
         var endpointId = created.Json.GetProperty("id").GetString()!;
         (await account.Client.PostJsonAsync($"/v1/webhook-endpoints/{endpointId}/test", "{}")).Status.ShouldBe(202);

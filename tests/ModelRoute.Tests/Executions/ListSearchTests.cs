@@ -100,11 +100,11 @@ public sealed class ListSearchTests : IAsyncLifetime
             (await account.Client.WaitForTerminalAsync(id)).GetProperty("status").GetString().ShouldBe("COMPLETED");
         }
 
-        var pages = await PagesAsync(account.Client, "/v1/executions?limit=2&status=COMPLETED&model=sim%2Ftext" + Meta("batch", "b1"));
+        var pages = await account.Client.PagesAsync("/v1/executions?limit=2&status=COMPLETED&model=sim%2Ftext" + Meta("batch", "b1"));
         pages.Select(p => p.GetProperty("data").GetArrayLength()).ShouldBe([2, 2, 1]);
         pages.SelectMany(p => p.GetProperty("data").EnumerateArray()).Select(IdOf).ShouldBe(Enumerable.Reverse(done).ToList());
 
-        var openPages = await PagesAsync(account.Client, "/v1/executions?limit=3&status=PROCESSING" + Meta("batch", "b1"));
+        var openPages = await account.Client.PagesAsync("/v1/executions?limit=3&status=PROCESSING" + Meta("batch", "b1"));
         openPages.SelectMany(p => p.GetProperty("data").EnumerateArray()).Select(IdOf).ShouldBe(Enumerable.Reverse(open).ToList());
         (await account.Client.ExecutionsAsync("&model=sim%2Fimage" + Meta("batch", "b1"))).ShouldBeEmpty();
     }
@@ -191,22 +191,6 @@ public sealed class ListSearchTests : IAsyncLifetime
             key is null ? null : JsonSerializer.Serialize(key)[1..^1], Slow, metadata is null ? "" : ",\"metadata\":" + metadata);
         response.Status.ShouldBe(202, response.Body);
         return IdOf(response.Json);
-    }
-
-    private static async Task<List<JsonElement>> PagesAsync(HttpClient client, string path)
-    {
-        var pages = new List<JsonElement>();
-        string? cursor = null;
-        do
-        {
-            var page = await client.GetApiAsync(path + (cursor is null ? "" : "&cursor=" + Uri.EscapeDataString(cursor)));
-            page.Status.ShouldBe(200, page.Body);
-            pages.Add(page.Json);
-            cursor = page.Json.GetProperty("next_cursor").GetString();
-            pages.Count.ShouldBeLessThan(20, "the cursor must come to an end");
-        }
-        while (cursor is not null);
-        return pages;
     }
 
     private static string IdOf(JsonElement element) => element.GetProperty("id").GetString()!;

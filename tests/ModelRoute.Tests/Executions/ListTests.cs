@@ -19,7 +19,7 @@ public sealed class ListTests : IAsyncLifetime
         using var account = await _gateway.CreateAccountAsync("10.00");
         var submitted = await SubmitManyAsync(account.Client, 25);
 
-        var pages = await PagesAsync(account.Client, "/v1/executions?limit=10");
+        var pages = await account.Client.PagesAsync("/v1/executions?limit=10");
 
         pages.Select(p => p.GetProperty("data").GetArrayLength()).ShouldBe([10, 10, 5]);
         pages.Select(p => p.GetProperty("has_more").GetBoolean()).ShouldBe([true, true, false]);
@@ -100,7 +100,7 @@ public sealed class ListTests : IAsyncLifetime
         (await account.Client.ExecutionsAsync("&status=PROCESSING")).Select(IdOf).ShouldBe(Enumerable.Reverse(open).ToList());
         (await account.Client.ExecutionsAsync("&status=PENDING")).ShouldBeEmpty();
 
-        var paged = await PagesAsync(account.Client, "/v1/executions?status=COMPLETED&limit=2");
+        var paged = await account.Client.PagesAsync("/v1/executions?status=COMPLETED&limit=2");
         paged.Select(p => p.GetProperty("data").GetArrayLength()).ShouldBe([2, 1]);
         paged.SelectMany(p => p.GetProperty("data").EnumerateArray()).Select(IdOf).ShouldBe(Enumerable.Reverse(completed).ToList());
     }
@@ -229,7 +229,7 @@ public sealed class ListTests : IAsyncLifetime
         using var account = await _gateway.CreateAccountAsync("10.00");
         var submitted = await SubmitManyAsync(account.Client, 24); // one credit + 24 holds = 25 entries
 
-        var pages = await PagesAsync(account.Client, "/v1/ledger?limit=10");
+        var pages = await account.Client.PagesAsync("/v1/ledger?limit=10");
 
         pages.Select(p => p.GetProperty("data").GetArrayLength()).ShouldBe([10, 10, 5]);
         pages.Select(p => p.GetProperty("has_more").GetBoolean()).ShouldBe([true, true, false]);
@@ -314,22 +314,6 @@ public sealed class ListTests : IAsyncLifetime
     }
 
     /// <summary>Every page of a list, following next_cursor from <paramref name="path"/>.</summary>
-    private static async Task<List<JsonElement>> PagesAsync(HttpClient client, string path)
-    {
-        var pages = new List<JsonElement>();
-        string? cursor = null;
-        do
-        {
-            var page = await client.GetApiAsync(path + (cursor is null ? "" : "&cursor=" + Uri.EscapeDataString(cursor)));
-            page.Status.ShouldBe(200, page.Body);
-            pages.Add(page.Json);
-            cursor = page.Json.GetProperty("next_cursor").GetString();
-            pages.Count.ShouldBeLessThan(50, "the cursor must come to an end");
-        }
-        while (cursor is not null);
-        return pages;
-    }
-
     /// <summary>The problem's <c>field</c>, failing with the whole body when there is none.</summary>
     private static string? FieldOf(ApiResponse response)
     {

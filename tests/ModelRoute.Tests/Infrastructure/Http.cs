@@ -112,6 +112,26 @@ public static class HttpExtensions
         return entries;
     }
 
+    /// <summary>
+    /// Every page of a cursor-paged list, first to last: <paramref name="path"/> (which has a query already) and then
+    /// each page's next_cursor until it is null; a cursor that never ends fails the test.
+    /// </summary>
+    public static async Task<List<JsonElement>> PagesAsync(this HttpClient client, string path)
+    {
+        var pages = new List<JsonElement>();
+        string? cursor = null;
+        do
+        {
+            var page = await client.GetApiAsync(path + (cursor is null ? "" : "&cursor=" + Uri.EscapeDataString(cursor)));
+            page.Status.ShouldBe(200, page.Body);
+            pages.Add(page.Json);
+            cursor = page.Json.GetProperty("next_cursor").GetString();
+            pages.Count.ShouldBeLessThan(50, "the cursor must come to an end");
+        }
+        while (cursor is not null);
+        return pages;
+    }
+
     /// <summary>Every execution of the account, newest first, following the cursor.</summary>
     public static async Task<List<JsonElement>> ExecutionsAsync(this HttpClient client, string query = "")
     {

@@ -99,6 +99,30 @@ public sealed class MotoServer : IAsyncDisposable
         return [.. (listed.S3Objects ?? []).Select(o => o.Key)];
     }
 
+    /// <summary>
+    /// Starts moto's request recorder afresh (its <c>/moto-api/recorder</c>), so that a test can count what the gateway
+    /// asks of the bucket. Use a private server: the recorder sees every request to the server, bodies included.
+    /// </summary>
+    public async Task StartRecordingAsync()
+    {
+        using var http = new HttpClient();
+        (await http.PostAsync($"{Url}/moto-api/recorder/reset-recording", null)).EnsureSuccessStatusCode();
+        (await http.PostAsync($"{Url}/moto-api/recorder/start-recording", null)).EnsureSuccessStatusCode();
+    }
+
+    /// <summary>Stops the recorder; the method and URL of every request made since <see cref="StartRecordingAsync"/>.</summary>
+    public async Task<List<(string Method, string Url)>> StopRecordingAsync()
+    {
+        using var http = new HttpClient();
+        (await http.PostAsync($"{Url}/moto-api/recorder/stop-recording", null)).EnsureSuccessStatusCode();
+        var lines = (await http.GetStringAsync($"{Url}/moto-api/recorder/download-recording")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return [.. lines.Select(line =>
+        {
+            using var entry = JsonDocument.Parse(line);
+            return (entry.RootElement.GetProperty("method").GetString()!, entry.RootElement.GetProperty("url").GetString()!);
+        })];
+    }
+
     /// <summary>Stops the server (its objects are lost: moto keeps them in memory).</summary>
     public void Stop()
     {
@@ -133,6 +157,8 @@ public sealed class MotoServer : IAsyncDisposable
         var start = new ProcessStartInfo("bash") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add(command);
+        // The recorder's log, when a test starts it: one file per server, not moto's default in the working directory.
+        start.Environment["MOTO_RECORDER_FILEPATH"] = Path.Combine(Path.GetTempPath(), $"modelroute-moto-{Port}.jsonl");
         if (_authenticated)
         {
             // Moto checks credentials after this many requests: the three that make the test user below.

@@ -109,7 +109,7 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
 
     public Task<IReadOnlyList<Execution>> ListAbandonedAsync(DateTimeOffset now, int max, CancellationToken cancellationToken) => inner.ListAbandonedAsync(now, max, cancellationToken);
 
-    public Task<IReadOnlyList<string>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) => inner.PurgeAsync(endedBefore, max, cancellationToken);
+    public Task<IReadOnlyList<PurgedExecution>> PurgeAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) => inner.PurgeAsync(endedBefore, max, cancellationToken);
 
     public Task<IReadOnlyList<ExecutionEvent>> ListEventsAsync(string executionId, long afterSequence, CancellationToken cancellationToken) =>
         inner.ListEventsAsync(executionId, afterSequence, cancellationToken);

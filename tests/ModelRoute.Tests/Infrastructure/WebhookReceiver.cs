@@ -21,15 +21,27 @@ public sealed record ReceivedWebhook(string Path, IReadOnlyDictionary<string, st
     public System.Text.Json.JsonElement Json => System.Text.Json.JsonDocument.Parse(Body).RootElement;
 }
 
-/// <summary>How the receiver answers one request: a status, optional headers, or a delay before answering.</summary>
+/// <summary>How the receiver answers one request: a status, optional headers and body, or a delay before answering.</summary>
 public sealed record ReceiverAnswer(int Status, TimeSpan Delay = default, IReadOnlyDictionary<string, string>? Headers = null)
 {
     public static readonly ReceiverAnswer Ok = new(200);
+
+    /// <summary>The response body, sent as text/plain with its length in one write; null: an empty body.</summary>
+    public byte[]? Body { get; init; }
+
+    /// <summary>Sends the headers and the start of a body, then nothing more until the client goes away.</summary>
+    public bool NeverEnds { get; init; }
+
+    public static ReceiverAnswer Text(int status, byte[] body) => new(status) { Body = body };
+
+    public static ReceiverAnswer Text(int status, string body) => Text(status, System.Text.Encoding.UTF8.GetBytes(body));
+
+    public static ReceiverAnswer NeverEnding(int status) => new(status) { NeverEnds = true };
 }
 
 /// <summary>
 /// A real HTTP server on a loopback port that records every webhook it gets and answers as the
-/// test scripts it (by default 200).
+/// test scripts it (by default 200): a status, headers, a body, a delay, or a body that never ends.
 /// </summary>
 public sealed class WebhookReceiver : IAsyncDisposable
 {
@@ -79,6 +91,19 @@ public sealed class WebhookReceiver : IAsyncDisposable
         }
 
         context.Response.StatusCode = answer.Status;
+        if (answer.NeverEnds)
+        {
+            context.Response.ContentType = "text/plain";
+            await context.Response.Body.WriteAsync("partial answer"u8.ToArray(), context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+        else if (answer.Body is { } bytes)
+        {
+            context.Response.ContentType = "text/plain; charset=utf-8";
+            context.Response.ContentLength = bytes.Length;
+            await context.Response.Body.WriteAsync(bytes, context.RequestAborted);
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -99,7 +99,7 @@ public sealed class StoreGaugeTests : IAsyncLifetime
 [Collection(MetricTests.Name)]
 public sealed class StoreGaugeSamplingTests : IAsyncLifetime
 {
-    private readonly FakeCounts _counts = new();
+    private readonly CountingOperationalCounts _counts = new();
     private readonly GatewayFactory _gateway;
 
     public StoreGaugeSamplingTests() =>
@@ -152,23 +152,6 @@ public sealed class StoreGaugeSamplingTests : IAsyncLifetime
         await gauges.SampleAsync(CancellationToken.None);
         MetricSeries.Find(await StoreGaugeTests.ScrapeAsync(scraper), "modelroute_executions_active", ("status", "PENDING")).ShouldBe(7);
         _gateway.Logs.Lines.Count(l => l.Contains("Counting the store for the gauges works again", StringComparison.Ordinal)).ShouldBe(1);
-    }
-
-    private sealed class FakeCounts : IOperationalCounts
-    {
-        private int _calls;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public Exception? Failure { get; set; }
-
-        public OperationalCounts Result { get; set; } = new(5, 1, 0, 1234, 0, 2, 0);
-
-        public Task<OperationalCounts> CountAsync(CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref _calls);
-            return Failure is { } failure ? Task.FromException<OperationalCounts>(failure) : Task.FromResult(Result);
-        }
     }
 }
 

@@ -101,7 +101,7 @@ public sealed class OverviewEndpointTests : IAsyncLifetime
 /// <summary>docs/api.md#operator-overview: the overview reads the last count; asking for it never counts the store.</summary>
 public sealed class OverviewSamplingTests : IAsyncLifetime
 {
-    private readonly CountingStore _counts = new();
+    private readonly CountingOperationalCounts _counts = new();
     private readonly GatewayFactory _gateway;
 
     public OverviewSamplingTests() =>
@@ -128,18 +128,5 @@ public sealed class OverviewSamplingTests : IAsyncLifetime
         }
 
         _counts.Calls.ShouldBe(1);
-    }
-
-    private sealed class CountingStore : IOperationalCounts
-    {
-        private int _calls;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public Task<OperationalCounts> CountAsync(CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref _calls);
-            return Task.FromResult(new OperationalCounts(5, 1, 0, 1234, 0, 2, 0));
-        }
     }
 }

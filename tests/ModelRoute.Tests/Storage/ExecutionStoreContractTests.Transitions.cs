@@ -42,7 +42,7 @@ public abstract partial class ExecutionStoreContract
 
         var purged = await Executions.PurgeAsync(Now - TimeSpan.FromDays(30), 100, None);
 
-        purged.ShouldBe([old.Id]);
+        purged.ShouldBe([new PurgedExecution(old.Id, [])], "it kept no artifacts");
         (await Executions.GetAsync(old.Id, account, None)).ShouldBeNull();
         (await Executions.ListEventsAsync(old.Id, 0, None)).ShouldBeEmpty();
         (await Executions.GetAsync(running.Id, account, None)).ShouldNotBeNull();

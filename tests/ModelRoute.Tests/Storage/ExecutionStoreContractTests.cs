@@ -1,3 +1,4 @@
+using ModelRoute.Server.Webhooks;
 using ModelRoute.Server.Billing;
 using ModelRoute.Server.Operations;
 using ModelRoute.Server.Routing;
@@ -41,6 +42,9 @@ public abstract partial class ExecutionStoreContract : IAsyncLifetime
         ISqlExecutionStore store, TimeProvider time, IChangeBroadcast? broadcast = null, NodeIdentity? node = null, DispatchHandoff? dispatch = null) =>
         new ExecutionCommits(store, new ExecutionChanges(new GatewayMetrics()), Microsoft.Extensions.Options.Options.Create(new ModelRoute.Server.Hosting.ModelRouteOptions()),
             time, broadcast, node, dispatch);
+
+    /// <summary>The webhook store on the database <see cref="CreateStoresAsync"/> made.</summary>
+    protected abstract IWebhookStore CreateWebhookStore();
 
     /// <summary>Releases what <see cref="CreateStoresAsync"/> made.</summary>
     protected abstract Task DisposeStoresAsync();

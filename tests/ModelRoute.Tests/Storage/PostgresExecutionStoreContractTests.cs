@@ -1,3 +1,4 @@
+using ModelRoute.Server.Webhooks;
 using ModelRoute.Server.Operations;
 using ModelRoute.Server.Storage.Postgres;
 
@@ -25,6 +26,9 @@ public sealed class PostgresExecutionStoreContractTests : ExecutionStoreContract
     }
 
     private UsageStore? _usage;
+
+    protected override IWebhookStore CreateWebhookStore() =>
+        new WebhookStore(new PostgresDialect(_database!), new PostgresWebhookOutbox(_database!, new IdGenerator(Time)));
 
     protected override IUsageStore UsageTotals => _usage!;
 

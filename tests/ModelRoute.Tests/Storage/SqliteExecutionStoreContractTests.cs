@@ -1,3 +1,4 @@
+using ModelRoute.Server.Webhooks;
 using ModelRoute.Server.Routing;
 using ModelRoute.Server.Storage.Sqlite;
 
@@ -21,6 +22,9 @@ public sealed class SqliteExecutionStoreContractTests : ExecutionStoreContract
     }
 
     private UsageStore? _usage;
+
+    protected override IWebhookStore CreateWebhookStore() =>
+        new WebhookStore(new SqliteDialect(_database!), new SqliteWebhookOutbox(_database!, new IdGenerator(Time)));
 
     protected override IUsageStore UsageTotals => _usage!;
 

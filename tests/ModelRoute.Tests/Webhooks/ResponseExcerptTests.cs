@@ -17,9 +17,9 @@ public sealed class ResponseExcerptTests : IAsyncLifetime
         ["ModelRoute:Webhooks:Timeout"] = "00:00:02",
     });
 
-    private ScriptedReceiver _receiver = null!;
+    private WebhookReceiver _receiver = null!;
 
-    public async Task InitializeAsync() => _receiver = await ScriptedReceiver.StartAsync();
+    public async Task InitializeAsync() => _receiver = await WebhookReceiver.StartAsync();
 
     public async Task DisposeAsync()
     {
@@ -30,7 +30,7 @@ public sealed class ResponseExcerptTests : IAsyncLifetime
     [Fact]
     public async Task A_receiver_answering_500_with_a_text_body_has_that_body_on_the_attempt()
     {
-        _receiver.Answer = context => ScriptedReceiver.AnswerAsync(context, 500, "database is down\nretry later"u8.ToArray());
+        _receiver.Answer = (_, _) => ReceiverAnswer.Text(500, "database is down\nretry later"u8.ToArray());
         var attempt = await OnlyAttemptAsync("failed");
 
         attempt.GetProperty("status_code").GetInt32().ShouldBe(500);
@@ -42,7 +42,7 @@ public sealed class ResponseExcerptTests : IAsyncLifetime
     public async Task A_body_over_1_KiB_is_cut_at_1024_bytes_and_flagged()
     {
         var body = string.Concat(Enumerable.Range(0, 300).Select(i => $"{i % 10}-ab"));
-        _receiver.Answer = context => ScriptedReceiver.AnswerAsync(context, 503, Encoding.UTF8.GetBytes(body));
+        _receiver.Answer = (_, _) => ReceiverAnswer.Text(503, Encoding.UTF8.GetBytes(body));
         var attempt = await OnlyAttemptAsync("failed");
 
         attempt.GetProperty("response_body").GetString().ShouldBe(body[..1024]);
@@ -52,7 +52,7 @@ public sealed class ResponseExcerptTests : IAsyncLifetime
     [Fact]
     public async Task A_successful_answers_short_body_is_kept_too()
     {
-        _receiver.Answer = context => ScriptedReceiver.AnswerAsync(context, 200, """{"received":true}"""u8.ToArray());
+        _receiver.Answer = (_, _) => ReceiverAnswer.Text(200, """{"received":true}"""u8.ToArray());
         var attempt = await OnlyAttemptAsync("succeeded");
 
         attempt.GetProperty("response_body").GetString().ShouldBe("""{"received":true}""");
@@ -62,7 +62,7 @@ public sealed class ResponseExcerptTests : IAsyncLifetime
     [Fact]
     public async Task A_failed_answer_whose_body_never_ends_ends_within_the_timeout_with_what_arrived()
     {
-        _receiver.Answer = context => ScriptedReceiver.NeverEndingAsync(context, 500);
+        _receiver.Answer = (_, _) => ReceiverAnswer.NeverEnding(500);
         var attempt = await OnlyAttemptAsync("failed");
 
         attempt.GetProperty("status_code").GetInt32().ShouldBe(500);
@@ -75,7 +75,7 @@ public sealed class ResponseExcerptTests : IAsyncLifetime
     [Fact]
     public async Task A_successful_answer_whose_body_never_ends_is_not_waited_for()
     {
-        _receiver.Answer = context => ScriptedReceiver.NeverEndingAsync(context, 200);
+        _receiver.Answer = (_, _) => ReceiverAnswer.NeverEnding(200);
         var attempt = await OnlyAttemptAsync("succeeded");
 
         attempt.GetProperty("latency_ms").GetInt64().ShouldBeLessThan(TimeoutMs / 2);
@@ -84,7 +84,7 @@ public sealed class ResponseExcerptTests : IAsyncLifetime
     [Fact]
     public async Task Invalid_utf8_and_nul_bytes_are_shown_as_replacement_characters_on_both_stores()
     {
-        _receiver.Answer = context => ScriptedReceiver.AnswerAsync(context, 400, [(byte)'o', (byte)'k', 0xFF, 0xFE, 0x00, 0xC3, (byte)'!']);
+        _receiver.Answer = (_, _) => ReceiverAnswer.Text(400, [(byte)'o', (byte)'k', 0xFF, 0xFE, 0x00, 0xC3, (byte)'!']);
         var attempt = await OnlyAttemptAsync("failed");
 
         attempt.GetProperty("response_body").GetString().ShouldBe("ok\uFFFD\uFFFD\uFFFD\uFFFD!");
@@ -107,7 +107,7 @@ public sealed class ResponseExcerptTests : IAsyncLifetime
     private async Task<JsonElement> OnlyAttemptAsync(string status)
     {
         using var account = await _gateway.CreateAccountAsync();
-        var submitted = await account.Client.SubmitTextAsync(extra: $$""","webhook_url":"{{_receiver.Url}}" """);
+        var submitted = await account.Client.SubmitTextAsync(extra: $$""","webhook_url":"{{_receiver.Url()}}" """);
         submitted.Status.ShouldBe(202, submitted.Body);
         var id = submitted.Json.GetProperty("id").GetString()!;
         JsonElement delivery = default;

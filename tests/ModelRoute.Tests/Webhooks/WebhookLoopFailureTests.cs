@@ -78,6 +78,8 @@ public sealed class WebhookLoopFailureTests
 
         public Task<WebhookDelivery?> GetDeliveryAsync(string accountId, string id, CancellationToken cancellationToken) => inner.GetDeliveryAsync(accountId, id, cancellationToken);
 
+        public Task<int> PurgeTestDeliveriesAsync(DateTimeOffset endedBefore, int max, CancellationToken cancellationToken) => inner.PurgeTestDeliveriesAsync(endedBefore, max, cancellationToken);
+
         public Task<IReadOnlyList<WebhookDelivery>> ListDeliveriesAsync(string accountId, string? endpointId, string? executionId, string? before, int limit, CancellationToken cancellationToken) =>
             inner.ListDeliveriesAsync(accountId, endpointId, executionId, before, limit, cancellationToken);
 

@@ -59,10 +59,14 @@ public sealed class ArtifactStores : IArtifactStore, IDisposable
             : null; // Kept in a store this node is not configured for.
     }
 
-    public async Task DeleteAllAsync(string executionId, CancellationToken cancellationToken)
+    public async Task DeleteAllAsync(string executionId, IReadOnlyCollection<string> stores, CancellationToken cancellationToken)
     {
-        await Files.DeleteAllAsync(executionId, cancellationToken);
-        if (S3 is not null)
+        if (stores.Contains(ArtifactStoreKinds.File))
+        {
+            await Files.DeleteAllAsync(executionId, cancellationToken);
+        }
+
+        if (S3 is not null && stores.Contains(ArtifactStoreKinds.S3))
         {
             await S3.DeleteAllAsync(executionId, cancellationToken);
         }

@@ -24,8 +24,11 @@ public interface IArtifactStore
     /// <summary>The artifact's bytes from its own store, never a redirect; null when it is not there.</summary>
     Task<Stream?> ReadAsync(string executionId, Artifact artifact, CancellationToken cancellationToken);
 
-    /// <summary>Removes every artifact of the execution from every store in use (retention).</summary>
-    Task DeleteAllAsync(string executionId, CancellationToken cancellationToken);
+    /// <summary>
+    /// Removes every artifact of the execution from the <paramref name="stores"/> that hold them (retention); a store this
+    /// node is not configured for is skipped, a missing object is not an error.
+    /// </summary>
+    Task DeleteAllAsync(string executionId, IReadOnlyCollection<string> stores, CancellationToken cancellationToken);
 }
 
 /// <summary>An artifact to send: its bytes, or a short-lived address to redirect to.</summary>
