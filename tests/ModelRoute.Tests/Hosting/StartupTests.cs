@@ -24,18 +24,12 @@ public sealed class StartupTests : IDisposable
             arguments = [.. arguments.Where(a => a != "--ModelRoute:Models:bad/model:Routes:0:Provider=sim")];
         }
 
-        using var process = GatewayProcess.Launch(_directory, arguments, new Dictionary<string, string>());
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
+        var (exitCode, errors) = await GatewayProcess.LaunchExpectingConfigurationErrorAsync(_directory, arguments);
 
-        process.ExitCode.ShouldBe(1);
-        var errors = (await stderr).Trim();
+        exitCode.ShouldBe(1);
         errors.ShouldStartWith("modelroute: configuration error:");
         errors.ShouldContain(named);
         errors.Split('\n').Length.ShouldBe(1, errors);
-        (await stdout).ShouldNotContain("   at ");
     }
 
     [Fact]
@@ -43,19 +37,13 @@ public sealed class StartupTests : IDisposable
     {
         string[] arguments = ["--ModelRoute:AdminKey=only-twenty-seven-characters", "--ModelRoute:Retention=00:00:10", "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"];
 
-        using var process = GatewayProcess.Launch(_directory, arguments, new Dictionary<string, string>());
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
+        var (exitCode, errors) = await GatewayProcess.LaunchExpectingConfigurationErrorAsync(_directory, arguments);
 
-        process.ExitCode.ShouldBe(1);
-        var errors = (await stderr).Trim();
+        exitCode.ShouldBe(1);
         errors.ShouldStartWith("modelroute: configuration error:");
         errors.ShouldContain("ModelRoute:AdminKey must be at least 32 characters in the Production environment");
         errors.ShouldContain("ModelRoute:Retention must be at least one minute");
         errors.Split('\n').Length.ShouldBe(1, errors);
-        (await stdout).ShouldNotContain("   at ");
     }
 
     public void Dispose() => TestPaths.TryDelete(_directory);

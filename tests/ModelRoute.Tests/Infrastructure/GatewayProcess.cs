@@ -56,6 +56,24 @@ public sealed class GatewayProcess : IAsyncDisposable
         return Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
     }
 
+    /// <summary>
+    /// Starts the gateway in <paramref name="workingDirectory"/> where it is expected to stop on a configuration error
+    /// (docs/configuration.md#start-up-checks), and waits for it to exit: its exit code and its stderr, trimmed. Whatever
+    /// it wrote to stdout must hold no stack trace.
+    /// </summary>
+    public static async Task<(int ExitCode, string Errors)> LaunchExpectingConfigurationErrorAsync(
+        string workingDirectory, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
+    {
+        using var process = Launch(workingDirectory, arguments, environment ?? new Dictionary<string, string>());
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await process.WaitForExitAsync(timeout.Token);
+
+        (await stdout).ShouldNotContain("   at ");
+        return (process.ExitCode, (await stderr).Trim());
+    }
+
     /// <summary>Starts the gateway in <paramref name="dataDirectory"/> and waits until it answers /healthz.</summary>
     public static async Task<GatewayProcess> StartAsync(string dataDirectory, IDictionary<string, string> settings)
     {

@@ -58,19 +58,14 @@ public sealed class PrometheusTokenTests : IAsyncLifetime
         var directory = TestPaths.NewTempDirectory("metrics-token");
         try
         {
-            using var process = GatewayProcess.Launch(directory, [setting, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"], new Dictionary<string, string>());
-            var stderr = process.StandardError.ReadToEndAsync();
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            await process.WaitForExitAsync(timeout.Token);
+            var (exitCode, errors) = await GatewayProcess.LaunchExpectingConfigurationErrorAsync(
+                directory, [setting, "--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}"]);
 
-            process.ExitCode.ShouldBe(1);
-            var errors = (await stderr).Trim();
+            exitCode.ShouldBe(1);
             errors.ShouldStartWith("modelroute: configuration error:");
             errors.ShouldContain("ModelRoute:Metrics:Token");
             errors.Split('\n').Length.ShouldBe(1, errors);
             errors.ShouldNotContain(setting.Split('=')[1]);
-            (await stdout).ShouldNotContain("   at ");
         }
         finally
         {
