@@ -69,24 +69,17 @@ public static class ExecutionEndpoints
         v1.MapEventFeed();
     }
 
-    private static async Task<IResult> SubmitAsync(
-        HttpContext context, SubmissionValidator validator, ExecutionSubmitter submitter, SubmissionLoad load, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> SubmitAsync(HttpContext context, SingleSubmission submissions, IOptions<ModelRouteOptions> options, CancellationToken cancellationToken)
     {
         var (document, unreadable) = await JsonBody.ReadAsync(context.Request, options.Value.Limits.MaxRequestBytes, cancellationToken);
         using (document)
         {
-            var (submission, invalid) = unreadable is null ? validator.Parse(document!.RootElement) : (null, unreadable);
-            if (invalid is not null)
+            if (unreadable is not null)
             {
-                return invalid.ToResult();
+                return unreadable.ToResult();
             }
 
-            SubmissionResult result;
-            using (load.Enter())
-            {
-                result = await submitter.SubmitAsync(context.User.AccountId(), submission!, "", cancellationToken, context.User.SubmittingKey());
-            }
-
+            var result = await submissions.SubmitAsync(document!.RootElement, context.User.AccountId(), context.User.SubmittingKey(), cancellationToken);
             if (result.Problem is not null)
             {
                 return result.Problem.ToResult();

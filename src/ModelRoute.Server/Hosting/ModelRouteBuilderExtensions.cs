@@ -128,6 +128,7 @@ public static class ModelRouteBuilderExtensions
         services.AddSingleton<SubmissionValidator>();
         services.AddSingleton<ExecutionSubmitter>();
         services.AddSingleton<SubmissionLoad>();
+        services.AddSingleton<SingleSubmission>();
         services.AddSingleton<BatchSubmission>();
         services.AddSingleton<ExecutionCancellation>();
         services.AddSingleton<ExecutionClaims>();

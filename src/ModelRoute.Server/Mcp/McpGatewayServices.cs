@@ -10,9 +10,7 @@ namespace ModelRoute.Server.Mcp;
 /// <summary>The services the MCP tools share with the HTTP endpoints (one instance per node).</summary>
 internal sealed class McpGatewayServices(
     ModelCatalog catalog,
-    SubmissionValidator validator,
-    ExecutionSubmitter submitter,
-    SubmissionLoad load,
+    SingleSubmission submissions,
     BatchSubmission batches,
     ExecutionCancellation cancellation,
     IExecutionStore store,
@@ -24,11 +22,7 @@ internal sealed class McpGatewayServices(
 {
     public ModelCatalog Catalog => catalog;
 
-    public SubmissionValidator Validator => validator;
-
-    public ExecutionSubmitter Submitter => submitter;
-
-    public SubmissionLoad Load => load;
+    public SingleSubmission Submissions => submissions;
 
     public BatchSubmission Batches => batches;
 

@@ -19,18 +19,7 @@ internal sealed class ServerGatewayOperations(McpGatewayServices services, strin
 
     public async Task<GatewayResult> SubmitAsync(JsonElement submission, CancellationToken cancellationToken)
     {
-        var (parsed, invalid) = services.Validator.Parse(submission);
-        if (invalid is not null)
-        {
-            return Fail(invalid);
-        }
-
-        SubmissionResult result;
-        using (services.Load.Enter())
-        {
-            result = await services.Submitter.SubmitAsync(accountId, parsed!, "", cancellationToken, key);
-        }
-
+        var result = await services.Submissions.SubmitAsync(submission, accountId, key, cancellationToken);
         return result.Problem is { } problem ? Fail(problem) : Ok(ExecutionView.From(result.Execution!));
     }
 
