@@ -100,6 +100,6 @@ public sealed class BatchSubmission(SubmissionValidator validator, ExecutionSubm
             await earlier;
         }
 
-        return await submitter.SubmitAsync(accountId, submission, prefix, cancellationToken, key);
+        return await submitter.SubmitAsync(accountId, submission, prefix, SubmissionSpan.Own, cancellationToken, key);
     }
 }

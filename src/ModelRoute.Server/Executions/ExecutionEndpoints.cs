@@ -79,7 +79,8 @@ public static class ExecutionEndpoints
                 return unreadable.ToResult();
             }
 
-            var result = await submissions.SubmitAsync(document!.RootElement, context.User.AccountId(), context.User.SubmittingKey(), cancellationToken);
+            var result = await submissions.SubmitAsync(
+                document!.RootElement, context.User.AccountId(), context.User.SubmittingKey(), SubmissionSpan.Request, cancellationToken);
             if (result.Problem is not null)
             {
                 return result.Problem.ToResult();

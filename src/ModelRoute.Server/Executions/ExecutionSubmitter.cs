@@ -6,11 +6,26 @@ namespace ModelRoute.Server.Executions;
 
 public sealed record SubmissionResult(Execution? Execution, bool Replayed, Problem? Problem);
 
+/// <summary>Where a submission is recorded when a tracer records it (docs/observability.md#traces).</summary>
+public enum SubmissionSpan
+{
+    /// <summary>A <c>modelroute.submit</c> span of its own, under the current activity: a batch's item, an MCP tool call.</summary>
+    Own,
+
+    /// <summary>
+    /// The HTTP request's own span when a tracer records it (else a span of its own): only for a request whose one
+    /// submission is all it does (<c>POST /v1/executions</c>), a span less per execution.
+    /// </summary>
+    Request,
+}
+
 /// <summary>Prices a validated submission, places its hold and stores it, all or nothing (docs/api.md#money, docs/api.md#idempotency).</summary>
 public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, Webhooks.WebhookUrlPolicy webhookUrls, Operations.GatewayMetrics metrics, TimeProvider time)
 {
+    /// <param name="span">Where the submission is recorded when traced: the request's span only when the caller says so.</param>
     /// <param name="key">The API key it is submitted with: the execution records it, and a key's spending limit binds it.</param>
-    public async Task<SubmissionResult> SubmitAsync(string accountId, ParsedSubmission submission, string fieldPrefix, CancellationToken cancellationToken, SubmittingKey key = default)
+    public async Task<SubmissionResult> SubmitAsync(
+        string accountId, ParsedSubmission submission, string fieldPrefix, SubmissionSpan span, CancellationToken cancellationToken, SubmittingKey key = default)
     {
         // An existing key is answered by the store (replay or reuse) even if its URL would be refused now.
         if (submission.WebhookUrl is { } url && await webhookUrls.RefusalAsync(new Uri(url), cancellationToken) is { } refusal
@@ -24,13 +39,13 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
         var started = time.GetTimestamp();
 
         // The execution's trace (docs/observability.md#traces): the submitter's when its request carried traceparent. A
-        // request of one submission (no field prefix) is recorded on its own span when a tracer records that; a batch's
-        // items each get a span.
-        var request = fieldPrefix.Length == 0 ? TraceContext.RecordedRequest() : null;
+        // request of one submission is recorded on its own span when a tracer records that (the caller says which);
+        // a batch's items and MCP's tool calls each get a span.
+        var request = span == SubmissionSpan.Request ? TraceContext.RecordedRequest() : null;
         using var own = request is null ? TraceContext.StartSubmit() : null;
-        var span = request ?? own;
+        var recorded = request ?? own;
         var id = ids.New("exe");
-        span?.SetTag(TraceTags.Model, submission.Model.Name);
+        recorded?.SetTag(TraceTags.Model, submission.Model.Name);
         var outcome = await store.SubmitAsync(
             new NewExecution(
                 id,
@@ -51,13 +66,13 @@ public sealed class ExecutionSubmitter(IExecutionStore store, IdGenerator ids, W
                 now.AddSeconds(submission.TimeoutSeconds),
                 key.Id,
                 key.SpendLimited,
-                TraceContext.ForSubmission(span)),
+                TraceContext.ForSubmission(recorded)),
             cancellationToken);
 
         var answer = outcome.Result switch { SubmitResult.Created => "created", SubmitResult.Replayed => "replayed", _ => "refused" };
         metrics.Submitted(submission.Model.Name, answer, time.GetElapsedTime(started), hold);
-        span?.SetTag(TraceTags.ExecutionId, outcome.Execution?.Id);
-        span?.SetTag(TraceTags.Outcome, answer);
+        recorded?.SetTag(TraceTags.ExecutionId, outcome.Execution?.Id);
+        recorded?.SetTag(TraceTags.Outcome, answer);
         return Answer(outcome, hold, submission, fieldPrefix);
     }
 

@@ -9,7 +9,11 @@ namespace ModelRoute.Server.Executions;
 public sealed class SingleSubmission(SubmissionValidator validator, ExecutionSubmitter submitter, SubmissionLoad load)
 {
     /// <summary>Checks the submission in <paramref name="root"/> and stores it; nothing is stored when it is refused.</summary>
-    public async Task<SubmissionResult> SubmitAsync(JsonElement root, string accountId, SubmittingKey key, CancellationToken cancellationToken)
+    /// <param name="span">
+    /// <see cref="SubmissionSpan.Request"/> only from <c>POST /v1/executions</c>, whose request is this one submission;
+    /// an MCP tool call is one message of a session's request, and gets a span of its own.
+    /// </param>
+    public async Task<SubmissionResult> SubmitAsync(JsonElement root, string accountId, SubmittingKey key, SubmissionSpan span, CancellationToken cancellationToken)
     {
         var (submission, invalid) = validator.Parse(root);
         if (invalid is not null)
@@ -19,7 +23,7 @@ public sealed class SingleSubmission(SubmissionValidator validator, ExecutionSub
 
         using (load.Enter())
         {
-            return await submitter.SubmitAsync(accountId, submission!, "", cancellationToken, key);
+            return await submitter.SubmitAsync(accountId, submission!, "", span, cancellationToken, key);
         }
     }
 }

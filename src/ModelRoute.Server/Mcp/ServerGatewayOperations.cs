@@ -19,7 +19,7 @@ internal sealed class ServerGatewayOperations(McpGatewayServices services, strin
 
     public async Task<GatewayResult> SubmitAsync(JsonElement submission, CancellationToken cancellationToken)
     {
-        var result = await services.Submissions.SubmitAsync(submission, accountId, key, cancellationToken);
+        var result = await services.Submissions.SubmitAsync(submission, accountId, key, SubmissionSpan.Own, cancellationToken);
         return result.Problem is { } problem ? Fail(problem) : Ok(ExecutionView.From(result.Execution!));
     }
 

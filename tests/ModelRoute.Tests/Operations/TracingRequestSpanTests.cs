@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using OpenTelemetry.Trace;
 using ModelRoute.Server.Operations;
+using ModelRoute.Tests.Mcp;
 
 namespace ModelRoute.Tests.Operations;
 
 /// <summary>
 /// docs/observability.md#traces with ASP.NET Core's requests recorded too (as the OTLP export records them): a submission
-/// is recorded on its request's span and a settlement on its run's, while a batch's items keep a submit span each.
+/// is recorded on its request's span and a settlement on its run's, while a batch's items and MCP's submit_execution
+/// keep a submit span each.
 /// </summary>
 public sealed class TracingRequestSpanTests : IAsyncLifetime
 {
@@ -80,5 +82,32 @@ public sealed class TracingRequestSpanTests : IAsyncLifetime
             submit.ParentSpanId.ShouldBe(request.SpanId);
             _spans.Of(id).Where(s => s.OperationName == TraceContext.RunSpan).ShouldHaveSingleItem().ParentSpanId.ShouldBe(submit.SpanId);
         }
+    }
+
+    [Fact]
+    public async Task An_mcp_submit_execution_is_a_submit_span_of_its_own_rather_than_the_mcp_requests_span()
+    {
+        using var account = await _gateway.CreateAccountAsync();
+        await using var client = await McpTestClient.ConnectAsync(_gateway, account.Key);
+        var submission = new
+        {
+            model = "sim/text",
+            input = new { messages = new[] { new { role = "user", content = "hello" } }, simulate = new { latency_ms = 0 } },
+            idempotency_key = $"mcp-{Guid.NewGuid()}",
+        };
+
+        var id = (await client.CallAsync("submit_execution", submission)).Structured().GetProperty("id").GetString()!;
+        await Eventually.HoldsAsync(() => TracingCapture.Settlements(_spans.Of(id)).Count > 0, "the run's span ended");
+
+        var spans = _spans.Of(id);
+        spans.ShouldNotContain(s => s.Kind == ActivityKind.Server, "an MCP request's span is not the submission's");
+        var submit = spans.Where(s => s.OperationName == "modelroute.submit").ShouldHaveSingleItem();
+        submit.Kind.ShouldBe(ActivityKind.Internal);
+        submit.GetTagItem("modelroute.outcome").ShouldBe("created");
+        submit.GetTagItem("modelroute.model").ShouldBe("sim/text");
+        spans.Where(s => s.OperationName == TraceContext.RunSpan).ShouldHaveSingleItem().ParentSpanId.ShouldBe(submit.SpanId);
+        await Eventually.HoldsAsync(
+            () => _spans.Any(s => s.SpanId == submit.ParentSpanId && s.Kind == ActivityKind.Server && s.Source.Name == "Microsoft.AspNetCore"),
+            "the submit span is under the MCP request's span");
     }
 }
