@@ -4,6 +4,7 @@ using ModelRoute.Tests.Providers.OpenAI;
 namespace ModelRoute.Tests.Operations;
 
 /// <summary>docs/observability.md#logs: what is logged while an execution runs, or its webhook is sent, carries its ids and trace id.</summary>
+[Collection(TracingCollection.Name)]
 public sealed class TracingLogScopeTests : IAsyncLifetime
 {
     private const string Chat = "openai/gpt-4o-mini";

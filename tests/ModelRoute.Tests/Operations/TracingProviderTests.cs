@@ -3,6 +3,7 @@ using ModelRoute.Tests.Providers.OpenAI;
 namespace ModelRoute.Tests.Operations;
 
 /// <summary>docs/observability.md#traces: a provider call carries the execution's <c>traceparent</c>, whether or not a tracer listens.</summary>
+[Collection(TracingCollection.Name)]
 public sealed class TracingProviderTests : IAsyncLifetime
 {
     private const string Chat = "openai/gpt-4o-mini";

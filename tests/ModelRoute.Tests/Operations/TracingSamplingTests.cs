@@ -6,6 +6,7 @@ namespace ModelRoute.Tests.Operations;
 /// docs/observability.md#otlp: with a sampler that keeps no new trace (as <c>OTEL_TRACES_SAMPLER</c> may say), an
 /// execution submitted without <c>traceparent</c> records none of its spans, yet keeps its trace id.
 /// </summary>
+[Collection(TracingCollection.Name)]
 public sealed class TracingSamplingTests : IAsyncLifetime
 {
     private readonly TracingCapture _spans = new();

@@ -6,6 +6,7 @@ namespace ModelRoute.Tests.Operations;
 /// docs/observability.md#traces: one trace follows an execution from the submitter's <c>traceparent</c> through its
 /// runs, provider attempts (a retry included) and settlements to its webhook delivery, on the store the run uses.
 /// </summary>
+[Collection(TracingCollection.Name)]
 public sealed class TracingTests : IAsyncLifetime
 {
     private readonly TracingCapture _spans = new();

@@ -7,6 +7,7 @@ namespace ModelRoute.Tests.Operations;
 /// docs/observability.md#traces with nothing listening to the <c>ModelRoute</c> source (no OTLP endpoint, as by default):
 /// the trace context is still stored and handed on, and the attempt, provider-call and delivery metrics are recorded.
 /// </summary>
+[Collection(TracingCollection.Name)]
 public sealed class TracingWithoutListenerTests() : GatewayAndReceiver(new Dictionary<string, string?>
     {
         ["ModelRoute:Webhooks:RetrySchedule:0"] = "00:00:00",
