@@ -103,24 +103,27 @@ async Task<StoreResult> RunStoreAsync(PlannedRun planned, Task<PostgresServer>? 
     try
     {
         PostgresServer? postgres = null;
-        string? connectionString = null;
-        var gatewayStart = store == "postgres" ? null : GatewayHost.StartAsync(serverDll, store, null);
+        var gateways = RunPlan.Gateways(phases);
+        var firstStart = store == "postgres" || gateways.Count == 0 ? null : GatewayHost.StartAsync(serverDll, store, null);
         if (store == "postgres")
         {
             postgres = await cluster!;
-            connectionString = postgres.ConnectionString(await postgres.CreateDatabaseAsync($"modelroute_{planned.Number}"));
         }
         else if (cluster is not null)
         {
             await Task.WhenAny(cluster); // its failure is the PostgreSQL runs', not this one's
         }
 
-        StoreResult result;
-        await using (var gateway = await (gatewayStart ?? GatewayHost.StartAsync(serverDll, store, connectionString)))
+        // Each gateway on a store of its own (a fresh data directory or database): see RunPlan.Gateways.
+        var result = StoreResult.Empty(store);
+        for (var g = 0; g < gateways.Count; g++)
         {
-            Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: gateway ready ({gateway.RssMiB()} MiB RSS)");
+            var database = g == 0 ? $"modelroute_{planned.Number}" : $"modelroute_{planned.Number}_{string.Join('_', gateways[g])}";
+            var connectionString = postgres is null ? null : postgres.ConnectionString(await postgres.CreateDatabaseAsync(database));
+            await using var gateway = await (g == 0 && firstStart is not null ? firstStart : GatewayHost.StartAsync(serverDll, store, connectionString));
+            Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: gateway ready for {string.Join(", ", gateways[g])} ({gateway.RssMiB()} MiB RSS)");
             var cpu = new CpuMeter(gateway.Pid, postgres?.PostmasterPid());
-            result = await new StoreBench(gateway, receiver, settings, store, phases, cpu).RunAsync(CancellationToken.None);
+            result = result.Then(await new StoreBench(gateway, receiver, settings, store, gateways[g], cpu).RunAsync(CancellationToken.None));
         }
 
         return phases.Contains("baseline") ? await WithBaselineAsync(result, postgres, planned.Number) : result;
@@ -129,7 +132,7 @@ async Task<StoreResult> RunStoreAsync(PlannedRun planned, Task<PostgresServer>? 
     {
         // One run's failure still leaves a report of the others.
         Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {store}: FAILED: {ex}");
-        return new StoreResult(store, [], new SearchResult(0, null, []), null, null, null, null, null, null, 0, 0, [], ex.Message);
+        return StoreResult.Empty(store, ex.Message);
     }
 }
 

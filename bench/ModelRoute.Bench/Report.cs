@@ -15,8 +15,9 @@ public static class Report
         + (s.WarmupBurst > TimeSpan.Zero ? $", then {s.WarmupBurst.TotalSeconds:0.#} s at {BenchSettings.TargetRate:0}/s" : "")
         + "), so that the JIT has compiled the hot paths to their optimized tier before anything is measured. "
         + "Phases run in this order: end to end, GET, webhooks, then the fixed-rate submit runs up to the first that fails twice in a row, the rate search, the fixed rates "
-        + "above that failure (overload steps, which leave a backlog behind), and last the parked executions for memory (they stay); so only the memory "
-        + "phase follows the overload. "
+        + "above that failure (overload steps, which leave a backlog behind), and last the parked executions for memory (they stay), on a gateway of its own "
+        + "started on a fresh store (data directory or database), not warmed up, so that the RSS measured is the parked executions' and not what the overload "
+        + "left in the heap. "
         + "Submit and GET latencies are open loop: measured from each request's scheduled send time; requests still unanswered "
         + $"{s.RequestDrainLimit.TotalSeconds:0.#} s after the last scheduled send are abandoned and count as errors. "
         + "Submissions are sim/text with simulate.latency_ms 0, so the gateway also dispatches and completes each one in the background while it takes new ones; "

@@ -70,7 +70,28 @@ public sealed record StoreResult(
     double FractionOfSequentialBaseline,
     double FractionOfConcurrentBaseline,
     IReadOnlyList<PhaseTime> Phases,
-    string? Failure);
+    string? Failure)
+{
+    /// <summary>A store run with no figures: nothing measured yet, or <paramref name="failure"/> stopped it.</summary>
+    public static StoreResult Empty(string store, string? failure = null) =>
+        new(store, [], new SearchResult(0, null, []), null, null, null, null, null, null, 0, 0, [], failure);
+
+    /// <summary>
+    /// This run's figures with those a later gateway of the same store run measured (<see cref="RunPlan.Gateways"/>):
+    /// each figure comes from the gateway that measured it, and the phase times of both are kept in order.
+    /// </summary>
+    public StoreResult Then(StoreResult later) => this with
+    {
+        Submit = [.. Submit, .. later.Submit],
+        MaxRate = later.Submit.Count > 0 ? later.MaxRate : MaxRate,
+        Get = later.Get ?? Get,
+        EndToEnd = later.EndToEnd ?? EndToEnd,
+        Webhooks = later.Webhooks ?? Webhooks,
+        FanOut = later.FanOut ?? FanOut,
+        Memory = later.Memory ?? Memory,
+        Phases = [.. Phases, .. later.Phases],
+    };
+}
 
 public sealed record TargetCheck(string Target, string Measured, string Verdict);
 

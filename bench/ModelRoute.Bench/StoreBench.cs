@@ -5,7 +5,10 @@ using System.Text.Json;
 
 namespace ModelRoute.Bench;
 
-/// <summary>Every gateway measurement against one running gateway (one store). Each phase is capped in time.</summary>
+/// <summary>
+/// The measurements of the given phases against one running gateway (one store). Each phase is capped in time. A store
+/// run gives the memory phase a gateway of its own (<see cref="RunPlan.Gateways"/>).
+/// </summary>
 public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, BenchSettings settings, string store, IReadOnlySet<string> phases, CpuMeter cpu)
 {
     public static readonly string[] AllPhases = ["submit", "get", "e2e", "webhooks", "memory"];
@@ -23,7 +26,11 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         _api = gateway.Client(key, 4096);
         try
         {
-            await WarmUpAsync(cancellationToken);
+            // A gateway started for the memory phase alone is not warmed up: its RSS before the fill is an idle gateway's.
+            if (phases.Any(p => p != RunPlan.MemoryPhase))
+            {
+                await WarmUpAsync(cancellationToken);
+            }
 
             EndToEndResult? endToEnd = null;
             if (phases.Contains("e2e"))
@@ -37,7 +44,8 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
 
             // Then what should be measured on a calm gateway (GET latency, webhook delivery), before the submit runs and
             // their overload steps, which leave a backlog that PostgreSQL took longer than a phase's wait to work off:
-            // measured after it, GET p99 on PostgreSQL was 0.4–0.7 s. The 100,000 parked executions come last, as they stay.
+            // measured after it, GET p99 on PostgreSQL was 0.4–0.7 s. The 100,000 parked executions come last, as they
+            // stay (a store run gives them a gateway of their own).
             RunResult? get = null;
             if (phases.Contains("get"))
             {
@@ -56,22 +64,24 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
                 await TimedAsync("submit", async () => search = await SubmitPhaseAsync(submit, cancellationToken));
             }
 
-            MemoryResult? memory = null;
-            if (phases.Contains("memory"))
-            {
-                await TimedAsync("memory", async () =>
-                {
-                    memory = await MemoryAsync(cancellationToken);
-                    Log($"memory with {memory.Awaiting:N0} awaiting: {memory.RssMinMiB}-{memory.RssMaxMiB} MiB (before {memory.RssBeforeMiB} MiB, {memory.KiBPerAwaiting} KiB each, projected {memory.ProjectedRssMiBAt100k} MiB at 100,000), flat: {memory.Flat}");
-                });
-            }
-
+            var memory = phases.Contains(RunPlan.MemoryPhase) ? await MemoryPhaseAsync(cancellationToken) : null;
             return new StoreResult(store, submit, search, get, endToEnd, flood, fanOut, memory, null, 0, 0, _times, null);
         }
         finally
         {
             _api.Dispose();
         }
+    }
+
+    private async Task<MemoryResult> MemoryPhaseAsync(CancellationToken cancellationToken)
+    {
+        MemoryResult? memory = null;
+        await TimedAsync(RunPlan.MemoryPhase, async () =>
+        {
+            memory = await MemoryAsync(cancellationToken);
+            Log($"memory with {memory.Awaiting:N0} awaiting: {memory.RssMinMiB}-{memory.RssMaxMiB} MiB (before {memory.RssBeforeMiB} MiB, {memory.KiBPerAwaiting} KiB each, projected {memory.ProjectedRssMiBAt100k} MiB at 100,000), flat: {memory.Flat}");
+        });
+        return memory!;
     }
 
     private async Task WarmUpAsync(CancellationToken cancellationToken)
@@ -497,9 +507,9 @@ public sealed class StoreBench(GatewayHost gateway, WebhookReceiver receiver, Be
         var max = samples.Max(s => s.RssMiB);
         // Flat: the window moves less than 10 % (and under 20 MiB of noise counts as flat too).
         var flat = max - min <= Math.Max(20, 0.10 * max);
-        // The growth per execution is the slope of RSS over the count parked (least squares over every sample): RSS just
-        // before the fill still carries the earlier phases' garbage, so a plain difference can even come out negative.
-        // Under a few thousand, the growth is lost in the noise of everything else in the process.
+        // The growth per execution is the slope of RSS over the count parked (least squares over every sample): the heap
+        // grows and is collected in steps, so a plain difference of two samples can even come out negative. Under a few
+        // thousand, the growth is lost in the noise of everything else in the process.
         var slope = Slope([.. fillSamples, .. samples]);
         var enough = awaiting >= MemoryResult.FewestToProject && !double.IsNaN(slope);
         var perAwaiting = enough ? Math.Round(Math.Max(0, slope) * 1024, 2) : double.NaN;

@@ -50,6 +50,16 @@ public sealed class GeneratedSectionTests
         GeneratedSection.Merge(page, "## The published run\n").Problem.ShouldBeNull();
     }
 
+    [Fact]
+    public void The_published_page_shows_the_chart_once_in_the_part_the_bench_writes()
+    {
+        var page = File.ReadAllText(Path.Combine(Root(), "docs", "benchmarks.md"));
+        var begin = page.IndexOf("<!-- bench:begin", StringComparison.Ordinal);
+
+        // An image of the chart, not a link to the file: the hand-written text may link to it.
+        System.Text.RegularExpressions.Regex.Matches(page, @"!\[[^\]]*\]\(benchmarks\.svg\)").Select(m => m.Index > begin).ShouldBe([true]);
+    }
+
     private static string Root()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);

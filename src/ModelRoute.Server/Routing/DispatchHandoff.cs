@@ -18,6 +18,7 @@ public sealed class DispatchHandoff(SubmissionLoad submissions)
     private readonly Channel<Execution> _executions = Channel.CreateUnbounded<Execution>(new UnboundedChannelOptions { SingleReader = true });
     private SemaphoreSlim? _slots;
     private int _waiting;
+    private volatile bool _providersFull;
 
     public ChannelReader<Execution> Reader => _executions.Reader;
 
@@ -28,12 +29,21 @@ public sealed class DispatchHandoff(SubmissionLoad submissions)
     public void Close() => Volatile.Write(ref _slots, null);
 
     /// <summary>
-    /// Takes a place for one submission about to be stored, if the dispatcher is running, has room and
-    /// submissions are not crowding in. A place taken must end in <see cref="Offer"/> or <see cref="Cancel"/>.
+    /// Told by each claim whether the providers' free places bound it. While they do, nothing is handed over: a fresh
+    /// submission is stored unleased, at its place in its account's queue. Handed over, it would have to be given back
+    /// to that place by a write of its own, and a later submission of the same account, stored or given back before
+    /// that write landed, was claimed ahead of it (first in, first out within an account, docs/routing.md).
+    /// </summary>
+    public void ProvidersFull(bool full) => _providersFull = full;
+
+    /// <summary>
+    /// Takes a place for one submission about to be stored, if the dispatcher is running, has room, the providers
+    /// have places free and submissions are not crowding in. A place taken must end in <see cref="Offer"/> or
+    /// <see cref="Cancel"/>.
     /// </summary>
     public bool TryReserve()
     {
-        if (Volatile.Read(ref _slots) is not { } slots || submissions.IsBusy)
+        if (Volatile.Read(ref _slots) is not { } slots || submissions.IsBusy || _providersFull)
         {
             return false;
         }

@@ -12,6 +12,7 @@ public sealed class ExecutionClaims(
     ExecutionChanges changes,
     SubmissionLoad submissions,
     ProviderRegistry providers,
+    DispatchHandoff handoff,
     NodeIdentity node,
     IOptions<ModelRouteOptions> options,
     TimeProvider time)
@@ -41,6 +42,7 @@ public sealed class ExecutionClaims(
         // docs/routing.md). What is not claimed stays in the store, in its account's queue.
         var batch = Math.Min(wanted, providers.FreeSlots - Volatile.Read(ref _claimedNotStarted));
         _waitForProviders = batch < wanted;
+        handoff.ProvidersFull(batch < wanted);
         if (batch <= 0)
         {
             await changes.WaitForWorkAsync(_options.PollInterval, time, stoppingToken);

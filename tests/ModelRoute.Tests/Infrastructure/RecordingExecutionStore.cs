@@ -79,8 +79,18 @@ public sealed class RecordingExecutionStore(IExecutionStore inner) : IExecutionS
 
     public Task<IReadOnlyList<Execution>> ListAsync(string accountId, ExecutionQuery query, CancellationToken cancellationToken) => inner.ListAsync(accountId, query, cancellationToken);
 
-    public Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken) =>
-        inner.ReleaseClaimAsync(id, owner, notBefore, cancellationToken);
+    /// <summary>Called with the execution of each claim given back, before the store has it; the give-back waits for its task.</summary>
+    public Func<string, Task>? BeforeReleasing { get; set; }
+
+    public async Task ReleaseClaimAsync(string id, string owner, DateTimeOffset notBefore, CancellationToken cancellationToken)
+    {
+        if (BeforeReleasing is { } before)
+        {
+            await before(id);
+        }
+
+        await inner.ReleaseClaimAsync(id, owner, notBefore, cancellationToken);
+    }
 
     /// <summary>
     /// Asked before each lease renewal: true answers it as lost (another node took the work over) without renewing,
