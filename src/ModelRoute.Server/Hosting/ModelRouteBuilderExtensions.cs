@@ -173,6 +173,7 @@ public static class ModelRouteBuilderExtensions
         {
             var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
             context.ProblemDetails.Extensions.TryAdd("code", Problem.CodeFor(status));
+            Problem.NameTrace(context.ProblemDetails);
             if (status >= 500)
             {
                 context.ProblemDetails.Detail = "An unexpected error occurred; it has been logged.";

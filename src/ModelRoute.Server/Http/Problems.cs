@@ -49,8 +49,28 @@ public sealed record Problem(int Status, string Code, string Detail, string? Fie
             details.Extensions["field"] = Field;
         }
 
+        NameTrace(details);
         return details;
     }
+
+    /// <summary>
+    /// Sets <c>trace_id</c> to the request's trace id, 32 hex digits as an execution's (docs/api.md#errors-you-will-meet),
+    /// in place of ASP.NET Core's whole W3C activity id; none outside a trace.
+    /// </summary>
+    public static void NameTrace(ProblemDetails details)
+    {
+        if (System.Diagnostics.Activity.Current is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } activity)
+        {
+            details.Extensions[TraceIdKey] = activity.TraceId.ToHexString();
+        }
+        else
+        {
+            details.Extensions.Remove(TraceIdKey);
+        }
+    }
+
+    /// <summary>ASP.NET Core's <c>traceId</c> under the API's snake_case naming, as its problem writer names it.</summary>
+    private const string TraceIdKey = "trace_id";
 
     public IResult ToResult() => TypedResults.Problem(ToProblemDetails());
 

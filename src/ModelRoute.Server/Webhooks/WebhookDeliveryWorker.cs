@@ -213,7 +213,7 @@ public sealed partial class WebhookDeliveryWorker(
         request.Headers.Add("webhook-signature", WebhookSigner.Header(secrets, delivery.EventId, timestamp, delivery.Payload));
         request.Headers.UserAgent.ParseAdd("ModelRoute-Webhooks/1.0");
 
-        // Sent whether or not anything listens (HttpClient adds one only then): the delivery span's, else the execution's.
+        // The delivery span's when it is recorded, else the execution's (HttpClient adds none: see CreateHandler).
         TraceContext.Propagate(request.Headers, delivery.TraceParent);
         return request;
     }
@@ -266,8 +266,14 @@ public sealed partial class WebhookDeliveryWorker(
     /// The handler behind the webhook client: no redirects, no proxy, and every connection checked
     /// against the URL policy at the moment of connecting (a DNS answer that changed is caught here).
     /// </summary>
+    /// <remarks>
+    /// No propagator, so HttpClient makes no span of its own for a send: the delivery span is already one client span
+    /// per request, and its <c>traceparent</c> is set by <see cref="TraceContext.Propagate"/> (docs/observability.md#what-it-costs).
+    /// HttpClient's request metrics are kept.
+    /// </remarks>
     public static SocketsHttpHandler CreateHandler(WebhookUrlPolicy policy, IHostResolver resolver) => new()
     {
+        ActivityHeadersPropagator = null,
         AllowAutoRedirect = false,
         UseProxy = false,
         UseCookies = false,

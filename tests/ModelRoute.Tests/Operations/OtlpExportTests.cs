@@ -42,6 +42,34 @@ public sealed class OtlpExportTests : IDisposable
     }
 
     [Fact]
+    public async Task A_webhook_send_is_exported_as_one_span_and_the_receiver_gets_its_id()
+    {
+        using var collector = new OtlpCollector();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        await using var gateway = await GatewayProcess.StartAsync(_dataDirectory, new Dictionary<string, string>
+        {
+            ["ModelRoute:AdminKey"] = GatewayFactory.AdminKey,
+            ["ModelRoute:Webhooks:AllowPrivateNetworks"] = "true",
+            ["ModelRoute:Webhooks:AllowHttp"] = "true",
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.Endpoint,
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+        });
+        var key = await gateway.CreateFundedKeyAsync();
+        using var client = gateway.Client(key);
+        using var accepted = await client.PostAsync("/v1/executions", new StringContent(
+            $$"""{"model":"sim/text","input":{"messages":[{"role":"user","content":"hi"}]},"webhook_url":"{{receiver.Url()}}","idempotency_key":"otlp-webhook"}""", Encoding.UTF8, "application/json"));
+        accepted.StatusCode.ShouldBe(HttpStatusCode.Accepted, await accepted.Content.ReadAsStringAsync());
+        await Eventually.HoldsAsync(() => !receiver.Received.IsEmpty, "the webhook arrived");
+
+        var spanId = receiver.Received.Single().Headers["traceparent"].Split('-')[2];
+        await Eventually.HoldsAsync(() => OtlpSpan.All(collector.Received("/v1/traces")).Any(s => s.SpanId == spanId), "the span the receiver was handed is exported");
+        var spans = OtlpSpan.All(collector.Received("/v1/traces")).ToList();
+        spans.Single(s => s.SpanId == spanId).Name.ShouldBe("modelroute.webhook.delivery", "the receiver is handed the delivery's span");
+        spans.ShouldNotContain(s => s.ParentSpanId == spanId, "HttpClient makes no span of its own under a delivery");
+    }
+
+    [Fact]
     public async Task Without_an_otlp_endpoint_no_tracer_is_registered()
     {
         await using var factory = new GatewayFactory();

@@ -104,6 +104,12 @@ internal sealed class ApiDocumentTransformer : IOpenApiDocumentTransformer
                 Enum = [.. ErrorCodeValues.Select(c => (JsonNode)JsonValue.Create(c))],
             },
             ["field"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "The offending field, for VALIDATION_ERROR." },
+            ["trace_id"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Pattern = "^[0-9a-f]{32}$",
+                Description = "The request's trace id (the submitter's when it sent traceparent), 32 hex digits as an execution's trace_id; absent when the server refused the request before the gateway read it.",
+            },
         },
         Examples =
         [
@@ -115,6 +121,7 @@ internal sealed class ApiDocumentTransformer : IOpenApiDocumentTransformer
                 ["detail"] = "'idempotency_key' is required on every submission.",
                 ["code"] = ErrorCodes.ValidationError,
                 ["field"] = "idempotency_key",
+                ["trace_id"] = "4bf92f3577b34da6a3ce929d0e0e4736",
             },
         ],
     };
