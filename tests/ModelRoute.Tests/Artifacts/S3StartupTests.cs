@@ -65,15 +65,7 @@ public sealed class S3StartupTests : IAsyncLifetime
         errors.Split('\n').Length.ShouldBe(1, errors);
     }
 
-    private async Task<(int ExitCode, string Errors)> StartAsync(Dictionary<string, string?> settings)
-    {
-        string[] arguments = ["--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}", .. settings.Select(s => $"--{s.Key}={s.Value}")];
-        using var process = GatewayProcess.Launch(_directory, arguments, new Dictionary<string, string>());
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        await process.WaitForExitAsync(timeout.Token);
-        (await stdout).ShouldNotContain("   at ");
-        return (process.ExitCode, (await stderr).Trim());
-    }
+    private Task<(int ExitCode, string Errors)> StartAsync(Dictionary<string, string?> settings) =>
+        GatewayProcess.LaunchExpectingConfigurationErrorAsync(
+            _directory, ["--urls", $"http://127.0.0.1:{GatewayProcess.FreePort()}", .. settings.Select(s => $"--{s.Key}={s.Value}")]);
 }
